@@ -66,6 +66,9 @@ uint64_t pare_tensor_numel(const pare_tensor *t);
 /* NULL-safe. Frees owned data, dims and name. */
 void pare_tensor_free(pare_tensor *t);
 
+/* Frees n tensors (each NULL-safe) and the array itself. NULL-safe. */
+void pare_tensors_free(pare_tensor **ts, size_t n);
+
 /* "1x3x224x224" style into buf; returns buf. A rank-0 tensor gives "scalar". */
 char *pare_dims_str(int rank, const int64_t *dims, char *buf, size_t size);
 

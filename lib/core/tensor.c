@@ -207,3 +207,12 @@ char *pare_dims_str(int rank, const int64_t *dims, char *buf, size_t size)
     }
     return buf;
 }
+
+void pare_tensors_free(pare_tensor **ts, size_t n)
+{
+    if (!ts)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pare_tensor_free(ts[i]);
+    free(ts);
+}

@@ -219,9 +219,9 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
     if (tp->n_dims > PARE_MAX_RANK)
         return pare_error_set(err, PARE_ERR_INVALID, "tensor '%s': rank %zu is too large", name,
                               tp->n_dims);
-    if (tp->segment)
-        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "tensor '%s': segmented tensors are not "
-                              "supported", name);
+    /* A segment only says which part of a larger tensor this message holds;
+     * the data here is still consistent with dims, and the field travels
+     * untouched on save. */
     int rank = (int)tp->n_dims;
     uint64_t n;
     pare_error e2;
@@ -286,10 +286,14 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
     }
 
     if (tp->has_raw_data && dt != PARE_DT_STRING) {
-        if (tp->raw_data.len != need)
+        if (tp->raw_data.len != need) {
+            char dbuf[256];
             return pare_error_set(err, PARE_ERR_INVALID,
                                   "tensor '%s': raw_data has %zu bytes, dims %s and %s need %zu",
-                                  name, tp->raw_data.len, "", pare_dtype_name(dt), need);
+                                  name, tp->raw_data.len, pare_dims_str(rank, tp->dims, dbuf,
+                                                                        sizeof dbuf),
+                                  pare_dtype_name(dt), need);
+        }
         if (borrow)
             return pare_tensor_wrap(tp->name, dt, rank, tp->dims, tp->raw_data.data, need, out,
                                     err);

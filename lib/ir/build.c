@@ -445,3 +445,71 @@ fail:
     pare_model_free(m);
     return st;
 }
+
+pare_tensor *pare_value_tensor(pare_value *v, pare_error *err)
+{
+    if (v->init || !v->is_sparse_init)
+        return v->init;
+    const Onnx__SparseTensorProto *sp = v->orig_init;
+    if (!sp || !sp->values || !sp->indices) {
+        pare_error_set(err, PARE_ERR_INVALID, "sparse initializer '%s' lacks values or indices",
+                       v->name);
+        return NULL;
+    }
+    pare_tensor *vals = NULL, *idx = NULL, *dense = NULL;
+    pare_status st = pare__tensor_from_proto(sp->values, v->graph->model, false, &vals, err);
+    if (!st)
+        st = pare__tensor_from_proto(sp->indices, v->graph->model, false, &idx, err);
+    if (st)
+        goto fail;
+    if (sp->n_dims > PARE_MAX_RANK) {
+        pare_error_set(err, PARE_ERR_INVALID, "sparse initializer '%s': rank too large", v->name);
+        goto fail;
+    }
+    if ((st = pare_tensor_new(v->name, vals->dtype, (int)sp->n_dims, sp->dims, &dense, err)))
+        goto fail;
+    uint64_t total = pare_tensor_numel(dense);
+    uint64_t nnz = pare_tensor_numel(vals);
+    if (idx->dtype != PARE_DT_INT64 || vals->dtype == PARE_DT_STRING ||
+        pare_dtype_bits(vals->dtype) < 8) {
+        pare_error_set(err, PARE_ERR_UNSUPPORTED, "sparse initializer '%s': unsupported index or "
+                       "value type", v->name);
+        goto fail;
+    }
+    size_t es = (size_t)pare_dtype_bits(vals->dtype) / 8;
+    const int64_t *ix = idx->data;
+    bool flat = idx->rank == 1;
+    if (!(flat && (uint64_t)idx->dims[0] == nnz) &&
+        !(idx->rank == 2 && (uint64_t)idx->dims[0] == nnz && idx->dims[1] == (int64_t)sp->n_dims)) {
+        pare_error_set(err, PARE_ERR_INVALID, "sparse initializer '%s': indices shape does not "
+                       "match values", v->name);
+        goto fail;
+    }
+    for (uint64_t i = 0; i < nnz; i++) {
+        uint64_t lin = 0;
+        if (flat) {
+            if (ix[i] < 0 || (uint64_t)ix[i] >= total)
+                goto bad_index;
+            lin = (uint64_t)ix[i];
+        } else {
+            for (size_t d = 0; d < sp->n_dims; d++) {
+                int64_t c = ix[i * sp->n_dims + d];
+                if (c < 0 || c >= sp->dims[d])
+                    goto bad_index;
+                lin = lin * (uint64_t)sp->dims[d] + (uint64_t)c;
+            }
+        }
+        memcpy((uint8_t *)dense->data + lin * es, (uint8_t *)vals->data + i * es, es);
+    }
+    pare_tensor_free(vals);
+    pare_tensor_free(idx);
+    v->init = dense;
+    return dense;
+bad_index:
+    pare_error_set(err, PARE_ERR_INVALID, "sparse initializer '%s': index out of range", v->name);
+fail:
+    pare_tensor_free(vals);
+    pare_tensor_free(idx);
+    pare_tensor_free(dense);
+    return NULL;
+}

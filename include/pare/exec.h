@@ -1,0 +1,77 @@
+/* pare/exec.h - running models.
+ *
+ *     pare_session *s;
+ *     pare_session_opts so = PARE_SESSION_OPTS_INIT;   // all cores, CPU
+ *     if (pare_session_new(model, &so, &s, &err)) ...
+ *     pare_tensor **outs; size_t n_outs;
+ *     if (pare_session_run(s, inputs, n_inputs, &outs, &n_outs, &err)) ...
+ *     ... use outs[i] (named after the graph outputs) ...
+ *     pare_tensors_free(outs, n_outs);
+ *     pare_session_free(s);
+ *
+ * A session plans once per set of input shapes: kernels are chosen per
+ * node when the session is made (an op no backend supports fails then, with
+ * the node, op, domain and opset named); on the first run with new input
+ * shapes it records every tensor's size and lifetime and lays them out in
+ * one arena by liveness, which later runs with the same shapes reuse.
+ * The model must outlive the session and must not change while it lives.
+ */
+#ifndef PARE_EXEC_H
+#define PARE_EXEC_H
+
+#include "pare/ir.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pare_session pare_session;
+
+typedef struct pare_session_opts {
+    int threads;          /* 0: all cores */
+    const char *device;   /* "cpu" (default), "cuda", "auto" */
+    int gpu;              /* device index for cuda */
+    bool keep_all;        /* keep every intermediate alive (for observers that hold them) */
+} pare_session_opts;
+
+#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false}
+
+pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
+                             pare_error *err);
+void pare_session_free(pare_session *s);
+
+/* Graph inputs that need data (initializers excluded), in order. */
+size_t pare_session_input_count(const pare_session *s);
+const pare_value *pare_session_input(const pare_session *s, size_t i);
+size_t pare_session_output_count(const pare_session *s);
+const pare_value *pare_session_output(const pare_session *s, size_t i);
+
+/* Runs the model. inputs are matched by name (tensor->name) or, when a
+ * tensor has no name, by position. Wrong names, dtypes or ranks fail with a
+ * message listing the expected signature. On success *outputs is a
+ * malloc'd array of *n_outputs tensors owned by the caller
+ * (pare_tensors_free). */
+pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t n_inputs,
+                             pare_tensor ***outputs, size_t *n_outputs, pare_error *err);
+
+/* Called after each node of the main graph with each of its outputs; the
+ * tensor is valid only during the call (copy it to keep it). Returning
+ * nonzero stops the run with PARE_ERR_RUNTIME. */
+typedef int (*pare_observer_fn)(void *ctx, const pare_node *node, size_t output,
+                                const pare_tensor *t);
+void pare_session_set_observer(pare_session *s, pare_observer_fn fn, void *ctx);
+
+/* Bytes of the activation arena of the current plan (0 before a run). */
+size_t pare_session_arena_bytes(const pare_session *s);
+/* The signature "input 'x' float32 [N,3,224,224]; ..." for messages. */
+const char *pare_session_signature(pare_session *s);
+/* Which backend runs each node and why (one line each), for --plan. Caller frees. */
+char *pare_session_plan_text(pare_session *s);
+
+/* Number of usable cores. */
+int pare_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

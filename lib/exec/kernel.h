@@ -1,0 +1,83 @@
+/* The kernel interface: what an op implementation sees of the executor.
+ *
+ * A kernel is a record in a table (see kernels_*.c): the (domain, op_type,
+ * opset range) it serves, an optional init that reads the node's attributes
+ * once at plan time into a private state, and run. run reads its inputs
+ * (NULL for omitted optional ones), computes its output shapes, asks the
+ * executor for each output buffer with k->alloc_out, and fills them.
+ * Reference semantics are the ONNX operator spec. Errors name nothing: the
+ * executor puts the node's label in front of err's message.
+ */
+#ifndef PARE_EXEC_KERNEL_H
+#define PARE_EXEC_KERNEL_H
+
+#include <stdlib.h>
+#include <string.h>
+#include "pare/exec.h"
+#include "exec/threadpool.h"
+
+typedef struct pare_kctx pare_kctx;
+
+struct pare_kctx {
+    const pare_node *node;
+    int64_t opset;
+    const pare_tensor *const *in; /* n_in entries, NULL for omitted optional inputs */
+    size_t n_in;
+    size_t n_out;                 /* outputs the node declares (some may be omitted) */
+    void *state;                  /* what init returned */
+    pare_threadpool *pool;        /* never NULL; pare_parallel_for works with 1 thread */
+    /* Allocates output i (dtype, dims). The tensor is owned by the executor;
+     * its data is uninitialised (zeroed for STRING). If output i is omitted
+     * in the node, a scratch tensor is still returned so kernels need no
+     * special case. */
+    pare_status (*alloc_out)(pare_kctx *k, size_t i, int dtype, int rank, const int64_t *dims,
+                             pare_tensor **out, pare_error *err);
+    /* Runs subgraph g (a graph attribute of this node) with the given inputs
+     * (matched by position to g's inputs) and returns its outputs, owned by
+     * the caller (pare_tensors_free). Outer-scope values are visible. */
+    pare_status (*run_graph)(pare_kctx *k, const pare_graph *g, const pare_tensor *const *inputs,
+                             size_t n_inputs, pare_tensor ***outputs, size_t *n_outputs,
+                             pare_error *err);
+    void *exec;                   /* executor-private */
+};
+
+typedef struct pare_kernel {
+    const char *domain;      /* "" for ai.onnx, "com.microsoft", ... */
+    const char *op_type;
+    int since_version;       /* first opset this record serves */
+    int until_version;       /* last opset it serves; 0: no end */
+    /* Optional: parse attributes once; *state is passed to run and release. */
+    pare_status (*init)(const pare_node *n, int64_t opset, void **state, pare_error *err);
+    pare_status (*run)(pare_kctx *k, pare_error *err);
+    void (*release)(void *state);
+} pare_kernel;
+
+/* Each kernel family exports a table ending with a zeroed record. */
+extern const pare_kernel pare_kernels_elementwise[];
+extern const pare_kernel pare_kernels_linalg[];   /* gemm, matmul, conv, pool, norm */
+extern const pare_kernel pare_kernels_shape[];    /* data movement, shape ops, reduce */
+extern const pare_kernel pare_kernels_quant[];    /* quantization ops */
+extern const pare_kernel pare_kernels_control[];  /* If, Loop, Scan */
+extern const pare_kernel pare_kernels_rnn[];      /* RNN, GRU, LSTM and misc ops */
+
+/* Finds the kernel for (domain, op_type) at opset; NULL if none. */
+const pare_kernel *pare_kernel_find(const char *domain, const char *op_type, int64_t opset);
+
+/* ---- helpers for kernel authors (lib/exec/kutil.c) ---- */
+
+/* Multidirectional broadcast of two shapes; fails on incompatible dims. */
+pare_status pare_bcast_dims(int ra, const int64_t *da, int rb, const int64_t *db, int *rank_out,
+                            int64_t *dims_out, pare_error *err);
+/* Strides (in elements) of `dims` as seen from an output of rank `rank`
+ * (leading dims missing or 1 get stride 0), for broadcasting loops. */
+void pare_bcast_strides(int rank, const int64_t *out_dims, int r, const int64_t *dims,
+                        int64_t *strides);
+/* Reads an int64 vector from a 1-D (or scalar) int32/int64 tensor; returns count
+ * or -1 on a wrong dtype. At most max values are stored. */
+int64_t pare_tensor_ints(const pare_tensor *t, int64_t *vals, int64_t max);
+/* Normalises a possibly negative axis against rank; fails if out of range. */
+pare_status pare_axis(int64_t axis, int rank, int *out, pare_error *err);
+/* Element size in bytes (1 for the packed 4-bit types: use pare_dtype_nbytes for sizes). */
+size_t pare_elem_size(int dtype);
+
+#endif

@@ -1,0 +1,151 @@
+/* Fixed pool of worker threads; one parallel_for at a time per pool. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "exec/threadpool.h"
+#include "pare/exec.h"
+
+struct pare_threadpool {
+    int n;                 /* threads including the caller */
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    /* current job */
+    pare_range_fn fn;
+    void *ctx;
+    int64_t n_items, chunk, next;
+    int active;            /* workers still inside the current job */
+    unsigned long generation;
+    int quit;
+    int busy;              /* a job is running (nested calls run inline) */
+};
+
+static _Thread_local int in_pool_job;
+
+int pare_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void run_chunks(pare_threadpool *p)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int64_t b = p->next;
+        if (b >= p->n_items) {
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        int64_t e = b + p->chunk < p->n_items ? b + p->chunk : p->n_items;
+        p->next = e;
+        pthread_mutex_unlock(&p->mu);
+        p->fn(p->ctx, b, e);
+    }
+}
+
+static void *worker(void *arg)
+{
+    pare_threadpool *p = arg;
+    unsigned long seen = 0;
+    in_pool_job = 1;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->generation == seen)
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        run_chunks(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->active == 0)
+            pthread_cond_signal(&p->cv_done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+pare_threadpool *pare_threadpool_new(int n_threads)
+{
+    if (n_threads <= 0)
+        n_threads = pare_cpu_count();
+    pare_threadpool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    if (n_threads > 1) {
+        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        if (!p->threads) {
+            free(p);
+            return NULL;
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+                p->n = i + 1;
+                break;
+            }
+        }
+    }
+    return p;
+}
+
+void pare_threadpool_free(pare_threadpool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n - 1; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    free(p);
+}
+
+int pare_threadpool_size(const pare_threadpool *p)
+{
+    return p ? p->n : 1;
+}
+
+void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_fn fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    if (!p || p->n <= 1 || n <= grain || in_pool_job || p->busy) {
+        fn(ctx, 0, n);
+        return;
+    }
+    int64_t chunks = (n + grain - 1) / grain;
+    int64_t per = (n + (int64_t)p->n * 4 - 1) / ((int64_t)p->n * 4);
+    if (chunks > (int64_t)p->n * 4)
+        grain = per > grain ? per : grain;
+    pthread_mutex_lock(&p->mu);
+    p->busy = 1;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_items = n;
+    p->chunk = grain;
+    p->next = 0;
+    p->active = p->n - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    in_pool_job = 1;
+    run_chunks(p);
+    in_pool_job = 0;
+    pthread_mutex_lock(&p->mu);
+    while (p->active > 0)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+    p->busy = 0;
+    pthread_mutex_unlock(&p->mu);
+}
