@@ -75,8 +75,17 @@ void pare_bcast_strides(int rank, const int64_t *out_dims, int r, const int64_t 
 /* Reads an int64 vector from a 1-D (or scalar) int32/int64 tensor; returns count
  * or -1 on a wrong dtype. At most max values are stored. */
 int64_t pare_tensor_ints(const pare_tensor *t, int64_t *vals, int64_t max);
-/* Normalises a possibly negative axis against rank; fails if out of range. */
-pare_status pare_axis(int64_t axis, int rank, int *out, pare_error *err);
+/* Normalises a possibly negative axis against rank; fails if out of range
+ * (then *out is 0, so callers never read an unset value). */
+static inline pare_status pare_axis(int64_t axis, int rank, int *out, pare_error *err)
+{
+    *out = 0;
+    if (axis < -(int64_t)rank || axis >= (int64_t)rank)
+        return pare_error_set(err, PARE_ERR_INVALID, "axis %lld out of range for rank %d",
+                              (long long)axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return PARE_OK;
+}
 /* Element size in bytes (1 for the packed 4-bit types: use pare_dtype_nbytes for sizes). */
 size_t pare_elem_size(int dtype);
 

@@ -62,15 +62,6 @@ int64_t pare_tensor_ints(const pare_tensor *t, int64_t *vals, int64_t max)
     return n;
 }
 
-pare_status pare_axis(int64_t axis, int rank, int *out, pare_error *err)
-{
-    if (axis < -(int64_t)rank || axis >= (int64_t)rank)
-        return pare_error_set(err, PARE_ERR_INVALID, "axis %lld out of range for rank %d",
-                              (long long)axis, rank);
-    *out = (int)(axis < 0 ? axis + rank : axis);
-    return PARE_OK;
-}
-
 size_t pare_elem_size(int dtype)
 {
     if (dtype == PARE_DT_STRING)

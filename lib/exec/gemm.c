@@ -1,0 +1,1219 @@
+/* GEMM core: CBLAS when available, else blocked/packed register-tiled kernels.
+ *
+ * Portable path (BLIS-like): op(A) is packed into MR-row strips and op(B)
+ * into NR-column strips, each per KC-deep block; a microkernel keeps an
+ * MR x NR tile of C in vector registers. The build has no -march flag and
+ * compiles as ISO C (no FMA contraction), so the microkernels are written
+ * once below (the PARE_GEMM_TEMPLATE part, included repeatedly from this very
+ * file) over a handful of vector macros, instantiated for AVX-512, AVX2+FMA
+ * and plain GCC vectors, and the best one is picked at run time.
+ *
+ * Threading: one parallel pass packs A and B (all of K, a chunk of N at a
+ * time) into the calling thread's scratch, a second computes (m-block x
+ * n-block) tasks over the shared packs, so a call costs two pool barriers.
+ */
+#ifndef PARE_GEMM_TEMPLATE
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include "pare_config.h"
+#include "exec/gemm.h"
+
+#if PARE_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GEMM_X86 1
+#include <immintrin.h>
+#else
+#define GEMM_X86 0
+#endif
+
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+
+typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                       float beta, const float *bias);
+typedef float (*dot_fn)(int64_t n, const float *x, const float *y);
+typedef void (*axpy_fn)(int64_t n, float a, const float *x, float *y);
+typedef void (*packb_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
+
+typedef struct gemm_arch {
+    const char *name;
+    int mr, nr;
+    ukr_fn ukr;
+    dot_fn dot;
+    axpy_fn axpy;
+    packb_fn packb; /* kc rows of NR floats (row stride ld) into [kc][NR] */
+} gemm_arch;
+
+#define GEMM_MAX_TILE (16 * 64)
+
+/* ---- generic: GCC vector extensions, 4 lanes ---------------------------- */
+typedef float gen_v4 __attribute__((vector_size(16)));
+static inline gen_v4 gen_load(const float *p)
+{
+    gen_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void gen_store(float *p, gen_v4 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+static inline gen_v4 gen_set1(float x)
+{
+    return (gen_v4){x, x, x, x};
+}
+static inline float gen_hsum(gen_v4 v)
+{
+    return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
+#define PARE_GEMM_TEMPLATE
+#define ARCH generic
+#define ATTR
+#define V gen_v4
+#define VW 4
+#define MR 4
+#define NV 2
+#define VLOAD(p) gen_load(p)
+#define VSTORE(p, v) gen_store((p), (v))
+#define VSET1(x) gen_set1(x)
+#define VZERO() gen_set1(0.0f)
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VADD(a, b) ((a) + (b))
+#define VHSUM(v) gen_hsum(v)
+#include "gemm.c"
+
+#if GEMM_X86
+/* ---- AVX2 + FMA: 6 x 16 tile -------------------------------------------- */
+__attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#define ARCH avx2
+#define ATTR __attribute__((target("avx2,fma")))
+#define V __m256
+#define VW 8
+#define MR 6
+#define NV 2
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSET1(x) _mm256_set1_ps(x)
+#define VZERO() _mm256_setzero_ps()
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm256_add_ps((a), (b))
+#define VHSUM(v) avx2_hsum(v)
+#include "gemm.c"
+
+/* ---- AVX-512: 12 x 32 tile ----------------------------------------------- */
+#define ARCH avx512
+#define ATTR __attribute__((target("avx512f")))
+#define V __m512
+#define VW 16
+#define MR 12
+#define NV 2
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSET1(x) _mm512_set1_ps(x)
+#define VZERO() _mm512_setzero_ps()
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#include "gemm.c"
+
+/* the same with an 8 x 32 tile (less padding when M is a multiple of 8) */
+#define ARCH avx512x8
+#define ATTR __attribute__((target("avx512f")))
+#define V __m512
+#define VW 16
+#define MR 8
+#define NV 2
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSET1(x) _mm512_set1_ps(x)
+#define VZERO() _mm512_setzero_ps()
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define GEMM_UKR_ONLY
+#include "gemm.c"
+#undef GEMM_UKR_ONLY
+#endif
+#undef PARE_GEMM_TEMPLATE
+
+static const gemm_arch arch_generic = {"generic",    4,           8,          ukr_generic,
+                                       dot_generic, axpy_generic, packb_generic};
+#if GEMM_X86
+static const gemm_arch arch_avx2 = {"avx2", 6, 16, ukr_avx2, dot_avx2, axpy_avx2, packb_avx2};
+static const gemm_arch arch_avx512 = {"avx512",   12,          32,         ukr_avx512,
+                                      dot_avx512, axpy_avx512, packb_avx512};
+static const gemm_arch arch_avx512x8 = {"avx512x8", 8,           32,          ukr_avx512x8,
+                                        dot_avx512, axpy_avx512, packb_avx512};
+#endif
+
+static const gemm_arch *arch_cur;
+static pthread_once_t arch_once = PTHREAD_ONCE_INIT;
+
+static void arch_pick(void)
+{
+    arch_cur = &arch_generic;
+#if GEMM_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        arch_cur = &arch_avx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        arch_cur = &arch_avx2;
+#endif
+}
+
+static const gemm_arch *arch_get(void)
+{
+    pthread_once(&arch_once, arch_pick);
+    return arch_cur;
+}
+
+const char *pare_sgemm_arch(void)
+{
+    return arch_get()->name;
+}
+
+bool pare_sgemm_force_arch(const char *name)
+{
+    arch_get();
+    if (!strcmp(name, "generic")) {
+        arch_cur = &arch_generic;
+        return true;
+    }
+#if GEMM_X86
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        arch_cur = &arch_avx2;
+        return true;
+    }
+    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) {
+        arch_cur = &arch_avx512;
+        return true;
+    }
+    if (!strcmp(name, "avx512x8") && __builtin_cpu_supports("avx512f")) {
+        arch_cur = &arch_avx512x8;
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* CBLAS is used when the portable kernels have nothing better than baseline
+ * vectors, or when OpenBLAS reports a core with AVX2/AVX-512 kernels: an
+ * OpenBLAS that does not know the CPU (0.3.21 on Sapphire Rapids says
+ * "Prescott") runs several times slower than the kernels here. */
+static bool blas_ok;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_pick(void)
+{
+#if PARE_HAVE_CBLAS
+    blas_ok = arch_get() == &arch_generic;
+#ifdef OPENBLAS_VERSION
+    static const char *const modern[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+                                         "SapphireRapids"};
+    const char *core = openblas_get_corename();
+    for (size_t i = 0; core && i < sizeof modern / sizeof *modern; i++)
+        if (strstr(core, modern[i]))
+            blas_ok = true;
+#endif
+#endif
+}
+
+bool pare_sgemm_uses_blas(void)
+{
+    pthread_once(&blas_once, blas_pick);
+    return blas_ok;
+}
+
+/* ---- per-thread scratch --------------------------------------------------- */
+
+typedef struct scratch_set {
+    void *p[PARE_SCRATCH_SLOTS];
+    size_t n[PARE_SCRATCH_SLOTS];
+} scratch_set;
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_destroy(void *v)
+{
+    scratch_set *s = v;
+    for (int i = 0; i < PARE_SCRATCH_SLOTS; i++)
+        free(s->p[i]);
+    free(s);
+}
+
+static void scratch_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+void *pare_scratch(int slot, size_t bytes)
+{
+    if (slot < 0 || slot >= PARE_SCRATCH_SLOTS)
+        return NULL;
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok)
+        return NULL;
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (bytes == 0)
+        bytes = 64;
+    if (s->n[slot] < bytes) {
+        if (bytes > SIZE_MAX - 63)
+            return NULL;
+        /* grow by 1.5x so a slowly rising size does not reallocate each call */
+        size_t want = bytes;
+        if (s->n[slot] > 0 && s->n[slot] < SIZE_MAX / 2 && s->n[slot] + s->n[slot] / 2 > want)
+            want = s->n[slot] + s->n[slot] / 2;
+        want = (want + 63) & ~(size_t)63;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, want) != 0)
+            return NULL;
+        free(s->p[slot]);
+        s->p[slot] = p;
+        s->n[slot] = want;
+    }
+    return s->p[slot];
+}
+
+/* ---- packing -------------------------------------------------------------- */
+
+static inline int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+static inline int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+/* ceil(a / b) for b > 0 and any sign of a */
+static inline int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+/* KC: depth of a packed block. 256 keeps an AVX-512 B micro-panel (256 x 32
+ * floats) in a 48 KiB L1. */
+#define GEMM_KC 256
+
+/* Depth of the blocks K is cut into: at most GEMM_KC, all about equal (576
+ * becomes 3 x 192, not 256 + 256 + 64). A function of K alone, so A packed
+ * ahead of time and the driver agree. */
+static int64_t kc_block(int64_t K)
+{
+    int64_t nb = (K + GEMM_KC - 1) / GEMM_KC;
+    return nb > 1 ? (K + nb - 1) / nb : K;
+}
+
+/* Packs rows [m0, m0+mr) x cols [k0, k0+kc) of op(A)*alpha as [kc][MR]. */
+static void pack_a_strip(bool trans, const float *A, int64_t lda, float alpha, int64_t m0,
+                         int64_t mr, int64_t k0, int64_t kc, int MR_, float *dst)
+{
+    if (trans) { /* op(A)[i][k] = A[k][i]: rows of A are contiguous in i */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A + (k0 + k) * lda + m0;
+            float *d = dst + k * MR_;
+            int64_t i = 0;
+            if (alpha == 1.0f)
+                for (; i < mr; i++)
+                    d[i] = s[i];
+            else
+                for (; i < mr; i++)
+                    d[i] = alpha * s[i];
+            for (; i < MR_; i++)
+                d[i] = 0.0f;
+        }
+    } else {
+        for (int64_t i = 0; i < mr; i++) {
+            const float *s = A + (m0 + i) * lda + k0;
+            if (alpha == 1.0f)
+                for (int64_t k = 0; k < kc; k++)
+                    dst[k * MR_ + i] = s[k];
+            else
+                for (int64_t k = 0; k < kc; k++)
+                    dst[k * MR_ + i] = alpha * s[k];
+        }
+        for (int64_t i = mr; i < MR_; i++)
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * MR_ + i] = 0.0f;
+    }
+}
+
+/* One im2col row k, columns [n0, n0+nn), written contiguously to d. */
+static void im2col_row(const pare_im2col *g, int64_t k, int64_t n0, int64_t nn, float *d)
+{
+    int64_t khw = g->kh * g->kw;
+    int64_t c = k / khw, r = k - c * khw;
+    int64_t ky = r / g->kw, kx = r - ky * g->kw;
+    int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
+    const float *xc = g->x + c * g->h * g->w;
+    int64_t oy = n0 / g->ow, ox = n0 - oy * g->ow;
+    int64_t j = 0;
+    while (j < nn) {
+        int64_t seg = min64(nn - j, g->ow - ox);
+        int64_t iy = oy * g->sh + offy;
+        float *dd = d + j;
+        if (iy < 0 || iy >= g->h) {
+            memset(dd, 0, (size_t)seg * sizeof *dd);
+        } else {
+            const float *xr = xc + iy * g->w;
+            int64_t base = ox * g->sw + offx; /* ix of t = 0 */
+            int64_t lo = max64(0, min64(seg, ceil_div(-base, g->sw)));
+            int64_t hi = max64(lo, min64(seg, ceil_div(g->w - base, g->sw)));
+            for (int64_t t = 0; t < lo; t++)
+                dd[t] = 0.0f;
+            if (g->sw == 1) {
+                memcpy(dd + lo, xr + base + lo, (size_t)(hi - lo) * sizeof *dd);
+            } else {
+                const float *xs = xr + base;
+                for (int64_t t = lo; t < hi; t++)
+                    dd[t] = xs[t * g->sw];
+            }
+            for (int64_t t = hi; t < seg; t++)
+                dd[t] = 0.0f;
+        }
+        j += seg;
+        ox = 0;
+        oy++;
+    }
+}
+
+typedef struct bsrc {
+    bool trans;
+    const float *B;
+    int64_t ldb;
+    const pare_im2col *img; /* non-NULL: B is the implicit im2col matrix */
+} bsrc;
+
+/* Writes `count` values of packed row kk starting at block column j (strips
+ * of kc*NR floats): from src with stride `inc`, or zeros when src is NULL. */
+static void put_run(float *dst, int64_t kk, int64_t kc, int nr, int64_t j, int64_t count,
+                    const float *src, int64_t inc)
+{
+    while (count > 0) {
+        int64_t strip = j / nr, lane = j - strip * nr;
+        int64_t piece = min64(count, nr - lane);
+        float *d = dst + strip * kc * nr + kk * nr + lane;
+        if (!src)
+            memset(d, 0, (size_t)piece * sizeof *d);
+        else if (inc == 1)
+            memcpy(d, src, (size_t)piece * sizeof *d);
+        else
+            for (int64_t t = 0; t < piece; t++)
+                d[t] = src[t * inc];
+        if (src)
+            src += piece * inc;
+        j += piece;
+        count -= piece;
+    }
+}
+
+/* im2col rows [k0, k0+kc), columns [n0, n0+nn) into strips at dst. Work is
+ * done per packed row and per output row, so the index arithmetic (and its
+ * divisions) is paid once per run of columns, not once per element. */
+static void pack_b_im2col(const pare_im2col *g, int64_t k0, int64_t kc, int64_t n0, int64_t nn,
+                          int nr, float *dst)
+{
+    int64_t khw = g->kh * g->kw;
+    int64_t oy0 = n0 / g->ow, ox0 = n0 - oy0 * g->ow;
+    int64_t c = k0 / khw, r = k0 - c * khw;
+    int64_t ky = r / g->kw, kx = r - ky * g->kw;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
+        const float *xc = g->x + c * g->h * g->w;
+        int64_t oy = oy0, ox = ox0, j = 0;
+        while (j < nn) {
+            int64_t seg = min64(nn - j, g->ow - ox);
+            int64_t iy = oy * g->sh + offy;
+            if (iy < 0 || iy >= g->h) {
+                put_run(dst, kk, kc, nr, j, seg, NULL, 0);
+            } else {
+                const float *xr = xc + iy * g->w;
+                int64_t base = ox * g->sw + offx; /* input column of the run's first output */
+                int64_t lo, hi;
+                if (g->sw == 1) {
+                    lo = max64(0, min64(seg, -base));
+                    hi = max64(lo, min64(seg, g->w - base));
+                } else {
+                    lo = max64(0, min64(seg, ceil_div(-base, g->sw)));
+                    hi = max64(lo, min64(seg, ceil_div(g->w - base, g->sw)));
+                }
+                if (lo > 0)
+                    put_run(dst, kk, kc, nr, j, lo, NULL, 0);
+                if (hi > lo)
+                    put_run(dst, kk, kc, nr, j + lo, hi - lo, xr + base + lo * g->sw, g->sw);
+                if (seg > hi)
+                    put_run(dst, kk, kc, nr, j + hi, seg - hi, NULL, 0);
+            }
+            j += seg;
+            ox = 0;
+            oy++;
+        }
+        int64_t pad = (nn + nr - 1) / nr * nr - nn;
+        if (pad)
+            put_run(dst, kk, kc, nr, nn, pad, NULL, 0);
+        if (++kx == g->kw) {
+            kx = 0;
+            if (++ky == g->kh) {
+                ky = 0;
+                c++;
+            }
+        }
+    }
+}
+
+/* Packs rows [k0, k0+kc) x cols [n0, n0+nn) of op(B) as ceil(nn/NR) strips
+ * of [kc][NR], kc*NR floats apart, zero padded. */
+static void pack_b_block(const gemm_arch *ar, const bsrc *s, int64_t k0, int64_t kc, int64_t n0,
+                         int64_t nn, float *dst)
+{
+    int nr = ar->nr;
+    if (s->img) {
+        pack_b_im2col(s->img, k0, kc, n0, nn, nr, dst);
+        return;
+    }
+    for (int64_t j0 = 0; j0 < nn; j0 += nr) {
+        int64_t w = min64(nr, nn - j0);
+        float *d = dst + (j0 / nr) * kc * nr;
+        if (!s->trans && w == nr) {
+            ar->packb(kc, s->B + k0 * s->ldb + n0 + j0, s->ldb, d);
+        } else if (!s->trans) {
+            for (int64_t k = 0; k < kc; k++) {
+                memcpy(d + k * nr, s->B + (k0 + k) * s->ldb + n0 + j0, (size_t)w * sizeof *d);
+                for (int64_t j = w; j < nr; j++)
+                    d[k * nr + j] = 0.0f;
+            }
+        } else { /* op(B)[k][n] = B[n][k] */
+            for (int64_t j = 0; j < w; j++) {
+                const float *src = s->B + (n0 + j0 + j) * s->ldb + k0;
+                for (int64_t k = 0; k < kc; k++)
+                    d[k * nr + j] = src[k];
+            }
+            for (int64_t j = w; j < nr; j++)
+                for (int64_t k = 0; k < kc; k++)
+                    d[k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* Packed layout (A and B alike): the block of depth rows [k0, k0+kc) starts
+ * at k0 * pad (pad = strips * MR or NR), strip s of it at + s * kc * MR. */
+
+struct pare_sgemm_packed_a {
+    const gemm_arch *arch;
+    int64_t M, K, mpad;
+    float *data; /* mpad * K floats */
+    bool owned;
+};
+
+void pare_sgemm_packed_a_free(pare_sgemm_packed_a *p)
+{
+    if (!p)
+        return;
+    if (p->owned)
+        free(p->data);
+    free(p);
+}
+
+typedef struct pack_a_job {
+    bool trans;
+    const float *A;
+    int64_t lda;
+    float alpha;
+    int64_t M, K, mpad;
+    int mr;
+    float *dst;
+} pack_a_job;
+
+static void pack_a_one(const pack_a_job *j, int64_t s)
+{
+    int64_t m0 = s * j->mr, mr = min64(j->mr, j->M - m0);
+    int64_t kb = kc_block(j->K);
+    for (int64_t k0 = 0; k0 < j->K; k0 += kb) {
+        int64_t kc = min64(kb, j->K - k0);
+        pack_a_strip(j->trans, j->A, j->lda, j->alpha, m0, mr, k0, kc, j->mr,
+                     j->dst + k0 * j->mpad + s * kc * j->mr);
+    }
+}
+
+static void pack_a_range(void *ctx, int64_t b, int64_t e)
+{
+    for (int64_t s = b; s < e; s++)
+        pack_a_one(ctx, s);
+}
+
+pare_status pare_sgemm_pack_a(bool transA, int64_t M, int64_t K, float alpha, const float *A,
+                              int64_t lda, pare_sgemm_packed_a **out)
+{
+    *out = NULL;
+    const gemm_arch *ar = arch_get();
+    pare_sgemm_packed_a *p = calloc(1, sizeof *p);
+    if (!p)
+        return PARE_ERR_NOMEM;
+    p->arch = ar;
+    p->M = M;
+    p->K = K;
+    p->mpad = (M + ar->mr - 1) / ar->mr * ar->mr;
+    size_t n = (size_t)p->mpad * (size_t)(K > 0 ? K : 1);
+    if (posix_memalign((void **)&p->data, 64, n * sizeof(float)) != 0) {
+        free(p);
+        return PARE_ERR_NOMEM;
+    }
+    p->owned = true;
+    pack_a_job j = {transA, A, lda, alpha, M, K, p->mpad, ar->mr, p->data};
+    pack_a_range(&j, 0, p->mpad / ar->mr);
+    *out = p;
+    return PARE_OK;
+}
+
+/* ---- the blocked driver --------------------------------------------------- */
+
+typedef struct drive {
+    const gemm_arch *ar;
+    int64_t M, K, mpad, kb;
+    const float *pa;  /* packed A */
+    pack_a_job apack; /* when A is packed in this call (apack.dst != NULL) */
+    int64_t a_strips; /* A strips the pack pass does */
+    bsrc b;
+    float *pb; /* shared packed B for the current N chunk (shared mode) */
+    int64_t n0, nc, npad;
+    float beta;
+    const float *bias;
+    float *C;
+    int64_t ldc;
+    int64_t mb, nb, tn; /* strips per task along m and n, tasks along n */
+    int64_t bgroup;     /* B strips per pack item (shared mode) */
+    int nomem;
+} drive;
+
+/* Pack pass: items [0, a_strips) are A strips; then groups of bgroup B strips. */
+static void pack_range(void *ctx, int64_t b, int64_t e)
+{
+    drive *d = ctx;
+    int nr = d->ar->nr;
+    for (int64_t it = b; it < e; it++) {
+        if (it < d->a_strips) {
+            pack_a_one(&d->apack, it);
+            continue;
+        }
+        int64_t s0 = (it - d->a_strips) * d->bgroup;
+        int64_t n0 = s0 * nr, nn = min64(d->bgroup * nr, d->nc - n0);
+        for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
+            int64_t kc = min64(d->kb, d->K - k0);
+            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + n0, nn, d->pb + k0 * d->npad + s0 * kc * nr);
+        }
+    }
+}
+
+/* Strips s0..s1 of A times strips u0..u1 of B over one depth block; pb
+ * points at strip u0 of the block, strips kc*nr apart. */
+static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
+                          int64_t u0, int64_t u1, const float *pb)
+{
+    const gemm_arch *ar = d->ar;
+    int mr = ar->mr, nr = ar->nr;
+    float tmp[GEMM_MAX_TILE] __attribute__((aligned(64)));
+    float beta = k0 == 0 ? d->beta : 1.0f;
+    const float *bias = k0 == 0 ? d->bias : NULL;
+    const float *pa = d->pa + k0 * d->mpad;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
+        const float *bp = pb + (u - u0) * kc * nr;
+        for (int64_t s = s0; s < s1; s++) {
+            int64_t i0 = s * mr, mm = min64(mr, d->M - i0);
+            const float *ap = pa + s * kc * mr;
+            float *c = d->C + i0 * d->ldc + d->n0 + j0;
+            if (mm == mr && nn == nr) {
+                ar->ukr(kc, ap, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
+                continue;
+            }
+            ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
+            for (int64_t i = 0; i < mm; i++) {
+                float bi = bias ? bias[i0 + i] : 0.0f;
+                float *cr = c + i * d->ldc;
+                const float *tr = tmp + i * nr;
+                if (beta == 0.0f)
+                    for (int64_t j = 0; j < nn; j++)
+                        cr[j] = tr[j] + bi;
+                else
+                    for (int64_t j = 0; j < nn; j++)
+                        cr[j] = tr[j] + beta * cr[j] + bi;
+            }
+        }
+    }
+}
+
+/* Shared mode: tasks are (m-block, n-block) over the shared packed B. */
+static void compute_shared(void *ctx, int64_t b, int64_t e)
+{
+    drive *d = ctx;
+    int mr = d->ar->mr, nr = d->ar->nr;
+    for (int64_t t = b; t < e; t++) {
+        int64_t tm = t / d->tn, tn = t - tm * d->tn;
+        int64_t s0 = tm * d->mb, s1 = min64(s0 + d->mb, d->mpad / mr);
+        int64_t u0 = tn * d->nb, u1 = min64(u0 + d->nb, d->npad / nr);
+        for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
+            int64_t kc = min64(d->kb, d->K - k0);
+            compute_block(d, k0, kc, s0, s1, u0, u1, d->pb + k0 * d->npad + u0 * kc * nr);
+        }
+    }
+}
+
+/* Private mode: a task is an n-block over all of M; it packs its own B one
+ * depth block at a time into the running thread's scratch (it stays in L2). */
+static void compute_private(void *ctx, int64_t b, int64_t e)
+{
+    drive *d = ctx;
+    int mr = d->ar->mr, nr = d->ar->nr;
+    int64_t ms = d->mpad / mr, ns = d->npad / nr;
+    float *pb = pare_scratch(1, (size_t)d->kb * (size_t)(d->nb * nr) * sizeof(float));
+    if (!pb) {
+        __atomic_store_n(&d->nomem, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int64_t t = b; t < e; t++) {
+        int64_t u0 = t * d->nb, u1 = min64(u0 + d->nb, ns);
+        for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
+            int64_t kc = min64(d->kb, d->K - k0);
+            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + u0 * nr, min64((u1 - u0) * nr, d->nc - u0 * nr),
+                         pb);
+            for (int64_t s0 = 0; s0 < ms; s0 += d->mb)
+                compute_block(d, k0, kc, s0, min64(s0 + d->mb, ms), u0, u1, pb);
+        }
+    }
+}
+
+/* Budget for one chunk of shared packed B (floats). */
+#define GEMM_PB_MAX ((int64_t)4 << 20)
+
+static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t M, int64_t N,
+                             int64_t K, const pare_sgemm_packed_a *pka, const pack_a_job *apj,
+                             const bsrc *b, float beta, const float *bias, float *C, int64_t ldc)
+{
+    int mr = ar->mr, nr = ar->nr;
+    drive d;
+    memset(&d, 0, sizeof d);
+    d.ar = ar;
+    d.M = M;
+    d.K = K;
+    d.kb = kc_block(K);
+    d.mpad = (M + mr - 1) / mr * mr;
+    d.b = *b;
+    d.beta = beta;
+    d.bias = bias;
+    d.C = C;
+    d.ldc = ldc;
+    if (pka) {
+        d.pa = pka->data;
+    } else {
+        float *pa = pare_scratch(0, (size_t)d.mpad * (size_t)K * sizeof(float));
+        if (!pa)
+            return PARE_ERR_NOMEM;
+        d.apack = *apj;
+        d.apack.mpad = d.mpad;
+        d.apack.mr = mr;
+        d.apack.dst = pa;
+        d.pa = pa;
+    }
+    int threads = pare_threadpool_size(pool);
+    int64_t ms = d.mpad / mr, ns_all = (N + nr - 1) / nr;
+    int64_t want = threads > 1 && M * N * K >= ((int64_t)1 << 18) ? 3 * (int64_t)threads : 1;
+    /* A blocks of ~256 rows stay in L2 while B micro-panels stream through L1 */
+    int64_t mb_max = max64(1, 256 / mr), nb_max = max64(1, 384 / nr);
+
+    /* Private mode when n-blocks alone give every thread a few tasks: B is
+     * then packed once, in cache-sized pieces, and never written whole. */
+    int64_t nb = min64(ns_all, nb_max);
+    while (nb > 1 && (ns_all + nb - 1) / nb < want)
+        nb = (nb + 1) / 2;
+    if ((ns_all + nb - 1) / nb >= (threads > 1 ? 2 * (int64_t)threads : 1) || ms <= 1) {
+        if (!pka) {
+            d.a_strips = ms;
+            d.nc = 0;
+            pare_parallel_for(pool, ms, max64(1, 16384 / max64(1, K * mr)), pack_range, &d);
+        }
+        d.n0 = 0;
+        d.nc = N;
+        d.npad = ns_all * nr;
+        d.mb = mb_max;
+        d.nb = nb;
+        d.tn = (ns_all + nb - 1) / nb;
+        pare_parallel_for(pool, d.tn, 1, compute_private, &d);
+        return d.nomem ? PARE_ERR_NOMEM : PARE_OK;
+    }
+
+    int64_t nc_max = max64(nr, GEMM_PB_MAX / K / nr * nr);
+    int64_t npad_max = (min64(N, nc_max) + nr - 1) / nr * nr;
+    d.pb = pare_scratch(1, (size_t)npad_max * (size_t)K * sizeof(float));
+    if (!d.pb)
+        return PARE_ERR_NOMEM;
+    for (int64_t n0 = 0; n0 < N; n0 += nc_max) {
+        d.n0 = n0;
+        d.nc = min64(nc_max, N - n0);
+        d.npad = (d.nc + nr - 1) / nr * nr;
+        int64_t ns = d.npad / nr;
+        d.a_strips = (!pka && n0 == 0) ? ms : 0;
+        /* B is packed in groups of strips (the per-row setup is paid per group) */
+        d.bgroup = max64(1, min64(8, ns / max64(1, 2 * (int64_t)threads)));
+        int64_t bitems = (ns + d.bgroup - 1) / d.bgroup;
+        /* a pack item is a strip over all of K: aim for ~16K floats a chunk */
+        int64_t grain = max64(1, 16384 / max64(1, K * (nr > mr ? nr : mr)));
+        pare_parallel_for(pool, d.a_strips + bitems, grain, pack_range, &d);
+        d.a_strips = 0;
+
+        int64_t mb = min64(ms, mb_max);
+        nb = min64(ns, nb_max);
+        for (;;) {
+            int64_t tasks = ((ms + mb - 1) / mb) * ((ns + nb - 1) / nb);
+            if (tasks >= want)
+                break;
+            if (nb > 1 && (nb * nr >= mb * mr || mb == 1))
+                nb = (nb + 1) / 2;
+            else if (mb > 1)
+                mb = (mb + 1) / 2;
+            else
+                break;
+        }
+        d.mb = mb;
+        d.nb = nb;
+        d.tn = (ns + nb - 1) / nb;
+        pare_parallel_for(pool, ((ms + mb - 1) / mb) * d.tn, 1, compute_shared, &d);
+    }
+    return PARE_OK;
+}
+
+/* ---- small and vector-shaped problems ------------------------------------ */
+
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof *c);
+        else if (beta != 1.0f)
+            for (int64_t j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+static void naive_sgemm(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                s +=
+                    (tA ? A[k * lda + i] : A[i * lda + k]) * (tB ? B[j * ldb + k] : B[k * ldb + j]);
+            float *c = C + i * ldc + j;
+            *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+        }
+}
+
+typedef struct gemv_job {
+    const gemm_arch *ar;
+    const float *x;   /* contiguous vector of length K */
+    const float *mat; /* the matrix operand */
+    int64_t ld;
+    int64_t K;
+    float alpha, beta;
+    float *y;
+    int64_t incy;
+} gemv_job;
+
+/* y[j] = alpha * dot(x, mat row j) + beta*y[j] */
+static void gemv_dot_range(void *ctx, int64_t b, int64_t e)
+{
+    gemv_job *g = ctx;
+    for (int64_t j = b; j < e; j++) {
+        float s = g->alpha * g->ar->dot(g->K, g->x, g->mat + j * g->ld);
+        float *y = g->y + j * g->incy;
+        *y = g->beta == 0.0f ? s : s + g->beta * *y;
+    }
+}
+
+/* y[b:e] = alpha * sum_k x[k] * mat[k][b:e] + beta*y[b:e] (y contiguous) */
+static void gemv_axpy_range(void *ctx, int64_t b, int64_t e)
+{
+    gemv_job *g = ctx;
+    float *y = g->y + b;
+    int64_t n = e - b;
+    scale_c(1, n, g->beta, y, n);
+    for (int64_t k = 0; k < g->K; k++) {
+        float a = g->alpha * g->x[k];
+        if (a != 0.0f)
+            g->ar->axpy(n, a, g->mat + k * g->ld + b, y);
+    }
+}
+
+/* M == 1 or N == 1 with enough work: matrix-vector products. */
+static pare_status gemv_path(pare_threadpool *pool, const gemm_arch *ar, bool tA, bool tB,
+                             int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                             int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                             int64_t ldc)
+{
+    gemv_job g = {ar, NULL, NULL, 0, K, alpha, beta, NULL, 1};
+    if (M == 1) {
+        /* x = op(A) row 0: A[0][k] (contiguous) or A[k][0] (stride lda) */
+        if (tA && lda != 1 && K > 1) {
+            float *x = pare_scratch(0, (size_t)K * sizeof(float));
+            if (!x)
+                return PARE_ERR_NOMEM;
+            for (int64_t k = 0; k < K; k++)
+                x[k] = A[k * lda];
+            g.x = x;
+        } else {
+            g.x = A;
+        }
+        g.mat = B;
+        g.ld = ldb;
+        g.y = C;
+        if (tB) /* C[j] = dot(x, B[j]) */
+            pare_parallel_for(pool, N, max64(1, 16384 / max64(K, 1)), gemv_dot_range, &g);
+        else
+            pare_parallel_for(pool, N, max64(64, 262144 / max64(K, 1)), gemv_axpy_range, &g);
+        return PARE_OK;
+    }
+    /* N == 1: x = op(B) column 0: B[k][0] (stride ldb) or B[0][k] */
+    if (!tB && ldb != 1 && K > 1) {
+        float *x = pare_scratch(0, (size_t)K * sizeof(float));
+        if (!x)
+            return PARE_ERR_NOMEM;
+        for (int64_t k = 0; k < K; k++)
+            x[k] = B[k * ldb];
+        g.x = x;
+    } else {
+        g.x = B;
+    }
+    g.mat = A;
+    g.ld = lda;
+    if (!tA) { /* C[i] = dot(A[i], x) */
+        g.y = C;
+        g.incy = ldc;
+        pare_parallel_for(pool, M, max64(1, 16384 / max64(K, 1)), gemv_dot_range, &g);
+        return PARE_OK;
+    }
+    /* op(A)[i][k] = A[k][i]: C[:] += x[k] * A[k][:] */
+    float *y = C;
+    if (ldc != 1) {
+        y = pare_scratch(1, (size_t)M * sizeof(float));
+        if (!y)
+            return PARE_ERR_NOMEM;
+        for (int64_t i = 0; i < M && beta != 0.0f; i++)
+            y[i] = C[i * ldc];
+    }
+    g.y = y;
+    pare_parallel_for(pool, M, max64(64, 262144 / max64(K, 1)), gemv_axpy_range, &g);
+    if (y != C)
+        for (int64_t i = 0; i < M; i++)
+            C[i * ldc] = y[i];
+    return PARE_OK;
+}
+
+pare_status pare_sgemm_portable(pare_threadpool *pool, bool transA, bool transB, int64_t M,
+                                int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                                const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return PARE_OK;
+    }
+    const gemm_arch *ar = arch_get();
+    if (M * N * K <= 4096 || (M < 4 && N < 4)) {
+        naive_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return PARE_OK;
+    }
+    if (M == 1 || N == 1)
+        return gemv_path(pool, ar, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
+    bsrc b = {transB, B, ldb, NULL};
+    return drive_run(pool, ar, M, N, K, NULL, &apj, &b, beta, NULL, C, ldc);
+}
+
+#if PARE_HAVE_CBLAS
+static bool fits_blas(int64_t v)
+{
+    return v >= 0 && v <= INT_MAX;
+}
+#endif
+
+pare_status pare_sgemm(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                       int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                       int64_t ldb, float beta, float *C, int64_t ldc)
+{
+#if PARE_HAVE_CBLAS
+    if (pare_sgemm_uses_blas() && M > 0 && N > 0 && K > 0 && fits_blas(M) && fits_blas(N) &&
+        fits_blas(K) && fits_blas(lda) && fits_blas(ldb) && fits_blas(ldc) && M * N * K > 4096) {
+#ifdef OPENBLAS_VERSION
+        static int blas_threads; /* last count given to OpenBLAS */
+        int t = pare_threadpool_size(pool);
+        if (__atomic_load_n(&blas_threads, __ATOMIC_RELAXED) != t) {
+            __atomic_store_n(&blas_threads, t, __ATOMIC_RELAXED);
+            openblas_set_num_threads(t);
+        }
+#endif
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                    B, (int)ldb, beta, C, (int)ldc);
+        return PARE_OK;
+    }
+#endif
+    return pare_sgemm_portable(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
+                              int64_t N, const float *B, int64_t ldb, float beta, const float *bias,
+                              float *C, int64_t ldc)
+{
+    if (pa->M <= 0 || N <= 0)
+        return PARE_OK;
+    if (pa->K <= 0) {
+        scale_c(pa->M, N, beta, C, ldc);
+        for (int64_t i = 0; bias && i < pa->M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] += bias[i];
+        return PARE_OK;
+    }
+    bsrc b = {transB, B, ldb, NULL};
+    return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, bias, C, ldc);
+}
+
+pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                            const float *A, int64_t lda, const pare_im2col *img, float beta,
+                            const float *bias, float *C, int64_t ldc)
+{
+    int64_t K = img->c * img->kh * img->kw, N = img->oh * img->ow;
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        for (int64_t i = 0; bias && i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] += bias[i];
+        return PARE_OK;
+    }
+    bsrc b = {false, NULL, 0, img};
+    if (pa)
+        return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, bias, C, ldc);
+    pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
+    return drive_run(pool, arch_get(), M, N, K, NULL, &apj, &b, beta, bias, C, ldc);
+}
+
+typedef struct fill_job {
+    const pare_im2col *img;
+    float *dst;
+    int64_t n;
+} fill_job;
+
+static void fill_range(void *ctx, int64_t b, int64_t e)
+{
+    fill_job *f = ctx;
+    for (int64_t k = b; k < e; k++)
+        im2col_row(f->img, k, 0, f->n, f->dst + k * f->n);
+}
+
+void pare_im2col_fill(pare_threadpool *pool, const pare_im2col *img, float *dst)
+{
+    fill_job f = {img, dst, img->oh * img->ow};
+    int64_t rows = img->c * img->kh * img->kw;
+    pare_parallel_for(pool, rows, max64(1, 16384 / max64(1, f.n)), fill_range, &f);
+}
+
+/* ---- double ------------------------------------------------------------ */
+
+typedef struct dgemm_job {
+    bool tA, tB;
+    int64_t N, K;
+    double alpha, beta;
+    const double *A, *B;
+    int64_t lda, ldb, ldc;
+    double *C;
+} dgemm_job;
+
+static void dgemm_rows(void *ctx, int64_t b, int64_t e)
+{
+    dgemm_job *g = ctx;
+    for (int64_t i = b; i < e; i++) {
+        double *c = g->C + i * g->ldc;
+        if (g->tB) {
+            for (int64_t j = 0; j < g->N; j++) {
+                const double *br = g->B + j * g->ldb;
+                double s = 0.0;
+                for (int64_t k = 0; k < g->K; k++)
+                    s += (g->tA ? g->A[k * g->lda + i] : g->A[i * g->lda + k]) * br[k];
+                c[j] = g->beta == 0.0 ? g->alpha * s : g->alpha * s + g->beta * c[j];
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < g->N; j++)
+            c[j] = g->beta == 0.0 ? 0.0 : g->beta * c[j];
+        for (int64_t k = 0; k < g->K; k++) {
+            double a = g->alpha * (g->tA ? g->A[k * g->lda + i] : g->A[i * g->lda + k]);
+            const double *br = g->B + k * g->ldb;
+            for (int64_t j = 0; j < g->N; j++)
+                c[j] += a * br[j];
+        }
+    }
+}
+
+pare_status pare_dgemm(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                       int64_t K, double alpha, const double *A, int64_t lda, const double *B,
+                       int64_t ldb, double beta, double *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+#if PARE_HAVE_CBLAS
+    if (K > 0 && fits_blas(M) && fits_blas(N) && fits_blas(K) && fits_blas(lda) && fits_blas(ldb) &&
+        fits_blas(ldc) && M * N * K > 4096) {
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                    B, (int)ldb, beta, C, (int)ldc);
+        return PARE_OK;
+    }
+#endif
+    dgemm_job g = {transA, transB, N, K, alpha, beta, A, B, lda, ldb, ldc, C};
+    if (K <= 0)
+        g.alpha = 0.0;
+    pare_parallel_for(pool, M, max64(1, 65536 / max64(1, N * max64(K, 1))), dgemm_rows, &g);
+    return PARE_OK;
+}
+
+#else /* PARE_GEMM_TEMPLATE: one instantiation of the kernels */
+
+#define NR (VW * NV)
+#define FN(name) GEMM_CAT(name, GEMM_CAT(_, ARCH))
+
+/* C[MR x NR] (row stride ldc) = acc + beta*C (C unread if beta == 0) + bias[i] */
+ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restrict b,
+                         float *restrict c, int64_t ldc, float beta, const float *restrict bias)
+{
+    V acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            acc[i][j] = VZERO();
+    for (int64_t p = 0; p < kc; p++) {
+        V bv[NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            bv[j] = VLOAD(b + j * VW);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            V av = VSET1(a[i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                acc[i][j] = VFMA(av, bv[j], acc[i][j]);
+        }
+        a += MR;
+        b += NR;
+    }
+    if (bias) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            V bi = VSET1(bias[i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                acc[i][j] = VADD(acc[i][j], bi);
+        }
+    }
+    if (beta == 0.0f) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                VSTORE(c + i * ldc + j * VW, acc[i][j]);
+    } else {
+        V bt = VSET1(beta);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                VSTORE(c + i * ldc + j * VW, VFMA(bt, VLOAD(c + i * ldc + j * VW), acc[i][j]));
+    }
+}
+
+#ifndef GEMM_UKR_ONLY
+ATTR static void FN(packb)(int64_t kc, const float *restrict src, int64_t ld, float *restrict dst)
+{
+    for (int64_t p = 0; p < kc; p++) {
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            VSTORE(dst + p * NR + j * VW, VLOAD(src + p * ld + j * VW));
+    }
+}
+
+ATTR static float FN(dot)(int64_t n, const float *x, const float *y)
+{
+    V s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+    int64_t i = 0;
+    for (; i + 4 * VW <= n; i += 4 * VW) {
+        s0 = VFMA(VLOAD(x + i), VLOAD(y + i), s0);
+        s1 = VFMA(VLOAD(x + i + VW), VLOAD(y + i + VW), s1);
+        s2 = VFMA(VLOAD(x + i + 2 * VW), VLOAD(y + i + 2 * VW), s2);
+        s3 = VFMA(VLOAD(x + i + 3 * VW), VLOAD(y + i + 3 * VW), s3);
+    }
+    for (; i + VW <= n; i += VW)
+        s0 = VFMA(VLOAD(x + i), VLOAD(y + i), s0);
+    float s = VHSUM(VADD(VADD(s0, s1), VADD(s2, s3)));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+/* y += a * x */
+ATTR static void FN(axpy)(int64_t n, float a, const float *x, float *y)
+{
+    V av = VSET1(a);
+    int64_t i = 0;
+    for (; i + 2 * VW <= n; i += 2 * VW) {
+        VSTORE(y + i, VFMA(av, VLOAD(x + i), VLOAD(y + i)));
+        VSTORE(y + i + VW, VFMA(av, VLOAD(x + i + VW), VLOAD(y + i + VW)));
+    }
+    for (; i + VW <= n; i += VW)
+        VSTORE(y + i, VFMA(av, VLOAD(x + i), VLOAD(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+#endif /* GEMM_UKR_ONLY */
+
+#undef FN
+#undef NR
+#undef ARCH
+#undef ATTR
+#undef V
+#undef VW
+#undef MR
+#undef NV
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef VADD
+#undef VHSUM
+
+#endif /* PARE_GEMM_TEMPLATE */

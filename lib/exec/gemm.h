@@ -1,0 +1,91 @@
+/* GEMM core of the CPU executor.
+ *
+ * All matrices are row-major. pare_sgemm computes
+ *     C = alpha * op(A) * op(B) + beta * C
+ * with op(A) M x K and op(B) K x N (op transposes when trans* is set). When
+ * beta is 0, C is not read (NaNs in it do not propagate). Work is spread
+ * over `pool`; a call made from inside a pool job runs on the calling thread.
+ *
+ * pare_sgemm uses CBLAS when the build found one (PARE_HAVE_CBLAS) and the
+ * portable kernels otherwise; pare_sgemm_portable always uses the portable
+ * ones (blocked, packed, register-tiled, chosen at run time for AVX-512,
+ * AVX2+FMA or baseline vectors). Both agree within float rounding.
+ *
+ * The portable path packs its operands into per-thread scratch buffers that
+ * are kept for the next call (freed when the thread exits), so steady-state
+ * calls do not allocate. Functions return PARE_ERR_NOMEM when such a buffer
+ * cannot be grown; they set no message (the caller names the node).
+ */
+#ifndef PARE_EXEC_GEMM_H
+#define PARE_EXEC_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "pare/status.h"
+#include "exec/threadpool.h"
+
+pare_status pare_sgemm(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                       int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                       int64_t ldb, float beta, float *C, int64_t ldc);
+
+pare_status pare_sgemm_portable(pare_threadpool *pool, bool transA, bool transB, int64_t M,
+                                int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* Same contract in double precision (simple blocked loops, parallel over rows). */
+pare_status pare_dgemm(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                       int64_t K, double alpha, const double *A, int64_t lda, const double *B,
+                       int64_t ldb, double beta, double *C, int64_t ldc);
+
+/* ---- convolution as GEMM ---------------------------------------------- */
+
+/* A 2-D image of one convolution group seen as the implicit im2col matrix
+ * [C*kh*kw, oh*ow] (row k = (c, ky, kx), column n = (oy, ox)); 1-D convs use
+ * h = kh = oh = 1. Points outside the image read as 0. */
+typedef struct pare_im2col {
+    const float *x; /* c x h x w */
+    int64_t c, h, w;
+    int64_t kh, kw, sh, sw, dh, dw, ph, pw; /* kernel, strides, dilations, top/left pads */
+    int64_t oh, ow;
+} pare_im2col;
+
+/* op(A) packed once (e.g. a Conv's weights) for repeated pare_sgemm_conv /
+ * pare_sgemm_packed calls; alpha is folded in. Owned by the caller. */
+typedef struct pare_sgemm_packed_a pare_sgemm_packed_a;
+pare_status pare_sgemm_pack_a(bool transA, int64_t M, int64_t K, float alpha, const float *A,
+                              int64_t lda, pare_sgemm_packed_a **out);
+void pare_sgemm_packed_a_free(pare_sgemm_packed_a *p);
+
+/* C[M, oh*ow] = A * im2col(img) + beta*C + bias[m] (bias may be NULL).
+ * A is either packed (pa != NULL; then A/lda are ignored) or plain M x K
+ * (K = c*kh*kw) with row stride lda. Uses the portable kernels. */
+pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                            const float *A, int64_t lda, const pare_im2col *img, float beta,
+                            const float *bias, float *C, int64_t ldc);
+
+/* C = op(A) * op(B) + beta*C + bias[m] with A pre-packed (portable kernels). */
+pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
+                              int64_t N, const float *B, int64_t ldb, float beta, const float *bias,
+                              float *C, int64_t ldc);
+
+/* Writes the im2col matrix of img (rows c*kh*kw, columns oh*ow, row stride
+ * oh*ow) into dst, for BLAS paths that need it materialised. */
+void pare_im2col_fill(pare_threadpool *pool, const pare_im2col *img, float *dst);
+
+/* Per-thread scratch kept between calls: slot 0..PARE_SCRATCH_SLOTS-1 of the
+ * calling thread, at least `bytes` long, 64-byte aligned; NULL on allocation
+ * failure. Slots 0-1 are the GEMM's own; kernels use 2 and up. The buffer
+ * stays valid until the same slot is asked again on the same thread. */
+#define PARE_SCRATCH_SLOTS 6
+void *pare_scratch(int slot, size_t bytes);
+
+/* Name of the portable kernel chosen for this CPU ("avx512", "avx2", "generic"). */
+const char *pare_sgemm_arch(void);
+/* Selects a portable kernel by name for tests and benchmarks; false if this
+ * CPU cannot run it. Not thread-safe: call before any GEMM runs. */
+bool pare_sgemm_force_arch(const char *name);
+/* Whether pare_sgemm goes to CBLAS. */
+bool pare_sgemm_uses_blas(void);
+
+#endif

@@ -1,0 +1,195 @@
+/* Softmax, LogSoftmax and Hardmax; #included from kernels_elementwise.c.
+ *
+ * The input is seen as [outer, n, inner] with the reduced axis of length n
+ * (opset < 13: the input coerced to 2-D at axis, so inner is 1 and n the
+ * product of the trailing dims). Rows (inner == 1) are reduced contiguously;
+ * otherwise blocks of up to SM_COLS columns are reduced together, so that the
+ * loops over a column block are contiguous and vectorise. float16/bfloat16
+ * go through float32 copies. */
+
+#define SM_COLS 256
+
+typedef struct sm_job {
+    ew_kind kind;
+    const void *x;
+    void *y;
+    int64_t n, inner, nblk;
+} sm_job;
+
+#define SM_RANGE(T)                                                                    \
+    static void sm_range_##T(void *ctx, int64_t t0, int64_t t1)                        \
+    {                                                                                  \
+        const sm_job *j = ctx;                                                         \
+        int64_t n = j->n, inner = j->inner;                                            \
+        for (int64_t t = t0; t < t1; t++) {                                            \
+            int64_t o = t / j->nblk, c0 = (t % j->nblk) * SM_COLS;                      \
+            int64_t w = inner - c0 < SM_COLS ? inner - c0 : SM_COLS;                    \
+            const T *x = (const T *)j->x + (o * n * inner + c0);                       \
+            T *y = (T *)j->y + (o * n * inner + c0);                                   \
+            T mx[SM_COLS], sum[SM_COLS];                                               \
+            int64_t arg[SM_COLS];                                                      \
+            for (int64_t c = 0; c < w; c++) {                                          \
+                mx[c] = x[c];                                                          \
+                sum[c] = 0;                                                            \
+                arg[c] = 0;                                                            \
+            }                                                                          \
+            for (int64_t i = 1; i < n; i++) {                                          \
+                const T *row = x + i * inner;                                          \
+                if (j->kind == K_HARDMAX) {                                            \
+                    for (int64_t c = 0; c < w; c++)                                    \
+                        if (row[c] > mx[c]) {                                          \
+                            mx[c] = row[c];                                            \
+                            arg[c] = i;                                                \
+                        }                                                              \
+                } else {                                                               \
+                    for (int64_t c = 0; c < w; c++)                                    \
+                        mx[c] = row[c] > mx[c] ? row[c] : mx[c];                        \
+                }                                                                      \
+            }                                                                          \
+            if (j->kind == K_HARDMAX) {                                                \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    for (int64_t c = 0; c < w; c++)                                    \
+                        y[i * inner + c] = i == arg[c] ? (T)1 : (T)0;                  \
+                continue;                                                              \
+            }                                                                          \
+            for (int64_t i = 0; i < n; i++) {                                          \
+                const T *row = x + i * inner;                                          \
+                T *yrow = y + i * inner;                                               \
+                for (int64_t c = 0; c < w; c++) {                                      \
+                    T e = exp(row[c] - mx[c]);                                         \
+                    if (j->kind == K_SOFTMAX)                                          \
+                        yrow[c] = e;                                                   \
+                    sum[c] += e;                                                       \
+                }                                                                      \
+            }                                                                          \
+            if (j->kind == K_SOFTMAX) {                                                \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    for (int64_t c = 0; c < w; c++)                                    \
+                        y[i * inner + c] /= sum[c];                                    \
+            } else {                                                                   \
+                for (int64_t c = 0; c < w; c++)                                        \
+                    sum[c] = mx[c] + log(sum[c]);                                      \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    for (int64_t c = 0; c < w; c++)                                    \
+                        y[i * inner + c] = x[i * inner + c] - sum[c];                  \
+            }                                                                          \
+        }                                                                              \
+    }
+
+SM_RANGE(float)
+SM_RANGE(double)
+
+/* Row case (inner == 1): one row of length n per task. */
+#define SM_ROWS(T)                                                                     \
+    static void sm_rows_##T(void *ctx, int64_t r0, int64_t r1)                         \
+    {                                                                                  \
+        const sm_job *j = ctx;                                                         \
+        int64_t n = j->n;                                                              \
+        for (int64_t r = r0; r < r1; r++) {                                            \
+            const T *x = (const T *)j->x + r * n;                                      \
+            T *y = (T *)j->y + r * n;                                                  \
+            T mx = x[0];                                                               \
+            int64_t arg = 0;                                                           \
+            for (int64_t i = 1; i < n; i++)                                            \
+                if (x[i] > mx) {                                                       \
+                    mx = x[i];                                                         \
+                    arg = i;                                                           \
+                }                                                                      \
+            if (j->kind == K_HARDMAX) {                                                \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    y[i] = i == arg ? (T)1 : (T)0;                                     \
+                continue;                                                              \
+            }                                                                          \
+            T sum = 0;                                                                 \
+            if (j->kind == K_SOFTMAX) {                                                \
+                for (int64_t i = 0; i < n; i++) {                                      \
+                    y[i] = exp(x[i] - mx);                                             \
+                    sum += y[i];                                                       \
+                }                                                                      \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    y[i] /= sum;                                                       \
+            } else {                                                                   \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    sum += exp(x[i] - mx);                                             \
+                T lse = mx + log(sum);                                                 \
+                for (int64_t i = 0; i < n; i++)                                        \
+                    y[i] = x[i] - lse;                                                 \
+            }                                                                          \
+        }                                                                              \
+    }
+
+SM_ROWS(float)
+SM_ROWS(double)
+
+static pare_status ew_run_softmax(pare_kctx *k, pare_error *err)
+{
+    ew_state *s = k->state;
+    pare_status st = ew_need_inputs(k, 1, err);
+    if (st)
+        return st;
+    const pare_tensor *x = k->in[0];
+    int dt = x->dtype;
+    if (dt != PARE_DT_FLOAT && dt != PARE_DT_DOUBLE && dt != PARE_DT_FLOAT16 &&
+        dt != PARE_DT_BFLOAT16)
+        return ew_bad_dtype(s->d, dt, err);
+    int64_t outer = 1, n = 1, inner = 1;
+    if (x->rank > 0) {
+        int ax;
+        if ((st = pare_axis(s->axis, x->rank, &ax, err)))
+            return st;
+        for (int d = 0; d < ax; d++)
+            outer *= x->dims[d];
+        if (s->opset < 13) {
+            for (int d = ax; d < x->rank; d++)
+                n *= x->dims[d];
+        } else {
+            n = x->dims[ax];
+            for (int d = ax + 1; d < x->rank; d++)
+                inner *= x->dims[d];
+        }
+    }
+    pare_tensor *out;
+    if ((st = k->alloc_out(k, 0, dt, x->rank, x->dims, &out, err)))
+        return st;
+    uint64_t total = pare_tensor_numel(out);
+    if (total == 0)
+        return PARE_OK;
+
+    /* float32 or float64 views of input and output */
+    void *xtmp = NULL, *ytmp = NULL;
+    const void *xd;
+    void *yd = out->data;
+    bool narrow = dt == PARE_DT_FLOAT16 || dt == PARE_DT_BFLOAT16;
+    if (narrow) {
+        if (total > SIZE_MAX / 8)
+            return pare_error_set(err, PARE_ERR_LIMIT, "tensor too large");
+        xtmp = malloc((size_t)total * 4);
+        ytmp = malloc((size_t)total * 4);
+        if (!xtmp || !ytmp) {
+            free(xtmp);
+            free(ytmp);
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        }
+        pare_dtype_convert(PARE_DT_FLOAT, xtmp, dt, x->data, (size_t)total, true);
+        xd = xtmp;
+        yd = ytmp;
+    } else if ((st = ew_aligned(x, &xd, &xtmp, err))) {
+        return st;
+    }
+    bool dbl = dt == PARE_DT_DOUBLE;
+    sm_job j = {s->d->kind, xd, yd, n, inner, (inner + SM_COLS - 1) / SM_COLS};
+    if (inner == 1) {
+        int64_t grain = EW_GRAIN / n > 0 ? EW_GRAIN / n : 1;
+        pare_parallel_for(k->pool, outer, grain, dbl ? sm_rows_double : sm_rows_float, &j);
+    } else {
+        int64_t w = inner < SM_COLS ? inner : SM_COLS;
+        int64_t grain = EW_GRAIN / (n * w) > 0 ? EW_GRAIN / (n * w) : 1;
+        pare_parallel_for(k->pool, outer * j.nblk, grain,
+                          dbl ? sm_range_double : sm_range_float, &j);
+    }
+    if (narrow)
+        pare_dtype_convert(dt, out->data, PARE_DT_FLOAT, ytmp, (size_t)total, true);
+    free(xtmp);
+    free(ytmp);
+    return PARE_OK;
+}

@@ -1,0 +1,2277 @@
+/* The ops of kernels_linalg.c (included from it; not compiled on its own). */
+
+static void free_state(void *s)
+{
+    free(s);
+}
+
+/* y[M][N] (element size es) = C broadcast unidirectionally to [M, N]. */
+static void bcast_fill2(void *y, const pare_tensor *c, size_t es, int64_t M, int64_t N)
+{
+    int64_t rs = 0, cs = 0;
+    if (c->rank == 2) {
+        rs = c->dims[0] == 1 ? 0 : c->dims[1];
+        cs = c->dims[1] == 1 ? 0 : 1;
+    } else if (c->rank == 1) {
+        cs = c->dims[0] == 1 ? 0 : 1;
+    }
+    const char *src = c->data;
+    char *dst = y;
+    for (int64_t i = 0; i < M; i++) {
+        if (cs == 1) {
+            memcpy(dst + (size_t)(i * N) * es, src + (size_t)(i * rs) * es, (size_t)N * es);
+            continue;
+        }
+        for (int64_t j = 0; j < N; j++)
+            memcpy(dst + (size_t)(i * N + j) * es, src + (size_t)(i * rs) * es, es);
+    }
+}
+
+/* ===================================================================== */
+/* Gemm                                                                  */
+
+typedef struct gemm_st {
+    float alpha, beta;
+    bool tA, tB;
+} gemm_st;
+
+static pare_status gemm_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    gemm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->alpha = pare_node_attr_float(n, "alpha", 1.0f);
+    st->beta = pare_node_attr_float(n, "beta", 1.0f);
+    st->tA = pare_node_attr_int(n, "transA", 0) != 0;
+    st->tB = pare_node_attr_int(n, "transB", 0) != 0;
+    *state = st;
+    return PARE_OK;
+}
+
+/* C = op(A) op(B) for int64 data, rows in parallel. */
+static void intgemm(pare_threadpool *pool, bool tA, bool tB, int64_t M, int64_t N, int64_t K,
+                    const int64_t *A, int64_t lda, const int64_t *B, int64_t ldb, int64_t *C,
+                    int64_t ldc)
+{
+    intgemm_job j = {tA, tB, M, N, K, lda, ldb, ldc, A, B, C};
+    pare_parallel_for(pool, M, lmax(1, LIN_GRAIN / lmax(1, N * lmax(K, 1))), intgemm_range_i, &j);
+}
+
+static pare_status gemm_run(pare_kctx *k, pare_error *err)
+{
+    const gemm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "A", err)) || (s = need_in(k, 1, "B", err)))
+        return s;
+    const pare_tensor *A = k->in[0], *B = k->in[1], *C = k->n_in > 2 ? k->in[2] : NULL;
+    if (A->rank != 2 || B->rank != 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "A and B must be 2-D (got ranks %d and %d)",
+                              A->rank, B->rank);
+    int dt = A->dtype;
+    if (B->dtype != dt || (C && C->dtype != dt))
+        return pare_error_set(err, PARE_ERR_INVALID, "inputs have different dtypes (%s, %s)",
+                              pare_dtype_name(dt), pare_dtype_name(B->dtype));
+    if (!is_fp(dt) && !is_intmm(dt))
+        return bad_dtype(dt, err);
+    int64_t M = st->tA ? A->dims[1] : A->dims[0], K = st->tA ? A->dims[0] : A->dims[1];
+    int64_t Kb = st->tB ? B->dims[1] : B->dims[0], N = st->tB ? B->dims[0] : B->dims[1];
+    if (K != Kb)
+        return pare_error_set(err, PARE_ERR_INVALID, "inner dims differ: %lld vs %lld",
+                              (long long)K, (long long)Kb);
+    if (C) {
+        bool ok = C->rank <= 2;
+        if (ok && C->rank == 2)
+            ok = (C->dims[0] == M || C->dims[0] == 1) && (C->dims[1] == N || C->dims[1] == 1);
+        if (ok && C->rank == 1)
+            ok = C->dims[0] == N || C->dims[0] == 1;
+        if (!ok) {
+            char b1[64];
+            return pare_error_set(
+                err, PARE_ERR_INVALID, "C of shape %s does not broadcast to %lldx%lld",
+                pare_dims_str(C->rank, C->dims, b1, sizeof b1), (long long)M, (long long)N);
+        }
+    }
+    bool use_c = C && st->beta != 0.0f;
+    int64_t ydims[2] = {M, N};
+    int ct = is_fp(dt) ? ctype_of(dt) : PARE_DT_INT64;
+    ostage y;
+    fview a, b, c;
+    if ((s = os_alloc(k, 0, dt, ct, 2, ydims, &y, err)))
+        return s;
+    if ((s = fv_get(A, ct, &a, err)))
+        goto out0;
+    if ((s = fv_get(B, ct, &b, err)))
+        goto out1;
+    if ((s = fv_get(use_c ? C : NULL, ct, &c, err)))
+        goto out2;
+    if (use_c) {
+        pare_tensor cv = *C; /* the converted view of C */
+        cv.data = (void *)c.p;
+        cv.dtype = ct;
+        bcast_fill2(y.p, &cv, pare_elem_size(ct), M, N);
+    }
+    int64_t lda = A->dims[1], ldb = B->dims[1];
+    if (ct == PARE_DT_FLOAT) {
+        s = pare_sgemm(k->pool, st->tA, st->tB, M, N, K, st->alpha, a.p, lda, b.p, ldb,
+                       use_c ? st->beta : 0.0f, y.p, N);
+    } else if (ct == PARE_DT_DOUBLE) {
+        s = pare_dgemm(k->pool, st->tA, st->tB, M, N, K, st->alpha, a.p, lda, b.p, ldb,
+                       use_c ? st->beta : 0.0, y.p, N);
+    } else {
+        int64_t *yy = y.p, MN;
+        int64_t *ab = mul_ok(M, N, &MN) ? malloc((size_t)(MN ? MN : 1) * sizeof *ab) : NULL;
+        if (!ab) {
+            s = nomem(err);
+            goto out3;
+        }
+        intgemm(k->pool, st->tA, st->tB, M, N, K, a.p, lda, b.p, ldb, ab, N);
+        bool exact = st->alpha == 1.0f && (!use_c || st->beta == 1.0f);
+        for (int64_t i = 0; i < MN; i++) {
+            if (exact)
+                yy[i] = (int64_t)((uint64_t)ab[i] + (uint64_t)(use_c ? yy[i] : 0));
+            else
+                yy[i] = (int64_t)((double)st->alpha * (double)ab[i] +
+                                  (use_c ? (double)st->beta * (double)yy[i] : 0.0));
+        }
+        free(ab);
+    }
+    if (s)
+        s = nomem(err);
+out3:
+    fv_free(&c);
+out2:
+    fv_free(&b);
+out1:
+    fv_free(&a);
+out0:
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* MatMul                                                                */
+
+typedef struct mm_batch_job {
+    int ct;
+    int64_t M, N, K;
+    const void *A, *B;
+    void *C;
+    const int64_t *offA, *offB; /* element offsets per batch */
+    pare_threadpool *pool;
+    int fail;
+} mm_batch_job;
+
+static void mm_batch_range(void *ctx, int64_t b, int64_t e)
+{
+    mm_batch_job *j = ctx;
+    int64_t MN = j->M * j->N;
+    for (int64_t q = b; q < e; q++) {
+        pare_status s = PARE_OK;
+        if (j->ct == PARE_DT_FLOAT)
+            s = pare_sgemm_portable(
+                j->pool, false, false, j->M, j->N, j->K, 1.0f, (const float *)j->A + j->offA[q],
+                j->K, (const float *)j->B + j->offB[q], j->N, 0.0f, (float *)j->C + q * MN, j->N);
+        else if (j->ct == PARE_DT_DOUBLE)
+            s = pare_dgemm(
+                j->pool, false, false, j->M, j->N, j->K, 1.0, (const double *)j->A + j->offA[q],
+                j->K, (const double *)j->B + j->offB[q], j->N, 0.0, (double *)j->C + q * MN, j->N);
+        else
+            intgemm(j->pool, false, false, j->M, j->N, j->K, (const int64_t *)j->A + j->offA[q],
+                    j->K, (const int64_t *)j->B + j->offB[q], j->N, (int64_t *)j->C + q * MN, j->N);
+        if (s)
+            __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Batched matrix product of data already in compute type ct:
+ * C[q] = A[offA[q]] (MxK) * B[offB[q]] (KxN), C batches contiguous. */
+static pare_status batched_mm(pare_threadpool *pool, int ct, int64_t nb, int64_t M, int64_t N,
+                              int64_t K, const void *A, const int64_t *offA, const void *B,
+                              const int64_t *offB, void *C, pare_error *err)
+{
+    mm_batch_job j = {ct, M, N, K, A, B, C, offA, offB, pool, 0};
+    /* small matrices in numbers: one thread per product */
+    double flops = (double)M * (double)N * (double)K;
+    if (nb > 1 && flops < 4e6 && pare_threadpool_size(pool) > 1) {
+        int64_t grain = lmax(1, (int64_t)(2e5 / (flops + 1.0)));
+        pare_parallel_for(pool, nb, grain, mm_batch_range, &j);
+    } else {
+        for (int64_t q = 0; q < nb; q++) {
+            pare_status s = PARE_OK;
+            int64_t MN = M * N;
+            if (ct == PARE_DT_FLOAT)
+                s = pare_sgemm(pool, false, false, M, N, K, 1.0f, (const float *)A + offA[q], K,
+                               (const float *)B + offB[q], N, 0.0f, (float *)C + q * MN, N);
+            else
+                mm_batch_range(&j, q, q + 1);
+            if (s)
+                j.fail = 1;
+        }
+    }
+    return j.fail ? nomem(err) : PARE_OK;
+}
+
+static pare_status matmul_run(pare_kctx *k, pare_error *err)
+{
+    pare_status s;
+    if ((s = need_in(k, 0, "A", err)) || (s = need_in(k, 1, "B", err)))
+        return s;
+    const pare_tensor *A = k->in[0], *B = k->in[1];
+    int dt = A->dtype;
+    if (B->dtype != dt)
+        return pare_error_set(err, PARE_ERR_INVALID, "A is %s but B is %s", pare_dtype_name(dt),
+                              pare_dtype_name(B->dtype));
+    if (!is_fp(dt) && !is_intmm(dt))
+        return bad_dtype(dt, err);
+    if (A->rank < 1 || B->rank < 1)
+        return pare_error_set(err, PARE_ERR_INVALID, "MatMul needs operands of rank >= 1");
+    /* promote 1-D operands */
+    int64_t M = A->rank == 1 ? 1 : A->dims[A->rank - 2], K = A->dims[A->rank - 1];
+    int64_t Kb = B->rank == 1 ? B->dims[0] : B->dims[B->rank - 2];
+    int64_t N = B->rank == 1 ? 1 : B->dims[B->rank - 1];
+    if (K != Kb)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "inner dims differ: A has %lld columns, B has %lld rows",
+                              (long long)K, (long long)Kb);
+    int rab = A->rank > 2 ? A->rank - 2 : 0, rbb = B->rank > 2 ? B->rank - 2 : 0;
+    int rob;
+    int64_t odims[PARE_MAX_RANK + 2];
+    if ((s = pare_bcast_dims(rab, A->dims, rbb, B->dims, &rob, odims, err)))
+        return s;
+    int orank = rob;
+    if (A->rank > 1)
+        odims[orank++] = M;
+    if (B->rank > 1)
+        odims[orank++] = N;
+    if (orank > PARE_MAX_RANK)
+        return pare_error_set(err, PARE_ERR_INVALID, "rank too large");
+    int64_t nb = prod64(rob, odims);
+    int ct = is_fp(dt) ? ctype_of(dt) : PARE_DT_INT64;
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, orank, odims, &y, err)))
+        return s;
+    if (pare_tensor_numel(y.t) == 0) {
+        os_drop(&y);
+        return PARE_OK;
+    }
+    if (K == 0) {
+        memset(y.p, 0, (size_t)pare_tensor_numel(y.t) * pare_elem_size(ct));
+        os_finish(&y);
+        return PARE_OK;
+    }
+    fview a, b;
+    if ((s = fv_get(A, ct, &a, err))) {
+        os_drop(&y);
+        return s;
+    }
+    if ((s = fv_get(B, ct, &b, err))) {
+        fv_free(&a);
+        os_drop(&y);
+        return s;
+    }
+    int64_t sa[PARE_MAX_RANK], sb[PARE_MAX_RANK];
+    pare_bcast_strides(rob, odims, rab, A->dims, sa);
+    pare_bcast_strides(rob, odims, rbb, B->dims, sb);
+    bool b_shared = true, a_plain = rab == rob;
+    for (int i = 0; i < rob; i++) {
+        if (sb[i] != 0)
+            b_shared = false;
+        if (A->dims[i] != odims[i])
+            a_plain = false;
+    }
+    if (b_shared && a_plain) {
+        /* every batch of A times the same B: one tall product */
+        int64_t zero = 0;
+        s = batched_mm(k->pool, ct, 1, nb * M, N, K, a.p, &zero, b.p, &zero, y.p, err);
+    } else {
+        int64_t *off = malloc((size_t)nb * 2 * sizeof *off);
+        if (!off) {
+            s = nomem(err);
+        } else {
+            int64_t c[PARE_MAX_RANK] = {0}, oa = 0, ob = 0;
+            for (int64_t q = 0; q < nb; q++) {
+                off[q] = oa * M * K;
+                off[nb + q] = ob * K * N;
+                for (int i = rob - 1; i >= 0; i--) {
+                    oa += sa[i];
+                    ob += sb[i];
+                    if (++c[i] < odims[i])
+                        break;
+                    oa -= sa[i] * odims[i];
+                    ob -= sb[i] * odims[i];
+                    c[i] = 0;
+                }
+            }
+            s = batched_mm(k->pool, ct, nb, M, N, K, a.p, off, b.p, off + nb, y.p, err);
+            free(off);
+        }
+    }
+    fv_free(&a);
+    fv_free(&b);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* spatial attributes shared by Conv, ConvTranspose and pooling          */
+
+enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
+
+typedef struct sp_attrs {
+    int auto_pad;
+    int nk, ns, nd, np, nop, nos;
+    int64_t kernel[LIN_MAXSP], strides[LIN_MAXSP], dil[LIN_MAXSP], pads[2 * LIN_MAXSP];
+    int64_t out_pad[LIN_MAXSP], out_shape[LIN_MAXSP];
+    int64_t group;
+    bool ceil_mode, count_include_pad;
+    int storage_order;
+    double p;
+} sp_attrs;
+
+static pare_status read_ints(const pare_node *n, const char *name, int64_t *dst, int max,
+                             int *count, int64_t minv, pare_error *err)
+{
+    const int64_t *v;
+    size_t c = pare_node_attr_ints(n, name, &v);
+    if (c > (size_t)max)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "attribute %s has %zu values (at most %d)",
+                              name, c, max);
+    for (size_t i = 0; i < c; i++) {
+        if (v[i] < minv)
+            return pare_error_set(err, PARE_ERR_INVALID, "attribute %s: value %lld below %lld",
+                                  name, (long long)v[i], (long long)minv);
+        dst[i] = v[i];
+    }
+    *count = (int)c;
+    return PARE_OK;
+}
+
+static pare_status sp_parse(const pare_node *n, sp_attrs *a, pare_error *err)
+{
+    memset(a, 0, sizeof *a);
+    const char *ap = pare_node_attr_string(n, "auto_pad", "NOTSET");
+    if (!strcmp(ap, "NOTSET") || !ap[0])
+        a->auto_pad = PAD_NOTSET;
+    else if (!strcmp(ap, "SAME_UPPER"))
+        a->auto_pad = PAD_SAME_UPPER;
+    else if (!strcmp(ap, "SAME_LOWER"))
+        a->auto_pad = PAD_SAME_LOWER;
+    else if (!strcmp(ap, "VALID"))
+        a->auto_pad = PAD_VALID;
+    else
+        return pare_error_set(err, PARE_ERR_INVALID, "unknown auto_pad '%s'", ap);
+    pare_status s;
+    if ((s = read_ints(n, "kernel_shape", a->kernel, LIN_MAXSP, &a->nk, 1, err)) ||
+        (s = read_ints(n, "strides", a->strides, LIN_MAXSP, &a->ns, 1, err)) ||
+        (s = read_ints(n, "dilations", a->dil, LIN_MAXSP, &a->nd, 1, err)) ||
+        (s = read_ints(n, "pads", a->pads, 2 * LIN_MAXSP, &a->np, 0, err)) ||
+        (s = read_ints(n, "output_padding", a->out_pad, LIN_MAXSP, &a->nop, 0, err)) ||
+        (s = read_ints(n, "output_shape", a->out_shape, LIN_MAXSP, &a->nos, 1, err)))
+        return s;
+    a->group = pare_node_attr_int(n, "group", 1);
+    if (a->group < 1)
+        return pare_error_set(err, PARE_ERR_INVALID, "group %lld must be >= 1",
+                              (long long)a->group);
+    a->ceil_mode = pare_node_attr_int(n, "ceil_mode", 0) != 0;
+    a->count_include_pad = pare_node_attr_int(n, "count_include_pad", 0) != 0;
+    a->storage_order = (int)pare_node_attr_int(n, "storage_order", 0) != 0;
+    const pare_attr *pa = pare_node_attr(n, "p");
+    a->p = 2.0;
+    if (pa && pa->type == PARE_ATTR_INT)
+        a->p = (double)pa->i;
+    else if (pa && pa->type == PARE_ATTR_FLOAT)
+        a->p = pa->f;
+    if (!(a->p > 0))
+        return pare_error_set(err, PARE_ERR_INVALID, "p must be positive");
+    return PARE_OK;
+}
+
+/* Strides, dilations and the attribute counts checked against nsp spatial dims. */
+static pare_status sp_common(const sp_attrs *a, int nsp, int64_t *s, int64_t *d, pare_error *err)
+{
+    if (nsp < 1 || nsp > LIN_MAXSP)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "%d spatial dims (1 to %d supported)", nsp,
+                              LIN_MAXSP);
+    if ((a->ns && a->ns != nsp) || (a->nd && a->nd != nsp) || (a->np && a->np != 2 * nsp) ||
+        (a->nk && a->nk != nsp))
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "kernel_shape/strides/dilations/pads do not match %d spatial dims",
+                              nsp);
+    for (int i = 0; i < nsp; i++) {
+        s[i] = a->ns ? a->strides[i] : 1;
+        d[i] = a->nd ? a->dil[i] : 1;
+    }
+    return PARE_OK;
+}
+
+/* Output size and begin/end pads of a sliding window (Conv, pools). */
+static pare_status sp_geom(const sp_attrs *a, int nsp, const int64_t *in, const int64_t *kern,
+                           const int64_t *s, const int64_t *d, bool ceil_mode, int64_t *pb,
+                           int64_t *pe, int64_t *out, pare_error *err)
+{
+    for (int i = 0; i < nsp; i++) {
+        int64_t dk;
+        if (!mul_ok(kern[i] - 1, d[i], &dk) || dk > INT64_MAX / 4)
+            return pare_error_set(err, PARE_ERR_LIMIT, "kernel too large");
+        dk += 1;
+        switch (a->auto_pad) {
+        case PAD_SAME_UPPER:
+        case PAD_SAME_LOWER: {
+            out[i] = lceil_div(in[i], s[i]);
+            int64_t total = lmax(0, (out[i] - 1) * s[i] + dk - in[i]);
+            if (a->auto_pad == PAD_SAME_UPPER) {
+                pb[i] = total / 2;
+                pe[i] = total - pb[i];
+            } else {
+                pe[i] = total / 2;
+                pb[i] = total - pe[i];
+            }
+            break;
+        }
+        case PAD_VALID:
+            pb[i] = pe[i] = 0;
+            if (in[i] < dk)
+                return pare_error_set(err, PARE_ERR_INVALID,
+                                      "window %lld larger than input %lld in spatial dim %d",
+                                      (long long)dk, (long long)in[i], i);
+            out[i] = (in[i] - dk) / s[i] + 1;
+            break;
+        default: {
+            pb[i] = a->np ? a->pads[i] : 0;
+            pe[i] = a->np ? a->pads[i + nsp] : 0;
+            int64_t num = in[i] + pb[i] + pe[i] - dk;
+            if (num < 0)
+                return pare_error_set(err, PARE_ERR_INVALID,
+                                      "window %lld larger than padded input %lld in spatial dim %d",
+                                      (long long)dk, (long long)(in[i] + pb[i] + pe[i]), i);
+            if (ceil_mode) {
+                out[i] = lceil_div(num, s[i]) + 1;
+                if ((out[i] - 1) * s[i] >= in[i] + pb[i])
+                    out[i]--;
+            } else {
+                out[i] = num / s[i] + 1;
+            }
+        }
+        }
+    }
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+/* Conv                                                                  */
+
+typedef struct conv_st {
+    sp_attrs a;
+    /* weights packed at plan time (float32 initializer, portable GEMM) */
+    const void *w_data;
+    int64_t w_dims[2 + LIN_MAXSP];
+    pare_sgemm_packed_a **packed; /* one per group */
+    int64_t n_packed;
+} conv_st;
+
+static void conv_release(void *p)
+{
+    conv_st *st = p;
+    if (!st)
+        return;
+    for (int64_t g = 0; g < st->n_packed; g++)
+        pare_sgemm_packed_a_free(st->packed[g]);
+    free(st->packed);
+    free(st);
+}
+
+static pare_status conv_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    conv_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    pare_status s = sp_parse(n, &st->a, err);
+    if (s) {
+        free(st);
+        return s;
+    }
+    *state = st;
+    /* Pack constant float32 weights once. */
+    const pare_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
+    const pare_tensor *w = wv ? wv->init : NULL;
+    if (!w || w->dtype != PARE_DT_FLOAT || w->rank < 3 || w->rank > 4 || pare_sgemm_uses_blas())
+        return PARE_OK;
+    int64_t M = w->dims[0], g = st->a.group;
+    if (M <= 0 || M % g != 0 || (g > 1 && M == g && w->dims[1] == 1))
+        return PARE_OK; /* depthwise convs run direct */
+    int64_t Kg = prod64(w->rank - 1, w->dims + 1), Mg = M / g;
+    if (Kg <= 0 || (uint64_t)M * (uint64_t)Kg * sizeof(float) != w->nbytes)
+        return PARE_OK;
+    st->packed = calloc((size_t)g, sizeof *st->packed);
+    if (!st->packed)
+        return PARE_OK; /* run packs per call instead */
+    for (int64_t i = 0; i < g; i++) {
+        if (pare_sgemm_pack_a(false, Mg, Kg, 1.0f, (const float *)w->data + i * Mg * Kg, Kg,
+                              &st->packed[i])) {
+            for (int64_t j = 0; j < i; j++)
+                pare_sgemm_packed_a_free(st->packed[j]);
+            free(st->packed);
+            st->packed = NULL;
+            return PARE_OK;
+        }
+    }
+    st->n_packed = g;
+    st->w_data = w->data;
+    memcpy(st->w_dims, w->dims, (size_t)w->rank * sizeof *w->dims);
+    return PARE_OK;
+}
+
+/* Depthwise 2-D conv (one input and one output channel per group), direct. */
+typedef struct dw_job {
+    int64_t C, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+    const float *x, *w, *b;
+    float *y;
+} dw_job;
+
+static void dw_range(void *ctx, int64_t b, int64_t e)
+{
+    const dw_job *j = ctx;
+    for (int64_t pl = b; pl < e; pl++) {
+        int64_t c = pl % j->C;
+        const float *x = j->x + pl * j->ih * j->iw;
+        const float *w = j->w + c * j->kh * j->kw;
+        float *y = j->y + pl * j->oh * j->ow;
+        float bv = j->b ? j->b[c] : 0.0f;
+        /* valid output column range per kernel column */
+        int64_t lo[64], hi[64];
+        bool small = j->kw <= 64;
+        for (int64_t kx = 0; small && kx < j->kw; kx++) {
+            int64_t off = kx * j->dw - j->pw;
+            lo[kx] = lmax(0, lceil_div(-off, j->sw));
+            hi[kx] = lmin(j->ow, lmax(lo[kx], lceil_div(j->iw - off, j->sw)));
+        }
+        for (int64_t oy = 0; oy < j->oh; oy++) {
+            float *yr = y + oy * j->ow;
+            for (int64_t ox = 0; ox < j->ow; ox++)
+                yr[ox] = bv;
+            for (int64_t ky = 0; ky < j->kh; ky++) {
+                int64_t iy = oy * j->sh - j->ph + ky * j->dh;
+                if (iy < 0 || iy >= j->ih)
+                    continue;
+                const float *xr = x + iy * j->iw;
+                for (int64_t kx = 0; kx < j->kw; kx++) {
+                    float wv = w[ky * j->kw + kx];
+                    int64_t off = kx * j->dw - j->pw;
+                    int64_t l, h;
+                    if (small) {
+                        l = lo[kx];
+                        h = hi[kx];
+                    } else {
+                        l = lmax(0, lceil_div(-off, j->sw));
+                        h = lmin(j->ow, lmax(l, lceil_div(j->iw - off, j->sw)));
+                    }
+                    const float *xs = xr + off;
+                    if (j->sw == 1)
+                        for (int64_t ox = l; ox < h; ox++)
+                            yr[ox] += wv * xs[ox];
+                    else
+                        for (int64_t ox = l; ox < h; ox++)
+                            yr[ox] += wv * xs[ox * j->sw];
+                }
+            }
+        }
+    }
+}
+
+/* One (image, group) GEMM of a 1-D/2-D float conv, for parallel groups. */
+typedef struct cgroup_job {
+    int64_t C, M, g, Cg, Mg, inP, outP;
+    const pare_im2col *tmpl; /* geometry; x replaced per item */
+    const float *x, *w, *b;
+    float *y;
+    pare_sgemm_packed_a *const *packed;
+    pare_threadpool *pool;
+    int fail;
+} cgroup_job;
+
+static void cgroup_range(void *ctx, int64_t b, int64_t e)
+{
+    cgroup_job *j = ctx;
+    for (int64_t it = b; it < e; it++) {
+        int64_t n = it / j->g, g = it - n * j->g;
+        pare_im2col img = *j->tmpl;
+        img.x = j->x + (n * j->C + g * j->Cg) * j->inP;
+        int64_t Kg = j->Cg * img.kh * img.kw;
+        pare_status s = pare_sgemm_conv(
+            j->pool, j->Mg, j->packed ? j->packed[g] : NULL, j->w + g * j->Mg * Kg, Kg, &img, 0.0f,
+            j->b ? j->b + g * j->Mg : NULL, j->y + (n * j->M + g * j->Mg) * j->outP, j->outP);
+        if (s)
+            __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int64_t N, int64_t M,
+                     int64_t plane);
+
+static pare_status conv_run(pare_kctx *k, pare_error *err)
+{
+    const conv_st *st = k->state;
+    const sp_attrs *a = &st->a;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "W", err)))
+        return s;
+    const pare_tensor *X = k->in[0], *W = k->in[1], *B = k->n_in > 2 ? k->in[2] : NULL;
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 3 || W->rank != X->rank)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "X has rank %d and W rank %d (need equal, >= 3)", X->rank, W->rank);
+    int nsp = X->rank - 2;
+    int64_t sv[LIN_MAXSP], dv[LIN_MAXSP], pb[LIN_MAXSP], pe[LIN_MAXSP], od[2 + LIN_MAXSP];
+    if ((s = sp_common(a, nsp, sv, dv, err)))
+        return s;
+    int64_t N = X->dims[0], C = X->dims[1], M = W->dims[0], g = a->group;
+    if (C % g != 0 || M % g != 0 || W->dims[1] != C / g)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "channels do not fit: X has %lld, W is %lldx%lld, group %lld",
+                              (long long)C, (long long)M, (long long)W->dims[1], (long long)g);
+    const int64_t *kern = W->dims + 2;
+    for (int i = 0; a->nk && i < nsp; i++)
+        if (a->kernel[i] != kern[i])
+            return pare_error_set(err, PARE_ERR_INVALID, "kernel_shape does not match W");
+    for (int i = 0; i < nsp; i++)
+        if (kern[i] < 1)
+            return pare_error_set(err, PARE_ERR_INVALID, "empty kernel");
+    if (B && (B->rank != 1 || B->dims[0] != M))
+        return pare_error_set(err, PARE_ERR_INVALID, "bias must have %lld elements", (long long)M);
+    if ((s = sp_geom(a, nsp, X->dims + 2, kern, sv, dv, false, pb, pe, od + 2, err)))
+        return s;
+    od[0] = N;
+    od[1] = M;
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
+        return s;
+    if (pare_tensor_numel(y.t) == 0) {
+        os_drop(&y);
+        return PARE_OK;
+    }
+    fview xv, wv, bv;
+    memset(&wv, 0, sizeof wv);
+    memset(&bv, 0, sizeof bv);
+    if ((s = fv_get(X, ct, &xv, err)) || (s = fv_get(W, ct, &wv, err)) ||
+        (s = fv_get(B, ct, &bv, err)))
+        goto out;
+    int64_t Cg = C / g, Mg = M / g, kprod = prod64(nsp, kern), Kg;
+    int64_t inP = prod64(nsp, X->dims + 2), outP = prod64(nsp, od + 2);
+    if (!mul_ok(Cg, kprod, &Kg)) {
+        s = pare_error_set(err, PARE_ERR_LIMIT, "kernel too large");
+        goto out;
+    }
+    if (ct == PARE_DT_FLOAT && nsp <= 2) {
+        const float *x = xv.p, *w = wv.p, *b = bv.p;
+        float *yp = y.p;
+        int64_t ih = nsp == 2 ? X->dims[2] : 1, iw = X->dims[1 + nsp];
+        int64_t oh = nsp == 2 ? od[2] : 1, ow = od[1 + nsp];
+        int64_t kh = nsp == 2 ? kern[0] : 1, kw = kern[nsp - 1];
+        int64_t sh = nsp == 2 ? sv[0] : 1, sw = sv[nsp - 1], dh = nsp == 2 ? dv[0] : 1;
+        int64_t dw = dv[nsp - 1], ph = nsp == 2 ? pb[0] : 0, pw = pb[nsp - 1];
+        if (Cg == 1 && Mg == 1 && g > 1) {
+            dw_job j = {C, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, x, w, b, yp};
+            pare_parallel_for(k->pool, N * C, lmax(1, LIN_GRAIN / lmax(1, outP * kprod)), dw_range,
+                              &j);
+            goto out;
+        }
+        pare_im2col img = {x, Cg, ih, iw, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow};
+        pare_sgemm_packed_a *const *packed =
+            st->packed && W->data == st->w_data && W->dtype == PARE_DT_FLOAT ? st->packed : NULL;
+        if (pare_sgemm_uses_blas()) {
+            /* CBLAS: materialise im2col unless the conv is a plain 1x1 */
+            bool plain = kprod == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && pe[0] == 0 &&
+                         pe[nsp - 1] == 0;
+            float *col = NULL;
+            int64_t colsz;
+            if (!plain) {
+                if (!mul_ok(Kg, outP, &colsz) || !(col = pare_scratch(2, (size_t)colsz * 4))) {
+                    s = nomem(err);
+                    goto out;
+                }
+            }
+            for (int64_t n = 0; n < N && !s; n++)
+                for (int64_t gi = 0; gi < g && !s; gi++) {
+                    img.x = x + (n * C + gi * Cg) * inP;
+                    const float *bm = img.x;
+                    if (!plain) {
+                        pare_im2col_fill(k->pool, &img, col);
+                        bm = col;
+                    }
+                    if (pare_sgemm(k->pool, false, false, Mg, outP, Kg, 1.0f, w + gi * Mg * Kg, Kg,
+                                   bm, outP, 0.0f, yp + (n * M + gi * Mg) * outP, outP))
+                        s = nomem(err);
+                }
+            if (!s && b)
+                add_bias(k->pool, ct, yp, b, N, M, outP);
+            goto out;
+        }
+        cgroup_job j = {C, M, g, Cg, Mg, inP, outP, &img, x, w, b, yp, packed, k->pool, 0};
+        double flops = (double)Mg * (double)Kg * (double)outP;
+        if (N * g > 1 && flops < 2e6)
+            pare_parallel_for(k->pool, N * g, lmax(1, (int64_t)(1e6 / (flops + 1))), cgroup_range,
+                              &j);
+        else
+            for (int64_t it = 0; it < N * g; it++)
+                cgroup_range(&j, it, it + 1);
+        if (j.fail)
+            s = nomem(err);
+        goto out;
+    }
+    /* generic: im2col into scratch, then GEMM per (image, group) */
+    {
+        size_t es = pare_elem_size(ct);
+        int64_t colsz;
+        void *col;
+        if (!mul_ok(Kg, outP, &colsz) || (uint64_t)colsz > SIZE_MAX / es ||
+            !(col = pare_scratch(2, (size_t)colsz * es))) {
+            s = nomem(err);
+            goto out;
+        }
+        im2col_job j;
+        memset(&j, 0, sizeof j);
+        j.nsp = nsp;
+        for (int i = 0; i < nsp; i++) {
+            j.in[i] = X->dims[2 + i];
+            j.out[i] = od[2 + i];
+            j.k[i] = kern[i];
+            j.s[i] = sv[i];
+            j.d[i] = dv[i];
+            j.pb[i] = pb[i];
+        }
+        j.kprod = kprod;
+        j.in_plane = inP;
+        j.out_plane = outP;
+        j.col = col;
+        for (int64_t n = 0; n < N && !s; n++)
+            for (int64_t gi = 0; gi < g && !s; gi++) {
+                size_t xo = (size_t)((n * C + gi * Cg) * inP) * es;
+                size_t yo = (size_t)((n * M + gi * Mg) * outP) * es;
+                size_t wo = (size_t)(gi * Mg * Kg) * es;
+                j.x = (const char *)xv.p + xo;
+                pare_parallel_for(k->pool, Kg, lmax(1, LIN_GRAIN / lmax(1, outP)),
+                                  BY_CT(ct, im2col_range), &j);
+                if (ct == PARE_DT_FLOAT)
+                    s = pare_sgemm(k->pool, false, false, Mg, outP, Kg, 1.0f,
+                                   (const float *)((const char *)wv.p + wo), Kg, col, outP, 0.0f,
+                                   (float *)((char *)y.p + yo), outP);
+                else
+                    s = pare_dgemm(k->pool, false, false, Mg, outP, Kg, 1.0,
+                                   (const double *)((const char *)wv.p + wo), Kg, col, outP, 0.0,
+                                   (double *)((char *)y.p + yo), outP);
+                if (s)
+                    s = nomem(err);
+            }
+        if (!s && bv.p)
+            add_bias(k->pool, ct, y.p, bv.p, N, M, outP);
+    }
+out:
+    fv_free(&xv);
+    fv_free(&wv);
+    fv_free(&bv);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+typedef struct bias_job {
+    int ct;
+    void *y;
+    const void *b;
+    int64_t M, plane;
+} bias_job;
+
+static void bias_range(void *ctx, int64_t b, int64_t e)
+{
+    const bias_job *j = ctx;
+    for (int64_t pl = b; pl < e; pl++) {
+        int64_t m = pl % j->M;
+        if (j->ct == PARE_DT_FLOAT) {
+            float *y = (float *)j->y + pl * j->plane, bv = ((const float *)j->b)[m];
+            for (int64_t i = 0; i < j->plane; i++)
+                y[i] += bv;
+        } else {
+            double *y = (double *)j->y + pl * j->plane, bv = ((const double *)j->b)[m];
+            for (int64_t i = 0; i < j->plane; i++)
+                y[i] += bv;
+        }
+    }
+}
+
+/* y[n][m][:] += b[m] */
+static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int64_t N, int64_t M,
+                     int64_t plane)
+{
+    bias_job j = {ct, y, b, M, plane};
+    pare_parallel_for(pool, N * M, lmax(1, LIN_GRAIN / lmax(1, plane)), bias_range, &j);
+}
+
+/* ===================================================================== */
+/* ConvTranspose                                                         */
+
+static pare_status convt_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    conv_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    pare_status s = sp_parse(n, &st->a, err);
+    if (s) {
+        free(st);
+        return s;
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status convt_run(pare_kctx *k, pare_error *err)
+{
+    const conv_st *st = k->state;
+    const sp_attrs *a = &st->a;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "W", err)))
+        return s;
+    const pare_tensor *X = k->in[0], *W = k->in[1], *B = k->n_in > 2 ? k->in[2] : NULL;
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 3 || W->rank != X->rank)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "X has rank %d and W rank %d (need equal, >= 3)", X->rank, W->rank);
+    int nsp = X->rank - 2;
+    int64_t sv[LIN_MAXSP], dv[LIN_MAXSP], pb[LIN_MAXSP], pe[LIN_MAXSP], od[2 + LIN_MAXSP];
+    if ((s = sp_common(a, nsp, sv, dv, err)))
+        return s;
+    if ((a->nop && a->nop != nsp) || (a->nos && a->nos != nsp && a->nos != nsp + 2))
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "output_padding/output_shape do not match %d spatial dims", nsp);
+    int64_t N = X->dims[0], C = X->dims[1], g = a->group;
+    if (C % g != 0 || W->dims[0] != C)
+        return pare_error_set(err, PARE_ERR_INVALID, "W has %lld input channels, X has %lld",
+                              (long long)W->dims[0], (long long)C);
+    int64_t Cg = C / g, Mg = W->dims[1], M;
+    if (!mul_ok(Mg, g, &M))
+        return pare_error_set(err, PARE_ERR_LIMIT, "too many channels");
+    const int64_t *kern = W->dims + 2;
+    for (int i = 0; i < nsp; i++)
+        if (kern[i] < 1 || (a->nk && a->kernel[i] != kern[i]))
+            return pare_error_set(err, PARE_ERR_INVALID, "kernel_shape does not match W");
+    if (B && (B->rank != 1 || B->dims[0] != M))
+        return pare_error_set(err, PARE_ERR_INVALID, "bias must have %lld elements", (long long)M);
+    const int64_t *os = a->nos == nsp + 2 ? a->out_shape + 2 : a->out_shape;
+    for (int i = 0; i < nsp; i++) {
+        int64_t in = X->dims[2 + i], op = a->nop ? a->out_pad[i] : 0;
+        int64_t dk = (kern[i] - 1) * dv[i] + 1;
+        int64_t full = sv[i] * (in - 1) + op + dk; /* output size without pads */
+        if (a->nos || a->auto_pad == PAD_SAME_UPPER || a->auto_pad == PAD_SAME_LOWER) {
+            int64_t o = a->nos ? os[i] : in * sv[i];
+            int64_t total = full - o;
+            if (a->auto_pad == PAD_SAME_UPPER) {
+                pb[i] = lfloor_div(total, 2);
+                pe[i] = total - pb[i];
+            } else {
+                pe[i] = lfloor_div(total, 2);
+                pb[i] = total - pe[i];
+            }
+            od[2 + i] = o;
+        } else {
+            pb[i] = a->np ? a->pads[i] : 0;
+            pe[i] = a->np ? a->pads[nsp + i] : 0;
+            od[2 + i] = full - pb[i] - pe[i];
+        }
+        if (od[2 + i] < 1)
+            return pare_error_set(err, PARE_ERR_INVALID, "output size %lld in spatial dim %d",
+                                  (long long)od[2 + i], i);
+    }
+    od[0] = N;
+    od[1] = M;
+    int ct = ctype_of(dt);
+    size_t es = pare_elem_size(ct);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
+        return s;
+    if (pare_tensor_numel(y.t) == 0) {
+        os_drop(&y);
+        return PARE_OK;
+    }
+    fview xv, wv, bv;
+    memset(&wv, 0, sizeof wv);
+    memset(&bv, 0, sizeof bv);
+    if ((s = fv_get(X, ct, &xv, err)) || (s = fv_get(W, ct, &wv, err)) ||
+        (s = fv_get(B, ct, &bv, err)))
+        goto out;
+    int64_t kprod = prod64(nsp, kern), inP = prod64(nsp, X->dims + 2), outP = prod64(nsp, od + 2);
+    int64_t rows, colsz;
+    void *col;
+    if (!mul_ok(Mg, kprod, &rows) || !mul_ok(rows, inP, &colsz) ||
+        (uint64_t)colsz > SIZE_MAX / es || !(col = pare_scratch(2, (size_t)colsz * es))) {
+        s = nomem(err);
+        goto out;
+    }
+    col2im_job j;
+    memset(&j, 0, sizeof j);
+    j.nsp = nsp;
+    for (int i = 0; i < nsp; i++) {
+        j.in[i] = X->dims[2 + i];
+        j.out[i] = od[2 + i];
+        j.k[i] = kern[i];
+        j.s[i] = sv[i];
+        j.d[i] = dv[i];
+        j.pb[i] = pb[i];
+    }
+    j.kprod = kprod;
+    j.in_plane = inP;
+    j.out_plane = outP;
+    j.col = col;
+    for (int64_t n = 0; n < N && !s; n++)
+        for (int64_t gi = 0; gi < g && !s; gi++) {
+            const char *xg = (const char *)xv.p + (size_t)((n * C + gi * Cg) * inP) * es;
+            const char *wg = (const char *)wv.p + (size_t)(gi * Cg * rows) * es;
+            /* col[Mg*kprod][inP] = W_g^T (W_g is Cg x Mg*kprod) * X_g */
+            if (ct == PARE_DT_FLOAT)
+                s = pare_sgemm(k->pool, true, false, rows, inP, Cg, 1.0f, (const float *)wg, rows,
+                               (const float *)xg, inP, 0.0f, col, inP);
+            else
+                s = pare_dgemm(k->pool, true, false, rows, inP, Cg, 1.0, (const double *)wg, rows,
+                               (const double *)xg, inP, 0.0, col, inP);
+            if (s) {
+                s = nomem(err);
+                break;
+            }
+            j.y = (char *)y.p + (size_t)((n * M + gi * Mg) * outP) * es;
+            j.bias = bv.p ? (const char *)bv.p + (size_t)(gi * Mg) * es : NULL;
+            pare_parallel_for(k->pool, Mg, lmax(1, LIN_GRAIN / lmax(1, rows / lmax(Mg, 1) * inP)),
+                              BY_CT(ct, col2im_range), &j);
+        }
+out:
+    fv_free(&xv);
+    fv_free(&wv);
+    fv_free(&bv);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* MaxPool, AveragePool, LpPool                                          */
+
+typedef struct pool_st {
+    sp_attrs a;
+    int kind;
+} pool_st;
+
+static pare_status pool_init_kind(const pare_node *n, int kind, void **state, pare_error *err)
+{
+    pool_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    pare_status s = sp_parse(n, &st->a, err);
+    if (s) {
+        free(st);
+        return s;
+    }
+    if (!st->a.nk) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "kernel_shape is required");
+    }
+    st->kind = kind;
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status maxpool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return pool_init_kind(n, POOL_MAX, state, err);
+}
+static pare_status avgpool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return pool_init_kind(n, POOL_AVG, state, err);
+}
+static pare_status lppool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return pool_init_kind(n, POOL_LP, state, err);
+}
+
+static bool pool_dtype_ok(int kind, int dt)
+{
+    return is_fp(dt) || (kind == POOL_MAX && (dt == PARE_DT_INT8 || dt == PARE_DT_UINT8));
+}
+
+static pare_status pool_run(pare_kctx *k, pare_error *err)
+{
+    const pool_st *st = k->state;
+    const sp_attrs *a = &st->a;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!pool_dtype_ok(st->kind, dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 3)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 3 (got %d)", X->rank);
+    int nsp = X->rank - 2;
+    pool_job j;
+    memset(&j, 0, sizeof j);
+    int64_t od[2 + LIN_MAXSP];
+    if ((s = sp_common(a, nsp, j.s, j.d, err)))
+        return s;
+    if (a->nk != nsp)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "kernel_shape has %d values for %d spatial dims", a->nk, nsp);
+    if ((s = sp_geom(a, nsp, X->dims + 2, a->kernel, j.s, j.d, a->ceil_mode, j.pb, j.pe, od + 2,
+                     err)))
+        return s;
+    od[0] = X->dims[0];
+    od[1] = X->dims[1];
+    j.kind = st->kind;
+    j.nsp = nsp;
+    for (int i = 0; i < nsp; i++) {
+        j.in[i] = X->dims[2 + i];
+        j.out[i] = od[2 + i];
+        j.k[i] = a->kernel[i];
+    }
+    j.in_plane = prod64(nsp, j.in);
+    j.out_plane = prod64(nsp, j.out);
+    j.count_include_pad = a->count_include_pad;
+    j.storage_order = a->storage_order;
+    j.p = a->p;
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
+        return s;
+    pare_tensor *Iout = NULL;
+    if (st->kind == POOL_MAX && want_out(k, 1) &&
+        (s = k->alloc_out(k, 1, PARE_DT_INT64, X->rank, od, &Iout, err))) {
+        os_drop(&y);
+        return s;
+    }
+    fview xv;
+    if ((s = fv_get(X, ct, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    j.x = xv.p;
+    j.y = y.p;
+    j.ind = Iout ? Iout->data : NULL;
+    int64_t planes = od[0] * od[1];
+    int64_t work = lmax(1, j.out_plane * prod64(nsp, j.k));
+    int64_t *cols = NULL;
+    if (nsp <= 2) {
+        int64_t ow = j.out[nsp - 1], iw = j.in[nsp - 1], kw = j.k[nsp - 1];
+        int64_t sw = j.s[nsp - 1], dw = j.d[nsp - 1], pw = j.pb[nsp - 1], pe = j.pe[nsp - 1];
+        cols = malloc((size_t)(ow ? ow : 1) * 3 * sizeof *cols);
+        if (cols) {
+            for (int64_t ox = 0; ox < ow; ox++) {
+                int64_t xs = ox * sw - pw;
+                cols[ox] = lmax(0, lceil_div(-xs, dw));
+                cols[ow + ox] = lmax(cols[ox], lmin(kw, lceil_div(iw - xs, dw)));
+                cols[2 * ow + ox] = lmax(0, lmin(kw, lceil_div(iw + pe - xs, dw)));
+            }
+            j.kxlo = cols;
+            j.kxhi = cols + ow;
+            j.kxpad = cols + 2 * ow;
+        }
+    }
+    pare_parallel_for(k->pool, planes, lmax(1, LIN_GRAIN / work),
+                      cols ? BY_CT(ct, pool2d_range) : BY_CT(ct, pool_range), &j);
+    free(cols);
+    fv_free(&xv);
+    os_finish(&y);
+    return PARE_OK;
+}
+
+/* GlobalAveragePool, GlobalMaxPool, GlobalLpPool */
+typedef struct gpool_st {
+    int kind;
+    double p;
+} gpool_st;
+
+static pare_status gpool_init_kind(const pare_node *n, int kind, void **state, pare_error *err)
+{
+    gpool_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->kind = kind;
+    st->p = 2.0;
+    const pare_attr *pa = pare_node_attr(n, "p");
+    if (pa && pa->type == PARE_ATTR_INT)
+        st->p = (double)pa->i;
+    else if (pa && pa->type == PARE_ATTR_FLOAT)
+        st->p = pa->f;
+    if (!(st->p > 0)) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "p must be positive");
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status gmaxpool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return gpool_init_kind(n, POOL_MAX, state, err);
+}
+static pare_status gavgpool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return gpool_init_kind(n, POOL_AVG, state, err);
+}
+static pare_status glppool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return gpool_init_kind(n, POOL_LP, state, err);
+}
+
+static pare_status gpool_run(pare_kctx *k, pare_error *err)
+{
+    const gpool_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!pool_dtype_ok(st->kind, dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 2 (got %d)", X->rank);
+    int64_t od[PARE_MAX_RANK];
+    od[0] = X->dims[0];
+    od[1] = X->dims[1];
+    for (int i = 2; i < X->rank; i++)
+        od[i] = 1;
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
+        return s;
+    fview xv;
+    if ((s = fv_get(X, ct, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    gpool_job j = {st->kind, prod64(X->rank - 2, X->dims + 2), st->p, xv.p, y.p};
+    pare_parallel_for(k->pool, od[0] * od[1], lmax(1, LIN_GRAIN / lmax(1, j.plane)),
+                      BY_CT(ct, gpool_range), &j);
+    fv_free(&xv);
+    os_finish(&y);
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+/* MaxUnpool                                                             */
+
+static pare_status unpool_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    return pool_init_kind(n, POOL_MAX, state, err);
+}
+
+static pare_status unpool_run(pare_kctx *k, pare_error *err)
+{
+    const pool_st *st = k->state;
+    const sp_attrs *a = &st->a;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "I", err)))
+        return s;
+    const pare_tensor *X = k->in[0], *Ix = k->in[1];
+    const pare_tensor *OS = k->n_in > 2 ? k->in[2] : NULL;
+    if (X->rank < 3)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 3 (got %d)", X->rank);
+    if (Ix->dtype != PARE_DT_INT64 || Ix->rank != X->rank ||
+        memcmp(Ix->dims, X->dims, (size_t)X->rank * sizeof *X->dims))
+        return pare_error_set(err, PARE_ERR_INVALID, "I must be int64 with the shape of X");
+    if (X->dtype == PARE_DT_STRING || pare_dtype_bits(X->dtype) < 8)
+        return bad_dtype(X->dtype, err);
+    int nsp = X->rank - 2;
+    int64_t sv[LIN_MAXSP], dv[LIN_MAXSP], od[2 + LIN_MAXSP];
+    if ((s = sp_common(a, nsp, sv, dv, err)))
+        return s;
+    if (a->nk != nsp)
+        return pare_error_set(err, PARE_ERR_INVALID,
+                              "kernel_shape has %d values for %d spatial dims", a->nk, nsp);
+    /* indices address the inferred shape; output_shape, when given, holds
+     * that block in its leading corner (as the reference implementation) */
+    int64_t inf[2 + LIN_MAXSP];
+    inf[0] = od[0] = X->dims[0];
+    inf[1] = od[1] = X->dims[1];
+    for (int i = 0; i < nsp; i++) {
+        int64_t pb = a->np ? a->pads[i] : 0, pe = a->np ? a->pads[nsp + i] : 0;
+        inf[2 + i] = od[2 + i] = (X->dims[2 + i] - 1) * sv[i] + a->kernel[i] - pb - pe;
+        if (inf[2 + i] < 0)
+            return pare_error_set(err, PARE_ERR_INVALID, "negative output size");
+    }
+    if (OS) {
+        int64_t v[PARE_MAX_RANK];
+        int64_t c = pare_tensor_ints(OS, v, PARE_MAX_RANK);
+        if (c != X->rank)
+            return pare_error_set(err, PARE_ERR_INVALID, "output_shape must have %d values",
+                                  X->rank);
+        for (int i = 0; i < X->rank; i++)
+            od[i] = v[i];
+    }
+    for (int i = 0; i < X->rank; i++)
+        if (od[i] < 0)
+            return pare_error_set(err, PARE_ERR_INVALID, "negative output size");
+    pare_tensor *Y;
+    if ((s = k->alloc_out(k, 0, X->dtype, X->rank, od, &Y, err)))
+        return s;
+    memset(Y->data, 0, Y->nbytes);
+    size_t es = pare_elem_size(X->dtype);
+    int64_t total = prod64(X->rank, inf), n = (int64_t)pare_tensor_numel(X);
+    bool same = !memcmp(inf, od, (size_t)X->rank * sizeof *od);
+    const int64_t *ix = Ix->data;
+    for (int64_t q = 0; q < n; q++) {
+        int64_t at = ix[q];
+        if (at < 0 || at >= total)
+            return pare_error_set(err, PARE_ERR_INVALID, "index %lld out of range [0, %lld)",
+                                  (long long)at, (long long)total);
+        if (!same) {
+            int64_t rem = at, dst = 0, mul = 1;
+            bool inside = true;
+            for (int i = X->rank - 1; i >= 0; i--) {
+                int64_t c = rem % inf[i];
+                rem /= inf[i];
+                if (c >= od[i])
+                    inside = false;
+                dst += c * mul;
+                mul *= od[i];
+            }
+            if (!inside)
+                continue;
+            at = dst;
+        }
+        memcpy((char *)Y->data + (size_t)at * es, (const char *)X->data + (size_t)q * es, es);
+    }
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+/* BatchNormalization                                                    */
+
+typedef struct norm_st {
+    double eps, momentum;
+    bool training; /* training_mode (14+) or is_test == 0 (< 7) */
+    int64_t axis;
+    int64_t groups; /* GroupNormalization */
+    int64_t size;   /* LRN */
+    double alpha, beta, bias;
+    int p; /* LpNormalization */
+    int64_t axes[PARE_MAX_RANK];
+    int n_axes;         /* MeanVarianceNormalization; -1: default */
+    int stash_dtype[3]; /* declared dtypes of extra outputs (0 unknown) */
+} norm_st;
+
+static void norm_out_dtypes(const pare_node *n, norm_st *st)
+{
+    for (size_t i = 1; i < 3 && i < n->n_outputs; i++)
+        st->stash_dtype[i] = n->outputs[i] ? n->outputs[i]->dtype : 0;
+}
+
+static pare_status bn_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->eps = pare_node_attr_float(n, "epsilon", 1e-5f);
+    st->momentum = pare_node_attr_float(n, "momentum", 0.9f);
+    if (opset >= 14)
+        st->training = pare_node_attr_int(n, "training_mode", 0) != 0;
+    else if (opset < 7)
+        st->training = pare_node_attr_int(n, "is_test", 0) == 0 && n->n_outputs > 1;
+    else
+        st->training = n->n_outputs > 1;
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status bn_run(pare_kctx *k, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    static const char *const names[] = {"X", "scale", "B", "input_mean", "input_var"};
+    for (size_t i = 0; i < 5; i++)
+        if ((s = need_in(k, i, names[i], err)))
+            return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 2 (got %d)", X->rank);
+    int64_t N = X->dims[0], C = X->dims[1], plane = prod64(X->rank - 2, X->dims + 2);
+    bool per_elem = false;
+    for (int i = 1; i < 5; i++) {
+        uint64_t n = pare_tensor_numel(k->in[i]);
+        if (!is_fp(k->in[i]->dtype))
+            return bad_dtype(k->in[i]->dtype, err);
+        if (n == (uint64_t)C)
+            continue;
+        if (k->opset < 9 && !st->training && n == (uint64_t)(C * plane)) {
+            per_elem = true; /* spatial = 0 */
+            continue;
+        }
+        return pare_error_set(err, PARE_ERR_INVALID, "%s has %llu elements, X has %lld channels",
+                              names[i], (unsigned long long)n, (long long)C);
+    }
+    if (per_elem)
+        for (int i = 1; i < 5; i++)
+            if (pare_tensor_numel(k->in[i]) != (uint64_t)(C * plane))
+                return pare_error_set(err, PARE_ERR_INVALID, "per-activation %s has the wrong size",
+                                      names[i]);
+    int ct = ctype_of(dt);
+    size_t es = pare_elem_size(ct);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview v[5];
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < 5 && !s; i++)
+        s = fv_get(k->in[i], ct, &v[i], err);
+    int64_t nab = per_elem ? C * plane : C;
+    double *stats = NULL;
+    void *ab = NULL;
+    if (!s && (!(ab = malloc((size_t)(nab ? nab : 1) * 2 * es)) ||
+               !(stats = malloc((size_t)(C ? C : 1) * 2 * sizeof *stats))))
+        s = nomem(err);
+    if (s)
+        goto out;
+    double *mean = stats, *var = stats + C;
+    if (st->training) {
+        bn_train_job tj = {N, C, plane, v[0].p, mean, var};
+        pare_parallel_for(k->pool, C, lmax(1, LIN_GRAIN / lmax(1, N * plane)),
+                          BY_CT(ct, bn_stats_range), &tj);
+    }
+    for (int64_t c = 0; c < nab; c++) {
+        double sc = pare_dtype_get_f64(ct, v[1].p, (size_t)c);
+        double bb = pare_dtype_get_f64(ct, v[2].p, (size_t)c);
+        double m = st->training ? mean[c] : pare_dtype_get_f64(ct, v[3].p, (size_t)c);
+        double vv = st->training ? var[c] : pare_dtype_get_f64(ct, v[4].p, (size_t)c);
+        double aa = sc / sqrt(vv + st->eps);
+        pare_dtype_set_f64(ct, ab, (size_t)c, aa);
+        pare_dtype_set_f64(ct, ab, (size_t)(nab + c), bb - m * aa);
+    }
+    affine_job j = {C, plane, ab, (char *)ab + (size_t)nab * es, per_elem, v[0].p, y.p};
+    pare_parallel_for(k->pool, N * C, lmax(1, LIN_GRAIN / lmax(1, plane)), BY_CT(ct, affine_range),
+                      &j);
+    if (st->training) {
+        /* 14+: running mean, running var; 7-13: also saved mean and var */
+        for (size_t o = 1; o < 5 && !s; o++) {
+            if (!want_out(k, o) || (k->opset >= 14 && o > 2))
+                continue;
+            int odt = k->in[o == 1 || o == 3 ? 3 : 4]->dtype;
+            int64_t cd = C;
+            pare_tensor *t;
+            if ((s = k->alloc_out(k, o, odt, 1, &cd, &t, err)))
+                break;
+            for (int64_t c = 0; c < C; c++) {
+                double val;
+                if (o <= 2) {
+                    double run = pare_dtype_get_f64(ct, v[o == 1 ? 3 : 4].p, (size_t)c);
+                    val = run * st->momentum + (o == 1 ? mean[c] : var[c]) * (1.0 - st->momentum);
+                } else {
+                    val = o == 3 ? mean[c] : var[c];
+                }
+                pare_dtype_set_f64(odt, t->data, (size_t)c, val);
+            }
+        }
+    }
+out:
+    free(ab);
+    free(stats);
+    for (int i = 0; i < 5; i++)
+        fv_free(&v[i]);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* InstanceNormalization, GroupNormalization                             */
+
+static pare_status inorm_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->eps = pare_node_attr_float(n, "epsilon", 1e-5f);
+    st->groups = pare_node_attr_int(n, "num_groups", 0);
+    if (pare_node_is(n, "", "GroupNormalization") && st->groups < 1) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "num_groups must be >= 1");
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status groupnorm_common(pare_kctx *k, int64_t G, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "scale", err)) ||
+        (s = need_in(k, 2, "B", err)))
+        return s;
+    const pare_tensor *X = k->in[0], *S = k->in[1], *Bt = k->in[2];
+    int dt = X->dtype;
+    if (!is_fp(dt) || !is_fp(S->dtype) || !is_fp(Bt->dtype))
+        return bad_dtype(dt, err);
+    if (X->rank < 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 2 (got %d)", X->rank);
+    int64_t N = X->dims[0], C = X->dims[1], plane = prod64(X->rank - 2, X->dims + 2);
+    if (G <= 0)
+        G = C;
+    if (C % G != 0)
+        return pare_error_set(err, PARE_ERR_INVALID, "%lld channels do not split into %lld groups",
+                              (long long)C, (long long)G);
+    uint64_t ns = pare_tensor_numel(S), nbias = pare_tensor_numel(Bt);
+    if ((ns != (uint64_t)C && ns != (uint64_t)G) || nbias != ns)
+        return pare_error_set(
+            err, PARE_ERR_INVALID, "scale and bias need %lld (or %lld) elements, got %llu and %llu",
+            (long long)C, (long long)G, (unsigned long long)ns, (unsigned long long)nbias);
+    int ct = ctype_of(dt);
+    size_t es = pare_elem_size(ct);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview xv, sv, bv;
+    memset(&sv, 0, sizeof sv);
+    memset(&bv, 0, sizeof bv);
+    void *sb = NULL;
+    if ((s = fv_get(X, ct, &xv, err)) || (s = fv_get(S, ct, &sv, err)) ||
+        (s = fv_get(Bt, ct, &bv, err)))
+        goto out;
+    /* per-channel scale and bias (opset 18 GroupNormalization has them per group) */
+    if (!(sb = malloc((size_t)(C ? C : 1) * 2 * es))) {
+        s = nomem(err);
+        goto out;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        int64_t src = ns == (uint64_t)C ? c : c / (C / G);
+        memcpy((char *)sb + (size_t)c * es, (const char *)sv.p + (size_t)src * es, es);
+        memcpy((char *)sb + (size_t)(C + c) * es, (const char *)bv.p + (size_t)src * es, es);
+    }
+    group_job j = {C, G, plane, st->eps, xv.p, sb, (char *)sb + (size_t)C * es, y.p};
+    pare_parallel_for(k->pool, N * G, lmax(1, LIN_GRAIN / lmax(1, plane * (C / G))),
+                      BY_CT(ct, group_range), &j);
+out:
+    free(sb);
+    fv_free(&xv);
+    fv_free(&sv);
+    fv_free(&bv);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+static pare_status inorm_run(pare_kctx *k, pare_error *err)
+{
+    return groupnorm_common(k, 0, err);
+}
+
+static pare_status gnorm_run(pare_kctx *k, pare_error *err)
+{
+    const norm_st *st = k->state;
+    /* opset 18 took scale/bias per group; 21 per channel: both accepted by size */
+    return groupnorm_common(k, st->groups, err);
+}
+
+/* ===================================================================== */
+/* LayerNormalization, RMSNormalization                                  */
+
+static pare_status lnorm_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->eps = pare_node_attr_float(n, "epsilon", 1e-5f);
+    st->axis = pare_node_attr_int(n, "axis", -1);
+    norm_out_dtypes(n, st);
+    *state = st;
+    return PARE_OK;
+}
+
+/* Expands t (compute type ct) broadcast to dims[0..r) into dst (prod(dims) entries). */
+static pare_status expand_to(const pare_tensor *t, const void *data, int ct, int r,
+                             const int64_t *dims, void *dst, pare_error *err)
+{
+    int tr = t->rank;
+    const int64_t *td = t->dims;
+    while (tr > r && td[0] == 1) { /* leading 1s beyond the target rank */
+        td++;
+        tr--;
+    }
+    if (tr > r)
+        goto bad;
+    for (int i = 0; i < tr; i++)
+        if (td[i] != 1 && td[i] != dims[r - tr + i])
+            goto bad;
+    int64_t str[PARE_MAX_RANK], c[PARE_MAX_RANK] = {0}, off = 0;
+    pare_bcast_strides(r, dims, tr, td, str);
+    size_t es = pare_elem_size(ct);
+    int64_t total = prod64(r, dims);
+    for (int64_t q = 0; q < total; q++) {
+        memcpy((char *)dst + (size_t)q * es, (const char *)data + (size_t)off * es, es);
+        for (int i = r - 1; i >= 0; i--) {
+            off += str[i];
+            if (++c[i] < dims[i])
+                break;
+            off -= str[i] * dims[i];
+            c[i] = 0;
+        }
+    }
+    return PARE_OK;
+bad:;
+    char b1[64];
+    return pare_error_set(err, PARE_ERR_INVALID,
+                          "shape %s does not broadcast to the normalised dims",
+                          pare_dims_str(t->rank, t->dims, b1, sizeof b1));
+}
+
+static pare_status rows_common(pare_kctx *k, bool rms, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "scale", err)))
+        return s;
+    const pare_tensor *X = k->in[0], *S = k->in[1];
+    const pare_tensor *Bt = !rms && k->n_in > 2 ? k->in[2] : NULL;
+    int dt = X->dtype;
+    if (!is_fp(dt) || !is_fp(S->dtype) || (Bt && !is_fp(Bt->dtype)))
+        return bad_dtype(dt, err);
+    int axis = 0;
+    if (X->rank < 1)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 1");
+    if ((s = pare_axis(st->axis, X->rank, &axis, err)))
+        return s;
+    int64_t rows = prod64(axis, X->dims), D = prod64(X->rank - axis, X->dims + axis);
+    int ct = ctype_of(dt);
+    size_t es = pare_elem_size(ct);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview xv, sv, bv;
+    memset(&sv, 0, sizeof sv);
+    memset(&bv, 0, sizeof bv);
+    void *sb = NULL;
+    float *stash = NULL;
+    pare_tensor *mo = NULL, *io = NULL;
+    if ((s = fv_get(X, ct, &xv, err)) || (s = fv_get(S, ct, &sv, err)) ||
+        (s = fv_get(Bt, ct, &bv, err)))
+        goto out;
+    if (!(sb = malloc((size_t)(D ? D : 1) * 2 * es))) {
+        s = nomem(err);
+        goto out;
+    }
+    if ((s = expand_to(S, sv.p, ct, X->rank - axis, X->dims + axis, sb, err)) ||
+        (Bt && (s = expand_to(Bt, bv.p, ct, X->rank - axis, X->dims + axis,
+                              (char *)sb + (size_t)D * es, err))))
+        goto out;
+    bool want_m = !rms && want_out(k, 1), want_i = !rms && want_out(k, 2);
+    if (want_m || want_i) {
+        int64_t sd[PARE_MAX_RANK];
+        for (int i = 0; i < X->rank; i++)
+            sd[i] = i < axis ? X->dims[i] : 1;
+        int mdt = st->stash_dtype[1] ? st->stash_dtype[1] : dt;
+        int idt = st->stash_dtype[2] ? st->stash_dtype[2] : dt;
+        if ((want_m && (s = k->alloc_out(k, 1, mdt, X->rank, sd, &mo, err))) ||
+            (want_i && (s = k->alloc_out(k, 2, idt, X->rank, sd, &io, err))))
+            goto out;
+        if (!(stash = malloc((size_t)(rows ? rows : 1) * 2 * sizeof *stash))) {
+            s = nomem(err);
+            goto out;
+        }
+    }
+    rows_job j = {D,    st->eps, rms,
+                  xv.p, sb,      Bt ? (char *)sb + (size_t)D * es : NULL,
+                  y.p,  stash,   stash ? stash + rows : NULL,
+                  NULL};
+    pare_parallel_for(k->pool, rows, lmax(1, LIN_GRAIN / lmax(1, D)), BY_CT(ct, rows_range), &j);
+    if (mo)
+        pare_dtype_convert(mo->dtype, mo->data, PARE_DT_FLOAT, stash, (size_t)rows, false);
+    if (io)
+        pare_dtype_convert(io->dtype, io->data, PARE_DT_FLOAT, stash + rows, (size_t)rows, false);
+out:
+    free(stash);
+    free(sb);
+    fv_free(&xv);
+    fv_free(&sv);
+    fv_free(&bv);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+static pare_status lnorm_run(pare_kctx *k, pare_error *err)
+{
+    return rows_common(k, false, err);
+}
+
+static pare_status rmsnorm_run(pare_kctx *k, pare_error *err)
+{
+    return rows_common(k, true, err);
+}
+
+/* ===================================================================== */
+/* LpNormalization                                                       */
+
+static pare_status lpnorm_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->axis = pare_node_attr_int(n, "axis", -1);
+    int64_t p = pare_node_attr_int(n, "p", 2);
+    if (p != 1 && p != 2) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "p must be 1 or 2 (got %lld)", (long long)p);
+    }
+    st->p = (int)p;
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status lpnorm_run(pare_kctx *k, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "input", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    int axis = 0;
+    if (X->rank < 1)
+        return pare_error_set(err, PARE_ERR_INVALID, "input must have rank >= 1");
+    if ((s = pare_axis(st->axis, X->rank, &axis, err)))
+        return s;
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview xv;
+    if ((s = fv_get(X, ct, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    lpn_job j = {X->dims[axis], prod64(X->rank - axis - 1, X->dims + axis + 1), st->p, xv.p, y.p};
+    int64_t lines = prod64(axis, X->dims) * j.inner;
+    pare_parallel_for(k->pool, lines, lmax(1, LIN_GRAIN / lmax(1, j.len)), BY_CT(ct, lpn_range),
+                      &j);
+    fv_free(&xv);
+    os_finish(&y);
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+/* LRN                                                                   */
+
+static pare_status lrn_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    st->alpha = pare_node_attr_float(n, "alpha", 1e-4f);
+    st->beta = pare_node_attr_float(n, "beta", 0.75f);
+    st->bias = pare_node_attr_float(n, "bias", 1.0f);
+    st->size = pare_node_attr_int(n, "size", 0);
+    if (st->size < 1) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "size must be >= 1");
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status lrn_run(pare_kctx *k, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 2 (got %d)", X->rank);
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview xv;
+    if ((s = fv_get(X, ct, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    lrn_job j = {
+        X->dims[1], prod64(X->rank - 2, X->dims + 2), st->size, st->alpha, st->beta, st->bias, xv.p,
+        y.p};
+    pare_parallel_for(k->pool, X->dims[0] * X->dims[1],
+                      lmax(1, LIN_GRAIN / lmax(1, j.plane * st->size)), BY_CT(ct, lrn_range), &j);
+    fv_free(&xv);
+    os_finish(&y);
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+/* MeanVarianceNormalization                                             */
+
+static pare_status mvn_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    norm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    const int64_t *ax;
+    size_t c = pare_node_attr_ints(n, "axes", &ax);
+    if (!pare_node_attr(n, "axes")) {
+        st->n_axes = -1;
+    } else if (c > PARE_MAX_RANK) {
+        free(st);
+        return pare_error_set(err, PARE_ERR_INVALID, "too many axes");
+    } else {
+        st->n_axes = (int)c;
+        memcpy(st->axes, ax, c * sizeof *ax);
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+static pare_status mvn_run(pare_kctx *k, pare_error *err)
+{
+    const norm_st *st = k->state;
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    bool red[PARE_MAX_RANK] = {false};
+    static const int64_t dflt[] = {0, 2, 3};
+    const int64_t *ax = st->n_axes < 0 ? dflt : st->axes;
+    int na = st->n_axes < 0 ? 3 : st->n_axes;
+    for (int i = 0; i < na; i++) {
+        int a = 0;
+        if ((s = pare_axis(ax[i], X->rank, &a, err)))
+            return s;
+        red[a] = true;
+    }
+    int ct = ctype_of(dt);
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, X->rank, X->dims, &y, err)))
+        return s;
+    fview xv;
+    if ((s = fv_get(X, ct, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    s = ct == PARE_DT_DOUBLE ? mvn_d(xv.p, y.p, X->rank, X->dims, red, err)
+                             : mvn_f(xv.p, y.p, X->rank, X->dims, red, err);
+    fv_free(&xv);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* Einsum                                                                */
+
+#define EIN_ELL 52 /* label ids 0-51 are letters; ellipsis dims get 52+ */
+
+typedef struct ein_term {
+    int n; /* letters */
+    int lab[EIN_MAXL];
+    int ell; /* position of "..." among the letters, -1 if none */
+} ein_term;
+
+typedef struct einsum_st {
+    int n_in;
+    ein_term in[EIN_MAXIN];
+    ein_term out;
+    bool explicit_out;
+} einsum_st;
+
+static int ein_label(char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26; /* numpy orders implicit output by character code: A-Z first */
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    return -1;
+}
+
+static pare_status ein_parse_term(const char *s, size_t len, ein_term *t, pare_error *err)
+{
+    t->n = 0;
+    t->ell = -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ')
+            continue;
+        if (s[i] == '.') {
+            if (i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.' || t->ell >= 0)
+                return pare_error_set(err, PARE_ERR_INVALID, "bad ellipsis in equation");
+            t->ell = t->n;
+            i += 2;
+            continue;
+        }
+        int l = ein_label(s[i]);
+        if (l < 0)
+            return pare_error_set(err, PARE_ERR_INVALID, "bad character '%c' in equation", s[i]);
+        if (t->n >= EIN_MAXL - 1)
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED, "equation term too long");
+        t->lab[t->n++] = l;
+    }
+    return PARE_OK;
+}
+
+static pare_status einsum_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    const char *eq = pare_node_attr_string(n, "equation", NULL);
+    if (!eq)
+        return pare_error_set(err, PARE_ERR_INVALID, "attribute equation is required");
+    einsum_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    pare_status s = PARE_OK;
+    const char *arrow = strstr(eq, "->");
+    size_t lhs_len = arrow ? (size_t)(arrow - eq) : strlen(eq);
+    const char *p = eq, *end = eq + lhs_len;
+    while (!s) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *te = comma ? comma : end;
+        if (st->n_in >= EIN_MAXIN) {
+            s = pare_error_set(err, PARE_ERR_UNSUPPORTED, "more than %d operands", EIN_MAXIN);
+            break;
+        }
+        s = ein_parse_term(p, (size_t)(te - p), &st->in[st->n_in++], err);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (!s && arrow) {
+        st->explicit_out = true;
+        s = ein_parse_term(arrow + 2, strlen(arrow + 2), &st->out, err);
+    }
+    if (s) {
+        free(st);
+        return s;
+    }
+    *state = st;
+    return PARE_OK;
+}
+
+/* Per-label sizes and per-input strides of the expanded equation. */
+typedef struct ein_plan {
+    int nlab; /* label ids < nlab */
+    int64_t size[EIN_MAXL];
+    int64_t str[EIN_MAXIN][EIN_MAXL];
+    int cnt[EIN_MAXIN][EIN_MAXL]; /* occurrences of the label in input i */
+    bool bcast1;                  /* some input sees a label of size 1 broadcast */
+    int out_n;
+    int out_lab[EIN_MAXL];
+} ein_plan;
+
+static pare_status ein_plan_make(const einsum_st *st, const pare_tensor *const *in, ein_plan *p,
+                                 pare_error *err)
+{
+    memset(p, 0, sizeof *p);
+    int E = 0;
+    int er[EIN_MAXIN];
+    for (int i = 0; i < st->n_in; i++) {
+        const ein_term *t = &st->in[i];
+        er[i] = in[i]->rank - t->n;
+        if ((t->ell < 0 && er[i] != 0) || er[i] < 0)
+            return pare_error_set(err, PARE_ERR_INVALID,
+                                  "operand %d has rank %d but its term has %d labels", i,
+                                  in[i]->rank, t->n);
+        if (er[i] > E)
+            E = er[i];
+    }
+    if (EIN_ELL + E > EIN_MAXL)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "ellipsis covers too many dims");
+    p->nlab = EIN_ELL + E;
+    for (int l = 0; l < p->nlab; l++)
+        p->size[l] = -1;
+    bool used[EIN_MAXL] = {false};
+    int once[EIN_MAXL] = {0};
+    /* a label's size is that of its occurrences other than 1; size-1
+     * occurrences broadcast (stride 0) */
+    for (int i = 0; i < st->n_in; i++) {
+        const ein_term *t = &st->in[i];
+        const pare_tensor *x = in[i];
+        int64_t xs = 1;
+        for (int a = x->rank - 1; a >= 0; a--) {
+            int l;
+            if (t->ell >= 0 && a >= t->ell && a < t->ell + er[i])
+                l = EIN_ELL + (E - er[i]) + (a - t->ell);
+            else
+                l = t->lab[t->ell < 0 || a < t->ell ? a : a - er[i]];
+            int64_t d = x->dims[a];
+            if (d != 1) {
+                if (p->size[l] > 1 && p->size[l] != d)
+                    return pare_error_set(err, PARE_ERR_INVALID, "label sizes differ: %lld vs %lld",
+                                          (long long)d, (long long)p->size[l]);
+                p->size[l] = d;
+                p->str[i][l] += xs;
+            } else if (p->size[l] < 0) {
+                p->size[l] = 1;
+            }
+            p->cnt[i][l]++;
+            once[l]++;
+            used[l] = true;
+            xs *= d;
+        }
+    }
+    for (int i = 0; i < st->n_in; i++) {
+        const ein_term *t = &st->in[i];
+        for (int a = 0; a < in[i]->rank; a++) {
+            int l;
+            if (t->ell >= 0 && a >= t->ell && a < t->ell + er[i])
+                l = EIN_ELL + (E - er[i]) + (a - t->ell);
+            else
+                l = t->lab[t->ell < 0 || a < t->ell ? a : a - er[i]];
+            if (in[i]->dims[a] == 1 && p->size[l] != 1)
+                p->bcast1 = true;
+        }
+    }
+    if (st->explicit_out) {
+        const ein_term *t = &st->out;
+        if (t->ell < 0 && E > 0) {
+            /* numpy allows dropping the ellipsis only when it covers no dims */
+            for (int l = EIN_ELL; l < EIN_ELL + E; l++)
+                if (p->size[l] != 1)
+                    return pare_error_set(err, PARE_ERR_INVALID, "output drops the ellipsis dims");
+        }
+        for (int a = 0; a < t->n || (t->ell == t->n && a == t->n); a++) {
+            if (t->ell == a)
+                for (int e = 0; e < E; e++)
+                    p->out_lab[p->out_n++] = EIN_ELL + e;
+            if (a == t->n)
+                break;
+            int l = t->lab[a];
+            if (!used[l])
+                return pare_error_set(err, PARE_ERR_INVALID, "output label '%c' not in any input",
+                                      l < 26 ? 'A' + l : 'a' + l - 26);
+            for (int b = 0; b < p->out_n; b++)
+                if (p->out_lab[b] == l)
+                    return pare_error_set(err, PARE_ERR_INVALID, "output label repeated");
+            p->out_lab[p->out_n++] = l;
+        }
+    } else {
+        for (int e = 0; e < E; e++)
+            p->out_lab[p->out_n++] = EIN_ELL + e;
+        for (int l = 0; l < EIN_ELL; l++)
+            if (once[l] == 1)
+                p->out_lab[p->out_n++] = l;
+    }
+    return PARE_OK;
+}
+
+/* Fills j's output-label and summed-label tables for inputs of plan p. */
+static void ein_job_fill(const ein_plan *p, int n_in, einsum_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->n_in = n_in;
+    bool in_out[EIN_MAXL] = {false};
+    for (int a = 0; a < p->out_n; a++) {
+        int l = p->out_lab[a];
+        in_out[l] = true;
+        j->out_size[j->n_out_l] = p->size[l];
+        for (int i = 0; i < n_in; i++)
+            j->ostr[i][j->n_out_l] = p->str[i][l];
+        j->n_out_l++;
+    }
+    for (int l = 0; l < p->nlab; l++) {
+        if (in_out[l] || p->size[l] < 0)
+            continue;
+        j->sum_size[j->n_sum_l] = p->size[l];
+        for (int i = 0; i < n_in; i++)
+            j->sstr[i][j->n_sum_l] = p->str[i][l];
+        j->n_sum_l++;
+    }
+}
+
+static void ein_exec(pare_threadpool *pool, int ct, einsum_job *j)
+{
+    int64_t n = prod64(j->n_out_l, j->out_size), work = prod64(j->n_sum_l, j->sum_size);
+    pare_range_fn fn = ct == PARE_DT_DOUBLE  ? einsum_range_d
+                       : ct == PARE_DT_FLOAT ? einsum_range_f
+                                             : einsum_range_i;
+    pare_parallel_for(pool, n, lmax(1, LIN_GRAIN / lmax(1, work * j->n_in)), fn, j);
+}
+
+/* Copies src (strides str per label) into dst laid out in label order lab[0..n). */
+static void ein_permute(pare_threadpool *pool, int ct, const void *src, const ein_plan *p,
+                        const int64_t *str, const int *lab, int n, void *dst)
+{
+    einsum_job j;
+    memset(&j, 0, sizeof j);
+    j.n_in = 1;
+    j.n_out_l = n;
+    for (int a = 0; a < n; a++) {
+        j.out_size[a] = p->size[lab[a]];
+        j.ostr[0][a] = str[lab[a]];
+    }
+    j.x[0] = src;
+    j.y = dst;
+    ein_exec(pool, ct, &j);
+}
+
+/* Two operands without diagonals or one-sided summed labels: permute to
+ * [batch, M, K] x [batch, K, N], batched GEMM, permute into place. */
+static pare_status ein_matmul(pare_kctx *k, const ein_plan *p, int ct, const void *a, const void *b,
+                              void *y, bool *done, pare_error *err)
+{
+    *done = false;
+    bool in_out[EIN_MAXL] = {false};
+    for (int q = 0; q < p->out_n; q++)
+        in_out[p->out_lab[q]] = true;
+    int bl[EIN_MAXL], ml[EIN_MAXL], nl[EIN_MAXL], kl[EIN_MAXL];
+    int nb = 0, nm = 0, nn = 0, nk = 0;
+    for (int l = 0; l < p->nlab; l++) {
+        if (p->size[l] < 0)
+            continue;
+        int ca = p->cnt[0][l], cb = p->cnt[1][l];
+        if (ca > 1 || cb > 1)
+            return PARE_OK;
+        if (ca && cb)
+            if (in_out[l])
+                bl[nb++] = l;
+            else
+                kl[nk++] = l;
+        else if (ca && in_out[l])
+            ml[nm++] = l;
+        else if (cb && in_out[l])
+            nl[nn++] = l;
+        else
+            return PARE_OK; /* summed in one operand only */
+    }
+    int64_t B = 1, M = 1, N = 1, K = 1;
+    for (int i = 0; i < nb; i++)
+        B *= p->size[bl[i]];
+    for (int i = 0; i < nm; i++)
+        M *= p->size[ml[i]];
+    for (int i = 0; i < nn; i++)
+        N *= p->size[nl[i]];
+    for (int i = 0; i < nk; i++)
+        K *= p->size[kl[i]];
+    size_t es = pare_elem_size(ct);
+    int64_t szA, szB, szC;
+    if (!mul_ok(B * M, K, &szA) || !mul_ok(B * K, N, &szB) || !mul_ok(B * M, N, &szC))
+        return pare_error_set(err, PARE_ERR_LIMIT, "operands too large");
+    char *buf = malloc((size_t)(szA + szB + szC + 1) * es);
+    int64_t *off = malloc((size_t)(B * 2 + 1) * sizeof *off);
+    if (!buf || !off) {
+        free(buf);
+        free(off);
+        return nomem(err);
+    }
+    char *pa = buf, *pb = buf + (size_t)szA * es, *pc = pb + (size_t)szB * es;
+    int la[EIN_MAXL], lb[EIN_MAXL], lc[EIN_MAXL], n = 0;
+    for (int i = 0; i < nb; i++)
+        la[n++] = bl[i];
+    for (int i = 0; i < nm; i++)
+        la[n++] = ml[i];
+    for (int i = 0; i < nk; i++)
+        la[n++] = kl[i];
+    ein_permute(k->pool, ct, a, p, p->str[0], la, n, pa);
+    n = 0;
+    for (int i = 0; i < nb; i++)
+        lb[n++] = bl[i];
+    for (int i = 0; i < nk; i++)
+        lb[n++] = kl[i];
+    for (int i = 0; i < nn; i++)
+        lb[n++] = nl[i];
+    ein_permute(k->pool, ct, b, p, p->str[1], lb, n, pb);
+    for (int64_t q = 0; q < B; q++) {
+        off[q] = q * M * K;
+        off[B + q] = q * K * N;
+    }
+    pare_status s = batched_mm(k->pool, ct, B, M, N, K, pa, off, pb, off + B, pc, err);
+    if (!s) {
+        /* strides of C's labels, C laid out as [batch, m, n] */
+        int64_t cstr[EIN_MAXL] = {0}, acc = 1;
+        n = 0;
+        for (int i = 0; i < nb; i++)
+            lc[n++] = bl[i];
+        for (int i = 0; i < nm; i++)
+            lc[n++] = ml[i];
+        for (int i = 0; i < nn; i++)
+            lc[n++] = nl[i];
+        for (int i = n - 1; i >= 0; i--) {
+            cstr[lc[i]] = acc;
+            acc *= p->size[lc[i]];
+        }
+        ein_permute(k->pool, ct, pc, p, cstr, p->out_lab, p->out_n, y);
+        *done = true;
+    }
+    free(buf);
+    free(off);
+    return s;
+}
+
+static pare_status einsum_run(pare_kctx *k, pare_error *err)
+{
+    const einsum_st *st = k->state;
+    if ((int)k->n_in != st->n_in)
+        return pare_error_set(err, PARE_ERR_INVALID, "equation has %d operands but the node %zu",
+                              st->n_in, k->n_in);
+    pare_status s;
+    for (int i = 0; i < st->n_in; i++)
+        if ((s = need_in(k, (size_t)i, "operand", err)))
+            return s;
+    int dt = k->in[0]->dtype;
+    for (int i = 1; i < st->n_in; i++)
+        if (k->in[i]->dtype != dt)
+            return pare_error_set(err, PARE_ERR_INVALID, "operands have different dtypes");
+    if (!is_fp(dt) && !pare_dtype_is_int(dt))
+        return bad_dtype(dt, err);
+    if (pare_dtype_bits(dt) < 8)
+        return bad_dtype(dt, err);
+    ein_plan p;
+    if ((s = ein_plan_make(st, k->in, &p, err)))
+        return s;
+    int64_t od[EIN_MAXL];
+    for (int a = 0; a < p.out_n; a++)
+        od[a] = p.size[p.out_lab[a]];
+    if (p.out_n > PARE_MAX_RANK)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "output rank too large");
+    int ct = is_fp(dt) ? ctype_of(dt) : PARE_DT_INT64;
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, ct, p.out_n, od, &y, err)))
+        return s;
+    fview v[EIN_MAXIN];
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < st->n_in && !s; i++)
+        s = fv_get(k->in[i], ct, &v[i], err);
+    bool done = false;
+    if (!s && pare_tensor_numel(y.t) > 0 && st->n_in == 2 && !p.bcast1)
+        s = ein_matmul(k, &p, ct, v[0].p, v[1].p, y.p, &done, err);
+    if (!s && !done && pare_tensor_numel(y.t) > 0) {
+        einsum_job j;
+        ein_job_fill(&p, st->n_in, &j);
+        for (int i = 0; i < st->n_in; i++)
+            j.x[i] = v[i].p;
+        j.y = y.p;
+        ein_exec(k->pool, ct, &j);
+    }
+    for (int i = 0; i < st->n_in; i++)
+        fv_free(&v[i]);
+    if (s)
+        os_drop(&y);
+    else
+        os_finish(&y);
+    return s;
+}
+
+/* ===================================================================== */
+/* Det                                                                   */
+
+static pare_status det_run(pare_kctx *k, pare_error *err)
+{
+    pare_status s;
+    if ((s = need_in(k, 0, "X", err)))
+        return s;
+    const pare_tensor *X = k->in[0];
+    int dt = X->dtype;
+    if (!is_fp(dt))
+        return bad_dtype(dt, err);
+    if (X->rank < 2 || X->dims[X->rank - 1] != X->dims[X->rank - 2])
+        return pare_error_set(err, PARE_ERR_INVALID, "X must be [..., M, M]");
+    int64_t n = X->dims[X->rank - 1], nm = prod64(X->rank - 2, X->dims), nn;
+    if (!mul_ok(n, n, &nn))
+        return pare_error_set(err, PARE_ERR_LIMIT, "matrix too large");
+    ostage y;
+    if ((s = os_alloc(k, 0, dt, PARE_DT_DOUBLE, X->rank - 2, X->dims, &y, err)))
+        return s;
+    fview xv;
+    if ((s = fv_get(X, PARE_DT_DOUBLE, &xv, err))) {
+        os_drop(&y);
+        return s;
+    }
+    double *a = malloc((size_t)(nn ? nn : 1) * sizeof *a);
+    if (!a) {
+        fv_free(&xv);
+        os_drop(&y);
+        return nomem(err);
+    }
+    double *out = y.p;
+    for (int64_t m = 0; m < nm; m++) {
+        memcpy(a, (const double *)xv.p + m * nn, (size_t)nn * sizeof *a);
+        double det = 1.0;
+        for (int64_t c = 0; c < n; c++) {
+            int64_t piv = c;
+            for (int64_t r = c + 1; r < n; r++)
+                if (fabs(a[r * n + c]) > fabs(a[piv * n + c]))
+                    piv = r;
+            if (a[piv * n + c] == 0.0) {
+                det = 0.0;
+                break;
+            }
+            if (piv != c) {
+                for (int64_t q = 0; q < n; q++) {
+                    double t = a[c * n + q];
+                    a[c * n + q] = a[piv * n + q];
+                    a[piv * n + q] = t;
+                }
+                det = -det;
+            }
+            double d = a[c * n + c];
+            det *= d;
+            for (int64_t r = c + 1; r < n; r++) {
+                double f = a[r * n + c] / d;
+                if (f != 0.0)
+                    for (int64_t q = c + 1; q < n; q++)
+                        a[r * n + q] -= f * a[c * n + q];
+            }
+        }
+        out[m] = det;
+    }
+    free(a);
+    fv_free(&xv);
+    os_finish(&y);
+    return PARE_OK;
+}
+
+/* ===================================================================== */
+
+const pare_kernel pare_kernels_linalg[] = {
+    {"", "Gemm", 1, 0, gemm_init, gemm_run, free_state},
+    {"", "MatMul", 1, 0, NULL, matmul_run, NULL},
+    {"", "Conv", 1, 0, conv_init, conv_run, conv_release},
+    {"", "ConvTranspose", 1, 0, convt_init, convt_run, conv_release},
+    {"", "MaxPool", 1, 0, maxpool_init, pool_run, free_state},
+    {"", "AveragePool", 1, 0, avgpool_init, pool_run, free_state},
+    {"", "LpPool", 1, 0, lppool_init, pool_run, free_state},
+    {"", "GlobalAveragePool", 1, 0, gavgpool_init, gpool_run, free_state},
+    {"", "GlobalMaxPool", 1, 0, gmaxpool_init, gpool_run, free_state},
+    {"", "GlobalLpPool", 1, 0, glppool_init, gpool_run, free_state},
+    {"", "MaxUnpool", 9, 0, unpool_init, unpool_run, free_state},
+    {"", "BatchNormalization", 1, 0, bn_init, bn_run, free_state},
+    {"", "InstanceNormalization", 1, 0, inorm_init, inorm_run, free_state},
+    {"", "LayerNormalization", 17, 0, lnorm_init, lnorm_run, free_state},
+    {"", "GroupNormalization", 18, 0, inorm_init, gnorm_run, free_state},
+    {"", "RMSNormalization", 23, 0, lnorm_init, rmsnorm_run, free_state},
+    {"", "LpNormalization", 1, 0, lpnorm_init, lpnorm_run, free_state},
+    {"", "LRN", 1, 0, lrn_init, lrn_run, free_state},
+    {"", "MeanVarianceNormalization", 9, 0, mvn_init, mvn_run, free_state},
+    {"", "Einsum", 12, 0, einsum_init, einsum_run, free_state},
+    {"", "Det", 11, 0, NULL, det_run, NULL},
+    {0},
+};

@@ -1,0 +1,1233 @@
+/* test_linalg.c - the GEMM core and the linear-algebra kernel family.
+ *
+ * GEMM: every portable microkernel this CPU can run (generic, AVX2, AVX-512)
+ * against a double-precision reference over awkward sizes, transposes,
+ * leading dimensions, alpha/beta (beta 0 must not read C) and thread counts;
+ * pare_sgemm's dispatch (CBLAS or not) against the portable path; packed A,
+ * bias, and the implicit-im2col convolution GEMM.
+ * Kernels (run through their records, no session): Conv in all its paths
+ * (packed initializer weights, groups, depthwise, 1-D/3-D, float16, double)
+ * against a naive convolution, ConvTranspose, MatMul broadcasting and
+ * integer wrap-around, Gemm's C broadcast, MaxPool indices and storage
+ * order, AveragePool padding counts, LayerNormalization's extra outputs,
+ * BatchNormalization training outputs, Einsum (diagonals, ellipsis,
+ * implicit output, integers, three operands), Det, and error paths. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/kernel.h"
+#include "exec/gemm.h"
+#include "pare/ir.h"
+
+/* ---- helpers ---- */
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+}
+
+static float *frand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static void ref_gemm(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)(tA ? A[k * lda + i] : A[i * lda + k]) *
+                     (double)(tB ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = (float)(beta == 0.0f ? alpha * s : alpha * s + beta * C[i * ldc + j]);
+        }
+}
+
+static void expect_close(const float *got, const float *want, size_t n, double tol,
+                         const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= tol * (1.0 + fabs((double)want[i]))))
+            fail_msg("%s: element %zu is %g, expected %g", what, i, got[i], want[i]);
+    }
+}
+
+/* ---- GEMM core ---- */
+
+typedef struct gcase {
+    int64_t M, N, K;
+} gcase;
+
+static const gcase gcases[] = {
+    {1, 1, 1},      {3, 5, 7},      {17, 33, 65},  {8, 32, 256}, {9, 31, 257},
+    {64, 200, 96},  {1, 300, 70},   {300, 1, 70},  {70, 90, 1},  {2, 2, 3000},
+    {130, 70, 600}, {40, 1000, 40}, {520, 7, 300},
+};
+
+typedef pare_status (*sgemm_fn)(pare_threadpool *, bool, bool, int64_t, int64_t, int64_t, float,
+                                const float *, int64_t, const float *, int64_t, float, float *,
+                                int64_t);
+
+/* Every case, transpose combination and alpha/beta pair through fn. */
+static void check_gemm_fn(sgemm_fn fn, pare_threadpool *pool, const char *label)
+{
+    for (size_t c = 0; c < sizeof gcases / sizeof *gcases; c++)
+        for (int t = 0; t < 4; t++)
+            for (int ab = 0; ab < 3; ab++) {
+                int64_t M = gcases[c].M, N = gcases[c].N, K = gcases[c].K;
+                bool tA = t & 1, tB = t & 2;
+                int64_t lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 5;
+                float alpha = ab == 1 ? -0.75f : 1.0f, beta = ab == 0   ? 0.0f
+                                                              : ab == 1 ? 0.5f
+                                                                        : 1.0f;
+                float *A = frand_buf((size_t)((tA ? K : M) * lda));
+                float *B = frand_buf((size_t)((tB ? N : K) * ldb));
+                float *C = frand_buf((size_t)(M * ldc));
+                float *R = malloc((size_t)(M * ldc) * sizeof *R);
+                assert_non_null(R);
+                memcpy(R, C, (size_t)(M * ldc) * sizeof *R);
+                if (beta == 0.0f)
+                    for (int64_t i = 0; i < M; i++)
+                        for (int64_t j = 0; j < N; j++)
+                            C[i * ldc + j] = NAN; /* must not be read */
+                assert_int_equal(fn(pool, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc),
+                                 PARE_OK);
+                ref_gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
+                char what[128];
+                snprintf(what, sizeof what, "%s %lldx%lldx%lld tA%d tB%d ab%d", label, (long long)M,
+                         (long long)N, (long long)K, tA, tB, ab);
+                for (int64_t i = 0; i < M; i++) {
+                    expect_close(C + i * ldc, R + i * ldc, (size_t)N, 1e-4 * sqrt((double)K) + 1e-5,
+                                 what);
+                    /* the padding between rows is untouched */
+                    for (int64_t j = N; j < ldc && i + 1 < M; j++)
+                        if (memcmp(&C[i * ldc + j], &R[i * ldc + j], sizeof(float)))
+                            fail_msg("%s: wrote outside C at row %lld", what, (long long)i);
+                }
+                free(A);
+                free(B);
+                free(C);
+                free(R);
+            }
+}
+
+static void test_sgemm_portable_all_arches(void **state)
+{
+    (void)state;
+    const char *orig = pare_sgemm_arch();
+    static const char *const arches[] = {"generic", "avx2", "avx512", "avx512x8"};
+    int threads[] = {1, 3};
+    for (size_t a = 0; a < 4; a++) {
+        if (!pare_sgemm_force_arch(arches[a]))
+            continue;
+        for (int t = 0; t < 2; t++) {
+            pare_threadpool *pool = pare_threadpool_new(threads[t]);
+            assert_non_null(pool);
+            check_gemm_fn(pare_sgemm_portable, pool, arches[a]);
+            pare_threadpool_free(pool);
+        }
+    }
+    assert_true(pare_sgemm_force_arch(orig));
+}
+
+static void test_sgemm_dispatch(void **state)
+{
+    (void)state;
+    pare_threadpool *pool = pare_threadpool_new(2);
+    check_gemm_fn(pare_sgemm, pool, pare_sgemm_uses_blas() ? "cblas" : "portable");
+    /* K = 0 scales C by beta; alpha = 0 too */
+    float C[4] = {1, 2, 3, 4};
+    assert_int_equal(pare_sgemm(pool, false, false, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 2.0f, C, 2),
+                     PARE_OK);
+    assert_true(C[0] == 2 && C[3] == 8);
+    pare_threadpool_free(pool);
+}
+
+static void test_sgemm_packed_bias(void **state)
+{
+    (void)state;
+    pare_threadpool *pool = pare_threadpool_new(3);
+    int64_t M = 37, K = 300, N = 150;
+    for (int tA = 0; tA < 2; tA++) {
+        float *A = frand_buf((size_t)(M * K)), *B = frand_buf((size_t)(K * N));
+        float *bias = frand_buf((size_t)M), *C = frand_buf((size_t)(M * N));
+        float *R = malloc((size_t)(M * N) * sizeof *R);
+        memcpy(R, C, (size_t)(M * N) * sizeof *R);
+        pare_sgemm_packed_a *pa;
+        assert_int_equal(pare_sgemm_pack_a(tA, M, K, 2.0f, A, tA ? M : K, &pa), PARE_OK);
+        assert_int_equal(pare_sgemm_packed(pool, pa, false, N, B, N, 0.5f, bias, C, N), PARE_OK);
+        ref_gemm(tA, false, M, N, K, 2.0f, A, tA ? M : K, B, N, 0.5f, R, N);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                R[i * N + j] += bias[i];
+        expect_close(C, R, (size_t)(M * N), 2e-4 * sqrt((double)K), "packed");
+        pare_sgemm_packed_a_free(pa);
+        free(A);
+        free(B);
+        free(bias);
+        free(C);
+        free(R);
+    }
+    pare_threadpool_free(pool);
+}
+
+static void test_dgemm(void **state)
+{
+    (void)state;
+    pare_threadpool *pool = pare_threadpool_new(2);
+    int64_t M = 23, N = 41, K = 37;
+    for (int t = 0; t < 4; t++) {
+        bool tA = t & 1, tB = t & 2;
+        double *A = malloc((size_t)(M * K) * sizeof *A), *B = malloc((size_t)(K * N) * sizeof *B);
+        double *C = malloc((size_t)(M * N) * sizeof *C);
+        for (int64_t i = 0; i < M * K; i++)
+            A[i] = frand();
+        for (int64_t i = 0; i < K * N; i++)
+            B[i] = frand();
+        for (int64_t i = 0; i < M * N; i++)
+            C[i] = 1.0;
+        assert_int_equal(
+            pare_dgemm(pool, tA, tB, M, N, K, 2.0, A, tA ? M : K, B, tB ? K : N, 3.0, C, N),
+            PARE_OK);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (tA ? A[k * M + i] : A[i * K + k]) * (tB ? B[j * K + k] : B[k * N + j]);
+                assert_true(fabs(C[i * N + j] - (2.0 * s + 3.0)) < 1e-12);
+            }
+        free(A);
+        free(B);
+        free(C);
+    }
+    pare_threadpool_free(pool);
+}
+
+/* naive conv over up to 3 spatial dims (missing leading dims are 1) */
+typedef struct cgeo {
+    int nsp;
+    int64_t N, C, M, g;
+    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3];
+} cgeo;
+
+static int64_t cg_out(const cgeo *c, int i)
+{
+    return (c->in[i] + c->pb[i] + c->pe[i] - ((c->k[i] - 1) * c->d[i] + 1)) / c->s[i] + 1;
+}
+
+static void ref_conv(const cgeo *c, const float *x, const float *w, const float *b, float *y)
+{
+    int64_t in[3], k[3], s[3], d[3], pb[3], out[3];
+    int off = 3 - c->nsp;
+    for (int i = 0; i < 3; i++) {
+        bool real = i >= off;
+        in[i] = real ? c->in[i - off] : 1;
+        k[i] = real ? c->k[i - off] : 1;
+        s[i] = real ? c->s[i - off] : 1;
+        d[i] = real ? c->d[i - off] : 1;
+        pb[i] = real ? c->pb[i - off] : 0;
+        out[i] = real ? cg_out(c, i - off) : 1;
+    }
+    int64_t Cg = c->C / c->g, Mg = c->M / c->g;
+    for (int64_t n = 0; n < c->N; n++)
+        for (int64_t m = 0; m < c->M; m++) {
+            int64_t g = m / Mg;
+            for (int64_t o0 = 0; o0 < out[0]; o0++)
+                for (int64_t o1 = 0; o1 < out[1]; o1++)
+                    for (int64_t o2 = 0; o2 < out[2]; o2++) {
+                        double acc = b ? b[m] : 0.0;
+                        for (int64_t ci = 0; ci < Cg; ci++)
+                            for (int64_t k0 = 0; k0 < k[0]; k0++)
+                                for (int64_t k1 = 0; k1 < k[1]; k1++)
+                                    for (int64_t k2 = 0; k2 < k[2]; k2++) {
+                                        int64_t i0 = o0 * s[0] - pb[0] + k0 * d[0];
+                                        int64_t i1 = o1 * s[1] - pb[1] + k1 * d[1];
+                                        int64_t i2 = o2 * s[2] - pb[2] + k2 * d[2];
+                                        if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1] ||
+                                            i2 < 0 || i2 >= in[2])
+                                            continue;
+                                        int64_t c_in = g * Cg + ci;
+                                        double xv =
+                                            x[(((n * c->C + c_in) * in[0] + i0) * in[1] + i1) *
+                                                  in[2] +
+                                              i2];
+                                        double wv =
+                                            w[(((m * Cg + ci) * k[0] + k0) * k[1] + k1) * k[2] +
+                                              k2];
+                                        acc += xv * wv;
+                                    }
+                        y[(((n * c->M + m) * out[0] + o0) * out[1] + o1) * out[2] + o2] =
+                            (float)acc;
+                    }
+        }
+}
+
+static void test_sgemm_conv(void **state)
+{
+    (void)state;
+    pare_threadpool *pool = pare_threadpool_new(3);
+    /* (c, h, w, kh, kw, sh, sw, dh, dw, ph, pw) */
+    static const int64_t geo[][11] = {
+        {3, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1}, {16, 14, 14, 1, 1, 1, 1, 1, 1, 0, 0},
+        {8, 15, 15, 1, 1, 2, 2, 1, 1, 0, 0}, {5, 20, 13, 3, 5, 2, 3, 2, 1, 2, 0},
+        {4, 9, 40, 7, 7, 2, 2, 1, 1, 3, 3},  {2, 1, 50, 1, 4, 1, 3, 1, 2, 0, 5},
+    };
+    int64_t Ms[] = {1, 13, 64};
+    for (size_t gi = 0; gi < sizeof geo / sizeof *geo; gi++)
+        for (size_t mi = 0; mi < 3; mi++) {
+            const int64_t *q = geo[gi];
+            cgeo c = {2,
+                      1,
+                      q[0],
+                      Ms[mi],
+                      1,
+                      {q[1], q[2]},
+                      {q[3], q[4]},
+                      {q[5], q[6]},
+                      {q[7], q[8]},
+                      {q[9], q[10]},
+                      {q[9], q[10]}};
+            int64_t oh = cg_out(&c, 0), ow = cg_out(&c, 1), K = q[0] * q[3] * q[4];
+            float *x = frand_buf((size_t)(q[0] * q[1] * q[2])), *w = frand_buf((size_t)(c.M * K));
+            float *b = frand_buf((size_t)c.M), *y = frand_buf((size_t)(c.M * oh * ow));
+            float *r = malloc((size_t)(c.M * oh * ow) * sizeof *r);
+            ref_conv(&c, x, w, b, r);
+            pare_im2col img = {x,    q[0], q[1], q[2], q[3],  q[4], q[5],
+                               q[6], q[7], q[8], q[9], q[10], oh,   ow};
+            assert_int_equal(pare_sgemm_conv(pool, c.M, NULL, w, K, &img, 0.0f, b, y, oh * ow),
+                             PARE_OK);
+            expect_close(y, r, (size_t)(c.M * oh * ow), 1e-4 * sqrt((double)K), "conv gemm");
+            pare_sgemm_packed_a *pa;
+            assert_int_equal(pare_sgemm_pack_a(false, c.M, K, 1.0f, w, K, &pa), PARE_OK);
+            memset(y, 0xff, (size_t)(c.M * oh * ow) * sizeof *y); /* NaNs: beta 0 ignores them */
+            assert_int_equal(pare_sgemm_conv(pool, c.M, pa, NULL, 0, &img, 0.0f, b, y, oh * ow),
+                             PARE_OK);
+            expect_close(y, r, (size_t)(c.M * oh * ow), 1e-4 * sqrt((double)K), "conv packed");
+            /* the materialised im2col agrees with the implicit one */
+            float *col = malloc((size_t)(K * oh * ow) * sizeof *col);
+            pare_im2col_fill(pool, &img, col);
+            assert_int_equal(pare_sgemm_portable(pool, false, false, c.M, oh * ow, K, 1.0f, w, K,
+                                                 col, oh * ow, 0.0f, y, oh * ow),
+                             PARE_OK);
+            for (int64_t m = 0; m < c.M; m++)
+                for (int64_t j = 0; j < oh * ow; j++)
+                    y[m * oh * ow + j] += b[m];
+            expect_close(y, r, (size_t)(c.M * oh * ow), 1e-4 * sqrt((double)K), "im2col fill");
+            pare_sgemm_packed_a_free(pa);
+            free(col);
+            free(x);
+            free(w);
+            free(b);
+            free(y);
+            free(r);
+        }
+    pare_threadpool_free(pool);
+}
+
+/* ---- kernel harness ---- */
+
+#define H_MAXOUT 6
+
+typedef struct harness {
+    pare_tensor *out[H_MAXOUT];
+} harness;
+
+static pare_status h_alloc(pare_kctx *k, size_t i, int dtype, int rank, const int64_t *dims,
+                           pare_tensor **out, pare_error *err)
+{
+    harness *h = k->exec;
+    if (i >= H_MAXOUT || h->out[i])
+        return pare_error_set(err, PARE_ERR_INVALID, "bad output %zu", i);
+    pare_status st = pare_tensor_new(NULL, dtype, rank, dims, out, err);
+    if (st == PARE_OK)
+        h->out[i] = *out;
+    return st;
+}
+
+static pare_attr a_int(const char *name, int64_t v)
+{
+    pare_attr a = {0};
+    a.name = (char *)name;
+    a.type = PARE_ATTR_INT;
+    a.i = v;
+    return a;
+}
+
+static pare_attr a_float(const char *name, float v)
+{
+    pare_attr a = {0};
+    a.name = (char *)name;
+    a.type = PARE_ATTR_FLOAT;
+    a.f = v;
+    return a;
+}
+
+static pare_attr a_str(const char *name, const char *v)
+{
+    pare_attr a = {0};
+    a.name = (char *)name;
+    a.type = PARE_ATTR_STRING;
+    a.s.data = (char *)v;
+    a.s.len = strlen(v);
+    return a;
+}
+
+static pare_attr a_ints(const char *name, int64_t *v, size_t n)
+{
+    pare_attr a = {0};
+    a.name = (char *)name;
+    a.type = PARE_ATTR_INTS;
+    a.ints = v;
+    a.n = n;
+    return a;
+}
+
+typedef struct opcall {
+    const char *op;
+    int64_t opset;
+    pare_attr *attrs;
+    size_t n_attrs;
+    const pare_tensor *in[8];
+    size_t n_in;
+    size_t n_out;     /* outputs the node declares (default 1) */
+    bool const_in[8]; /* inputs that are initializers */
+    int threads;
+} opcall;
+
+/* Runs the op; outs[0..n_out) receive the outputs (caller frees). */
+static pare_status call_op(const opcall *c, pare_tensor **outs, pare_error *err)
+{
+    const pare_kernel *kr = pare_kernel_find("", c->op, c->opset);
+    if (!kr)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "no kernel for %s-%lld", c->op,
+                              (long long)c->opset);
+    size_t n_out = c->n_out ? c->n_out : 1;
+    pare_value vin[8], vout[H_MAXOUT];
+    pare_value *pin[8], *pout[H_MAXOUT];
+    memset(vin, 0, sizeof vin);
+    memset(vout, 0, sizeof vout);
+    for (size_t i = 0; i < c->n_in; i++) {
+        pin[i] = c->in[i] ? &vin[i] : NULL;
+        vin[i].dtype = c->in[i] ? c->in[i]->dtype : 0;
+        vin[i].init = c->const_in[i] ? (pare_tensor *)c->in[i] : NULL;
+    }
+    for (size_t i = 0; i < n_out; i++)
+        pout[i] = &vout[i];
+    pare_node node = {0};
+    node.op_type = (char *)c->op;
+    node.domain = (char *)"";
+    node.attrs = c->attrs;
+    node.n_attrs = c->n_attrs;
+    node.inputs = pin;
+    node.n_inputs = c->n_in;
+    node.outputs = pout;
+    node.n_outputs = n_out;
+    void *state = NULL;
+    pare_status st = kr->init ? kr->init(&node, c->opset, &state, err) : PARE_OK;
+    if (st)
+        return st;
+    pare_threadpool *pool = pare_threadpool_new(c->threads ? c->threads : 2);
+    assert_non_null(pool);
+    harness h;
+    memset(&h, 0, sizeof h);
+    pare_kctx k = {0};
+    k.node = &node;
+    k.opset = c->opset;
+    k.in = c->in;
+    k.n_in = c->n_in;
+    k.n_out = n_out;
+    k.state = state;
+    k.pool = pool;
+    k.alloc_out = h_alloc;
+    k.exec = &h;
+    st = kr->run(&k, err);
+    if (kr->release)
+        kr->release(state);
+    pare_threadpool_free(pool);
+    for (size_t i = 0; i < H_MAXOUT; i++) {
+        if (i < n_out && !st)
+            outs[i] = h.out[i];
+        else
+            pare_tensor_free(h.out[i]);
+    }
+    return st;
+}
+
+static pare_tensor *one(const opcall *c)
+{
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    if (call_op(c, o, &err))
+        fail_msg("%s failed: %s", c->op, err.msg);
+    for (size_t i = 1; i < H_MAXOUT; i++)
+        pare_tensor_free(o[i]);
+    return o[0];
+}
+
+static pare_tensor *mk(int dtype, int rank, const int64_t *dims, const void *data)
+{
+    pare_tensor *t;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(NULL, dtype, rank, dims, &t, &err), PARE_OK);
+    if (data && t->nbytes)
+        memcpy(t->data, data, t->nbytes);
+    return t;
+}
+
+static pare_tensor *mk_rand(int rank, const int64_t *dims)
+{
+    pare_tensor *t = mk(PARE_DT_FLOAT, rank, dims, NULL);
+    float *p = t->data;
+    for (uint64_t i = 0; i < pare_tensor_numel(t); i++)
+        p[i] = frand();
+    return t;
+}
+
+static pare_tensor *cast_to(const pare_tensor *t, int dtype)
+{
+    pare_tensor *o = mk(dtype, t->rank, t->dims, NULL);
+    assert_true(pare_dtype_convert(dtype, o->data, t->dtype, t->data, pare_tensor_numel(t), false));
+    return o;
+}
+
+static void expect_tensor(const pare_tensor *got, const float *want, size_t n, double tol,
+                          const char *what)
+{
+    assert_int_equal(pare_tensor_numel(got), n);
+    pare_tensor *f = cast_to(got, PARE_DT_FLOAT);
+    expect_close(f->data, want, n, tol, what);
+    pare_tensor_free(f);
+}
+
+/* ---- Conv ---- */
+
+static void conv_case(const cgeo *c, int dtype, bool with_bias, bool const_w, int threads)
+{
+    int64_t xd[5] = {c->N, c->C}, wd[5] = {c->M, c->C / c->g}, yn = c->N * c->M;
+    int64_t pads[6], strides[3], dil[3];
+    for (int i = 0; i < c->nsp; i++) {
+        xd[2 + i] = c->in[i];
+        wd[2 + i] = c->k[i];
+        yn *= cg_out(c, i);
+        pads[i] = c->pb[i];
+        pads[c->nsp + i] = c->pe[i];
+        strides[i] = c->s[i];
+        dil[i] = c->d[i];
+    }
+    pare_tensor *x = mk_rand(2 + c->nsp, xd), *w = mk_rand(2 + c->nsp, wd), *b = mk_rand(1, &c->M);
+    float *r = malloc((size_t)yn * sizeof *r);
+    ref_conv(c, x->data, w->data, with_bias ? b->data : NULL, r);
+    pare_tensor *xc = cast_to(x, dtype), *wc = cast_to(w, dtype), *bc = cast_to(b, dtype);
+    if (dtype == PARE_DT_FLOAT16 || dtype == PARE_DT_BFLOAT16) {
+        /* the reference sees the rounded inputs */
+        pare_tensor *x2 = cast_to(xc, PARE_DT_FLOAT), *w2 = cast_to(wc, PARE_DT_FLOAT),
+                    *b2 = cast_to(bc, PARE_DT_FLOAT);
+        ref_conv(c, x2->data, w2->data, with_bias ? b2->data : NULL, r);
+        pare_tensor_free(x2);
+        pare_tensor_free(w2);
+        pare_tensor_free(b2);
+    }
+    pare_attr at[4] = {a_ints("pads", pads, 2 * (size_t)c->nsp),
+                       a_ints("strides", strides, (size_t)c->nsp),
+                       a_ints("dilations", dil, (size_t)c->nsp), a_int("group", c->g)};
+    opcall oc = {.op = "Conv",
+                 .opset = 11,
+                 .attrs = at,
+                 .n_attrs = 4,
+                 .in = {xc, wc, with_bias ? bc : NULL},
+                 .n_in = 3,
+                 .n_out = 1,
+                 .const_in = {false, const_w},
+                 .threads = threads};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->dtype, dtype);
+    int64_t K = c->C / c->g;
+    for (int i = 0; i < c->nsp; i++)
+        K *= c->k[i];
+    double tol = dtype == PARE_DT_FLOAT16 ? 2e-3 : dtype == PARE_DT_BFLOAT16 ? 1e-2 : 1e-4;
+    char what[96];
+    snprintf(what, sizeof what, "conv nsp %d g %lld dtype %d const %d", c->nsp, (long long)c->g,
+             dtype, const_w);
+    expect_tensor(y, r, (size_t)yn, tol * sqrt((double)K), what);
+    pare_tensor_free(y);
+    pare_tensor_free(x);
+    pare_tensor_free(w);
+    pare_tensor_free(b);
+    pare_tensor_free(xc);
+    pare_tensor_free(wc);
+    pare_tensor_free(bc);
+    free(r);
+}
+
+static void test_conv_paths(void **state)
+{
+    (void)state;
+    static const cgeo cases[] = {
+        /* 2-D plain, strided, dilated, asymmetric pads */
+        {2, 2, 3, 16, 1, {13, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 1, 8, 40, 1, {20, 18}, {3, 5}, {2, 1}, {1, 2}, {0, 2}, {1, 0}},
+        /* 1x1, 1x1 strided */
+        {2, 2, 32, 24, 1, {7, 9}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}},
+        {2, 1, 16, 8, 1, {9, 9}, {1, 1}, {2, 2}, {1, 1}, {0, 0}, {0, 0}},
+        /* groups, depthwise, depthwise with multiplier */
+        {2, 2, 8, 12, 4, {10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 2, 6, 6, 6, {12, 11}, {3, 3}, {2, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 1, 4, 8, 4, {9, 9}, {3, 3}, {1, 1}, {2, 2}, {2, 2}, {2, 2}},
+        /* 1-D and 3-D */
+        {1, 2, 3, 5, 1, {31}, {4}, {2}, {2}, {3}, {1}},
+        {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        conv_case(&cases[i], PARE_DT_FLOAT, true, false, 3);
+        conv_case(&cases[i], PARE_DT_FLOAT, false, true, 1);
+        conv_case(&cases[i], PARE_DT_FLOAT, true, true, 4);
+        conv_case(&cases[i], PARE_DT_DOUBLE, true, false, 2);
+        conv_case(&cases[i], PARE_DT_FLOAT16, true, true, 2);
+    }
+    conv_case(&cases[0], PARE_DT_BFLOAT16, true, false, 2);
+}
+
+static void test_conv_auto_pad_and_errors(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {1, 1, 5, 5}, wd[4] = {1, 1, 3, 3};
+    pare_tensor *x = mk_rand(4, xd), *w = mk(PARE_DT_FLOAT, 4, wd, NULL);
+    for (int i = 0; i < 9; i++)
+        ((float *)w->data)[i] = 1.0f;
+    int64_t strides[2] = {2, 2};
+    pare_attr at[2] = {a_str("auto_pad", "SAME_LOWER"), a_ints("strides", strides, 2)};
+    opcall oc = {.op = "Conv", .opset = 11, .attrs = at, .n_attrs = 2, .in = {x, w}, .n_in = 2};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->rank, 4);
+    assert_int_equal(y->dims[2], 3);
+    assert_int_equal(y->dims[3], 3);
+    /* SAME_LOWER with total pad 2 puts 1 before: y[0][0] sums x[0..1][0..1] */
+    const float *xp = x->data;
+    float want = xp[0] + xp[1] + xp[5] + xp[6];
+    assert_true(fabsf(((float *)y->data)[0] - want) < 1e-5f);
+    pare_tensor_free(y);
+    /* channel mismatch */
+    int64_t wd2[4] = {1, 2, 3, 3};
+    pare_tensor *w2 = mk_rand(4, wd2);
+    opcall bad = {.op = "Conv", .opset = 11, .attrs = NULL, .n_attrs = 0, .in = {x, w2}, .n_in = 2};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_not_equal(call_op(&bad, o, &err), PARE_OK);
+    /* window larger than the input */
+    int64_t wd3[4] = {1, 1, 7, 3};
+    pare_tensor *w3 = mk_rand(4, wd3);
+    opcall bad2 = {
+        .op = "Conv", .opset = 11, .attrs = NULL, .n_attrs = 0, .in = {x, w3}, .n_in = 2};
+    assert_int_not_equal(call_op(&bad2, o, &err), PARE_OK);
+    assert_non_null(strstr(err.msg, "larger"));
+    pare_tensor_free(x);
+    pare_tensor_free(w);
+    pare_tensor_free(w2);
+    pare_tensor_free(w3);
+}
+
+/* ---- ConvTranspose ---- */
+
+static void test_convtranspose(void **state)
+{
+    (void)state;
+    /* N=1, C=4, g=2, Mg=3, 2-D, stride (2,3), dilation (1,2), pads, output_padding */
+    int64_t C = 4, g = 2, Mg = 3, H = 5, W = 4, kh = 3, kw = 2, sh = 2, sw = 3, dh = 1, dw = 2;
+    int64_t pads[4] = {1, 0, 0, 1}, op[2] = {1, 2};
+    int64_t oh = sh * (H - 1) + op[0] + (kh - 1) * dh + 1 - pads[0] - pads[2];
+    int64_t ow = sw * (W - 1) + op[1] + (kw - 1) * dw + 1 - pads[1] - pads[3];
+    int64_t xd[4] = {1, C, H, W}, wd[4] = {C, Mg, kh, kw}, bd = g * Mg;
+    pare_tensor *x = mk_rand(4, xd), *w = mk_rand(4, wd), *b = mk_rand(1, &bd);
+    const float *xp = x->data, *wp = w->data, *bp = b->data;
+    float *r = calloc((size_t)(g * Mg * oh * ow), sizeof *r);
+    for (int64_t m = 0; m < g * Mg; m++)
+        for (int64_t i = 0; i < oh * ow; i++)
+            r[m * oh * ow + i] = bp[m];
+    for (int64_t c = 0; c < C; c++) {
+        int64_t gi = c / (C / g);
+        for (int64_t m = 0; m < Mg; m++)
+            for (int64_t iy = 0; iy < H; iy++)
+                for (int64_t ix = 0; ix < W; ix++)
+                    for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            int64_t oy = iy * sh - pads[0] + ky * dh,
+                                    ox = ix * sw - pads[1] + kx * dw;
+                            if (oy < 0 || oy >= oh || ox < 0 || ox >= ow)
+                                continue;
+                            r[((gi * Mg + m) * oh + oy) * ow + ox] +=
+                                xp[(c * H + iy) * W + ix] * wp[((c * Mg + m) * kh + ky) * kw + kx];
+                        }
+    }
+    int64_t strides[2] = {sh, sw}, dil[2] = {dh, dw};
+    pare_attr at[5] = {a_ints("pads", pads, 4), a_ints("strides", strides, 2),
+                       a_ints("dilations", dil, 2), a_ints("output_padding", op, 2),
+                       a_int("group", g)};
+    opcall oc = {
+        .op = "ConvTranspose", .opset = 11, .attrs = at, .n_attrs = 5, .in = {x, w, b}, .n_in = 3};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->dims[2], oh);
+    assert_int_equal(y->dims[3], ow);
+    expect_tensor(y, r, (size_t)(g * Mg * oh * ow), 1e-4, "convtranspose");
+    pare_tensor_free(y);
+    /* output_shape: same result when it matches the computed size */
+    int64_t os[2] = {oh, ow};
+    pare_attr at2[5] = {a_ints("output_shape", os, 2), a_ints("strides", strides, 2),
+                        a_ints("dilations", dil, 2), a_ints("output_padding", op, 2),
+                        a_int("group", g)};
+    opcall oc2 = {
+        .op = "ConvTranspose", .opset = 11, .attrs = at2, .n_attrs = 5, .in = {x, w, b}, .n_in = 3};
+    y = one(&oc2);
+    assert_int_equal(y->dims[2], oh);
+    assert_int_equal(y->dims[3], ow);
+    pare_tensor_free(y);
+    pare_tensor_free(x);
+    pare_tensor_free(w);
+    pare_tensor_free(b);
+    free(r);
+}
+
+/* ---- MatMul and Gemm ---- */
+
+static void test_matmul_broadcast(void **state)
+{
+    (void)state;
+    /* [2,1,3,4] x [5,4,6] -> [2,5,3,6] */
+    int64_t ad[4] = {2, 1, 3, 4}, bd[3] = {5, 4, 6};
+    pare_tensor *a = mk_rand(4, ad), *b = mk_rand(3, bd);
+    opcall oc = {.op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {a, b}, .n_in = 2};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->rank, 4);
+    assert_int_equal(y->dims[0], 2);
+    assert_int_equal(y->dims[1], 5);
+    float r[2 * 5 * 3 * 6];
+    const float *ap = a->data, *bp = b->data;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++)
+            ref_gemm(false, false, 3, 6, 4, 1.0f, ap + i * 12, 4, bp + j * 24, 6, 0.0f,
+                     r + (i * 5 + j) * 18, 6);
+    expect_tensor(y, r, 180, 1e-5, "matmul bcast");
+    pare_tensor_free(y);
+    /* 1-D operands: [4] x [5,4,6] -> [5,6]; [2,1,3,4] x [4] -> [2,1,3] */
+    int64_t vd = 4;
+    pare_tensor *v = mk_rand(1, &vd);
+    opcall o1 = {.op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {v, b}, .n_in = 2};
+    y = one(&o1);
+    assert_int_equal(y->rank, 2);
+    assert_int_equal(y->dims[0], 5);
+    assert_int_equal(y->dims[1], 6);
+    pare_tensor_free(y);
+    opcall o2 = {.op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {a, v}, .n_in = 2};
+    y = one(&o2);
+    assert_int_equal(y->rank, 3);
+    assert_int_equal(y->dims[2], 3);
+    pare_tensor_free(y);
+    opcall o3 = {.op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {v, v}, .n_in = 2};
+    y = one(&o3);
+    assert_int_equal(y->rank, 0);
+    float dot = 0;
+    for (int i = 0; i < 4; i++)
+        dot += ((float *)v->data)[i] * ((float *)v->data)[i];
+    assert_true(fabsf(((float *)y->data)[0] - dot) < 1e-5f);
+    pare_tensor_free(y);
+    /* mismatched inner dims */
+    opcall bad = {
+        .op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {b, b}, .n_in = 2};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_not_equal(call_op(&bad, o, &err), PARE_OK);
+    pare_tensor_free(a);
+    pare_tensor_free(b);
+    pare_tensor_free(v);
+}
+
+static void test_matmul_batched_parallel_and_f16(void **state)
+{
+    (void)state;
+    /* many small products (the parallel-over-batch path) and a tall one */
+    int64_t ad[3] = {64, 9, 17}, bd[3] = {64, 17, 11};
+    pare_tensor *a = mk_rand(3, ad), *b = mk_rand(3, bd);
+    float *r = malloc(64 * 9 * 11 * sizeof *r);
+    for (int q = 0; q < 64; q++)
+        ref_gemm(false, false, 9, 11, 17, 1.0f, (float *)a->data + q * 153, 17,
+                 (float *)b->data + q * 187, 11, 0.0f, r + q * 99, 11);
+    opcall oc = {.op = "MatMul",
+                 .opset = 13,
+                 .attrs = NULL,
+                 .n_attrs = 0,
+                 .in = {a, b},
+                 .n_in = 2,
+                 .n_out = 1,
+                 .const_in = {false},
+                 .threads = 4};
+    pare_tensor *y = one(&oc);
+    expect_tensor(y, r, 64 * 99, 1e-5, "batched");
+    pare_tensor_free(y);
+    pare_tensor *ah = cast_to(a, PARE_DT_FLOAT16), *bh = cast_to(b, PARE_DT_FLOAT16);
+    opcall oh = {
+        .op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {ah, bh}, .n_in = 2};
+    y = one(&oh);
+    assert_int_equal(y->dtype, PARE_DT_FLOAT16);
+    expect_tensor(y, r, 64 * 99, 2e-2, "batched f16");
+    pare_tensor_free(y);
+    pare_tensor_free(ah);
+    pare_tensor_free(bh);
+    pare_tensor_free(a);
+    pare_tensor_free(b);
+    free(r);
+}
+
+static void test_matmul_int_wraps(void **state)
+{
+    (void)state;
+    int64_t d[2] = {1, 2}, e[2] = {2, 1};
+    int32_t av[2] = {INT32_MAX, 2}, bv[2] = {2, 1};
+    pare_tensor *a = mk(PARE_DT_INT32, 2, d, av), *b = mk(PARE_DT_INT32, 2, e, bv);
+    opcall oc = {.op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {a, b}, .n_in = 2};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->dtype, PARE_DT_INT32);
+    /* 2*INT32_MAX + 2 wraps to 0 in 32 bits */
+    assert_int_equal(((int32_t *)y->data)[0], 0);
+    pare_tensor_free(y);
+    int64_t u[2] = {UINT64_MAX / 2 + 1, 0};
+    pare_tensor *ua = mk(PARE_DT_UINT64, 2, d, u),
+                *ub = mk(PARE_DT_UINT64, 2, e, (uint64_t[]){2, 5});
+    opcall ou = {
+        .op = "MatMul", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {ua, ub}, .n_in = 2};
+    y = one(&ou);
+    assert_true(((uint64_t *)y->data)[0] == 0);
+    pare_tensor_free(y);
+    pare_tensor_free(ua);
+    pare_tensor_free(ub);
+    pare_tensor_free(a);
+    pare_tensor_free(b);
+}
+
+static void test_gemm_bias_broadcast(void **state)
+{
+    (void)state;
+    int64_t ad[2] = {7, 5}, bd[2] = {6, 7}; /* transA: M = 5, K = 7; transB: N = 6 */
+    pare_tensor *a = mk_rand(2, ad), *b = mk_rand(2, bd);
+    int64_t cds[3][2] = {{6, 0}, {5, 1}, {1, 1}};
+    int cranks[3] = {1, 2, 0};
+    for (int ci = 0; ci < 3; ci++) {
+        pare_tensor *c = mk_rand(cranks[ci], cds[ci]);
+        pare_attr at[4] = {a_int("transA", 1), a_int("transB", 1), a_float("alpha", 0.5f),
+                           a_float("beta", 2.0f)};
+        opcall oc = {
+            .op = "Gemm", .opset = 13, .attrs = at, .n_attrs = 4, .in = {a, b, c}, .n_in = 3};
+        pare_tensor *y = one(&oc);
+        float r[30];
+        const float *cp = c->data;
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 6; j++)
+                r[i * 6 + j] = ci == 0 ? cp[j] : ci == 1 ? cp[i] : cp[0];
+        ref_gemm(true, true, 5, 6, 7, 0.5f, a->data, 5, b->data, 7, 2.0f, r, 6);
+        expect_tensor(y, r, 30, 1e-5, "gemm C bcast");
+        pare_tensor_free(y);
+        pare_tensor_free(c);
+    }
+    /* C that does not broadcast */
+    int64_t cd[2] = {2, 6};
+    pare_tensor *c = mk_rand(2, cd);
+    pare_attr at[2] = {a_int("transA", 1), a_int("transB", 1)};
+    opcall bad = {.op = "Gemm", .opset = 13, .attrs = at, .n_attrs = 2, .in = {a, b, c}, .n_in = 3};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_not_equal(call_op(&bad, o, &err), PARE_OK);
+    pare_tensor_free(c);
+    /* int64 Gemm without C */
+    int64_t ia[4] = {1, 2, 3, 4}, d2[2] = {2, 2};
+    pare_tensor *ta = mk(PARE_DT_INT64, 2, d2, ia);
+    opcall oi = {.op = "Gemm", .opset = 13, .attrs = NULL, .n_attrs = 0, .in = {ta, ta}, .n_in = 2};
+    pare_tensor *y = one(&oi);
+    int64_t *yp = y->data;
+    assert_true(yp[0] == 7 && yp[1] == 10 && yp[2] == 15 && yp[3] == 22);
+    pare_tensor_free(y);
+    pare_tensor_free(ta);
+    pare_tensor_free(a);
+    pare_tensor_free(b);
+}
+
+/* ---- pooling ---- */
+
+static void test_maxpool_indices(void **state)
+{
+    (void)state;
+    /* 1x2x3x4, kernel 2x2, stride 1: indices over the whole tensor */
+    int64_t xd[4] = {1, 2, 3, 4};
+    float xv[24];
+    for (int i = 0; i < 24; i++)
+        xv[i] = (float)((i * 7) % 24);
+    pare_tensor *x = mk(PARE_DT_FLOAT, 4, xd, xv);
+    int64_t ks[2] = {2, 2};
+    for (int so = 0; so < 2; so++) {
+        pare_attr at[2] = {a_ints("kernel_shape", ks, 2), a_int("storage_order", so)};
+        opcall oc = {.op = "MaxPool",
+                     .opset = 12,
+                     .attrs = at,
+                     .n_attrs = 2,
+                     .in = {x},
+                     .n_in = 1,
+                     .n_out = 2};
+        pare_tensor *o[H_MAXOUT] = {0};
+        pare_error err;
+        assert_int_equal(call_op(&oc, o, &err), PARE_OK);
+        assert_int_equal(o[1]->dtype, PARE_DT_INT64);
+        const float *y = o[0]->data;
+        const int64_t *ind = o[1]->data;
+        for (int c = 0; c < 2; c++)
+            for (int oy = 0; oy < 2; oy++)
+                for (int ox = 0; ox < 3; ox++) {
+                    float best = -1;
+                    int by = 0, bx = 0;
+                    for (int ky = 0; ky < 2; ky++)
+                        for (int kx = 0; kx < 2; kx++) {
+                            float v = xv[c * 12 + (oy + ky) * 4 + ox + kx];
+                            if (v > best) {
+                                best = v;
+                                by = oy + ky;
+                                bx = ox + kx;
+                            }
+                        }
+                    int q = c * 6 + oy * 3 + ox;
+                    assert_true(y[q] == best);
+                    int64_t want = so ? c * 12 + by + bx * 3 : c * 12 + by * 4 + bx;
+                    assert_int_equal(ind[q], want);
+                }
+        pare_tensor_free(o[0]);
+        pare_tensor_free(o[1]);
+    }
+    /* int8 and ceil_mode: 5 wide, kernel 2, stride 2 -> 3 outputs */
+    int64_t d8[3] = {1, 1, 5};
+    int8_t v8[5] = {-5, 3, -128, -100, 7};
+    pare_tensor *x8 = mk(PARE_DT_INT8, 3, d8, v8);
+    int64_t k1 = 2, s1 = 2;
+    pare_attr at[3] = {a_ints("kernel_shape", &k1, 1), a_ints("strides", &s1, 1),
+                       a_int("ceil_mode", 1)};
+    opcall o8 = {.op = "MaxPool", .opset = 12, .attrs = at, .n_attrs = 3, .in = {x8}, .n_in = 1};
+    pare_tensor *y = one(&o8);
+    assert_int_equal(y->dtype, PARE_DT_INT8);
+    assert_int_equal(y->dims[2], 3);
+    int8_t *yp = y->data;
+    assert_true(yp[0] == 3 && yp[1] == -100 && yp[2] == 7);
+    pare_tensor_free(y);
+    pare_tensor_free(x8);
+    pare_tensor_free(x);
+}
+
+static void test_avgpool_pad_counts(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {1, 1, 2, 2};
+    float xv[4] = {1, 2, 3, 4};
+    pare_tensor *x = mk(PARE_DT_FLOAT, 4, xd, xv);
+    int64_t ks[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+    for (int cip = 0; cip < 2; cip++) {
+        pare_attr at[3] = {a_ints("kernel_shape", ks, 2), a_ints("pads", pads, 4),
+                           a_int("count_include_pad", cip)};
+        opcall oc = {
+            .op = "AveragePool", .opset = 19, .attrs = at, .n_attrs = 3, .in = {x}, .n_in = 1};
+        pare_tensor *y = one(&oc);
+        assert_int_equal(y->dims[2], 3);
+        const float *yp = y->data;
+        /* corner window sees x[0] only; centre sees all four */
+        assert_true(fabsf(yp[0] - (cip ? 0.25f : 1.0f)) < 1e-6f);
+        assert_true(fabsf(yp[4] - 2.5f) < 1e-6f);
+        assert_true(fabsf(yp[1] - (cip ? 0.75f : 1.5f)) < 1e-6f);
+        pare_tensor_free(y);
+    }
+    /* missing kernel_shape is an error at init */
+    opcall bad = {
+        .op = "AveragePool", .opset = 19, .attrs = NULL, .n_attrs = 0, .in = {x}, .n_in = 1};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_not_equal(call_op(&bad, o, &err), PARE_OK);
+    pare_tensor_free(x);
+}
+
+static void test_maxunpool_bad_index(void **state)
+{
+    (void)state;
+    int64_t d[4] = {1, 1, 1, 2};
+    float xv[2] = {1, 2};
+    int64_t iv[2] = {0, 9};
+    pare_tensor *x = mk(PARE_DT_FLOAT, 4, d, xv), *ind = mk(PARE_DT_INT64, 4, d, iv);
+    int64_t ks[2] = {2, 2}, st[2] = {2, 2};
+    pare_attr at[2] = {a_ints("kernel_shape", ks, 2), a_ints("strides", st, 2)};
+    opcall oc = {
+        .op = "MaxUnpool", .opset = 11, .attrs = at, .n_attrs = 2, .in = {x, ind}, .n_in = 2};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_equal(call_op(&oc, o, &err), PARE_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "index 9 out of range [0, 8)"));
+    pare_tensor_free(x);
+    pare_tensor_free(ind);
+}
+
+/* ---- normalisations ---- */
+
+static void test_layernorm_outputs(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {2, 3, 4}, sd[1] = {4};
+    pare_tensor *x = mk_rand(3, xd), *s = mk_rand(1, sd), *b = mk_rand(1, sd);
+    pare_attr at[2] = {a_int("axis", -1), a_float("epsilon", 1e-3f)};
+    opcall oc = {.op = "LayerNormalization",
+                 .opset = 17,
+                 .attrs = at,
+                 .n_attrs = 2,
+                 .in = {x, s, b},
+                 .n_in = 3,
+                 .n_out = 3};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_equal(call_op(&oc, o, &err), PARE_OK);
+    assert_int_equal(o[1]->rank, 3);
+    assert_int_equal(o[1]->dims[2], 1);
+    const float *xp = x->data, *sp = s->data, *bp = b->data;
+    float r[24], mean[6], inv[6];
+    for (int row = 0; row < 6; row++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < 4; i++)
+            m += xp[row * 4 + i];
+        m /= 4;
+        for (int i = 0; i < 4; i++)
+            v += (xp[row * 4 + i] - m) * (xp[row * 4 + i] - m);
+        v /= 4;
+        mean[row] = (float)m;
+        inv[row] = (float)(1.0 / sqrt(v + 1e-3));
+        for (int i = 0; i < 4; i++)
+            r[row * 4 + i] = (float)((xp[row * 4 + i] - m) * inv[row] * sp[i] + bp[i]);
+    }
+    expect_tensor(o[0], r, 24, 1e-5, "ln y");
+    expect_tensor(o[1], mean, 6, 1e-6, "ln mean");
+    expect_tensor(o[2], inv, 6, 1e-5, "ln invstd");
+    for (int i = 0; i < 3; i++)
+        pare_tensor_free(o[i]);
+    /* bfloat16 input, axis 1 */
+    pare_tensor *xb = cast_to(x, PARE_DT_BFLOAT16);
+    int64_t s2d[2] = {3, 4};
+    pare_tensor *s2 = mk_rand(2, s2d), *s2b = cast_to(s2, PARE_DT_BFLOAT16);
+    pare_attr at2[1] = {a_int("axis", 1)};
+    opcall ob = {.op = "LayerNormalization",
+                 .opset = 17,
+                 .attrs = at2,
+                 .n_attrs = 1,
+                 .in = {xb, s2b},
+                 .n_in = 2};
+    pare_tensor *y = one(&ob);
+    assert_int_equal(y->dtype, PARE_DT_BFLOAT16);
+    pare_tensor_free(y);
+    pare_tensor_free(xb);
+    pare_tensor_free(s2);
+    pare_tensor_free(s2b);
+    pare_tensor_free(x);
+    pare_tensor_free(s);
+    pare_tensor_free(b);
+}
+
+static void test_batchnorm_training(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {2, 2, 3}, c = 2;
+    float xv[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    float ones[2] = {1, 1}, zeros[2] = {0, 0};
+    pare_tensor *x = mk(PARE_DT_FLOAT, 3, xd, xv), *s = mk(PARE_DT_FLOAT, 1, &c, ones);
+    pare_tensor *b = mk(PARE_DT_FLOAT, 1, &c, zeros), *m = mk(PARE_DT_FLOAT, 1, &c, zeros);
+    pare_tensor *v = mk(PARE_DT_FLOAT, 1, &c, ones);
+    pare_attr at[3] = {a_int("training_mode", 1), a_float("momentum", 0.5f),
+                       a_float("epsilon", 0.0f)};
+    opcall oc = {.op = "BatchNormalization",
+                 .opset = 15,
+                 .attrs = at,
+                 .n_attrs = 3,
+                 .in = {x, s, b, m, v},
+                 .n_in = 5,
+                 .n_out = 3};
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    assert_int_equal(call_op(&oc, o, &err), PARE_OK);
+    /* channel 0: {1,2,3,7,8,9}: mean 5, variance 29/3 */
+    const float *rm = o[1]->data, *rv = o[2]->data;
+    assert_true(fabsf(rm[0] - 2.5f) < 1e-5f);
+    assert_true(fabsf(rv[0] - (0.5f + 29.0f / 6.0f)) < 1e-4f);
+    assert_true(fabsf(((float *)o[0]->data)[0] - (float)(-4.0 / sqrt(29.0 / 3.0))) < 1e-5f);
+    for (int i = 0; i < 3; i++)
+        pare_tensor_free(o[i]);
+    pare_tensor_free(x);
+    pare_tensor_free(s);
+    pare_tensor_free(b);
+    pare_tensor_free(m);
+    pare_tensor_free(v);
+}
+
+/* ---- Einsum and Det ---- */
+
+static pare_tensor *einsum(const char *eq, const pare_tensor *a, const pare_tensor *b,
+                           const pare_tensor *c)
+{
+    pare_attr at[1] = {a_str("equation", eq)};
+    opcall oc = {.op = "Einsum",
+                 .opset = 12,
+                 .attrs = at,
+                 .n_attrs = 1,
+                 .in = {a, b, c},
+                 .n_in = c   ? 3
+                         : b ? 2
+                             : 1};
+    return one(&oc);
+}
+
+static void test_einsum(void **state)
+{
+    (void)state;
+    int64_t ad[3] = {2, 3, 4}, bd[3] = {2, 4, 5};
+    pare_tensor *a = mk_rand(3, ad), *b = mk_rand(3, bd);
+    /* batched matmul, explicit and with ellipsis */
+    float r[2 * 3 * 5];
+    for (int q = 0; q < 2; q++)
+        ref_gemm(false, false, 3, 5, 4, 1.0f, (float *)a->data + q * 12, 4,
+                 (float *)b->data + q * 20, 5, 0.0f, r + q * 15, 5);
+    pare_tensor *y = einsum("bij,bjk->bik", a, b, NULL);
+    expect_tensor(y, r, 30, 1e-5, "bij,bjk");
+    pare_tensor_free(y);
+    y = einsum("...ij,...jk", a, b, NULL); /* implicit output: ...ik */
+    expect_tensor(y, r, 30, 1e-5, "...ij,...jk");
+    pare_tensor_free(y);
+    /* transposed output: bik -> kib */
+    y = einsum("bij,bjk->kib", a, b, NULL);
+    assert_int_equal(y->dims[0], 5);
+    assert_int_equal(y->dims[2], 2);
+    float rt[30];
+    for (int q = 0; q < 2; q++)
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 5; k++)
+                rt[(k * 3 + i) * 2 + q] = r[q * 15 + i * 5 + k];
+    expect_tensor(y, rt, 30, 1e-5, "kib");
+    pare_tensor_free(y);
+    /* diagonal and trace */
+    int64_t sq[2] = {3, 3};
+    pare_tensor *m = mk_rand(2, sq);
+    const float *mp = m->data;
+    y = einsum("ii->i", m, NULL, NULL);
+    float dg[3] = {mp[0], mp[4], mp[8]};
+    expect_tensor(y, dg, 3, 1e-6, "diag");
+    pare_tensor_free(y);
+    y = einsum("ii", m, NULL, NULL);
+    float tr = mp[0] + mp[4] + mp[8];
+    expect_tensor(y, &tr, 1, 1e-6, "trace");
+    pare_tensor_free(y);
+    /* three operands, ints */
+    int64_t v3 = 3;
+    int32_t iv[3] = {1, 2, 3};
+    pare_tensor *vi = mk(PARE_DT_INT32, 1, &v3, iv);
+    y = einsum("i,i,i->", vi, vi, vi);
+    assert_int_equal(y->dtype, PARE_DT_INT32);
+    assert_int_equal(((int32_t *)y->data)[0], 1 + 8 + 27);
+    pare_tensor_free(y);
+    /* outer product with broadcasting ellipsis: [2,1,3] and [4,3] */
+    int64_t e1[3] = {2, 1, 3}, e2[2] = {4, 3};
+    pare_tensor *p = mk_rand(3, e1), *q = mk_rand(2, e2);
+    y = einsum("...j,...j->...", p, q, NULL);
+    assert_int_equal(y->rank, 2);
+    assert_int_equal(y->dims[0], 2);
+    assert_int_equal(y->dims[1], 4);
+    float rb[8];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) {
+            rb[i * 4 + k] = 0;
+            for (int j = 0; j < 3; j++)
+                rb[i * 4 + k] += ((float *)p->data)[i * 3 + j] * ((float *)q->data)[k * 3 + j];
+        }
+    expect_tensor(y, rb, 8, 1e-5, "ellipsis bcast");
+    pare_tensor_free(y);
+    /* errors: bad character, wrong operand count, mismatched sizes */
+    pare_tensor *o[H_MAXOUT] = {0};
+    pare_error err;
+    pare_attr at1[1] = {a_str("equation", "i#,j->ij")};
+    opcall b1 = {.op = "Einsum", .opset = 12, .attrs = at1, .n_attrs = 1, .in = {m, m}, .n_in = 2};
+    assert_int_not_equal(call_op(&b1, o, &err), PARE_OK);
+    pare_attr at2[1] = {a_str("equation", "ij->i")};
+    opcall b2 = {.op = "Einsum", .opset = 12, .attrs = at2, .n_attrs = 1, .in = {m, m}, .n_in = 2};
+    assert_int_not_equal(call_op(&b2, o, &err), PARE_OK);
+    pare_attr at3[1] = {a_str("equation", "ij,ij->i")};
+    opcall b3 = {.op = "Einsum", .opset = 12, .attrs = at3, .n_attrs = 1, .in = {a, m}, .n_in = 2};
+    assert_int_not_equal(call_op(&b3, o, &err), PARE_OK);
+    pare_tensor_free(p);
+    pare_tensor_free(q);
+    pare_tensor_free(vi);
+    pare_tensor_free(m);
+    pare_tensor_free(a);
+    pare_tensor_free(b);
+}
+
+static void test_det(void **state)
+{
+    (void)state;
+    int64_t d[3] = {3, 2, 2};
+    double v[12] = {1, 2, 3, 4, 2, 4, 1, 2, 0, 1, 1, 0};
+    pare_tensor *x = mk(PARE_DT_DOUBLE, 3, d, v);
+    opcall oc = {.op = "Det", .opset = 11, .attrs = NULL, .n_attrs = 0, .in = {x}, .n_in = 1};
+    pare_tensor *y = one(&oc);
+    assert_int_equal(y->rank, 1);
+    const double *yp = y->data;
+    assert_true(fabs(yp[0] + 2.0) < 1e-12 && yp[1] == 0.0 && fabs(yp[2] + 1.0) < 1e-12);
+    pare_tensor_free(y);
+    pare_tensor_free(x);
+    int64_t d3[2] = {3, 3};
+    float f3[9] = {2, 0, 1, 1, 3, 2, 1, 1, 1};
+    pare_tensor *x3 = mk(PARE_DT_FLOAT16, 2, d3, NULL);
+    assert_true(pare_dtype_convert(PARE_DT_FLOAT16, x3->data, PARE_DT_FLOAT, f3, 9, false));
+    opcall o3 = {.op = "Det", .opset = 22, .attrs = NULL, .n_attrs = 0, .in = {x3}, .n_in = 1};
+    y = one(&o3);
+    assert_int_equal(y->rank, 0);
+    float want = 2 * (3 - 2) - 0 + 1 * (1 - 3);
+    expect_tensor(y, &want, 1, 1e-3, "det f16");
+    pare_tensor_free(y);
+    pare_tensor_free(x3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sgemm_portable_all_arches),
+        cmocka_unit_test(test_sgemm_dispatch),
+        cmocka_unit_test(test_sgemm_packed_bias),
+        cmocka_unit_test(test_dgemm),
+        cmocka_unit_test(test_sgemm_conv),
+        cmocka_unit_test(test_conv_paths),
+        cmocka_unit_test(test_conv_auto_pad_and_errors),
+        cmocka_unit_test(test_convtranspose),
+        cmocka_unit_test(test_matmul_broadcast),
+        cmocka_unit_test(test_matmul_batched_parallel_and_f16),
+        cmocka_unit_test(test_matmul_int_wraps),
+        cmocka_unit_test(test_gemm_bias_broadcast),
+        cmocka_unit_test(test_maxpool_indices),
+        cmocka_unit_test(test_avgpool_pad_counts),
+        cmocka_unit_test(test_maxunpool_bad_index),
+        cmocka_unit_test(test_layernorm_outputs),
+        cmocka_unit_test(test_batchnorm_training),
+        cmocka_unit_test(test_einsum),
+        cmocka_unit_test(test_det),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
