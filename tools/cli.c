@@ -48,10 +48,13 @@ static void vmessage(const char *file, const char *kind, const char *fmt, va_lis
         n += snprintf(line + n, sizeof line - (size_t)n, "%s: ", kind);
     if (n >= 0 && (size_t)n < sizeof line)
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    /* a message is one line whatever it quotes */
+    /* a message is one line whatever it quotes, and carries no terminal
+     * escapes from a file's names */
     for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
+        if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     fprintf(stderr, "%s\n", line);
 }
 

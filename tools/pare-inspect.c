@@ -252,6 +252,17 @@ static const char *op_name(const pare_node *n, char *buf, size_t size)
     return buf;
 }
 
+/* s on one line for text output: control characters (newlines in a name,
+ * terminal escapes) become '?' */
+static const char *vis(const char *s, char *buf, size_t size)
+{
+    size_t k = 0;
+    for (; s && *s && k + 1 < size; s++)
+        buf[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    buf[k] = '\0';
+    return buf;
+}
+
 static bool is_op(const pare_node *n, const char *op)
 {
     return strcmp(n->op_type, op) == 0;
@@ -1039,6 +1050,10 @@ static uint64_t count_zeros(int dtype, const void *data, uint64_t n)
     }
 }
 
+/* progress over the external bytes --scan-weights reads (NULL: none shown) */
+static cli_progress *g_scan_progress;
+static uint64_t g_scan_done;
+
 static void add_param_tensor(summary *s, const char *name, int dtype, int rank, uint64_t numel,
                              const pare_tensor *t, bool external, bool constant)
 {
@@ -1071,6 +1086,10 @@ static void add_param_tensor(summary *s, const char *name, int dtype, int rank, 
     if (!t || !t->data || t->nbytes < pare_dtype_nbytes(dtype, numel))
         return;
     uint64_t z = count_zeros(dtype, t->data, numel);
+    if (external) {
+        g_scan_done += t->nbytes;
+        cli_progress_update(g_scan_progress, g_scan_done);
+    }
     s->sp_tensors++;
     s->sp_params += numel;
     s->sp_zeros += z;
@@ -1082,6 +1101,11 @@ static void add_param_tensor(summary *s, const char *name, int dtype, int rank, 
 
 static void count_params(summary *s)
 {
+    /* reading hundreds of megabytes takes a while: say how far it got */
+    if (o_scan && s->external_bytes >= ((uint64_t)64 << 20)) {
+        g_scan_done = 0;
+        g_scan_progress = cli_progress_start("scanning external weights", s->external_bytes);
+    }
     for (size_t gi = 0; gi < s->graphs.n; gi++) {
         pare_graph *g = s->graphs.g[gi];
         for (size_t i = 0; i < g->n_values; i++) {
@@ -1116,6 +1140,7 @@ static void count_params(summary *s)
                              false, true);
         }
     }
+    cli_progress_stop(&g_scan_progress);
     if (s->const_params)
         note(s, "%" PRIu64 " parameters are held by Constant nodes and counted with the "
              "initializers", s->const_params);
@@ -1128,9 +1153,15 @@ static void count_params(summary *s)
 static int cmp_layer_sparse_desc(const void *a, const void *b)
 {
     const layer_sparsity *x = a, *y = b;
-    /* zeros/params compared exactly: x.z * y.p vs y.z * x.p in 128 bits */
+    /* zeros/params compared exactly (x.z * y.p against y.z * x.p), so that
+     * ties, common at 0% and 100%, fall through to the same order everywhere */
+#ifdef __SIZEOF_INT128__
     unsigned __int128 l = (unsigned __int128)x->zeros * y->params;
     unsigned __int128 r = (unsigned __int128)y->zeros * x->params;
+#else
+    long double l = (long double)x->zeros * y->params;
+    long double r = (long double)y->zeros * x->params;
+#endif
     if (l != r)
         return l > r ? -1 : 1;
     if (x->params != y->params)
@@ -1684,9 +1715,9 @@ static void text_io(FILE *out, const char *title, const io_desc *d, size_t n)
 
 static void text_summary(FILE *out, const summary *s)
 {
-    char b1[64], b2[64], b3[64];
+    char b1[64], b2[64], b3[64], v1[512], v2[512];
     pare_model *m = s->m;
-    fprintf(out, "%s: %s (%s bytes)", cli_display_name(s->path),
+    fprintf(out, "%s: %s (%s bytes)", vis(cli_display_name(s->path), v1, sizeof v1),
             cli_fmt_bytes(s->file_bytes, b1, sizeof b1), cli_fmt_count(s->file_bytes, b2,
                                                                        sizeof b2));
     if (s->external_bytes)
@@ -1702,7 +1733,8 @@ static void text_summary(FILE *out, const summary *s)
     }
     fprintf(out, "\n");
     const char *prod = pare_model_producer(m), *pv = pare_model_producer_version(m);
-    fprintf(out, "producer: %s%s%s\n", prod[0] ? prod : "(none)", pv[0] ? " " : "", pv);
+    fprintf(out, "producer: %s%s%s\n", prod[0] ? vis(prod, v1, sizeof v1) : "(none)",
+            pv[0] ? " " : "", vis(pv, v2, sizeof v2));
     text_io(out, "inputs", s->inputs, s->n_inputs);
     text_io(out, "outputs", s->outputs, s->n_outputs);
 
@@ -1823,8 +1855,8 @@ static void text_summary(FILE *out, const summary *s)
                 continue;
             fprintf(out, "  %s:", lists[l].title);
             for (size_t i = 0; i < lists[l].n; i++)
-                fprintf(out, "%s %s %" PRIu64, i ? "," : "", lists[l].rows[i].key,
-                        lists[l].rows[i].count);
+                fprintf(out, "%s %s %" PRIu64, i ? "," : "",
+                        vis(lists[l].rows[i].key, v1, sizeof v1), lists[l].rows[i].count);
             fprintf(out, "\n");
         }
     }
@@ -1840,9 +1872,10 @@ static void text_summary(FILE *out, const summary *s)
         fprintf(out, "  for inputs:");
         for (size_t i = 0; i < s->n_eff_inputs; i++) {
             char sb[512];
-            fprintf(out, "%s %s %s", i ? "," : "", s->eff_inputs[i].name,
-                    s->eff_inputs[i].elem_kind ? io_type(&s->eff_inputs[i])
-                                               : shape_str(&s->eff_inputs[i].shape, sb, sizeof sb));
+            fprintf(out, "%s %s %s", i ? "," : "", vis(s->eff_inputs[i].name, v1, sizeof v1),
+                    s->eff_inputs[i].elem_kind
+                        ? io_type(&s->eff_inputs[i])
+                        : vis(shape_str(&s->eff_inputs[i].shape, sb, sizeof sb), v2, sizeof v2));
         }
         fprintf(out, "\n");
     }
@@ -1889,13 +1922,18 @@ static void text_summary(FILE *out, const summary *s)
     fprintf(out, "peak activation memory: %s", cli_fmt_bytes(s->peak_bytes, b1, sizeof b1));
     if (s->peak_node) {
         char lbl[300];
-        fprintf(out, " (while node %s runs)", pare_node_label(s->peak_node, lbl, sizeof lbl));
+        fprintf(out, " (while node %s runs)",
+                vis(pare_node_label(s->peak_node, lbl, sizeof lbl), v1, sizeof v1));
     }
     fprintf(out, "\n");
     if (s->n_notes) {
         fprintf(out, "notes:\n");
-        for (size_t i = 0; i < s->n_notes; i++)
-            fprintf(out, "  - %s\n", s->notes[i]);
+        for (size_t i = 0; i < s->n_notes; i++) {
+            char *t = xstrdup(s->notes[i]);
+            vis(s->notes[i], t, strlen(t) + 1);
+            fprintf(out, "  - %s\n", t);
+            free(t);
+        }
     }
 }
 

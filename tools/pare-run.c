@@ -35,7 +35,7 @@ static const cli_option options[] = {
                "inputs: .npz (arrays named after the inputs, samples on axis 0), a folder of "
                ".npz files, or a test_data_set folder; random inputs when absent"),
     CLI_LIST(0, "shape", &opt_shapes, "NAME=DIMS",
-             "shape of an input for random data, e.g. input=1x3x224x224 (repeatable)"),
+             "shape of an input for random data, e.g. input=1x3x224x224"),
     CLI_INT(0, "seed", &opt_seed, "N", 0, 9007199254740991.0, "seed of the random inputs (0)"),
     CLI_INT('b', "batch", &opt_batch, "N", 1, 1e9,
             "samples per run: the first symbolic dim of each input (1)"),
@@ -216,8 +216,10 @@ static int bind_dataset(pare_dataset *ds, pare_session *s, int *map, pare_error 
         }
         if (map[i] < 0 && i < na && !pare_dataset_array_at(ds, i)->name)
             map[i] = (int)i;
-        if (map[i] < 0 && na == n) {
-            /* names differ (e.g. .pb tensors named otherwise): fall back to order */
+        bool pb = pare_dataset_get_kind(ds) == PARE_DATASET_PB_SET ||
+                  pare_dataset_get_kind(ds) == PARE_DATASET_PB_SETS;
+        if (map[i] < 0 && pb && na == n) {
+            /* .pb tensors named otherwise than the inputs: by position */
             map[i] = (int)i;
         }
         if (map[i] < 0) {

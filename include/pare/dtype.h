@@ -61,8 +61,9 @@ bool pare_dtype_is_signed(int dtype);  /* signed ints and floats */
 /* Scalar conversions with ONNX semantics: float32 -> narrow types round to
  * nearest even; NaN stays NaN where the type has one. The saturate flag of
  * the float8 converters follows Cast's "saturate" attribute: true clamps
- * out-of-range finite values (and +-inf for the fn/fnuz types) to the largest
- * finite value; false maps them to inf or NaN as the type allows. */
+ * out-of-range values, +-inf included (for e5m2 too, as Cast's table says),
+ * to the largest finite value; false maps them to inf (e5m2) or NaN (the
+ * fn/fnuz types). */
 uint16_t pare_f32_to_f16(float f);
 float pare_f16_to_f32(uint16_t h);
 uint16_t pare_f32_to_bf16(float f);

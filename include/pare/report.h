@@ -106,7 +106,8 @@ void pare_table_free(pare_table *t);
 void pare_table_column(pare_table *t, size_t col, const char *title, pare_align align);
 /* Starts a new row; cells are then added left to right (missing ones stay empty). */
 void pare_table_row(pare_table *t);
-/* Adds a cell to the current row (printf-style; the text is copied). */
+/* Adds a cell to the current row (printf-style; the text is copied, with
+ * newlines and tabs made spaces and other control characters '?'). */
 void pare_table_cell(pare_table *t, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

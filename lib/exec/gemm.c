@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <math.h>
 #include "pare_config.h"
 #include "exec/gemm.h"
 
@@ -180,6 +181,22 @@ static const gemm_arch *arch_get(void)
     return arch_cur;
 }
 
+/* The kernel for a product with M rows: the default AVX-512 12-row tile
+ * gives way to the 8-row one when M is a multiple of 8 that 12 would pad by
+ * more than the 8-row tile's lower throughput costs (M = 8..64, 80, ...). */
+static const gemm_arch *arch_for(int64_t M)
+{
+    const gemm_arch *ar = arch_get();
+#if GEMM_X86
+    if (ar == &arch_avx512 && M % 12 != 0) {
+        double pad12 = (double)((M + 11) / 12 * 12), pad8 = (double)((M + 7) / 8 * 8);
+        if (pad8 / 0.85 < pad12 / 0.92)
+            return &arch_avx512x8;
+    }
+#endif
+    return ar;
+}
+
 const char *pare_sgemm_arch(void)
 {
     return arch_get()->name;
@@ -295,6 +312,23 @@ void *pare_scratch(int slot, size_t bytes)
     }
     return s->p[slot];
 }
+
+/* Frees the calling thread's scratch slots larger than keep bytes (the
+ * packs of a rare huge product are not kept for the thread's lifetime). */
+static void scratch_trim(size_t keep)
+{
+    if (!scratch_key_ok)
+        return;
+    scratch_set *s = pthread_getspecific(scratch_key);
+    for (int i = 0; s && i < PARE_SCRATCH_SLOTS; i++)
+        if (s->n[i] > keep) {
+            free(s->p[i]);
+            s->p[i] = NULL;
+            s->n[i] = 0;
+        }
+}
+
+#define GEMM_SCRATCH_KEEP ((size_t)64 << 20)
 
 /* ---- packing -------------------------------------------------------------- */
 
@@ -566,7 +600,7 @@ pare_status pare_sgemm_pack_a(bool transA, int64_t M, int64_t K, float alpha, co
                               int64_t lda, pare_sgemm_packed_a **out)
 {
     *out = NULL;
-    const gemm_arch *ar = arch_get();
+    const gemm_arch *ar = arch_for(M);
     pare_sgemm_packed_a *p = calloc(1, sizeof *p);
     if (!p)
         return PARE_ERR_NOMEM;
@@ -599,14 +633,18 @@ typedef struct drive {
     int64_t n0, nc, npad;
     float beta;
     const float *bias;
+    bool clamp;
+    float lo, hi;
     float *C;
     int64_t ldc;
     int64_t mb, nb, tn; /* strips per task along m and n, tasks along n */
     int64_t bgroup;     /* B strips per pack item (shared mode) */
+    int64_t bgroups;    /* groups per depth block */
     int nomem;
 } drive;
 
-/* Pack pass: items [0, a_strips) are A strips; then groups of bgroup B strips. */
+/* Pack pass: items [0, a_strips) are A strips (all of K); then (depth block,
+ * group of bgroup B strips) pairs, depth block major. */
 static void pack_range(void *ctx, int64_t b, int64_t e)
 {
     drive *d = ctx;
@@ -616,12 +654,11 @@ static void pack_range(void *ctx, int64_t b, int64_t e)
             pack_a_one(&d->apack, it);
             continue;
         }
-        int64_t s0 = (it - d->a_strips) * d->bgroup;
+        int64_t q = it - d->a_strips, kbi = q / d->bgroups, gi = q - kbi * d->bgroups;
+        int64_t k0 = kbi * d->kb, kc = min64(d->kb, d->K - k0);
+        int64_t s0 = gi * d->bgroup;
         int64_t n0 = s0 * nr, nn = min64(d->bgroup * nr, d->nc - n0);
-        for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
-            int64_t kc = min64(d->kb, d->K - k0);
-            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + n0, nn, d->pb + k0 * d->npad + s0 * kc * nr);
-        }
+        pack_b_block(d->ar, &d->b, k0, kc, d->n0 + n0, nn, d->pb + k0 * d->npad + s0 * kc * nr);
     }
 }
 
@@ -635,6 +672,7 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
     float tmp[GEMM_MAX_TILE] __attribute__((aligned(64)));
     float beta = k0 == 0 ? d->beta : 1.0f;
     const float *bias = k0 == 0 ? d->bias : NULL;
+    bool last = d->clamp && k0 + kc == d->K;
     const float *pa = d->pa + k0 * d->mpad;
     for (int64_t u = u0; u < u1; u++) {
         int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
@@ -645,20 +683,28 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
             float *c = d->C + i0 * d->ldc + d->n0 + j0;
             if (mm == mr && nn == nr) {
                 ar->ukr(kc, ap, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
-                continue;
+            } else {
+                ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
+                for (int64_t i = 0; i < mm; i++) {
+                    float bi = bias ? bias[i0 + i] : 0.0f;
+                    float *cr = c + i * d->ldc;
+                    const float *tr = tmp + i * nr;
+                    if (beta == 0.0f)
+                        for (int64_t j = 0; j < nn; j++)
+                            cr[j] = tr[j] + bi;
+                    else
+                        for (int64_t j = 0; j < nn; j++)
+                            cr[j] = tr[j] + beta * cr[j] + bi;
+                }
             }
-            ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
-            for (int64_t i = 0; i < mm; i++) {
-                float bi = bias ? bias[i0 + i] : 0.0f;
-                float *cr = c + i * d->ldc;
-                const float *tr = tmp + i * nr;
-                if (beta == 0.0f)
-                    for (int64_t j = 0; j < nn; j++)
-                        cr[j] = tr[j] + bi;
-                else
-                    for (int64_t j = 0; j < nn; j++)
-                        cr[j] = tr[j] + beta * cr[j] + bi;
-            }
+            if (last)
+                for (int64_t i = 0; i < mm; i++) {
+                    float *cr = c + i * d->ldc;
+                    for (int64_t j = 0; j < nn; j++) {
+                        float v = cr[j];
+                        cr[j] = v < d->lo ? d->lo : v > d->hi ? d->hi : v;
+                    }
+                }
         }
     }
 }
@@ -708,7 +754,8 @@ static void compute_private(void *ctx, int64_t b, int64_t e)
 
 static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t M, int64_t N,
                              int64_t K, const pare_sgemm_packed_a *pka, const pack_a_job *apj,
-                             const bsrc *b, float beta, const float *bias, float *C, int64_t ldc)
+                             const bsrc *b, float beta, const pare_gemm_epi *epi, float *C,
+                             int64_t ldc)
 {
     int mr = ar->mr, nr = ar->nr;
     drive d;
@@ -720,7 +767,10 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     d.mpad = (M + mr - 1) / mr * mr;
     d.b = *b;
     d.beta = beta;
-    d.bias = bias;
+    d.bias = epi ? epi->bias : NULL;
+    d.lo = epi ? epi->lo : -INFINITY;
+    d.hi = epi ? epi->hi : INFINITY;
+    d.clamp = d.lo > -INFINITY || d.hi < INFINITY;
     d.C = C;
     d.ldc = ldc;
     if (pka) {
@@ -759,6 +809,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         d.nb = nb;
         d.tn = (ns_all + nb - 1) / nb;
         pare_parallel_for(pool, d.tn, 1, compute_private, &d);
+        scratch_trim(GEMM_SCRATCH_KEEP);
         return d.nomem ? PARE_ERR_NOMEM : PARE_OK;
     }
 
@@ -773,12 +824,15 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         d.npad = (d.nc + nr - 1) / nr * nr;
         int64_t ns = d.npad / nr;
         d.a_strips = (!pka && n0 == 0) ? ms : 0;
-        /* B is packed in groups of strips (the per-row setup is paid per group) */
-        d.bgroup = max64(1, min64(8, ns / max64(1, 2 * (int64_t)threads)));
-        int64_t bitems = (ns + d.bgroup - 1) / d.bgroup;
-        /* a pack item is a strip over all of K: aim for ~16K floats a chunk */
-        int64_t grain = max64(1, 16384 / max64(1, K * (nr > mr ? nr : mr)));
-        pare_parallel_for(pool, d.a_strips + bitems, grain, pack_range, &d);
+        /* B is packed in groups of up to 8 strips per depth block (the per-row
+         * setup is paid per group), small enough to feed every thread */
+        int64_t kblocks = (K + d.kb - 1) / d.kb;
+        d.bgroup = max64(1, min64(8, ns * kblocks / max64(1, 4 * (int64_t)threads)));
+        d.bgroups = (ns + d.bgroup - 1) / d.bgroup;
+        int64_t items = d.a_strips + kblocks * d.bgroups;
+        /* aim for ~16K floats a chunk */
+        int64_t per_item = d.a_strips ? K * mr : d.kb * d.bgroup * nr;
+        pare_parallel_for(pool, items, max64(1, 16384 / max64(1, per_item)), pack_range, &d);
         d.a_strips = 0;
 
         int64_t mb = min64(ms, mb_max);
@@ -799,6 +853,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         d.tn = (ns + nb - 1) / nb;
         pare_parallel_for(pool, ((ms + mb - 1) / mb) * d.tn, 1, compute_shared, &d);
     }
+    scratch_trim(GEMM_SCRATCH_KEEP);
     return PARE_OK;
 }
 
@@ -941,7 +996,7 @@ pare_status pare_sgemm_portable(pare_threadpool *pool, bool transA, bool transB,
         scale_c(M, N, beta, C, ldc);
         return PARE_OK;
     }
-    const gemm_arch *ar = arch_get();
+    const gemm_arch *ar = arch_for(M);
     if (M * N * K <= 4096 || (M < 4 && N < 4)) {
         naive_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return PARE_OK;
@@ -984,42 +1039,50 @@ pare_status pare_sgemm(pare_threadpool *pool, bool transA, bool transB, int64_t 
     return pare_sgemm_portable(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* C = epi(beta*C) for K == 0 */
+static void epi_only(int64_t M, int64_t N, float beta, const pare_gemm_epi *epi, float *C,
+                     int64_t ldc)
+{
+    scale_c(M, N, beta, C, ldc);
+    if (!epi)
+        return;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float v = C[i * ldc + j] + (epi->bias ? epi->bias[i] : 0.0f);
+            C[i * ldc + j] = v < epi->lo ? epi->lo : v > epi->hi ? epi->hi : v;
+        }
+}
+
 pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
-                              int64_t N, const float *B, int64_t ldb, float beta, const float *bias,
-                              float *C, int64_t ldc)
+                              int64_t N, const float *B, int64_t ldb, float beta,
+                              const pare_gemm_epi *epi, float *C, int64_t ldc)
 {
     if (pa->M <= 0 || N <= 0)
         return PARE_OK;
     if (pa->K <= 0) {
-        scale_c(pa->M, N, beta, C, ldc);
-        for (int64_t i = 0; bias && i < pa->M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] += bias[i];
+        epi_only(pa->M, N, beta, epi, C, ldc);
         return PARE_OK;
     }
     bsrc b = {transB, B, ldb, NULL};
-    return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, bias, C, ldc);
+    return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, epi, C, ldc);
 }
 
 pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
                             const float *A, int64_t lda, const pare_im2col *img, float beta,
-                            const float *bias, float *C, int64_t ldc)
+                            const pare_gemm_epi *epi, float *C, int64_t ldc)
 {
     int64_t K = img->c * img->kh * img->kw, N = img->oh * img->ow;
     if (M <= 0 || N <= 0)
         return PARE_OK;
     if (K <= 0) {
-        scale_c(M, N, beta, C, ldc);
-        for (int64_t i = 0; bias && i < M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] += bias[i];
+        epi_only(M, N, beta, epi, C, ldc);
         return PARE_OK;
     }
     bsrc b = {false, NULL, 0, img};
     if (pa)
-        return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, bias, C, ldc);
+        return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, epi, C, ldc);
     pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
-    return drive_run(pool, arch_get(), M, N, K, NULL, &apj, &b, beta, bias, C, ldc);
+    return drive_run(pool, arch_for(M), M, N, K, NULL, &apj, &b, beta, epi, C, ldc);
 }
 
 typedef struct fill_job {

@@ -51,23 +51,32 @@ typedef struct pare_im2col {
 } pare_im2col;
 
 /* op(A) packed once (e.g. a Conv's weights) for repeated pare_sgemm_conv /
- * pare_sgemm_packed calls; alpha is folded in. Owned by the caller. */
+ * pare_sgemm_packed calls; alpha is folded in. The tile shape may depend on
+ * M. Owned by the caller. */
 typedef struct pare_sgemm_packed_a pare_sgemm_packed_a;
 pare_status pare_sgemm_pack_a(bool transA, int64_t M, int64_t K, float alpha, const float *A,
                               int64_t lda, pare_sgemm_packed_a **out);
 void pare_sgemm_packed_a_free(pare_sgemm_packed_a *p);
 
-/* C[M, oh*ow] = A * im2col(img) + beta*C + bias[m] (bias may be NULL).
+/* What is done to C once the product is in: bias[m] added to row m (bias may
+ * be NULL), then values clamped to [lo, hi] (NaN stays NaN). Relu is
+ * lo = 0, hi = INFINITY; no clamp is -INFINITY, INFINITY. NULL: neither. */
+typedef struct pare_gemm_epi {
+    const float *bias;
+    float lo, hi;
+} pare_gemm_epi;
+
+/* C[M, oh*ow] = epi(A * im2col(img) + beta*C).
  * A is either packed (pa != NULL; then A/lda are ignored) or plain M x K
  * (K = c*kh*kw) with row stride lda. Uses the portable kernels. */
 pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
                             const float *A, int64_t lda, const pare_im2col *img, float beta,
-                            const float *bias, float *C, int64_t ldc);
+                            const pare_gemm_epi *epi, float *C, int64_t ldc);
 
-/* C = op(A) * op(B) + beta*C + bias[m] with A pre-packed (portable kernels). */
+/* C = epi(op(A) * op(B) + beta*C) with A pre-packed (portable kernels). */
 pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
-                              int64_t N, const float *B, int64_t ldb, float beta, const float *bias,
-                              float *C, int64_t ldc);
+                              int64_t N, const float *B, int64_t ldb, float beta,
+                              const pare_gemm_epi *epi, float *C, int64_t ldc);
 
 /* Writes the im2col matrix of img (rows c*kh*kw, columns oh*ow, row stride
  * oh*ow) into dst, for BLAS paths that need it materialised. */

@@ -59,6 +59,7 @@ extern const pare_kernel pare_kernels_shape[];    /* data movement, shape ops, r
 extern const pare_kernel pare_kernels_quant[];    /* quantization ops */
 extern const pare_kernel pare_kernels_control[];  /* If, Loop, Scan */
 extern const pare_kernel pare_kernels_rnn[];      /* RNN, GRU, LSTM and misc ops */
+extern const pare_kernel pare_kernels_extra[];    /* attention, losses, and the rest */
 
 /* Finds the kernel for (domain, op_type) at opset; NULL if none. */
 const pare_kernel *pare_kernel_find(const char *domain, const char *op_type, int64_t opset);

@@ -56,7 +56,7 @@ typedef struct sm_job {
                 const T *row = x + i * inner;                                          \
                 T *yrow = y + i * inner;                                               \
                 for (int64_t c = 0; c < w; c++) {                                      \
-                    T e = exp(row[c] - mx[c]);                                         \
+                    T e = EXPC(T, row[c] - mx[c]);                                         \
                     if (j->kind == K_SOFTMAX)                                          \
                         yrow[c] = e;                                                   \
                     sum[c] += e;                                                       \
@@ -103,14 +103,14 @@ SM_RANGE(double)
             T sum = 0;                                                                 \
             if (j->kind == K_SOFTMAX) {                                                \
                 for (int64_t i = 0; i < n; i++) {                                      \
-                    y[i] = exp(x[i] - mx);                                             \
+                    y[i] = EXPC(T, x[i] - mx);                                             \
                     sum += y[i];                                                       \
                 }                                                                      \
                 for (int64_t i = 0; i < n; i++)                                        \
                     y[i] /= sum;                                                       \
             } else {                                                                   \
                 for (int64_t i = 0; i < n; i++)                                        \
-                    sum += exp(x[i] - mx);                                             \
+                    sum += EXPC(T, x[i] - mx);                                             \
                 T lse = mx + log(sum);                                                 \
                 for (int64_t i = 0; i < n; i++)                                        \
                     y[i] = x[i] - lse;                                                 \

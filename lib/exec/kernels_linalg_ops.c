@@ -334,6 +334,10 @@ typedef struct sp_attrs {
     double p;
 } sp_attrs;
 
+/* Largest accepted kernel/stride/dilation/pad value: far above any real
+ * model, low enough that the size arithmetic cannot overflow. */
+#define SP_ATTR_MAX ((int64_t)1 << 30)
+
 static pare_status read_ints(const pare_node *n, const char *name, int64_t *dst, int max,
                              int *count, int64_t minv, pare_error *err)
 {
@@ -346,6 +350,9 @@ static pare_status read_ints(const pare_node *n, const char *name, int64_t *dst,
         if (v[i] < minv)
             return pare_error_set(err, PARE_ERR_INVALID, "attribute %s: value %lld below %lld",
                                   name, (long long)v[i], (long long)minv);
+        if (v[i] > SP_ATTR_MAX)
+            return pare_error_set(err, PARE_ERR_LIMIT, "attribute %s: value %lld too large", name,
+                                  (long long)v[i]);
         dst[i] = v[i];
     }
     *count = (int)c;
@@ -466,8 +473,13 @@ static pare_status sp_geom(const sp_attrs *a, int nsp, const int64_t *in, const 
 /* ===================================================================== */
 /* Conv                                                                  */
 
+enum { ACT_NONE, ACT_RELU, ACT_CLIP, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_HARDSIGMOID };
+
 typedef struct conv_st {
     sp_attrs a;
+    bool fused;     /* com.microsoft FusedConv: activation, optional sum input Z */
+    int act;
+    float act_a, act_b;
     /* weights packed at plan time (float32 initializer, portable GEMM) */
     const void *w_data;
     int64_t w_dims[2 + LIN_MAXSP];
@@ -492,6 +504,35 @@ static pare_status conv_init(const pare_node *n, int64_t opset, void **state, pa
     if (!st)
         return nomem(err);
     pare_status s = sp_parse(n, &st->a, err);
+    if (!s && pare_node_is(n, "com.microsoft", "FusedConv")) {
+        st->fused = true;
+        const char *act = pare_node_attr_string(n, "activation", "");
+        const float *ap;
+        size_t np = pare_node_attr_floats(n, "activation_params", &ap);
+        if (!act[0])
+            st->act = ACT_NONE;
+        else if (!strcmp(act, "Relu"))
+            st->act = ACT_RELU;
+        else if (!strcmp(act, "Clip"))
+            st->act = ACT_CLIP;
+        else if (!strcmp(act, "LeakyRelu"))
+            st->act = ACT_LEAKY;
+        else if (!strcmp(act, "Sigmoid"))
+            st->act = ACT_SIGMOID;
+        else if (!strcmp(act, "Tanh"))
+            st->act = ACT_TANH;
+        else if (!strcmp(act, "HardSigmoid"))
+            st->act = ACT_HARDSIGMOID;
+        else
+            s = pare_error_set(err, PARE_ERR_UNSUPPORTED, "activation '%s' not supported", act);
+        /* defaults of the ops the activation stands for */
+        st->act_a = st->act == ACT_CLIP ? -INFINITY : st->act == ACT_LEAKY ? 0.01f : 0.2f;
+        st->act_b = st->act == ACT_CLIP ? INFINITY : 0.5f;
+        if (np > 0)
+            st->act_a = ap[0];
+        if (np > 1)
+            st->act_b = ap[1];
+    }
     if (s) {
         free(st);
         return s;
@@ -590,6 +631,7 @@ typedef struct cgroup_job {
     const pare_im2col *tmpl; /* geometry; x replaced per item */
     const float *x, *w, *b;
     float *y;
+    float beta, lo, hi;
     pare_sgemm_packed_a *const *packed;
     pare_threadpool *pool;
     int fail;
@@ -603,11 +645,57 @@ static void cgroup_range(void *ctx, int64_t b, int64_t e)
         pare_im2col img = *j->tmpl;
         img.x = j->x + (n * j->C + g * j->Cg) * j->inP;
         int64_t Kg = j->Cg * img.kh * img.kw;
-        pare_status s = pare_sgemm_conv(
-            j->pool, j->Mg, j->packed ? j->packed[g] : NULL, j->w + g * j->Mg * Kg, Kg, &img, 0.0f,
-            j->b ? j->b + g * j->Mg : NULL, j->y + (n * j->M + g * j->Mg) * j->outP, j->outP);
+        pare_gemm_epi epi = {j->b ? j->b + g * j->Mg : NULL, j->lo, j->hi};
+        pare_status s = pare_sgemm_conv(j->pool, j->Mg, j->packed ? j->packed[g] : NULL,
+                                        j->w + g * j->Mg * Kg, Kg, &img, j->beta, &epi,
+                                        j->y + (n * j->M + g * j->Mg) * j->outP, j->outP);
         if (s)
             __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* FusedConv's tail when the GEMM did not do it: y += z, then the activation. */
+typedef struct post_job {
+    int ct, act;
+    double a, b;
+    void *y;
+    const void *z;
+} post_job;
+
+static double act_apply(int act, double v, double a, double b)
+{
+    switch (act) {
+    case ACT_RELU:
+        return v < 0 ? 0 : v;
+    case ACT_CLIP:
+        return v < a ? a : v > b ? b : v;
+    case ACT_LEAKY:
+        return v < 0 ? a * v : v;
+    case ACT_SIGMOID:
+        return 1.0 / (1.0 + exp(-v));
+    case ACT_TANH:
+        return tanh(v);
+    case ACT_HARDSIGMOID: {
+        double t = a * v + b;
+        return t < 0 ? 0 : t > 1 ? 1 : t;
+    }
+    default:
+        return v;
+    }
+}
+
+static void post_range(void *ctx, int64_t b, int64_t e)
+{
+    const post_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        double v = j->ct == PARE_DT_FLOAT ? ((float *)j->y)[i] : ((double *)j->y)[i];
+        if (j->z)
+            v += j->ct == PARE_DT_FLOAT ? ((const float *)j->z)[i] : ((const double *)j->z)[i];
+        v = act_apply(j->act, v, j->a, j->b);
+        if (j->ct == PARE_DT_FLOAT)
+            ((float *)j->y)[i] = (float)v;
+        else
+            ((double *)j->y)[i] = v;
     }
 }
 
@@ -650,6 +738,11 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         return s;
     od[0] = N;
     od[1] = M;
+    const pare_tensor *Z = st->fused && k->n_in > 3 ? k->in[3] : NULL;
+    if (Z && (!is_fp(Z->dtype) || Z->rank != X->rank ||
+              memcmp(Z->dims, od, (size_t)X->rank * sizeof *od)))
+        return pare_error_set(err, PARE_ERR_INVALID, "Z must have the output's shape");
+    bool z_done = Z == NULL, act_done = st->act == ACT_NONE;
     int ct = ctype_of(dt);
     ostage y;
     if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
@@ -658,11 +751,12 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         os_drop(&y);
         return PARE_OK;
     }
-    fview xv, wv, bv;
+    fview xv, wv, bv, zv;
     memset(&wv, 0, sizeof wv);
     memset(&bv, 0, sizeof bv);
+    memset(&zv, 0, sizeof zv);
     if ((s = fv_get(X, ct, &xv, err)) || (s = fv_get(W, ct, &wv, err)) ||
-        (s = fv_get(B, ct, &bv, err)))
+        (s = fv_get(B, ct, &bv, err)) || (s = fv_get(Z, ct, &zv, err)))
         goto out;
     int64_t Cg = C / g, Mg = M / g, kprod = prod64(nsp, kern), Kg;
     int64_t inP = prod64(nsp, X->dims + 2), outP = prod64(nsp, od + 2);
@@ -682,7 +776,7 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
             dw_job j = {C, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, x, w, b, yp};
             pare_parallel_for(k->pool, N * C, lmax(1, LIN_GRAIN / lmax(1, outP * kprod)), dw_range,
                               &j);
-            goto out;
+            goto post;
         }
         pare_im2col img = {x, Cg, ih, iw, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow};
         pare_sgemm_packed_a *const *packed =
@@ -713,9 +807,22 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 }
             if (!s && b)
                 add_bias(k->pool, ct, yp, b, N, M, outP);
-            goto out;
+            goto post;
         }
-        cgroup_job j = {C, M, g, Cg, Mg, inP, outP, &img, x, w, b, yp, packed, k->pool, 0};
+        /* the sum input is the GEMM's C (beta 1); Relu/Clip are its epilogue */
+        float beta = 0.0f, lo = -INFINITY, hi = INFINITY;
+        if (Z) {
+            memcpy(yp, zv.p, (size_t)pare_tensor_numel(y.t) * sizeof *yp);
+            beta = 1.0f;
+            z_done = true;
+        }
+        if (st->act == ACT_RELU || st->act == ACT_CLIP) {
+            lo = st->act == ACT_RELU ? 0.0f : st->act_a;
+            hi = st->act == ACT_RELU ? INFINITY : st->act_b;
+            act_done = true;
+        }
+        cgroup_job j = {C,  M,    g,  Cg, Mg,     inP,     outP, &img, x, w, b,
+                        yp, beta, lo, hi, packed, k->pool, 0};
         double flops = (double)Mg * (double)Kg * (double)outP;
         if (N * g > 1 && flops < 2e6)
             pare_parallel_for(k->pool, N * g, lmax(1, (int64_t)(1e6 / (flops + 1))), cgroup_range,
@@ -725,7 +832,7 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 cgroup_range(&j, it, it + 1);
         if (j.fail)
             s = nomem(err);
-        goto out;
+        goto post;
     }
     /* generic: im2col into scratch, then GEMM per (image, group) */
     {
@@ -774,10 +881,17 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         if (!s && bv.p)
             add_bias(k->pool, ct, y.p, bv.p, N, M, outP);
     }
+post:
+    if (!s && (!z_done || !act_done)) {
+        post_job pj = {ct, act_done ? ACT_NONE : st->act, st->act_a, st->act_b, y.p,
+                       z_done ? NULL : zv.p};
+        pare_parallel_for(k->pool, (int64_t)pare_tensor_numel(y.t), LIN_GRAIN, post_range, &pj);
+    }
 out:
     fv_free(&xv);
     fv_free(&wv);
     fv_free(&bv);
+    fv_free(&zv);
     if (s)
         os_drop(&y);
     else
@@ -871,8 +985,13 @@ static pare_status convt_run(pare_kctx *k, pare_error *err)
     const int64_t *os = a->nos == nsp + 2 ? a->out_shape + 2 : a->out_shape;
     for (int i = 0; i < nsp; i++) {
         int64_t in = X->dims[2 + i], op = a->nop ? a->out_pad[i] : 0;
-        int64_t dk = (kern[i] - 1) * dv[i] + 1;
-        int64_t full = sv[i] * (in - 1) + op + dk; /* output size without pads */
+        int64_t dk, full; /* window extent; output size without pads */
+        if (in < 1 || !mul_ok(kern[i] - 1, dv[i], &dk) || !mul_ok(sv[i], in - 1, &full) ||
+            full > INT64_MAX / 4 || dk > INT64_MAX / 4)
+            return pare_error_set(err, PARE_ERR_INVALID, "bad input size %lld in spatial dim %d",
+                                  (long long)in, i);
+        dk += 1;
+        full += op + dk;
         if (a->nos || a->auto_pad == PAD_SAME_UPPER || a->auto_pad == PAD_SAME_LOWER) {
             int64_t o = a->nos ? os[i] : in * sv[i];
             int64_t total = full - o;
@@ -2010,6 +2129,10 @@ static void ein_job_fill(const ein_plan *p, int n_in, einsum_job *j)
 static void ein_exec(pare_threadpool *pool, int ct, einsum_job *j)
 {
     int64_t n = prod64(j->n_out_l, j->out_size), work = prod64(j->n_sum_l, j->sum_size);
+    if (work == 0) { /* an empty sum */
+        memset(j->y, 0, (size_t)n * pare_elem_size(ct));
+        return;
+    }
     pare_range_fn fn = ct == PARE_DT_DOUBLE  ? einsum_range_d
                        : ct == PARE_DT_FLOAT ? einsum_range_f
                                              : einsum_range_i;
@@ -2255,6 +2378,7 @@ const pare_kernel pare_kernels_linalg[] = {
     {"", "Gemm", 1, 0, gemm_init, gemm_run, free_state},
     {"", "MatMul", 1, 0, NULL, matmul_run, NULL},
     {"", "Conv", 1, 0, conv_init, conv_run, conv_release},
+    {"com.microsoft", "FusedConv", 1, 0, conv_init, conv_run, conv_release},
     {"", "ConvTranspose", 1, 0, convt_init, convt_run, conv_release},
     {"", "MaxPool", 1, 0, maxpool_init, pool_run, free_state},
     {"", "AveragePool", 1, 0, avgpool_init, pool_run, free_state},

@@ -286,7 +286,29 @@ typedef struct quant_job {
     int32_t lo, hi;
     bool saturate;
     int unit; /* elements per parallel index (2 for packed 4-bit) */
+    bool fast; /* aligned float32 x computed in float32 to an 8/16-bit integer type */
 } quant_job;
+
+/* The float32 fast path: q = x / s in float32 (what numpy computes), clamped
+ * to the output range less the zero point (NaN goes to the low end), then
+ * rounded half to even by the 1.5 * 2^23 trick, which is exact for
+ * |q| <= 2^22 and vectorises. */
+#define Q_FAST(name, T)                                                                      \
+    static void name(const float *x, int64_t n, float s, float lo, float hi, int32_t zp,     \
+                     T *y)                                                                   \
+    {                                                                                        \
+        for (int64_t i = 0; i < n; i++) {                                                    \
+            float q = x[i] / s;                                                              \
+            q = q > lo ? q : lo;                                                             \
+            q = q < hi ? q : hi;                                                             \
+            q = (q + 12582912.0f) - 12582912.0f;                                             \
+            y[i] = (T)((int32_t)q + zp);                                                     \
+        }                                                                                    \
+    }
+Q_FAST(q_fast_u8, uint8_t)
+Q_FAST(q_fast_i8, int8_t)
+Q_FAST(q_fast_u16, uint16_t)
+Q_FAST(q_fast_i16, int16_t)
 
 static void quant_range(void *ctx, int64_t b, int64_t e)
 {
@@ -303,6 +325,20 @@ static void quant_range(void *ctx, int64_t b, int64_t e)
         q_run_at(L, pos, &si, &ss, &len);
         if (len > e1 - pos)
             len = e1 - pos;
+        if (J->fast && ss == 0) {
+            float s = (float)J->scale[si];
+            int32_t zp = J->zp ? (int32_t)J->zp[si] : 0;
+            float lo = (float)(J->lo - zp), hi = (float)(J->hi - zp);
+            const float *xf = (const float *)J->x->data + pos;
+            switch (J->ydt) {
+            case PARE_DT_UINT8: q_fast_u8(xf, len, s, lo, hi, zp, (uint8_t *)J->y + pos); break;
+            case PARE_DT_INT8: q_fast_i8(xf, len, s, lo, hi, zp, (int8_t *)J->y + pos); break;
+            case PARE_DT_UINT16: q_fast_u16(xf, len, s, lo, hi, zp, (uint16_t *)J->y + pos); break;
+            default: q_fast_i16(xf, len, s, lo, hi, zp, (int16_t *)J->y + pos); break;
+            }
+            pos += len;
+            continue;
+        }
         if (len > Q_RUN)
             len = Q_RUN;
         q_load_run(J->x->dtype, J->x->data, pos, len, q);
@@ -313,11 +349,10 @@ static void quant_range(void *ctx, int64_t b, int64_t e)
         if (is_int) {
             for (int64_t i = 0; i < len; i++) {
                 double r = nearbyint(q[i]);
-                if (isnan(r))
-                    r = 0;
                 if (J->zp)
                     r += J->zp[si + i * ss];
-                int32_t v = r < J->lo ? J->lo : r > J->hi ? J->hi : (int32_t)r;
+                /* NaN goes to the low end, as numpy's int cast then clip does */
+                int32_t v = !(r > J->lo) ? J->lo : r > J->hi ? J->hi : (int32_t)r;
                 int64_t k = pos + i;
                 switch (J->ydt) {
                 case PARE_DT_UINT8: ((uint8_t *)J->y)[k] = (uint8_t)v; break;
@@ -393,7 +428,10 @@ static pare_status quant_run(pare_kctx *k, pare_error *err)
         }
     }
     int P = S->precision ? (int)S->precision : q_promote(x->dtype, sc->dtype);
-    quant_job J = {&L, x, scale, zp, y->data, ydt, P, lo, hi, S->saturate, packed ? 2 : 1};
+    quant_job J = {&L, x, scale, zp, y->data, ydt, P, lo, hi, S->saturate, packed ? 2 : 1, false};
+    J.fast = x->dtype == PARE_DT_FLOAT && P == PARE_DT_FLOAT && ((uintptr_t)x->data % 4) == 0 &&
+             (ydt == PARE_DT_UINT8 || ydt == PARE_DT_INT8 || ydt == PARE_DT_UINT16 ||
+              ydt == PARE_DT_INT16);
     int64_t units = (L.n + J.unit - 1) / J.unit;
     pare_parallel_for(k->pool, units, Q_GRAIN / J.unit, quant_range, &J);
     free(scale);
@@ -410,8 +448,18 @@ typedef struct dequant_job {
     const double *scale, *zp;
     void *y;
     int ydt;
-    bool f64; /* arithmetic in float64 (int32 zero point, double scale) */
+    bool f64;  /* arithmetic in float64 (int32 zero point, double scale) */
+    bool fast; /* 8-bit x, float32 scale and output: (x - zp) * s in float32 */
 } dequant_job;
+
+#define DQ_FAST(name, T)                                                                     \
+    static void name(const T *x, int64_t n, float s, int32_t zp, float *y)                   \
+    {                                                                                        \
+        for (int64_t i = 0; i < n; i++)                                                      \
+            y[i] = (float)((int32_t)x[i] - zp) * s;                                          \
+    }
+DQ_FAST(dq_fast_u8, uint8_t)
+DQ_FAST(dq_fast_i8, int8_t)
 
 static void dequant_range(void *ctx, int64_t b, int64_t e)
 {
@@ -424,6 +472,16 @@ static void dequant_range(void *ctx, int64_t b, int64_t e)
         q_run_at(L, pos, &si, &ss, &len);
         if (len > e - pos)
             len = e - pos;
+        if (J->fast && ss == 0) {
+            float s = (float)J->scale[si], *y = (float *)J->y + pos;
+            int32_t zp = J->zp ? (int32_t)J->zp[si] : 0;
+            if (J->x->dtype == PARE_DT_UINT8)
+                dq_fast_u8((const uint8_t *)J->x->data + pos, len, s, zp, y);
+            else
+                dq_fast_i8((const int8_t *)J->x->data + pos, len, s, zp, y);
+            pos += len;
+            continue;
+        }
         if (len > Q_RUN)
             len = Q_RUN;
         q_load_run(J->x->dtype, J->x->data, pos, len, v);
@@ -499,7 +557,9 @@ static pare_status dequant_run(pare_kctx *k, pare_error *err)
         }
     }
     bool f64 = sc->dtype == PARE_DT_DOUBLE || (zp && x->dtype == PARE_DT_INT32);
-    dequant_job J = {&L, x, scale, zp, y->data, ydt, f64};
+    dequant_job J = {&L, x, scale, zp, y->data, ydt, f64, false};
+    J.fast = (x->dtype == PARE_DT_UINT8 || x->dtype == PARE_DT_INT8) &&
+             sc->dtype == PARE_DT_FLOAT && ydt == PARE_DT_FLOAT;
     pare_parallel_for(k->pool, L.n, Q_GRAIN, dequant_range, &J);
     free(scale);
     free(zp);
@@ -668,13 +728,78 @@ static void igemm_rows(void *ctx, int64_t r0, int64_t r1)
     }
 }
 
-static void igemm(pare_threadpool *pool, int64_t M, int64_t N, int64_t K, const int32_t *A,
-                  int64_t lda, const int32_t *B, int64_t ldb, int32_t *C, int64_t ldc)
+/* Float path: the operands are zero-point-adjusted 8-bit values, so every
+ * product is at most 255*255 in magnitude and any partial sum of IG_FK of
+ * them stays below 2^24, where float arithmetic is exact whatever the
+ * summation order. So the product runs through pare_sgemm over K chunks
+ * of IG_FK, and each exact chunk result is added into C in wrapping 32-bit
+ * integer arithmetic: the same bits as a direct int32 accumulation. */
+#define IG_FK 256
+
+typedef struct igemm_acc_job {
+    const float *Cf;
+    int32_t *C;
+    int64_t N, ldc;
+    bool first;
+} igemm_acc_job;
+
+static void igemm_acc_rows(void *ctx, int64_t r0, int64_t r1)
 {
-    igemm_job J = {A, B, C, N, K, lda, ldb, ldc};
-    int64_t work = N * K > 0 ? N * K : 1;
-    int64_t grain = Q_GRAIN * 16 / work;
-    pare_parallel_for(pool, M, grain < 1 ? 1 : grain, igemm_rows, &J);
+    const igemm_acc_job *J = ctx;
+    for (int64_t i = r0; i < r1; i++) {
+        const float *cf = J->Cf + i * J->N;
+        uint32_t *c = (uint32_t *)(J->C + i * J->ldc);
+        if (J->first)
+            for (int64_t j = 0; j < J->N; j++)
+                c[j] = (uint32_t)(int32_t)cf[j];
+        else
+            for (int64_t j = 0; j < J->N; j++)
+                c[j] += (uint32_t)(int32_t)cf[j];
+    }
+}
+
+/* C[M, N] (int32, wrapping) = A[M, K] * B[K, N] for zero-point-adjusted
+ * 8-bit operands held as int32 (rows of A, B, C with strides lda/ldb/ldc). */
+static pare_status igemm(pare_threadpool *pool, int64_t M, int64_t N, int64_t K,
+                         const int32_t *A, int64_t lda, const int32_t *B, int64_t ldb, int32_t *C,
+                         int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+    if (M * N * K < (int64_t)1 << 16) { /* small: the direct loop */
+        igemm_job J = {A, B, C, N, K, lda, ldb, ldc};
+        pare_parallel_for(pool, M, M, igemm_rows, &J);
+        return PARE_OK;
+    }
+    int64_t kc = K < IG_FK ? K : IG_FK;
+    float *Af = malloc((size_t)(M * K + 1) * sizeof *Af);
+    float *Bf = malloc((size_t)(kc * N + 1) * sizeof *Bf);
+    float *Cf = malloc((size_t)(M * N) * sizeof *Cf);
+    pare_status st = PARE_OK;
+    if (!Af || !Bf || !Cf) {
+        st = PARE_ERR_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t t = 0; t < K; t++)
+            Af[i * K + t] = (float)A[i * lda + t];
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+        int64_t kn = K - k0 < kc ? K - k0 : kc;
+        for (int64_t t = 0; t < kn; t++)
+            for (int64_t j = 0; j < N; j++)
+                Bf[t * N + j] = (float)B[(k0 + t) * ldb + j];
+        st = pare_sgemm(pool, false, false, M, N, kn, 1.0f, Af + k0, K, Bf, N, 0.0f, Cf, N);
+        if (st)
+            goto done;
+        igemm_acc_job J = {Cf, C, N, ldc, k0 == 0};
+        int64_t grain = Q_GRAIN / N;
+        pare_parallel_for(pool, M, grain < 1 ? 1 : grain, igemm_acc_rows, &J);
+    }
+done:
+    free(Af);
+    free(Bf);
+    free(Cf);
+    return st;
 }
 
 /* All elements of an integer tensor as int32 (malloc'd). */
@@ -896,10 +1021,10 @@ static pare_status mm_int_product(pare_kctx *k, const pare_tensor *a, const pare
     pare_status st = mm_prep_a(a, azp, s, &A, err);
     if (!st)
         st = mm_prep_b(b, bzp, s, &B, err);
-    if (!st)
-        for (int64_t bt = 0; bt < s->batch; bt++)
-            igemm(k->pool, s->M, s->N, s->K, A + s->aoff[bt] * s->M * s->K, s->K,
-                  B + s->boff[bt] * s->K * s->N, s->N, acc + bt * s->M * s->N, s->N);
+    for (int64_t bt = 0; bt < s->batch && !st; bt++)
+        if ((st = igemm(k->pool, s->M, s->N, s->K, A + s->aoff[bt] * s->M * s->K, s->K,
+                        B + s->boff[bt] * s->K * s->N, s->N, acc + bt * s->M * s->N, s->N)))
+            st = pare_error_set(err, st, "out of memory");
     free(A);
     free(B);
     return st;
@@ -1125,6 +1250,20 @@ typedef struct qconv_state {
     int64_t kernel[QC_MAXD], pads[2 * QC_MAXD], strides[QC_MAXD], dil[QC_MAXD];
 } qconv_state;
 
+/* Copies list attribute `name` (at most max values) into dst; false if longer. */
+static bool qconv_ints(const pare_node *n, const char *name, size_t max, int64_t *dst, int *count)
+{
+    const int64_t *v = NULL;
+    size_t c = pare_node_attr_ints(n, name, &v);
+    *count = 0;
+    if (c > max)
+        return false;
+    if (c)
+        memcpy(dst, v, c * sizeof *dst);
+    *count = (int)c;
+    return true;
+}
+
 static pare_status qconv_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
 {
     (void)opset;
@@ -1135,32 +1274,12 @@ static pare_status qconv_init(const pare_node *n, int64_t opset, void **state, p
     s->auto_pad = !strcmp(ap, "SAME_UPPER") ? 1 : !strcmp(ap, "SAME_LOWER") ? 2
                   : !strcmp(ap, "VALID")    ? 3 : 0;
     s->group = pare_node_attr_int(n, "group", 1);
-    const int64_t *v;
-    size_t c;
     pare_status st = PARE_OK;
-    c = pare_node_attr_ints(n, "kernel_shape", &v);
-    if (c > QC_MAXD)
+    if (!qconv_ints(n, "kernel_shape", QC_MAXD, s->kernel, &s->n_kernel) ||
+        !qconv_ints(n, "pads", 2 * QC_MAXD, s->pads, &s->n_pads) ||
+        !qconv_ints(n, "strides", QC_MAXD, s->strides, &s->n_strides) ||
+        !qconv_ints(n, "dilations", QC_MAXD, s->dil, &s->n_dil))
         st = pare_error_set(err, PARE_ERR_UNSUPPORTED, "too many spatial dims");
-    s->n_kernel = (int)c;
-    memcpy(s->kernel, v, c * 8);
-    c = pare_node_attr_ints(n, "pads", &v);
-    if (c > 2 * QC_MAXD)
-        st = pare_error_set(err, PARE_ERR_UNSUPPORTED, "too many pads");
-    else
-        memcpy(s->pads, v, c * 8);
-    s->n_pads = (int)c;
-    c = pare_node_attr_ints(n, "strides", &v);
-    if (c > QC_MAXD)
-        st = pare_error_set(err, PARE_ERR_UNSUPPORTED, "too many strides");
-    else
-        memcpy(s->strides, v, c * 8);
-    s->n_strides = (int)c;
-    c = pare_node_attr_ints(n, "dilations", &v);
-    if (c > QC_MAXD)
-        st = pare_error_set(err, PARE_ERR_UNSUPPORTED, "too many dilations");
-    else
-        memcpy(s->dil, v, c * 8);
-    s->n_dil = (int)c;
     if (s->group < 1)
         st = pare_error_set(err, PARE_ERR_INVALID, "group must be >= 1");
     if (st) {
@@ -1351,8 +1470,11 @@ static pare_status qconv_product(pare_kctx *k, const qconv_geom *g, const pare_t
                 B = col;
             }
             int32_t *C = acc + (n * g->M + gr * g->Mg) * g->out_sz;
-            igemm(k->pool, g->Mg, g->out_sz, wk, W + gr * g->Mg * wk, wk, B, g->out_sz, C,
-                  g->out_sz);
+            if ((st = igemm(k->pool, g->Mg, g->out_sz, wk, W + gr * g->Mg * wk, wk, B, g->out_sz,
+                            C, g->out_sz))) {
+                st = pare_error_set(err, st, "out of memory");
+                goto done;
+            }
             if (bias) {
                 const int32_t *bv = bias->data;
                 for (int64_t m = 0; m < g->Mg; m++) {
@@ -1512,28 +1634,113 @@ typedef struct nbits_job {
     float *W;       /* N x kc */
 } nbits_job;
 
-/* Dequantizes rows [r0, r1) of the tile W[n, k - k0]. */
+/* q values of positions [j0, j0 + cnt) of one block's blob, as floats. */
+static void nb_unpack(const uint8_t *blob, int64_t j0, int64_t cnt, int bits, float *dst)
+{
+    if (bits == 8) {
+        for (int64_t j = 0; j < cnt; j++)
+            dst[j] = blob[j0 + j];
+    } else if (bits == 4) {
+        int64_t j = 0;
+        if (j0 & 1) {
+            dst[j++] = (float)(blob[j0 >> 1] >> 4);
+        }
+        const uint8_t *p = blob + ((j0 + j) >> 1);
+        for (; j + 2 <= cnt; j += 2, p++) {
+            dst[j] = (float)(*p & 15);
+            dst[j + 1] = (float)(*p >> 4);
+        }
+        if (j < cnt)
+            dst[j] = (float)(*p & 15);
+    } else {
+        for (int64_t j = 0; j < cnt; j++)
+            dst[j] = (float)nb_field(blob, j0 + j, bits);
+    }
+}
+
+static inline float nb_zero_point(const nbits_job *J, int64_t n, int64_t sblk)
+{
+    if (J->zpf)
+        return J->zpf[n * J->nblk + sblk];
+    if (J->zpp)
+        return (float)nb_field(J->zpp + n * J->zp_row, sblk, (int)J->S->bits);
+    return (float)(1u << (J->S->bits - 1));
+}
+
+/* Dequantizes rows [r0, r1) of the tile W[n, k - k0], a block segment at a time. */
 static void nbits_deq_rows(void *ctx, int64_t r0, int64_t r1)
 {
     const nbits_job *J = ctx;
     const nbits_state *S = J->S;
     int bits = (int)S->bits;
-    float dflt = (float)(1u << (bits - 1));
     for (int64_t n = r0; n < r1; n++) {
         float *w = J->W + n * J->kc;
         const uint8_t *brow = J->B + n * J->nblk * J->blob;
-        for (int64_t kk = 0; kk < J->kc; kk++) {
-            int64_t kg = J->k0 + kk;
-            int64_t blk = kg / S->block_size, in_blk = kg % S->block_size;
-            int64_t sblk = J->gidx ? J->gidx[kg] : blk;
-            float q = (float)nb_field(brow + blk * J->blob, in_blk, bits);
-            float zp = dflt;
-            if (J->zpf)
-                zp = J->zpf[n * J->nblk + sblk];
-            else if (J->zpp)
-                zp = (float)nb_field(J->zpp + n * J->zp_row, sblk, bits);
-            w[kk] = (q - zp) * J->scales[n * J->nblk + sblk];
+        if (J->gidx) { /* act-order: each k has its own group */
+            for (int64_t kk = 0; kk < J->kc; kk++) {
+                int64_t kg = J->k0 + kk, sblk = J->gidx[kg];
+                float q = (float)nb_field(brow + (kg / S->block_size) * J->blob,
+                                          kg % S->block_size, bits);
+                w[kk] = (q - nb_zero_point(J, n, sblk)) * J->scales[n * J->nblk + sblk];
+            }
+            continue;
         }
+        for (int64_t kk = 0; kk < J->kc;) {
+            int64_t kg = J->k0 + kk, blk = kg / S->block_size, j0 = kg % S->block_size;
+            int64_t cnt = S->block_size - j0 < J->kc - kk ? S->block_size - j0 : J->kc - kk;
+            nb_unpack(brow + blk * J->blob, j0, cnt, bits, w + kk);
+            float zp = nb_zero_point(J, n, blk), sc = J->scales[n * J->nblk + blk];
+            for (int64_t j = 0; j < cnt; j++)
+                w[kk + j] = (w[kk + j] - zp) * sc;
+            kk += cnt;
+        }
+    }
+}
+
+/* Small M (decoding): C[m, n] = sum over blocks of s * dot(A[m, blk], q - zp),
+ * dequantizing one block at a time into a stack buffer; parallel over N. */
+typedef struct nbits_gemv_job {
+    const nbits_job *J;
+    const float *A;
+    float *C;
+    int64_t M, K, N;
+} nbits_gemv_job;
+
+#define NB_MAX_BLOCK 1024
+#define NB_GEMV_M 4
+
+static void nbits_gemv_cols(void *ctx, int64_t n0, int64_t n1)
+{
+    const nbits_gemv_job *G = ctx;
+    const nbits_job *J = G->J;
+    int64_t bs = J->S->block_size;
+    float q[NB_MAX_BLOCK];
+    for (int64_t n = n0; n < n1; n++) {
+        double acc[NB_GEMV_M] = {0};
+        const uint8_t *brow = J->B + n * J->nblk * J->blob;
+        for (int64_t blk = 0; blk < J->nblk; blk++) {
+            int64_t k0 = blk * bs, cnt = G->K - k0 < bs ? G->K - k0 : bs;
+            nb_unpack(brow + blk * J->blob, 0, cnt, (int)J->S->bits, q);
+            float zp = nb_zero_point(J, n, blk), sc = J->scales[n * J->nblk + blk];
+            for (int64_t j = 0; j < cnt; j++)
+                q[j] -= zp;
+            for (int64_t m = 0; m < G->M; m++) {
+                const float *a = G->A + m * G->K + k0;
+                float part[8] = {0}; /* eight independent sums, so the loop vectorises */
+                int64_t j = 0;
+                for (; j + 8 <= cnt; j += 8)
+                    for (int l = 0; l < 8; l++)
+                        part[l] += a[j + l] * q[j + l];
+                float d = 0.0f;
+                for (; j < cnt; j++)
+                    d += a[j] * q[j];
+                for (int l = 0; l < 8; l++)
+                    d += part[l];
+                acc[m] += (double)sc * d;
+            }
+        }
+        for (int64_t m = 0; m < G->M; m++)
+            G->C[m * G->N + n] = (float)acc[m];
     }
 }
 
@@ -1607,7 +1814,7 @@ static pare_status nbits_run(pare_kctx *k, pare_error *err)
         kc *= 2;
     if (kc > K)
         kc = K;
-    W = malloc((size_t)(N * kc) * sizeof *W);
+    W = malloc((size_t)(N * kc + 1) * sizeof *W);
     C = a->dtype == PARE_DT_FLOAT ? y->data : malloc((size_t)(M * N > 0 ? M * N : 1) * sizeof *C);
     if (!W || !C) {
         st = pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
@@ -1615,7 +1822,16 @@ static pare_status nbits_run(pare_kctx *k, pare_error *err)
     }
     if (M * N > 0 && K == 0)
         memset(C, 0, (size_t)(M * N) * sizeof *C);
-    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    bool tiled = true;
+    if (M <= NB_GEMV_M && !gidx && bsz <= NB_MAX_BLOCK) {
+        nbits_job J = {S, b->data, scales, zpf, zp && !zpf ? zp->data : NULL, NULL, nblk, blob,
+                       zp_row, 0, K, NULL};
+        nbits_gemv_job G = {&J, af, C, M, K, N};
+        int64_t grain = Q_GRAIN / (K > 0 ? K : 1);
+        pare_parallel_for(k->pool, N, grain < 1 ? 1 : grain, nbits_gemv_cols, &G);
+        tiled = false;
+    }
+    for (int64_t k0 = 0; tiled && k0 < K; k0 += kc) {
         int64_t kn = K - k0 < kc ? K - k0 : kc;
         nbits_job J = {S,      b->data, scales, zpf, zp && !zpf ? zp->data : NULL,
                        gidx,   nblk,    blob,   zp_row, k0,   kn,

@@ -447,6 +447,79 @@ static pare_status scatter_nd_impl(pare_kctx *k, pare_error *err)
 }
 
 /* ------------------------------------------------------------------ */
+/* TensorScatter (KV-cache update)                                      */
+
+typedef struct tscatter_state {
+    int64_t axis;
+    bool circular;
+} tscatter_state;
+
+static pare_status tscatter_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    tscatter_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return sh_nomem(err);
+    *state = s;
+    s->axis = pare_node_attr_int(n, "axis", -2);
+    const char *m = pare_node_attr_string(n, "mode", "linear");
+    if (strcmp(m, "circular") == 0)
+        s->circular = true;
+    else if (strcmp(m, "linear") != 0)
+        return pare_error_set(err, PARE_ERR_INVALID, "unknown mode '%s'", m);
+    return PARE_OK;
+}
+
+SH_ANY_DTYPE(tensor_scatter)
+static pare_status tensor_scatter_impl(pare_kctx *k, pare_error *err)
+{
+    const tscatter_state *s = k->state;
+    const pare_tensor *x = k->in[0], *up = sh_in(k, 1), *wi = sh_in(k, 2);
+    char b1[256], b2[256];
+    int ax;
+    if (!up)
+        return pare_error_set(err, PARE_ERR_INVALID, "TensorScatter needs an update");
+    pare_status st = sh_axis(s->axis, x->rank, &ax, "axis", err);
+    if (st)
+        return st;
+    bool ok = ax >= 1 && up->rank == x->rank && up->dtype == x->dtype;
+    for (int d = 0; ok && d < x->rank; d++)
+        ok = d == ax ? up->dims[d] <= x->dims[d] : up->dims[d] == x->dims[d];
+    if (!ok)
+        return pare_error_set(err, PARE_ERR_INVALID, "update %s does not fit cache %s on axis %d",
+                              sh_dims(up->rank, up->dims, b1, sizeof b1),
+                              sh_dims(x->rank, x->dims, b2, sizeof b2), ax);
+    int64_t B = x->dims[0], M = x->dims[ax], S = up->dims[ax];
+    if (wi && (wi->dtype != PARE_DT_INT64 || sh_numel(wi) != B))
+        return pare_error_set(err, PARE_ERR_INVALID, "write_indices must be int64 of length %lld",
+                              (long long)B);
+    for (int64_t b = 0; wi && b < B && S > 0; b++) {
+        int64_t w = sh_idx(wi->data, true, b);
+        if (!s->circular && (w < 0 || w > M - S))
+            return pare_error_set(err, PARE_ERR_INVALID,
+                                  "write index %lld out of range [0, %lld] for %lld new entries",
+                                  (long long)w, (long long)(M - S), (long long)S);
+    }
+    pare_tensor *o;
+    if ((st = sh_alloc(k, 0, x->dtype, x->rank, x->dims, &o, err)))
+        return st;
+    sh_memcpy(o->data, x->data, x->nbytes);
+    int64_t outer = sh_prod(x->dims, 0, ax), per_b = outer / (B ? B : 1);
+    int64_t inner = sh_prod(x->dims, ax + 1, x->rank);
+    size_t es = sh_esize(x->dtype), bytes = (size_t)inner * es;
+    for (int64_t p = 0; p < outer; p++) {
+        int64_t w = wi ? sh_idx(wi->data, true, p / per_b) : 0;
+        for (int64_t q = 0; q < S; q++) {
+            int64_t pos = w + q;
+            if (s->circular)
+                pos = ((pos % M) + M) % M;
+            sh_memcpy((char *)o->data + (size_t)((p * M + pos) * inner) * es,
+                      (const char *)up->data + (size_t)((p * S + q) * inner) * es, bytes);
+        }
+    }
+    return sh_finish(o, err);
+}
+
+/* ------------------------------------------------------------------ */
 /* OneHot                                                               */
 
 static pare_status run_one_hot(pare_kctx *k, pare_error *err)
@@ -1005,6 +1078,7 @@ static pare_status reverse_sequence_impl(pare_kctx *k, pare_error *err)
     K("Scatter", 9, 10, scatter_init, run_scatter_elements, sh_free_state),               \
     K("ScatterElements", 11, 0, scatter_init, run_scatter_elements, sh_free_state),       \
     K("ScatterND", 11, 0, scatter_init, run_scatter_nd, sh_free_state),                   \
+    K("TensorScatter", 24, 0, tscatter_init, run_tensor_scatter, sh_free_state),                   \
     K("OneHot", 9, 0, axis_init, run_one_hot, sh_free_state),                             \
     K("NonZero", 9, 0, NULL, run_non_zero, NULL),                                         \
     K("Compress", 9, 0, axis_init, run_compress, sh_free_state),                          \

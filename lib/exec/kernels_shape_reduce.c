@@ -51,18 +51,16 @@ typedef struct red_job {
     int64_t rd[PARE_MAX_RANK], rs[PARE_MAX_RANK]; /* reduced groups */
     int64_t inner;                                /* trailing kept run (stride 1) */
     int64_t count;                                /* reduced elements per output */
+    int64_t iblk, nblk;                           /* the inner run split in blocks */
     bool failed;
 } red_job;
 
-/* Visits every reduced position of output row `row`: for each, the input offset
- * of its first inner element is `p`. */
-#define RED_SCAN(T, ACC, LD, STMT)                                                      \
+/* Visits every reduced position of the current unit: s points at the first of
+ * its `inner` contiguous elements. */
+#define RED_SCAN(T, ACC, LD, STMT)                                          \
     do {                                                                    \
-        int64_t rlast = j->nr ? j->rd[j->nr - 1] : 1;                       \
-        int64_t rsl = j->nr ? j->rs[j->nr - 1] : 0;                         \
-        int64_t nouter = j->count == 0 ? 0 : j->nr ? j->count / rlast : 1; \
         for (int64_t q = 0; q < nouter; q++) {                              \
-            int64_t rq = q, base = rowbase;                                \
+            int64_t rq = q, base = rowbase;                                 \
             for (int d = j->nr - 2; d >= 0; d--) {                          \
                 base += (rq % j->rd[d]) * j->rs[d];                         \
                 rq /= j->rd[d];                                             \
@@ -77,84 +75,127 @@ typedef struct red_job {
         }                                                                   \
     } while (0)
 
+/* One output (inner == 1): a sum of EXPR(v) with four accumulators so that
+ * contiguous runs pipeline. */
+#define RED_LINE_SUM(T, ACC, LD, EXPR, RESULT)                                 \
+    do {                                                                       \
+        ACC s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                    \
+        for (int64_t q = 0; q < nouter; q++) {                                 \
+            int64_t rq = q, base = rowbase;                                    \
+            for (int d = j->nr - 2; d >= 0; d--) {                             \
+                base += (rq % j->rd[d]) * j->rs[d];                            \
+                rq /= j->rd[d];                                                \
+            }                                                                  \
+            const T *p = src + base;                                           \
+            int64_t jj = 0;                                                    \
+            if (rsl == 1)                                                      \
+                for (; jj + 4 <= rlast; jj += 4) {                             \
+                    ACC v0 = LD(p[jj]), v1 = LD(p[jj + 1]);                    \
+                    ACC v2 = LD(p[jj + 2]), v3 = LD(p[jj + 3]);                \
+                    s0 = SH_ADD(s0, EXPR(v0));                                 \
+                    s1 = SH_ADD(s1, EXPR(v1));                                 \
+                    s2 = SH_ADD(s2, EXPR(v2));                                 \
+                    s3 = SH_ADD(s3, EXPR(v3));                                 \
+                }                                                              \
+            for (; jj < rlast; jj++) {                                         \
+                ACC v = LD(p[jj * rsl]);                                       \
+                s0 = SH_ADD(s0, EXPR(v));                                      \
+            }                                                                  \
+        }                                                                      \
+        RESULT = SH_ADD(SH_ADD(s0, s1), SH_ADD(s2, s3));                       \
+    } while (0)
+
+#define RX_ID(v) (v)
+#define RX_SQ(v) SH_MUL(v, v)
+#define RX_ABS(v) SH_ABS(v)
+
 #define RED_ROWS(DT, T, ACC, LD, STA, STD, ISF)                                              \
     static void red_rows_##DT(red_job *j, int64_t b, int64_t e)                              \
     {                                                                                        \
         const T *src = j->src;                                                               \
         T *dst = j->dst;                                                                     \
-        int64_t inner = j->inner;                                                            \
-        ACC *acc = malloc((size_t)inner * sizeof *acc);                                      \
-        double *mx = j->op == RD_LOGSUMEXP ? malloc((size_t)inner * sizeof *mx) : NULL;      \
-        if (!acc || (j->op == RD_LOGSUMEXP && !mx)) {                                        \
+        int64_t rlast = j->nr ? j->rd[j->nr - 1] : 1;                                        \
+        int64_t rsl = j->nr ? j->rs[j->nr - 1] : 0;                                          \
+        int64_t nouter = j->count == 0 ? 0 : j->nr ? j->count / rlast : 1;                   \
+        ACC *acc = malloc((size_t)j->iblk * sizeof *acc);                                    \
+        double *mx = malloc((size_t)j->iblk * 2 * sizeof *mx);                               \
+        if (!acc || !mx) {                                                                   \
             j->failed = true;                                                                \
             free(acc);                                                                       \
             free(mx);                                                                        \
             return;                                                                          \
         }                                                                                    \
-        for (int64_t row = b; row < e; row++) {                                              \
-            int64_t rem = row, rowbase = 0;                                                  \
+        double *tot = mx + j->iblk;                                                          \
+        for (int64_t u = b; u < e; u++) {                                                    \
+            int64_t row = u / j->nblk, i0 = (u % j->nblk) * j->iblk;                         \
+            int64_t inner = j->inner - i0 < j->iblk ? j->inner - i0 : j->iblk;               \
+            int64_t rem = row, rowbase = i0;                                                 \
             for (int d = j->nk - 1; d >= 0; d--) {                                           \
                 rowbase += (rem % j->kd[d]) * j->ks[d];                                      \
                 rem /= j->kd[d];                                                             \
             }                                                                                \
-            T *out = dst + row * inner;                                                      \
-            switch (j->op) {                                                                 \
+            T *out = dst + row * j->inner + i0;                                              \
+            if (j->inner == 1 && j->op != RD_LOGSUMEXP && j->op != RD_MAX &&                 \
+                j->op != RD_MIN && j->op != RD_PROD) {                                       \
+                ACC a;                                                                       \
+                if (j->op == RD_SUMSQ || j->op == RD_L2)                                     \
+                    RED_LINE_SUM(T, ACC, LD, RX_SQ, a);                                      \
+                else if (j->op == RD_L1)                                                     \
+                    RED_LINE_SUM(T, ACC, LD, RX_ABS, a);                                     \
+                else                                                                         \
+                    RED_LINE_SUM(T, ACC, LD, RX_ID, a);                                      \
+                acc[0] = a;                                                                  \
+            } else switch (j->op) {                                                          \
             case RD_SUM:                                                                     \
             case RD_MEAN:                                                                    \
             case RD_LOGSUM:                                                                  \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = 0;                                                              \
-                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], v));                                        \
+                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], v));                            \
                 break;                                                                       \
             case RD_SUMSQ:                                                                   \
             case RD_L2:                                                                      \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = 0;                                                              \
-                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], SH_MUL(v, v)));                             \
+                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], SH_MUL(v, v)));                 \
                 break;                                                                       \
             case RD_L1:                                                                      \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = 0;                                                              \
-                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], (ACC)SH_ABS(v)));                           \
+                RED_SCAN(T, ACC, LD, acc[i] = SH_ADD(acc[i], (ACC)SH_ABS(v)));               \
                 break;                                                                       \
             case RD_PROD:                                                                    \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = 1;                                                              \
-                RED_SCAN(T, ACC, LD, acc[i] = SH_MUL(acc[i], v));                                        \
+                RED_SCAN(T, ACC, LD, acc[i] = SH_MUL(acc[i], v));                            \
                 break;                                                                       \
             case RD_MAX:                                                                     \
                 if (j->count == 0)                                                           \
                     break;                                                                   \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = LD(src[rowbase + i]);                                           \
-                RED_SCAN(T, ACC, LD, if (v > acc[i] || sh_isnan((double)v)) acc[i] = v);                 \
+                RED_SCAN(T, ACC, LD, if (v > acc[i] || sh_isnan((double)v)) acc[i] = v);     \
                 break;                                                                       \
             case RD_MIN:                                                                     \
                 if (j->count == 0)                                                           \
                     break;                                                                   \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     acc[i] = LD(src[rowbase + i]);                                           \
-                RED_SCAN(T, ACC, LD, if (v < acc[i] || sh_isnan((double)v)) acc[i] = v);                 \
+                RED_SCAN(T, ACC, LD, if (v < acc[i] || sh_isnan((double)v)) acc[i] = v);     \
                 break;                                                                       \
-            case RD_LOGSUMEXP: {                                                             \
-                double *sm = (double *)mx;                                                   \
-                for (int64_t i = 0; i < inner; i++)                                          \
+            case RD_LOGSUMEXP:                                                               \
+                /* log(sum(exp(x - max))) + max, so that large inputs do not overflow */     \
+                for (int64_t i = 0; i < inner; i++) {                                        \
                     mx[i] = -INFINITY;                                                       \
-                RED_SCAN(T, ACC, LD, if ((double)v > mx[i] || sh_isnan((double)v)) mx[i] = (double)v);   \
-                double *tot = malloc((size_t)inner * sizeof *tot);                           \
-                if (!tot) {                                                                  \
-                    j->failed = true;                                                        \
-                    break;                                                                   \
-                }                                                                            \
-                for (int64_t i = 0; i < inner; i++)                                          \
                     tot[i] = 0;                                                              \
-                RED_SCAN(T, ACC, LD, tot[i] += exp((double)v - sm[i]));                                  \
+                }                                                                            \
+                RED_SCAN(T, ACC, LD,                                                         \
+                         if ((double)v > mx[i] || sh_isnan((double)v)) mx[i] = (double)v);   \
+                RED_SCAN(T, ACC, LD, tot[i] += exp((double)v - mx[i]));                      \
                 for (int64_t i = 0; i < inner; i++)                                          \
                     out[i] = STD(isinf(mx[i]) || sh_isnan(mx[i]) ? mx[i]                     \
                                                                  : mx[i] + log(tot[i]));     \
-                free(tot);                                                                   \
                 break;                                                                       \
-            }                                                                                \
             }                                                                                \
             for (int64_t i = 0; i < inner; i++) {                                            \
                 switch (j->op) {                                                             \
@@ -272,8 +313,15 @@ static pare_status run_reduce(pare_kctx *k, pare_error *err)
             j.ks[j.nk++] = gs[i];
         }
     }
-    int64_t rows = on / j.inner, work = j.count * j.inner;
-    pare_parallel_for(k->pool, rows, work >= SH_GRAIN ? 1 : SH_GRAIN / (work ? work : 1),
+    /* units: (output row, block of the inner run), so that a reduction over the
+     * outer axes still spreads over the threads */
+    int64_t rows = on / j.inner;
+    j.iblk = j.inner;
+    if (rows < 4 * pare_threadpool_size(k->pool) && j.inner > 4096)
+        j.iblk = 4096;
+    j.nblk = (j.inner + j.iblk - 1) / j.iblk;
+    int64_t work = j.count * j.iblk;
+    pare_parallel_for(k->pool, rows * j.nblk, work >= SH_GRAIN ? 1 : SH_GRAIN / (work ? work : 1),
                       red_rows, &j);
     free(tmp);
     if (j.failed)
@@ -289,8 +337,9 @@ typedef struct arg_state {
     bool is_max;
     /* TopK */
     int64_t largest, sorted, k;
-    /* CumSum */
+    /* CumSum, CumProd */
     int64_t exclusive, reverse;
+    bool prod;
 } arg_state;
 
 static pare_status arg_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
@@ -309,6 +358,7 @@ static pare_status arg_init(const pare_node *n, int64_t opset, void **state, par
     s->k = pare_node_attr_int(n, "k", -1);
     s->exclusive = pare_node_attr_int(n, "exclusive", 0);
     s->reverse = pare_node_attr_int(n, "reverse", 0);
+    s->prod = strcmp(n->op_type, "CumProd") == 0;
     return PARE_OK;
 }
 
@@ -412,6 +462,34 @@ typedef struct topk_job {
         for (int64_t line = b; line < e; line++) {                                          \
             int64_t a = line / j->inner, c = line % j->inner;                               \
             const T *q = src + a * n * j->inner + c;                                        \
+            if (j->k * 8 <= n) {                                                            \
+                /* few wanted: keep the best k in order while scanning; an equal value     \
+                 * arriving later never passes an earlier one, so ties stay by index */      \
+                int64_t cnt = 0;                                                            \
+                for (int64_t i = 0; i < n; i++) {                                           \
+                    ACC x = LD(q[i * j->inner]);                                            \
+                    int c3 = cnt ? SH_CMP3(x, v[cnt - 1]) : 0;                              \
+                    if (cnt == j->k && !(j->largest ? c3 > 0 : c3 < 0))                     \
+                        continue;                                                           \
+                    int64_t pos = cnt < j->k ? cnt++ : cnt - 1;                             \
+                    while (pos > 0) {                                                       \
+                        int cc = SH_CMP3(x, v[pos - 1]);                                    \
+                        if (!(j->largest ? cc > 0 : cc < 0))                                \
+                            break;                                                          \
+                        v[pos] = v[pos - 1];                                                \
+                        id[pos] = id[pos - 1];                                              \
+                        pos--;                                                              \
+                    }                                                                       \
+                    v[pos] = x;                                                             \
+                    id[pos] = i;                                                            \
+                }                                                                           \
+                for (int64_t i = 0; i < j->k; i++) {                                        \
+                    int64_t at = (a * j->k + i) * j->inner + c;                             \
+                    ov[at] = q[id[i] * j->inner];                                           \
+                    j->idx[at] = id[i];                                                     \
+                }                                                                           \
+                continue;                                                                   \
+            }                                                                               \
             for (int64_t i = 0; i < n; i++) {                                               \
                 v[i] = LD(q[i * j->inner]);                                                 \
                 id[i] = i;                                                                  \
@@ -502,14 +580,15 @@ static pare_status run_topk(pare_kctx *k, pare_error *err)
 }
 
 /* ------------------------------------------------------------------ */
-/* CumSum                                                               */
+/* CumSum, CumProd                                                      */
 
 static pare_status run_cumsum(pare_kctx *k, pare_error *err)
 {
     const arg_state *s = k->state;
     const pare_tensor *x = k->in[0], *at = sh_in(k, 1);
     if (!at)
-        return pare_error_set(err, PARE_ERR_INVALID, "CumSum needs an axis");
+        return pare_error_set(err, PARE_ERR_INVALID, "%s needs an axis",
+                              s->prod ? "CumProd" : "CumSum");
     int64_t axis;
     int ax;
     pare_status st;
@@ -519,7 +598,7 @@ static pare_status run_cumsum(pare_kctx *k, pare_error *err)
         (st = sh_axis(axis, x->rank, &ax, "axis", err)))
         return st;
     if (!sh_is_num(x->dtype))
-        return sh_bad_dtype(x->dtype, "CumSum", err);
+        return sh_bad_dtype(x->dtype, s->prod ? "CumProd" : "CumSum", err);
     pare_tensor *o;
     if ((st = sh_alloc(k, 0, x->dtype, x->rank, x->dims, &o, err)))
         return st;
@@ -529,7 +608,7 @@ static pare_status run_cumsum(pare_kctx *k, pare_error *err)
         return err ? err->status : PARE_ERR_NOMEM;
     int64_t outer = sh_prod(x->dims, 0, ax), dim = x->dims[ax];
     int64_t inner = sh_prod(x->dims, ax + 1, x->rank);
-    bool excl = s->exclusive != 0, rev = s->reverse != 0;
+    bool excl = s->exclusive != 0, rev = s->reverse != 0, prod = s->prod;
     switch (x->dtype) {
 #define CUM_CASE(DT, T, ACC, LD, STA, STD, ISF)                           \
     case DT: {                                                            \
@@ -537,18 +616,16 @@ static pare_status run_cumsum(pare_kctx *k, pare_error *err)
         T *q = o->data;                                                   \
         for (int64_t a = 0; a < outer; a++)                               \
             for (int64_t b = 0; b < inner; b++) {                         \
-                ACC acc = 0;                                              \
+                ACC acc = prod ? 1 : 0;                                   \
                 for (int64_t t = 0; t < dim; t++) {                       \
                     int64_t i = rev ? dim - 1 - t : t;                    \
                     int64_t at_ = (a * dim + i) * inner + b;              \
                     ACC v = LD(p[at_]);                                   \
-                    if (excl) {                                           \
+                    if (excl)                                             \
                         q[at_] = STA(acc);                                \
-                        acc = SH_ADD(acc, v);                             \
-                    } else {                                              \
-                        acc = SH_ADD(acc, v);                             \
+                    acc = prod ? SH_MUL(acc, v) : SH_ADD(acc, v);         \
+                    if (!excl)                                            \
                         q[at_] = STA(acc);                                \
-                    }                                                     \
                 }                                                         \
             }                                                             \
         break;                                                            \
@@ -575,4 +652,5 @@ static pare_status run_cumsum(pare_kctx *k, pare_error *err)
     K("ArgMax", 1, 0, arg_init, run_arg, sh_free_state),                               \
     K("ArgMin", 1, 0, arg_init, run_arg, sh_free_state),                               \
     K("TopK", 1, 0, arg_init, run_topk, sh_free_state),                                \
-    K("CumSum", 11, 0, arg_init, run_cumsum, sh_free_state),
+    K("CumSum", 11, 0, arg_init, run_cumsum, sh_free_state),                           \
+    K("CumProd", 26, 0, arg_init, run_cumsum, sh_free_state),

@@ -25,7 +25,7 @@ static void build(void)
 {
     const pare_kernel *tables[] = {pare_kernels_elementwise, pare_kernels_linalg,
                                    pare_kernels_shape, pare_kernels_quant, pare_kernels_control,
-                                   pare_kernels_rnn};
+                                   pare_kernels_rnn, pare_kernels_extra};
     size_t n = 0;
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (const pare_kernel *k = tables[t]; k->op_type; k++)

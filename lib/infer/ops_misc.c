@@ -523,7 +523,8 @@ static int op_dft(ix_node *c)
     if (ix_has(c, 1))
         len = scalar_int(c, 1, &n) && n > 0 ? ix_d(n) : ix_unk();
     else if (onesided && inverse)
-        len = ix_known(len) && len.v >= 1 ? ix_d(2 * (len.v - 1)) : ix_unk();
+        len = ix_known(len) && len.v >= 1 && len.v < INT64_MAX / 2 ? ix_d(2 * (len.v - 1))
+                                                                    : ix_unk();
     if (onesided && !inverse)
         len = ix_known(len) ? ix_d(len.v / 2 + 1) : ix_unk();
     x.d[axis] = len;

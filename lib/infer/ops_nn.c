@@ -252,8 +252,8 @@ static int op_conv_transpose(ix_node *c)
             ok = ok && in.v >= 1 && ix_mul(wn.s[i], in.v - 1, &v) && ix_add(v, opad[i], &v) &&
                  ix_add(v, ek, &v);
             if (wn.pad == 0)
-                ok = ok && ix_add(v, -wn.p[i], &v) && ix_add(v, -wn.p[i + nsp], &v) &&
-                     wn.p[i] != INT64_MIN && wn.p[i + nsp] != INT64_MIN;
+                ok = ok && wn.p[i] != INT64_MIN && wn.p[i + nsp] != INT64_MIN &&
+                     ix_add(v, -wn.p[i], &v) && ix_add(v, -wn.p[i + nsp], &v);
         }
         if (!ok)
             continue;

@@ -409,7 +409,7 @@ static int op_split(ix_node *c)
             o.d[axis] = ix_d(sizes[i]);
             ix_set(c, i, dt, &o);
             /* pieces of a known vector */
-            if (k && k->rank == 1 && off + sizes[i] <= k->n) {
+            if (k && k->rank == 1 && off <= k->n && sizes[i] <= k->n - off) {
                 ix_const *r = ix_const_new(c->x, k->dtype, 1, &sizes[i]);
                 if (r) {
                     memcpy(r->e, &k->e[off], (size_t)sizes[i] * sizeof *r->e);
@@ -434,22 +434,24 @@ static int op_split(ix_node *c)
                 if (d.v % n == 0) {
                     o.d[axis] = ix_d(d.v / n);
                 } else if (c->opset >= 18) {
-                    int64_t chunk = (d.v + n - 1) / n;
-                    int64_t v = i + 1 < nout ? chunk : d.v - chunk * (n - 1);
-                    if (v >= 0)
-                        o.d[axis] = ix_d(v);
+                    int64_t chunk = d.v / n + (d.v % n != 0), used;
+                    if (i + 1 < nout)
+                        o.d[axis] = ix_d(chunk);
+                    else if (ix_mul(chunk, n - 1, &used) && d.v >= used)
+                        o.d[axis] = ix_d(d.v - used);
                 }
             }
             ix_set(c, i, dt, &o);
-            if (k && k->rank == 1 && ix_known(o.d[axis]) && off + o.d[axis].v <= k->n) {
+            if (k && k->rank == 1 && ix_known(o.d[axis]) && off <= k->n &&
+                o.d[axis].v <= k->n - off) {
                 ix_const *r = ix_const_new(c->x, k->dtype, 1, &o.d[axis].v);
                 if (r) {
                     memcpy(r->e, &k->e[off], (size_t)o.d[axis].v * sizeof *r->e);
                     ix_set_const(c, i, r);
                 }
             }
-            if (ix_known(o.d[axis]))
-                off += o.d[axis].v;
+            if (ix_known(o.d[axis]) && !ix_add(off, o.d[axis].v, &off))
+                k = NULL;
         }
     }
     return IX_OK;

@@ -108,10 +108,13 @@ void pare_table_cell(pare_table *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    /* a cell is one line: newlines and tabs become spaces */
+    /* a cell is one line of text: newlines and tabs become spaces, other
+     * control characters (terminal escapes from a file's names) '?' */
     for (char *p = s; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     t->cells[(t->rows - 1) * t->ncols + t->next_col++] = s;
 }
 

@@ -111,11 +111,12 @@ double pare_compare_rel_l2(const pare_compare *c)
 }
 double pare_compare_cosine(const pare_compare *c)
 {
-    if (c->sum_sq_a == 0 && c->sum_sq_b == 0)
-        return 1.0;
+    if (c->sum_sq_diff == 0 || (c->sum_sq_a == 0 && c->sum_sq_b == 0))
+        return 1.0; /* identical: exactly 1, not 1 - rounding */
     if (c->sum_sq_a == 0 || c->sum_sq_b == 0)
         return 0.0;
-    return c->dot / (sqrt(c->sum_sq_a) * sqrt(c->sum_sq_b));
+    double v = c->dot / (sqrt(c->sum_sq_a) * sqrt(c->sum_sq_b));
+    return v > 1.0 ? 1.0 : v < -1.0 ? -1.0 : v;
 }
 double pare_compare_snr_db(const pare_compare *c)
 {

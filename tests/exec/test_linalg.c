@@ -174,7 +174,8 @@ static void test_sgemm_packed_bias(void **state)
         memcpy(R, C, (size_t)(M * N) * sizeof *R);
         pare_sgemm_packed_a *pa;
         assert_int_equal(pare_sgemm_pack_a(tA, M, K, 2.0f, A, tA ? M : K, &pa), PARE_OK);
-        assert_int_equal(pare_sgemm_packed(pool, pa, false, N, B, N, 0.5f, bias, C, N), PARE_OK);
+        pare_gemm_epi epi = {bias, -INFINITY, INFINITY};
+        assert_int_equal(pare_sgemm_packed(pool, pa, false, N, B, N, 0.5f, &epi, C, N), PARE_OK);
         ref_gemm(tA, false, M, N, K, 2.0f, A, tA ? M : K, B, N, 0.5f, R, N);
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
@@ -313,13 +314,14 @@ static void test_sgemm_conv(void **state)
             ref_conv(&c, x, w, b, r);
             pare_im2col img = {x,    q[0], q[1], q[2], q[3],  q[4], q[5],
                                q[6], q[7], q[8], q[9], q[10], oh,   ow};
-            assert_int_equal(pare_sgemm_conv(pool, c.M, NULL, w, K, &img, 0.0f, b, y, oh * ow),
+            pare_gemm_epi epi = {b, -INFINITY, INFINITY};
+            assert_int_equal(pare_sgemm_conv(pool, c.M, NULL, w, K, &img, 0.0f, &epi, y, oh * ow),
                              PARE_OK);
             expect_close(y, r, (size_t)(c.M * oh * ow), 1e-4 * sqrt((double)K), "conv gemm");
             pare_sgemm_packed_a *pa;
             assert_int_equal(pare_sgemm_pack_a(false, c.M, K, 1.0f, w, K, &pa), PARE_OK);
             memset(y, 0xff, (size_t)(c.M * oh * ow) * sizeof *y); /* NaNs: beta 0 ignores them */
-            assert_int_equal(pare_sgemm_conv(pool, c.M, pa, NULL, 0, &img, 0.0f, b, y, oh * ow),
+            assert_int_equal(pare_sgemm_conv(pool, c.M, pa, NULL, 0, &img, 0.0f, &epi, y, oh * ow),
                              PARE_OK);
             expect_close(y, r, (size_t)(c.M * oh * ow), 1e-4 * sqrt((double)K), "conv packed");
             /* the materialised im2col agrees with the implicit one */
@@ -403,6 +405,7 @@ static pare_attr a_ints(const char *name, int64_t *v, size_t n)
 
 typedef struct opcall {
     const char *op;
+    const char *domain; /* NULL: ai.onnx */
     int64_t opset;
     pare_attr *attrs;
     size_t n_attrs;
@@ -416,7 +419,8 @@ typedef struct opcall {
 /* Runs the op; outs[0..n_out) receive the outputs (caller frees). */
 static pare_status call_op(const opcall *c, pare_tensor **outs, pare_error *err)
 {
-    const pare_kernel *kr = pare_kernel_find("", c->op, c->opset);
+    const char *dom = c->domain ? c->domain : "";
+    const pare_kernel *kr = pare_kernel_find(dom, c->op, c->opset);
     if (!kr)
         return pare_error_set(err, PARE_ERR_UNSUPPORTED, "no kernel for %s-%lld", c->op,
                               (long long)c->opset);
@@ -434,7 +438,7 @@ static pare_status call_op(const opcall *c, pare_tensor **outs, pare_error *err)
         pout[i] = &vout[i];
     pare_node node = {0};
     node.op_type = (char *)c->op;
-    node.domain = (char *)"";
+    node.domain = (char *)dom;
     node.attrs = c->attrs;
     node.n_attrs = c->n_attrs;
     node.inputs = pin;
@@ -643,6 +647,91 @@ static void test_conv_auto_pad_and_errors(void **state)
     pare_tensor_free(w);
     pare_tensor_free(w2);
     pare_tensor_free(w3);
+}
+
+static pare_attr a_floats(const char *name, float *v, size_t n)
+{
+    pare_attr a = {0};
+    a.name = (char *)name;
+    a.type = PARE_ATTR_FLOATS;
+    a.floats = v;
+    a.n = n;
+    return a;
+}
+
+/* com.microsoft FusedConv: conv + bias + Z, then the activation, on the
+ * GEMM epilogue path (Relu, Clip), the post pass (LeakyRelu, Sigmoid) and
+ * the depthwise and double paths. */
+static void test_fused_conv(void **state)
+{
+    (void)state;
+    static const cgeo cases[] = {
+        {2, 2, 8, 24, 1, {9, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 1, 6, 6, 6, {8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+    };
+    static const char *const acts[] = {"Relu", "Clip", "LeakyRelu", "Sigmoid", ""};
+    for (size_t ci = 0; ci < 2; ci++)
+        for (size_t ai = 0; ai < 5; ai++)
+            for (int dt = 0; dt < 2; dt++) {
+                const cgeo *c = &cases[ci];
+                int64_t oh = cg_out(c, 0), ow = cg_out(c, 1);
+                int64_t xd[4] = {c->N, c->C, c->in[0], c->in[1]};
+                int64_t wd[4] = {c->M, c->C / c->g, c->k[0], c->k[1]};
+                int64_t yd[4] = {c->N, c->M, oh, ow}, yn = c->N * c->M * oh * ow;
+                pare_tensor *x = mk_rand(4, xd), *w = mk_rand(4, wd), *b = mk_rand(1, &c->M);
+                pare_tensor *z = mk_rand(4, yd);
+                float *r = malloc((size_t)yn * sizeof *r);
+                ref_conv(c, x->data, w->data, b->data, r);
+                float params[2] = {-0.3f, 0.4f};
+                for (int64_t i = 0; i < yn; i++) {
+                    float v = r[i] + ((float *)z->data)[i];
+                    switch (ai) {
+                    case 0:
+                        v = v < 0 ? 0 : v;
+                        break;
+                    case 1:
+                        v = v < params[0] ? params[0] : v > params[1] ? params[1] : v;
+                        break;
+                    case 2:
+                        v = v < 0 ? params[0] * v : v;
+                        break;
+                    case 3:
+                        v = 1.0f / (1.0f + expf(-v));
+                        break;
+                    }
+                    r[i] = v;
+                }
+                int t = dt ? PARE_DT_DOUBLE : PARE_DT_FLOAT;
+                pare_tensor *xc = cast_to(x, t), *wc = cast_to(w, t), *bc = cast_to(b, t),
+                            *zc = cast_to(z, t);
+                int64_t pads[4] = {1, 1, 1, 1};
+                pare_attr at[4] = {a_ints("pads", pads, 4), a_int("group", c->g),
+                                   a_str("activation", acts[ai]),
+                                   a_floats("activation_params", params, 2)};
+                opcall oc = {.op = "FusedConv",
+                             .domain = "com.microsoft",
+                             .opset = 1,
+                             .attrs = at,
+                             .n_attrs = acts[ai][0] ? 4 : 2,
+                             .in = {xc, wc, bc, zc},
+                             .n_in = 4,
+                             .const_in = {false, true},
+                             .threads = 3};
+                pare_tensor *y = one(&oc);
+                char what[64];
+                snprintf(what, sizeof what, "fused %s case %zu dtype %d", acts[ai], ci, t);
+                expect_tensor(y, r, (size_t)yn, 1e-4, what);
+                pare_tensor_free(y);
+                pare_tensor_free(x);
+                pare_tensor_free(w);
+                pare_tensor_free(b);
+                pare_tensor_free(z);
+                pare_tensor_free(xc);
+                pare_tensor_free(wc);
+                pare_tensor_free(bc);
+                pare_tensor_free(zc);
+                free(r);
+            }
 }
 
 /* ---- ConvTranspose ---- */
@@ -1216,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_sgemm_conv),
         cmocka_unit_test(test_conv_paths),
         cmocka_unit_test(test_conv_auto_pad_and_errors),
+        cmocka_unit_test(test_fused_conv),
         cmocka_unit_test(test_convtranspose),
         cmocka_unit_test(test_matmul_broadcast),
         cmocka_unit_test(test_matmul_batched_parallel_and_f16),

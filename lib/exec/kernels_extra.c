@@ -1,0 +1,5 @@
+#include "exec/kernel.h"
+
+const pare_kernel pare_kernels_extra[] = {
+    {0},
+};
