@@ -8,9 +8,15 @@
  * file) over a handful of vector macros, instantiated for AVX-512, AVX2+FMA
  * and plain GCC vectors, and the best one is picked at run time.
  *
- * Threading: one parallel pass packs A and B (all of K, a chunk of N at a
- * time) into the calling thread's scratch, a second computes (m-block x
- * n-block) tasks over the shared packs, so a call costs two pool barriers.
+ * Threading, two modes:
+ *  - private: when N alone splits into a few tasks per thread, a task is a
+ *    block of columns over all of M; it packs its own B one depth block at a
+ *    time (the pack stays in L2) and A comes packed (ahead of time, or by one
+ *    parallel pass before). One or two pool barriers.
+ *  - shared: one parallel pass packs A and B (in depth-block x column-group
+ *    pieces), a second computes (m-block x n-block) tasks over the packs.
+ * B may be a plain matrix or the implicit im2col matrix of a convolution,
+ * packed straight from the image (no im2col buffer).
  */
 #ifndef PARE_GEMM_TEMPLATE
 
@@ -150,11 +156,11 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #endif
 #undef PARE_GEMM_TEMPLATE
 
-static const gemm_arch arch_generic = {"generic",    4,           8,          ukr_generic,
-                                       dot_generic, axpy_generic, packb_generic};
+static const gemm_arch arch_generic = {"generic",    4, 8, ukr_generic, dot_generic, axpy_generic,
+                                       packb_generic};
 #if GEMM_X86
 static const gemm_arch arch_avx2 = {"avx2", 6, 16, ukr_avx2, dot_avx2, axpy_avx2, packb_avx2};
-static const gemm_arch arch_avx512 = {"avx512",   12,          32,         ukr_avx512,
+static const gemm_arch arch_avx512 = {"avx512",   12,          32,          ukr_avx512,
                                       dot_avx512, axpy_avx512, packb_avx512};
 static const gemm_arch arch_avx512x8 = {"avx512x8", 8,           32,          ukr_avx512x8,
                                         dot_avx512, axpy_avx512, packb_avx512};
@@ -181,18 +187,17 @@ static const gemm_arch *arch_get(void)
     return arch_cur;
 }
 
-/* The kernel for a product with M rows: the default AVX-512 12-row tile
- * gives way to the 8-row one when M is a multiple of 8 that 12 would pad by
- * more than the 8-row tile's lower throughput costs (M = 8..64, 80, ...). */
+/* The kernel for a product with M rows. On AVX-512 both the 12 x 32 and the
+ * 8 x 32 tile are bound by the FMA ports (the broadcasts and B loads fit the
+ * load ports either way), so the one that pads M less wins: 8 rows for the
+ * multiples of 8 that are not multiples of 12 (64, 128, ... 2048), 12 for
+ * the rest. */
 static const gemm_arch *arch_for(int64_t M)
 {
     const gemm_arch *ar = arch_get();
 #if GEMM_X86
-    if (ar == &arch_avx512 && M % 12 != 0) {
-        double pad12 = (double)((M + 11) / 12 * 12), pad8 = (double)((M + 7) / 8 * 8);
-        if (pad8 / 0.85 < pad12 / 0.92)
-            return &arch_avx512x8;
-    }
+    if (ar == &arch_avx512 && (M + 7) / 8 * 8 < (M + 11) / 12 * 12)
+        return &arch_avx512x8;
 #endif
     return ar;
 }
@@ -313,14 +318,15 @@ void *pare_scratch(int slot, size_t bytes)
     return s->p[slot];
 }
 
-/* Frees the calling thread's scratch slots larger than keep bytes (the
- * packs of a rare huge product are not kept for the thread's lifetime). */
+/* Frees the GEMM's own scratch slots (0 and 1) of the calling thread when
+ * larger than keep bytes: the packs of a rare huge product are not kept for
+ * the thread's lifetime. Kernels' slots are left alone (they may be in use). */
 static void scratch_trim(size_t keep)
 {
     if (!scratch_key_ok)
         return;
     scratch_set *s = pthread_getspecific(scratch_key);
-    for (int i = 0; s && i < PARE_SCRATCH_SLOTS; i++)
+    for (int i = 0; s && i < 2; i++)
         if (s->n[i] > keep) {
             free(s->p[i]);
             s->p[i] = NULL;
@@ -741,8 +747,8 @@ static void compute_private(void *ctx, int64_t b, int64_t e)
         int64_t u0 = t * d->nb, u1 = min64(u0 + d->nb, ns);
         for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
             int64_t kc = min64(d->kb, d->K - k0);
-            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + u0 * nr, min64((u1 - u0) * nr, d->nc - u0 * nr),
-                         pb);
+            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + u0 * nr,
+                         min64((u1 - u0) * nr, d->nc - u0 * nr), pb);
             for (int64_t s0 = 0; s0 < ms; s0 += d->mb)
                 compute_block(d, k0, kc, s0, min64(s0 + d->mb, ms), u0, u1, pb);
         }

@@ -15,8 +15,10 @@
  */
 #if defined(__GNUC__) && !defined(__clang__)
 /* -O2 (debugoptimized) only vectorises loops whose trip count is known; these
- * loops are the hot path of most models, so ask for the full vectoriser. */
-#pragma GCC optimize("O3")
+ * loops are the hot path of most models, so ask for the full vectoriser.
+ * Nothing here reads errno, so sqrt and friends need not set it (which lets
+ * them vectorise). */
+#pragma GCC optimize("O3", "no-math-errno")
 #endif
 
 #include <limits.h>
@@ -122,7 +124,7 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
     {                                                                                  \
         const T *a = in[0], *b = in[1];                                                \
         T *o = o_;                                                                     \
-        const ew_par *p = aux;                                                         \
+        const ew_par pl_ = *(const ew_par *)aux, *p = &pl_; /* not aliased by o */    \
         (void)p;                                                                       \
         if (st[0] && st[1]) {                                                          \
             for (int64_t i = 0; i < n; i++) {                                          \
@@ -189,7 +191,7 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
     {                                                                                  \
         const T *a = in[0];                                                            \
         T *o = o_;                                                                     \
-        const ew_par *p = aux;                                                         \
+        const ew_par pl_ = *(const ew_par *)aux, *p = &pl_; /* not aliased by o */    \
         (void)p;                                                                       \
         if (st[0]) {                                                                   \
             for (int64_t i = 0; i < n; i++) {                                          \
@@ -211,11 +213,16 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
     {                                                                                  \
         const T *a = in[0];                                                            \
         uint8_t *o = o_;                                                               \
-        const ew_par *p = aux;                                                         \
+        const ew_par pl_ = *(const ew_par *)aux, *p = &pl_; /* not aliased by o */    \
         (void)p;                                                                       \
-        for (int64_t i = 0; i < n; i++) {                                              \
-            C x = LD(a[st[0] ? i : 0]);                                                \
-            o[i] = (uint8_t)(E(C, x, p));                                              \
+        if (st[0]) {                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                          \
+                C x = LD(a[i]);                                                        \
+                o[i] = (uint8_t)(E(C, x, p));                                          \
+            }                                                                          \
+        } else {                                                                       \
+            C x = LD(a[0]);                                                            \
+            memset(o, (uint8_t)(E(C, x, p)), (size_t)n);                               \
         }                                                                              \
     }
 
@@ -231,7 +238,7 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
         memcpy(&lo, p->lo, sizeof lo);                                                 \
         memcpy(&hi, p->hi, sizeof hi);                                                 \
         for (int64_t i = 0; i < n; i++) {                                              \
-            C x = LD(a[st[0] ? i : 0]);                                                \
+            C x = LD(a[i]); /* unary: the run is never broadcast */                    \
             C t = x < lo ? lo : x;                                                     \
             o[i] = ST(t > hi ? hi : t);                                                \
         }                                                                              \
@@ -491,9 +498,9 @@ static inline float ew_tanhf(float x)
      ((x) < 0 ? (C)p->alpha * (EXPC(C, (x) / (C)p->alpha) - (C)1) : (C)0))
 /* e^-x overflowing to inf for very negative x still gives the right 0 */
 #define OPF_SIGMOID(C, UT, x, p) ((C)1 / ((C)1 + EXPC(C, -(x))))
-#define OPF_HSIGMOID(C, UT, x, p) (fmax((C)0, fmin((C)1, (C)p->alpha * (x) + (C)p->beta)))
-#define OPF_HSWISH(C, UT, x, p)                                                        \
-    ((x) * fmax((C)0, fmin((C)1, (x) * (C)(1.0 / 6.0) + (C)0.5)))
+#define CLAMP01(C, v) ((v) < (C)0 ? (C)0 : (v) > (C)1 ? (C)1 : (v))
+#define OPF_HSIGMOID(C, UT, x, p) (CLAMP01(C, (C)p->alpha * (x) + (C)p->beta))
+#define OPF_HSWISH(C, UT, x, p) ((x) * CLAMP01(C, (x) * (C)(1.0 / 6.0) + (C)0.5))
 /* log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which cannot overflow */
 #define OPF_SOFTPLUS(C, UT, x, p) (((x) > 0 ? (x) : (C)0) + log1p(EXPC(C, -fabs(x))))
 #define OPF_SOFTSIGN(C, UT, x, p) ((x) / ((C)1 + fabs(x)))
@@ -1275,16 +1282,16 @@ static pare_status ew_run_variadic(pare_kctx *k, pare_error *err)
         return ew_bad_dtype(d, dt, err);
     int ro = k->in[0]->rank;
     int64_t dout[PARE_MAX_RANK];
-    for (int d = 0; d < ro; d++)
-        dout[d] = k->in[0]->dims[d];
+    for (int j = 0; j < ro; j++)
+        dout[j] = k->in[0]->dims[j];
     for (size_t i = 1; i < k->n_in; i++) {
         const pare_tensor *t = k->in[i];
         if (t->dtype != dt)
             return pare_error_set(err, PARE_ERR_INVALID, "input dtypes differ: %s and %s",
                                   pare_dtype_name(dt), pare_dtype_name(t->dtype));
         int64_t prev[PARE_MAX_RANK];
-        for (int d = 0; d < ro; d++)
-            prev[d] = dout[d];
+        for (int j = 0; j < ro; j++)
+            prev[j] = dout[j];
         if ((st = pare_bcast_dims(ro, prev, t->rank, t->dims, &ro, dout, err)))
             return st;
     }

@@ -79,7 +79,9 @@ typedef struct sm_job {
 SM_RANGE(float)
 SM_RANGE(double)
 
-/* Row case (inner == 1): one row of length n per task. */
+/* Row case (inner == 1): one row of length n per task. The max and the sum
+ * run in 8 independent lanes, a reordering the compiler may not do by itself
+ * for floats, so that they vectorise. */
 #define SM_ROWS(T)                                                                     \
     static void sm_rows_##T(void *ctx, int64_t r0, int64_t r1)                         \
     {                                                                                  \
@@ -88,31 +90,59 @@ SM_RANGE(double)
         for (int64_t r = r0; r < r1; r++) {                                            \
             const T *x = (const T *)j->x + r * n;                                      \
             T *y = (T *)j->y + r * n;                                                  \
-            T mx = x[0];                                                               \
-            int64_t arg = 0;                                                           \
-            for (int64_t i = 1; i < n; i++)                                            \
-                if (x[i] > mx) {                                                       \
-                    mx = x[i];                                                         \
-                    arg = i;                                                           \
-                }                                                                      \
             if (j->kind == K_HARDMAX) {                                                \
+                T mx = x[0];                                                           \
+                int64_t arg = 0;                                                       \
+                for (int64_t i = 1; i < n; i++)                                        \
+                    if (x[i] > mx) {                                                   \
+                        mx = x[i];                                                     \
+                        arg = i;                                                       \
+                    }                                                                  \
                 for (int64_t i = 0; i < n; i++)                                        \
                     y[i] = i == arg ? (T)1 : (T)0;                                     \
                 continue;                                                              \
             }                                                                          \
-            T sum = 0;                                                                 \
+            T lane[8];                                                                 \
+            for (int c = 0; c < 8; c++)                                                \
+                lane[c] = x[0];                                                        \
+            int64_t i = 0;                                                             \
+            for (; i + 8 <= n; i += 8)                                                 \
+                for (int c = 0; c < 8; c++)                                            \
+                    lane[c] = x[i + c] > lane[c] ? x[i + c] : lane[c];                 \
+            T mx = lane[0];                                                            \
+            for (int c = 1; c < 8; c++)                                                \
+                mx = lane[c] > mx ? lane[c] : mx;                                      \
+            for (; i < n; i++)                                                         \
+                mx = x[i] > mx ? x[i] : mx;                                            \
+            for (int c = 0; c < 8; c++)                                                \
+                lane[c] = 0;                                                           \
+            i = 0;                                                                     \
             if (j->kind == K_SOFTMAX) {                                                \
-                for (int64_t i = 0; i < n; i++) {                                      \
-                    y[i] = EXPC(T, x[i] - mx);                                             \
-                    sum += y[i];                                                       \
+                for (; i + 8 <= n; i += 8)                                             \
+                    for (int c = 0; c < 8; c++) {                                      \
+                        T e = EXPC(T, x[i + c] - mx);                                  \
+                        y[i + c] = e;                                                  \
+                        lane[c] += e;                                                  \
+                    }                                                                  \
+                for (; i < n; i++) {                                                   \
+                    y[i] = EXPC(T, x[i] - mx);                                         \
+                    lane[0] += y[i];                                                   \
                 }                                                                      \
-                for (int64_t i = 0; i < n; i++)                                        \
+            } else {                                                                   \
+                for (; i + 8 <= n; i += 8)                                             \
+                    for (int c = 0; c < 8; c++)                                        \
+                        lane[c] += EXPC(T, x[i + c] - mx);                             \
+                for (; i < n; i++)                                                     \
+                    lane[0] += EXPC(T, x[i] - mx);                                     \
+            }                                                                          \
+            T sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +                      \
+                    ((lane[4] + lane[5]) + (lane[6] + lane[7]));                       \
+            if (j->kind == K_SOFTMAX) {                                                \
+                for (i = 0; i < n; i++)                                                \
                     y[i] /= sum;                                                       \
             } else {                                                                   \
-                for (int64_t i = 0; i < n; i++)                                        \
-                    sum += EXPC(T, x[i] - mx);                                             \
                 T lse = mx + log(sum);                                                 \
-                for (int64_t i = 0; i < n; i++)                                        \
+                for (i = 0; i < n; i++)                                                \
                     y[i] = x[i] - lse;                                                 \
             }                                                                          \
         }                                                                              \

@@ -1,21 +1,22 @@
-/* Linear-algebra kernels: Gemm, MatMul, Conv, ConvTranspose, the pooling
- * family (Max/Average/Lp, their Global forms, MaxUnpool), the normalisations
- * (Batch/Instance/Layer/Group/RMS/Lp normalisation, LRN,
- * MeanVarianceNormalization), Einsum and Det.
+/* Linear-algebra kernels: Gemm, MatMul, Conv (and com.microsoft FusedConv),
+ * ConvTranspose, the pooling family (Max/Average/Lp, their Global forms,
+ * MaxUnpool), the normalisations (Batch/Instance/Layer/Group/RMS/Lp
+ * normalisation, LRN, MeanVarianceNormalization), Einsum and Det.
  *
  * Floating-point bodies are written once over a compute type T and
  * instantiated for float and double by including kernels_linalg_typed.c once
- * per type; the ops themselves are in kernels_linalg_ops.c. Einsum and the integer
- * MatMul/Gemm also get an int64 instance that computes modulo 2^64. float16
- * and bfloat16 inputs are converted to float32 and results back (fview and
- * ostage below); any mix of input dtypes (BatchNormalization's T1/T2) goes
- * through the same conversion.
+ * per type; the ops themselves are in kernels_linalg_ops.c. Einsum and the
+ * integer MatMul/Gemm also get an int64 instance that computes modulo 2^64.
+ * float16 and bfloat16 inputs are converted to float32 and results back
+ * (fview and ostage below); any mix of input dtypes (BatchNormalization's
+ * T1/T2) goes through the same conversion.
  *
- * Conv (1-D/2-D) runs as a GEMM whose B operand is the implicit im2col matrix
- * packed straight from the image (gemm.c), with the weights packed once at
- * plan time when they are an initializer; 1x1 stride-1 convs use the image
- * as B directly; depthwise convs have a direct loop; 3-D and wider convs
- * materialise im2col into scratch.
+ * Conv (1-D/2-D, float32) runs as a GEMM whose B operand is the implicit
+ * im2col matrix packed straight from the image (gemm.c), with the weights
+ * packed once at plan time when they are an initializer, the bias added and
+ * Relu/Clip (FusedConv) applied in the GEMM's epilogue; depthwise convs have
+ * a direct loop; 3-D and wider convs and float64 materialise im2col into
+ * scratch.
  */
 /* The GEMM core is its own unit; it is compiled here so that the build needs
  * no extra source line (drop this include if gemm.c gets its own). */

@@ -477,7 +477,7 @@ enum { ACT_NONE, ACT_RELU, ACT_CLIP, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_HARDS
 
 typedef struct conv_st {
     sp_attrs a;
-    bool fused;     /* com.microsoft FusedConv: activation, optional sum input Z */
+    bool fused; /* com.microsoft FusedConv: activation, optional sum input Z */
     int act;
     float act_a, act_b;
     /* weights packed at plan time (float32 initializer, portable GEMM) */
@@ -485,6 +485,11 @@ typedef struct conv_st {
     int64_t w_dims[2 + LIN_MAXSP];
     pare_sgemm_packed_a **packed; /* one per group */
     int64_t n_packed;
+    /* Winograd-transformed weights, 16 per group, made at the first run that
+     * takes the Winograd path (under mu) */
+    pthread_mutex_t mu;
+    bool mu_ok, wino_tried;
+    pare_sgemm_packed_a **wino;
 } conv_st;
 
 static void conv_release(void *p)
@@ -495,6 +500,11 @@ static void conv_release(void *p)
     for (int64_t g = 0; g < st->n_packed; g++)
         pare_sgemm_packed_a_free(st->packed[g]);
     free(st->packed);
+    for (int64_t i = 0; st->wino && i < 16 * st->a.group; i++)
+        pare_sgemm_packed_a_free(st->wino[i]);
+    free(st->wino);
+    if (st->mu_ok)
+        pthread_mutex_destroy(&st->mu);
     free(st);
 }
 
@@ -537,6 +547,7 @@ static pare_status conv_init(const pare_node *n, int64_t opset, void **state, pa
         free(st);
         return s;
     }
+    st->mu_ok = pthread_mutex_init(&st->mu, NULL) == 0;
     *state = st;
     /* Pack constant float32 weights once. */
     const pare_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
@@ -699,6 +710,194 @@ static void post_range(void *ctx, int64_t b, int64_t e)
     }
 }
 
+/* ---- Winograd F(2x2, 3x3) ------------------------------------------------
+ * For 3x3, stride-1, undilated float32 convs with constant weights and
+ * enough channels and output tiles: each 2x2 output tile is computed from a
+ * 4x4 input tile with 16 products per (input, output) channel pair instead
+ * of 36. Three parallel passes: input transform into V[16][C][tiles], 16
+ * GEMMs Mx[e] = U[e] V[e] (U = G g G^T packed once), output transform.
+ * F(2x2, 3x3)'s transforms only use +-1 and 1/2, so it is as accurate as
+ * the direct product to a few ulps. */
+
+#define WINO_MIN_TILES 40
+#define WINO_MIN_CH 16
+
+/* U = G g G^T for one 3x3 filter g (row-major), into u[16] */
+static void wino_filter(const float *g, float *u)
+{
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {
+        float a = g[j], b = g[3 + j], c = g[6 + j];
+        t[0][j] = a;
+        t[1][j] = 0.5f * (a + b + c);
+        t[2][j] = 0.5f * (a - b + c);
+        t[3][j] = c;
+    }
+    for (int i = 0; i < 4; i++) {
+        float a = t[i][0], b = t[i][1], c = t[i][2];
+        u[i * 4 + 0] = a;
+        u[i * 4 + 1] = 0.5f * (a + b + c);
+        u[i * 4 + 2] = 0.5f * (a - b + c);
+        u[i * 4 + 3] = c;
+    }
+}
+
+/* Transforms and packs the weights of every group (16 packs per group). */
+static bool wino_prepare(conv_st *st, const float *w, int64_t M, int64_t Cg, int64_t g)
+{
+    int64_t Mg = M / g;
+    float *u = malloc((size_t)(16 * Mg * Cg) * sizeof *u);
+    pare_sgemm_packed_a **pk = calloc((size_t)(16 * g), sizeof *pk);
+    bool ok = u && pk;
+    for (int64_t gi = 0; ok && gi < g; gi++) {
+        for (int64_t m = 0; m < Mg; m++)
+            for (int64_t c = 0; c < Cg; c++) {
+                float t[16];
+                wino_filter(w + ((gi * Mg + m) * Cg + c) * 9, t);
+                for (int e = 0; e < 16; e++)
+                    u[(e * Mg + m) * Cg + c] = t[e];
+            }
+        for (int e = 0; ok && e < 16; e++)
+            ok = pare_sgemm_pack_a(false, Mg, Cg, 1.0f, u + e * Mg * Cg, Cg,
+                                   &pk[gi * 16 + e]) == PARE_OK;
+    }
+    free(u);
+    if (!ok) {
+        for (int64_t i = 0; pk && i < 16 * g; i++)
+            pare_sgemm_packed_a_free(pk[i]);
+        free(pk);
+        return false;
+    }
+    st->wino = pk;
+    return true;
+}
+
+typedef struct wino_job {
+    const float *x; /* this image's group: C planes of H x W */
+    int64_t C, H, W, ph, pw, th, tw, T;
+    float *V;       /* [16][C][T] */
+    /* GEMMs */
+    pare_sgemm_packed_a *const *U; /* 16 */
+    int64_t M, tb;  /* output channels; tiles per GEMM task */
+    float *Mx;      /* [16][M][T] */
+    int fail;
+    /* output */
+    int64_t oh, ow;
+    const float *bias, *z; /* z: this image's group of the sum input, or NULL */
+    float lo, hi;
+    float *y;
+} wino_job;
+
+static void wino_in_range(void *ctx, int64_t b, int64_t e)
+{
+    const wino_job *j = ctx;
+    int64_t CT = j->C * j->T;
+    for (int64_t it = b; it < e; it++) {
+        int64_t c = it / j->th, ty = it - c * j->th;
+        const float *xc = j->x + c * j->H * j->W;
+        int64_t y0 = 2 * ty - j->ph;
+        float *v = j->V + c * j->T + ty * j->tw;
+        for (int64_t tx = 0; tx < j->tw; tx++) {
+            int64_t x0 = 2 * tx - j->pw;
+            float d[4][4];
+            if (y0 >= 0 && y0 + 3 < j->H && x0 >= 0 && x0 + 3 < j->W) {
+                for (int r = 0; r < 4; r++)
+                    for (int q = 0; q < 4; q++)
+                        d[r][q] = xc[(y0 + r) * j->W + x0 + q];
+            } else {
+                for (int r = 0; r < 4; r++)
+                    for (int q = 0; q < 4; q++) {
+                        int64_t yy = y0 + r, xx = x0 + q;
+                        d[r][q] = yy >= 0 && yy < j->H && xx >= 0 && xx < j->W
+                                      ? xc[yy * j->W + xx]
+                                      : 0.0f;
+                    }
+            }
+            float t[4][4];
+            for (int q = 0; q < 4; q++) { /* B^T d */
+                t[0][q] = d[0][q] - d[2][q];
+                t[1][q] = d[1][q] + d[2][q];
+                t[2][q] = d[2][q] - d[1][q];
+                t[3][q] = d[1][q] - d[3][q];
+            }
+            for (int r = 0; r < 4; r++) { /* (B^T d) B */
+                v[(r * 4 + 0) * CT + tx] = t[r][0] - t[r][2];
+                v[(r * 4 + 1) * CT + tx] = t[r][1] + t[r][2];
+                v[(r * 4 + 2) * CT + tx] = t[r][2] - t[r][1];
+                v[(r * 4 + 3) * CT + tx] = t[r][1] - t[r][3];
+            }
+        }
+    }
+}
+
+/* (element e, block of tiles) GEMMs, each on one thread */
+static void wino_gemm_range(void *ctx, int64_t b, int64_t e)
+{
+    wino_job *j = ctx;
+    int64_t nblk = (j->T + j->tb - 1) / j->tb;
+    for (int64_t it = b; it < e; it++) {
+        int64_t el = it / nblk, t0 = (it - el * nblk) * j->tb, n = lmin(j->tb, j->T - t0);
+        pare_status s =
+            pare_sgemm_packed(NULL, j->U[el], false, n, j->V + el * j->C * j->T + t0, j->T, 0.0f,
+                              NULL, j->Mx + el * j->M * j->T + t0, j->T);
+        if (s)
+            __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void wino_out_range(void *ctx, int64_t b, int64_t e)
+{
+    const wino_job *j = ctx;
+    int64_t MT = j->M * j->T;
+    for (int64_t it = b; it < e; it++) {
+        int64_t m = it / j->th, ty = it - m * j->th;
+        const float *mx = j->Mx + m * j->T + ty * j->tw;
+        float bv = j->bias ? j->bias[m] : 0.0f;
+        float *ym = j->y + m * j->oh * j->ow;
+        const float *zm = j->z ? j->z + m * j->oh * j->ow : NULL;
+        for (int64_t tx = 0; tx < j->tw; tx++) {
+            float r[2][4];
+            for (int q = 0; q < 4; q++) { /* A^T M */
+                float m0 = mx[(0 * 4 + q) * MT + tx], m1 = mx[(1 * 4 + q) * MT + tx];
+                float m2 = mx[(2 * 4 + q) * MT + tx], m3 = mx[(3 * 4 + q) * MT + tx];
+                r[0][q] = m0 + m1 + m2;
+                r[1][q] = m1 - m2 - m3;
+            }
+            for (int i = 0; i < 2; i++) {
+                int64_t oy = 2 * ty + i;
+                if (oy >= j->oh)
+                    break;
+                float o[2] = {r[i][0] + r[i][1] + r[i][2], r[i][1] - r[i][2] - r[i][3]};
+                for (int q = 0; q < 2; q++) {
+                    int64_t ox = 2 * tx + q;
+                    if (ox >= j->ow)
+                        break;
+                    float v = o[q] + bv + (zm ? zm[oy * j->ow + ox] : 0.0f);
+                    ym[oy * j->ow + ox] = v < j->lo ? j->lo : v > j->hi ? j->hi : v;
+                }
+            }
+        }
+    }
+}
+
+/* One image and group through the three passes. */
+static pare_status wino_run(pare_threadpool *pool, wino_job *j, pare_error *err)
+{
+    int threads = pare_threadpool_size(pool);
+    pare_parallel_for(pool, j->C * j->th, lmax(1, LIN_GRAIN / lmax(1, 16 * j->tw)), wino_in_range,
+                      j);
+    int64_t blocks = lmax(1, (3 * (int64_t)threads + 15) / 16);
+    j->tb = lmax(32, (j->T + blocks - 1) / blocks + 31) / 32 * 32;
+    int64_t items = 16 * ((j->T + j->tb - 1) / j->tb);
+    j->fail = 0;
+    pare_parallel_for(pool, items, 1, wino_gemm_range, j);
+    if (j->fail)
+        return nomem(err);
+    pare_parallel_for(pool, j->M * j->th, lmax(1, LIN_GRAIN / lmax(1, 4 * j->tw)), wino_out_range,
+                      j);
+    return PARE_OK;
+}
+
 static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int64_t N, int64_t M,
                      int64_t plane);
 
@@ -809,6 +1008,60 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 add_bias(k->pool, ct, yp, b, N, M, outP);
             goto post;
         }
+        int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2;
+        if (nsp == 2 && kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
+            Cg >= WINO_MIN_CH && Mg >= WINO_MIN_CH && th * tw >= WINO_MIN_TILES && packed &&
+            (st->act == ACT_NONE || st->act == ACT_RELU || st->act == ACT_CLIP)) {
+            conv_st *mst = (conv_st *)st;
+            if (mst->mu_ok && !__atomic_load_n(&mst->wino_tried, __ATOMIC_ACQUIRE)) {
+                pthread_mutex_lock(&mst->mu);
+                if (!mst->wino_tried) {
+                    wino_prepare(mst, w, M, Cg, g);
+                    __atomic_store_n(&mst->wino_tried, true, __ATOMIC_RELEASE);
+                }
+                pthread_mutex_unlock(&mst->mu);
+            }
+            if (mst->mu_ok && st->wino) {
+                int64_t T = th * tw, vsz, msz;
+                float *V, *Mx;
+                if (!mul_ok(16 * Cg, T, &vsz) || !mul_ok(16 * Mg, T, &msz) ||
+                    !(V = pare_scratch(3, (size_t)vsz * sizeof *V)) ||
+                    !(Mx = pare_scratch(4, (size_t)msz * sizeof *Mx))) {
+                    s = nomem(err);
+                    goto out;
+                }
+                for (int64_t n = 0; n < N && !s; n++)
+                    for (int64_t gi = 0; gi < g && !s; gi++) {
+                        wino_job wj;
+                        memset(&wj, 0, sizeof wj);
+                        wj.x = x + (n * C + gi * Cg) * inP;
+                        wj.C = Cg;
+                        wj.H = ih;
+                        wj.W = iw;
+                        wj.ph = ph;
+                        wj.pw = pw;
+                        wj.th = th;
+                        wj.tw = tw;
+                        wj.T = T;
+                        wj.V = V;
+                        wj.U = st->wino + gi * 16;
+                        wj.M = Mg;
+                        wj.Mx = Mx;
+                        wj.oh = oh;
+                        wj.ow = ow;
+                        wj.bias = b ? b + gi * Mg : NULL;
+                        wj.z = Z ? (const float *)zv.p + (n * M + gi * Mg) * outP : NULL;
+                        wj.lo = st->act == ACT_RELU ? 0.0f
+                                : st->act == ACT_CLIP ? st->act_a
+                                                      : -INFINITY;
+                        wj.hi = st->act == ACT_CLIP ? st->act_b : INFINITY;
+                        wj.y = yp + (n * M + gi * Mg) * outP;
+                        s = wino_run(k->pool, &wj, err);
+                    }
+                z_done = act_done = true;
+                goto post;
+            }
+        }
         /* the sum input is the GEMM's C (beta 1); Relu/Clip are its epilogue */
         float beta = 0.0f, lo = -INFINITY, hi = INFINITY;
         if (Z) {
@@ -821,8 +1074,8 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
             hi = st->act == ACT_RELU ? INFINITY : st->act_b;
             act_done = true;
         }
-        cgroup_job j = {C,  M,    g,  Cg, Mg,     inP,     outP, &img, x, w, b,
-                        yp, beta, lo, hi, packed, k->pool, 0};
+        cgroup_job j = {C, M, g,  Cg,   Mg, inP, outP,   &img,    x,
+                        w, b, yp, beta, lo, hi,  packed, k->pool, 0};
         double flops = (double)Mg * (double)Kg * (double)outP;
         if (N * g > 1 && flops < 2e6)
             pare_parallel_for(k->pool, N * g, lmax(1, (int64_t)(1e6 / (flops + 1))), cgroup_range,
@@ -883,8 +1136,8 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
     }
 post:
     if (!s && (!z_done || !act_done)) {
-        post_job pj = {ct, act_done ? ACT_NONE : st->act, st->act_a, st->act_b, y.p,
-                       z_done ? NULL : zv.p};
+        post_job pj = {ct,  act_done ? ACT_NONE : st->act, st->act_a, st->act_b,
+                       y.p, z_done ? NULL : zv.p};
         pare_parallel_for(k->pool, (int64_t)pare_tensor_numel(y.t), LIN_GRAIN, post_range, &pj);
     }
 out:

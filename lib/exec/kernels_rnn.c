@@ -1163,6 +1163,10 @@ static pare_status roialign_run(pare_kctx *k, pare_error *err)
     pare_status st = k->alloc_out(k, 0, x->dtype, 4, dims, &y, err);
     if (st)
         return st;
+    if (H == 0 || W == 0) { /* nothing to sample: every bin reads 0 */
+        memset(y->data, 0, y->nbytes);
+        return PARE_OK;
+    }
     double *X = r_convert(x, PARE_DT_DOUBLE, err), *rv = NULL;
     roi_pc *pc = NULL;
     if (!X || !(rv = r_convert(rois, PARE_DT_DOUBLE, err))) {

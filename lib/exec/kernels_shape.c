@@ -156,6 +156,11 @@ static pare_status sh_axis(int64_t axis, int rank, int *out, const char *what, p
     return PARE_OK;
 }
 
+static pare_status sh_missing(pare_error *err)
+{
+    return pare_error_set(err, PARE_ERR_INVALID, "missing required input 0");
+}
+
 static pare_status sh_index_error(int64_t v, int64_t dim, pare_error *err)
 {
     return pare_error_set(err, PARE_ERR_INVALID, "index %lld out of range [%lld, %lld)",
@@ -250,7 +255,8 @@ typedef pare_status (*sh_run_fn)(pare_kctx *k, pare_error *err);
 
 typedef struct sh_unpack {
     pare_kctx *real;
-    int dtype4; /* the packed dtype the UINT8 views stand for */
+    int dtype4; /* the packed dtype the views stand for */
+    int view;   /* INT8 for int4 (sign-extended, so comparisons order right), else UINT8 */
     pare_tensor *tmp[SH_MAX_OUT];
 } sh_unpack;
 
@@ -258,13 +264,13 @@ static pare_status sh_unpack_alloc(pare_kctx *k, size_t i, int dtype, int rank,
                                    const int64_t *dims, pare_tensor **out, pare_error *err)
 {
     sh_unpack *u = k->exec;
-    if (dtype != PARE_DT_UINT8)
+    if (dtype != u->view)
         return u->real->alloc_out(u->real, i, dtype, rank, dims, out, err);
     if (i >= SH_MAX_OUT)
         return pare_error_set(err, PARE_ERR_LIMIT, "too many outputs");
     pare_tensor_free(u->tmp[i]);
     u->tmp[i] = NULL;
-    pare_status st = pare_tensor_new(NULL, PARE_DT_UINT8, rank, dims, &u->tmp[i], err);
+    pare_status st = pare_tensor_new(NULL, u->view, rank, dims, &u->tmp[i], err);
     if (st == PARE_OK)
         *out = u->tmp[i];
     return st;
@@ -285,14 +291,20 @@ static pare_status sh_run_unpacked(pare_kctx *k, pare_error *err, sh_run_fn fn)
         ins[i] = t;
         if (!t || !sh_is4(t->dtype))
             continue;
+        if (u.dtype4 && u.dtype4 != t->dtype) {
+            st = pare_error_set(err, PARE_ERR_INVALID, "inputs mix %s and %s",
+                                pare_dtype_name(u.dtype4), pare_dtype_name(t->dtype));
+            goto done;
+        }
         u.dtype4 = t->dtype;
-        st = pare_tensor_new(NULL, PARE_DT_UINT8, t->rank, t->dims, &views[i], err);
+        u.view = t->dtype == PARE_DT_INT4 ? PARE_DT_INT8 : PARE_DT_UINT8;
+        st = pare_tensor_new(NULL, u.view, t->rank, t->dims, &views[i], err);
         if (st)
             goto done;
-        uint8_t *d = views[i]->data;
+        int8_t *d = views[i]->data;
         int64_t n = sh_numel(t);
         for (int64_t j = 0; j < n; j++)
-            d[j] = (uint8_t)(pare_int4_get(t->data, (size_t)j, false) & 15);
+            d[j] = (int8_t)pare_int4_get(t->data, (size_t)j, u.view == PARE_DT_INT8);
         ins[i] = views[i];
     }
     pare_kctx k2 = *k;
@@ -307,12 +319,12 @@ static pare_status sh_run_unpacked(pare_kctx *k, pare_error *err, sh_run_fn fn)
         st = k->alloc_out(k, i, u.dtype4, t->rank, t->dims, &o, err);
         if (st)
             break;
-        const uint8_t *s = t->data;
+        const int8_t *s = t->data;
         int64_t n = sh_numel(t);
         if (o->nbytes)
             memset(o->data, 0, o->nbytes);
         for (int64_t j = 0; j < n; j++)
-            pare_int4_set(o->data, (size_t)j, s[j]);
+            pare_int4_set(o->data, (size_t)j, s[j] & 15);
     }
 done:
     for (size_t i = 0; i < SH_MAX_OUT; i++) {

@@ -40,16 +40,27 @@ static void gather_rows(void *ctx, int64_t b, int64_t e)
 {
     const gather_job *j = ctx;
     size_t bytes = (size_t)(j->inner * j->es);
-    for (int64_t u = b; u < e; u++) {
-        int64_t o = u / j->n_idx, i = u % j->n_idx;
-        memcpy(j->dst + u * j->inner * j->es,
-               j->src + (o * j->dim + j->idx[i]) * j->inner * j->es, bytes);
+#define GATHER_LOOP(NB)                                                          \
+    for (int64_t u = b; u < e; u++) {                                            \
+        int64_t o = u / j->n_idx, i = u % j->n_idx;                              \
+        memcpy(j->dst + u * j->inner * j->es,                                    \
+               j->src + (o * j->dim + j->idx[i]) * j->inner * j->es, (NB));      \
     }
+    switch (bytes) {
+    case 1: GATHER_LOOP(1); break;
+    case 2: GATHER_LOOP(2); break;
+    case 4: GATHER_LOOP(4); break;
+    case 8: GATHER_LOOP(8); break;
+    default: GATHER_LOOP(bytes); break;
+    }
+#undef GATHER_LOOP
 }
 
 SH_ANY_DTYPE(gather)
 static pare_status gather_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const axis_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1);
     if (!it)
@@ -147,6 +158,8 @@ static pare_status sh_elems_offsets(const pare_tensor *x, const pare_tensor *it,
 SH_ANY_DTYPE(gather_elements)
 static pare_status gather_elements_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const axis_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1);
     int ax;
@@ -236,6 +249,8 @@ static pare_status sh_combine(int dtype, int red, void *dst, const void *src, in
 SH_ANY_DTYPE(scatter_elements)
 static pare_status scatter_elements_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const scatter_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1), *up = sh_in(k, 2);
     int ax;
@@ -363,6 +378,8 @@ static pare_status gnd_init(const pare_node *n, int64_t opset, void **state, par
 SH_ANY_DTYPE(gather_nd)
 static pare_status gather_nd_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const scatter_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1);
     if (!it)
@@ -400,6 +417,8 @@ static pare_status gather_nd_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(scatter_nd)
 static pare_status scatter_nd_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const scatter_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1), *up = sh_in(k, 2);
     char b1[256], b2[256];
@@ -472,6 +491,8 @@ static pare_status tscatter_init(const pare_node *n, int64_t opset, void **state
 SH_ANY_DTYPE(tensor_scatter)
 static pare_status tensor_scatter_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const tscatter_state *s = k->state;
     const pare_tensor *x = k->in[0], *up = sh_in(k, 1), *wi = sh_in(k, 2);
     char b1[256], b2[256];
@@ -524,6 +545,8 @@ static pare_status tensor_scatter_impl(pare_kctx *k, pare_error *err)
 
 static pare_status run_one_hot(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const axis_state *s = k->state;
     const pare_tensor *it = k->in[0], *dt = sh_in(k, 1), *vt = sh_in(k, 2);
     if (!dt || !vt)
@@ -590,6 +613,8 @@ static bool sh_nonzero_at(const pare_tensor *x, int64_t i, size_t es)
 SH_ANY_DTYPE(non_zero)
 static pare_status non_zero_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pare_tensor *x = k->in[0];
     int64_t n = sh_numel(x), nz = 0;
     size_t es = sh_esize(x->dtype);
@@ -619,6 +644,8 @@ static pare_status non_zero_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(compress)
 static pare_status compress_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const axis_state *s = k->state;
     const pare_tensor *x = k->in[0], *c = sh_in(k, 1);
     if (!c)
@@ -765,6 +792,8 @@ static pare_status unique_init(const pare_node *n, int64_t opset, void **state, 
 SH_ANY_DTYPE(unique)
 static pare_status unique_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const unique_state *s = k->state;
     const pare_tensor *x = k->in[0];
     void *tmpd = NULL;
@@ -882,6 +911,8 @@ static pare_status range_init(const pare_node *n, int64_t opset, void **state, p
 
 static pare_status run_range(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const range_state *s = k->state;
     const pare_tensor *a = k->in[0], *l = sh_in(k, 1), *d = sh_in(k, 2);
     if (!l || !d)
@@ -971,6 +1002,8 @@ static pare_status eye_init(const pare_node *n, int64_t opset, void **state, par
 
 static pare_status run_eye_like(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const eye_state *s = k->state;
     const pare_tensor *x = k->in[0];
     if (x->rank != 2)
@@ -999,6 +1032,8 @@ static pare_status run_eye_like(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(trilu)
 static pare_status trilu_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const eye_state *s = k->state;
     const pare_tensor *x = k->in[0];
     if (x->rank < 2)
@@ -1030,6 +1065,8 @@ static pare_status trilu_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(reverse_sequence)
 static pare_status reverse_sequence_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const eye_state *s = k->state;
     const pare_tensor *x = k->in[0], *sl = sh_in(k, 1);
     if (!sl)

@@ -186,6 +186,8 @@ static void sh_fill(void *dst, int64_t n, const void *val, size_t es)
 
 static pare_status run_constant_of_shape(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const_state *c = k->state;
     const pare_tensor *s = k->in[0];
     int64_t dims[PARE_MAX_RANK], r;
@@ -232,6 +234,8 @@ static pare_status shape_init(const pare_node *n, int64_t opset, void **state, p
 
 static pare_status run_shape(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const shape_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int64_t r = x->rank, b = s->start, e = s->has_end ? s->end : r;
@@ -252,6 +256,8 @@ static pare_status run_shape(pare_kctx *k, pare_error *err)
 
 static pare_status run_size(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     pare_tensor *o;
     pare_status st = sh_alloc(k, 0, PARE_DT_INT64, 0, NULL, &o, err);
     if (st)
@@ -288,6 +294,8 @@ static pare_status reshape_init(const pare_node *n, int64_t opset, void **state,
 
 static pare_status run_reshape(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const reshape_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int64_t shp[PARE_MAX_RANK], r;
@@ -355,6 +363,8 @@ static pare_status run_reshape(pare_kctx *k, pare_error *err)
 
 static pare_status run_flatten(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const reshape_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int64_t a = s->axis;
@@ -387,6 +397,8 @@ static pare_status sq_axes(pare_kctx *k, int64_t *axes, int64_t *n, bool *given,
 
 static pare_status run_squeeze(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pare_tensor *x = k->in[0];
     int64_t axes[PARE_MAX_RANK], n;
     bool given;
@@ -394,7 +406,7 @@ static pare_status run_squeeze(pare_kctx *k, pare_error *err)
     if (st)
         return st;
     bool drop[PARE_MAX_RANK] = {0};
-    if (!given) {
+    if (!given || n == 0) {
         for (int i = 0; i < x->rank; i++)
             drop[i] = x->dims[i] == 1;
     }
@@ -417,6 +429,8 @@ static pare_status run_squeeze(pare_kctx *k, pare_error *err)
 
 static pare_status run_unsqueeze(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pare_tensor *x = k->in[0];
     int64_t axes[PARE_MAX_RANK], n;
     bool given;
@@ -470,6 +484,8 @@ static pare_status transpose_init(const pare_node *n, int64_t opset, void **stat
 SH_ANY_DTYPE(transpose)
 static pare_status transpose_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const perm_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -602,6 +618,8 @@ static pare_status concat_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(split)
 static pare_status split_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const axis_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int ax;
@@ -739,6 +757,8 @@ static int64_t slice_range(int64_t dim, int64_t *start, int64_t end, int64_t ste
 SH_ANY_DTYPE(slice)
 static pare_status slice_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const slice_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -828,6 +848,8 @@ static pare_status slice_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(expand)
 static pare_status expand_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pare_tensor *x = k->in[0];
     int64_t shp[PARE_MAX_RANK], n;
     if (!sh_in(k, 1))
@@ -859,6 +881,8 @@ static pare_status expand_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(tile)
 static pare_status tile_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pare_tensor *x = k->in[0];
     int r = x->rank;
     int64_t rep[PARE_MAX_RANK], n;
@@ -1097,6 +1121,8 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
 SH_ANY_DTYPE(pad)
 static pare_status pad_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pad_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -1152,6 +1178,8 @@ static pare_status pad_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(center_crop_pad)
 static pare_status center_crop_pad_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const pad_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -1220,6 +1248,8 @@ static pare_status d2s_init(const pare_node *n, int64_t opset, void **state, par
 SH_ANY_DTYPE(depth_to_space)
 static pare_status depth_to_space_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const d2s_state *s = k->state;
     const pare_tensor *x = k->in[0];
     if (x->rank != 4)
@@ -1254,6 +1284,8 @@ static pare_status depth_to_space_impl(pare_kctx *k, pare_error *err)
 SH_ANY_DTYPE(space_to_depth)
 static pare_status space_to_depth_impl(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const d2s_state *s = k->state;
     const pare_tensor *x = k->in[0];
     if (x->rank != 4)

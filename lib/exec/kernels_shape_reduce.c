@@ -235,6 +235,8 @@ static void red_rows(void *ctx, int64_t b, int64_t e)
 
 static pare_status run_reduce(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const reduce_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -364,6 +366,8 @@ static pare_status arg_init(const pare_node *n, int64_t opset, void **state, par
 
 static pare_status run_arg(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const arg_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank, ax;
@@ -536,6 +540,8 @@ static void topk_lines(void *ctx, int64_t b, int64_t e)
 
 static pare_status run_topk(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const arg_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank, ax;
@@ -584,6 +590,8 @@ static pare_status run_topk(pare_kctx *k, pare_error *err)
 
 static pare_status run_cumsum(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const arg_state *s = k->state;
     const pare_tensor *x = k->in[0], *at = sh_in(k, 1);
     if (!at)

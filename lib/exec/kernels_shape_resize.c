@@ -337,12 +337,21 @@ static void rs_rows(void *ctx, int64_t b, int64_t e)
             char *out = (char *)j->dst + row * la->out * es;
             int64_t nc;
             bool ok = rs_row_combos(j, row, off, cw, &nc);
-            for (int64_t o = 0; o < la->out; o++) {
-                const void *p = j->fill;
-                if (ok && !(la->ext && la->ext[o]))
-                    p = (const char *)j->src + (off[0] + la->idx[o] * ls) * es;
-                memcpy(out + o * es, p, (size_t)es);
+#define RS_NEAREST_LOOP(NB)                                                        \
+    for (int64_t o = 0; o < la->out; o++) {                                        \
+        const void *p = j->fill;                                                   \
+        if (ok && !(la->ext && la->ext[o]))                                        \
+            p = (const char *)j->src + (off[0] + la->idx[o] * ls) * es;            \
+        memcpy(out + o * es, p, (NB));                                             \
+    }
+            switch (es) {
+            case 1: RS_NEAREST_LOOP(1); break;
+            case 2: RS_NEAREST_LOOP(2); break;
+            case 4: RS_NEAREST_LOOP(4); break;
+            case 8: RS_NEAREST_LOOP(8); break;
+            default: RS_NEAREST_LOOP((size_t)es); break;
             }
+#undef RS_NEAREST_LOOP
         }
     }
     }
@@ -427,6 +436,8 @@ static pare_status rs_params(pare_kctx *k, const resize_state *s, const pare_ten
 
 static pare_status run_resize(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const resize_state *s = k->state;
     const pare_tensor *x = k->in[0];
     int r = x->rank;
@@ -492,7 +503,7 @@ static pare_status run_resize(pare_kctx *k, pare_error *err)
         return pare_error_set(err, PARE_ERR_INVALID, "cannot resize an empty tensor to %lld elements",
                               (long long)on);
     bool nearest = s->mode == RS_NEAREST;
-    if (!nearest && !sh_is_num(x->dtype))
+    if (x->dtype == PARE_DT_STRING || sh_is4(x->dtype) || (!nearest && !sh_is_num(x->dtype)))
         return sh_bad_dtype(x->dtype, "Resize", err);
     rs_axis ax[PARE_MAX_RANK];
     memset(ax, 0, sizeof ax);
@@ -590,6 +601,8 @@ static double gs_reflect(double x, double lo, double hi)
 
 static pare_status run_grid_sample(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const grid_state *s = k->state;
     const pare_tensor *x = k->in[0], *g = sh_in(k, 1);
     char b1[256], b2[256];
@@ -723,6 +736,8 @@ static pare_status col2im_init(const pare_node *n, int64_t opset, void **state, 
 
 static pare_status run_col2im(pare_kctx *k, pare_error *err)
 {
+    if (k->n_in < 1 || !k->in[0])
+        return sh_missing(err);
     const col2im_state *s = k->state;
     const pare_tensor *x = k->in[0], *it = sh_in(k, 1), *bt = sh_in(k, 2);
     if (!it || !bt)

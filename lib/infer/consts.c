@@ -433,8 +433,9 @@ const ix_const *ix_const_cast(ix_ctx *x, const ix_const *a, int to)
         const ix_elem *e = &a->e[i];
         ix_elem *r = &k->e[i];
         if (ix_dtype_intlike(to)) {
-            if (e->kind == IXE_SYM && to != PARE_DT_BOOL && to != PARE_DT_INT8 &&
-                to != PARE_DT_UINT8) {
+            /* a dim stays itself in the integer types wide enough for dims */
+            if (e->kind == IXE_SYM && (to == PARE_DT_INT64 || to == PARE_DT_UINT64 ||
+                                       to == PARE_DT_INT32 || to == PARE_DT_UINT32)) {
                 *r = *e;
             } else if (e->kind == IXE_INT) {
                 r->kind = IXE_INT;

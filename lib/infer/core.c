@@ -225,6 +225,10 @@ static void merge_types(int bdt, const ix_shape *bs, int idt, const ix_shape *is
 
 static int value_type_depth(ix_ctx *x, pare_value *v, ix_shape *s, int depth)
 {
+    if (v->elem_kind != 0) { /* sequences, maps, optionals: not modelled */
+        s->rank = -1;
+        return 0;
+    }
     int dt = v->dtype;
     base_shape(x, v, s);
     pare_value *o = depth < IX_MAX_DEPTH ? outer_of(v) : NULL;
@@ -261,7 +265,7 @@ int ix_value_type(ix_ctx *x, pare_value *v, ix_shape *s)
 
 static int value_dtype(ix_ctx *x, pare_value *v)
 {
-    for (int depth = 0; v && depth < IX_MAX_DEPTH; depth++) {
+    for (int depth = 0; v && depth < IX_MAX_DEPTH && v->elem_kind == 0; depth++) {
         ix_vinfo *vi = ix_info(x, v, false);
         if (v->dtype && v->shape_from_file)
             return v->dtype;
@@ -686,7 +690,7 @@ int ix_infer_graph(ix_ctx *x, pare_graph *g)
 static void write_back(ix_ctx *x, pare_value *v)
 {
     ix_vinfo *vi = ix_info(x, v, false);
-    if (!vi || !vi->typed)
+    if (!vi || !vi->typed || v->elem_kind != 0)
         return;
     ix_shape *bs = malloc(2 * sizeof *bs);
     if (!bs) {

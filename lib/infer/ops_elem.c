@@ -158,8 +158,25 @@ static int op_where(ix_node *c)
 
 static int op_cast(ix_node *c)
 {
-    /* types newer than this library (int2, ...) pass through as numbers */
+    /* types newer than this library (int2, ...) pass through as numbers;
+     * Cast-1 named the type in a string */
     int to = (int)ix_attr_i(c, "to", 0);
+    const char *name = pare_node_attr_string(c->n, "to", NULL);
+    if (name) {
+        static const struct {
+            const char *name;
+            int dt;
+        } names[] = {{"FLOAT", PARE_DT_FLOAT},   {"UINT8", PARE_DT_UINT8},
+                     {"INT8", PARE_DT_INT8},     {"UINT16", PARE_DT_UINT16},
+                     {"INT16", PARE_DT_INT16},   {"INT32", PARE_DT_INT32},
+                     {"INT64", PARE_DT_INT64},   {"STRING", PARE_DT_STRING},
+                     {"BOOL", PARE_DT_BOOL},     {"FLOAT16", PARE_DT_FLOAT16},
+                     {"DOUBLE", PARE_DT_DOUBLE}, {"UINT32", PARE_DT_UINT32},
+                     {"UINT64", PARE_DT_UINT64}};
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            if (!strcmp(names[i].name, name))
+                to = names[i].dt;
+    }
     if (to <= 0)
         to = 0;
     ix_shape s;

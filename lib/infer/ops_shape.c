@@ -292,8 +292,8 @@ static int op_concat(ix_node *c)
     }
     if (rank == 0)
         return ix_fail(c, "cannot concatenate scalars");
-    int axis;
-    if (!ix_axis(ix_attr_i(c, "axis", 0), rank, &axis))
+    int axis; /* Concat-1 defaulted to axis 1 */
+    if (!ix_axis(ix_attr_i(c, "axis", c->opset < 4 ? 1 : 0), rank, &axis))
         return ix_fail(c, "axis out of range for rank %d", rank);
     ix_shape o;
     ix_shape_rank(&o, rank);
@@ -387,7 +387,8 @@ static int op_split(ix_node *c)
         return ix_fail(c, "axis out of range for rank %d", x.rank);
     int64_t sizes[MAXI];
     int ns;
-    int have = ints_arg(c, 13, "split", 1, sizes, &ns);
+    /* Split-1 took the sizes as an input or an attribute */
+    int have = ints_arg(c, c->opset < 2 && ix_has(c, 1) ? 1 : 13, "split", 1, sizes, &ns);
     ix_dim d = x.d[axis];
     ix_shape o = x;
     if (have == 1 && ns > 0) {
@@ -569,7 +570,10 @@ static int op_slice(ix_node *c)
         if (ix_known(d)) {
             o.d[a] = ix_d(slice_len(d.v, starts[i], ends[i], steps[i], &first[a]));
         } else if (steps[i] == 1 && starts[i] == 0 && ends[i] >= INT32_MAX) {
-            o.d[a] = d; /* the whole dim, whatever it is */
+            /* the whole dim, whatever it is: exporters write INT32_MAX or
+             * INT64_MAX for "to the end" (a single dim of 2^31 is taken as
+             * impossible, as int32 shape tensors do) */
+            o.d[a] = d;
         } else {
             o.d[a] = ix_unk();
         }
@@ -731,11 +735,9 @@ static int op_unsqueeze(ix_node *c)
     int h = ints_arg(c, 13, "axes", 1, axes, &na);
     if (h != 1) {
         if (h == -1 && x.rank >= 0) {
-            const ix_shape *dummy = NULL;
-            (void)dummy;
             ix_shape ks;
             if (ix_sh(c, 1, &ks) && ks.rank == 1 && ix_known(ks.d[0]) &&
-                x.rank + ks.d[0].v <= PARE_MAX_RANK) {
+                ks.d[0].v <= PARE_MAX_RANK - x.rank) {
                 ix_shape_rank(&o, x.rank + (int)ks.d[0].v);
                 ix_set(c, 0, dt, &o);
                 return IX_OK;
@@ -1025,6 +1027,18 @@ static int op_upsample(ix_node *c)
     const ix_const *scales = NULL;
     if (c->opset >= 9) {
         scales = ix_cst(c, 1);
+    } else if (c->opset < 7) {
+        /* Upsample-1: NCHW with height_scale and width_scale */
+        ix_const *k = x.rank == 4 ? ix_const_new(c->x, PARE_DT_FLOAT, 1, (int64_t[]){4}) : NULL;
+        if (k) {
+            float hw[2] = {pare_node_attr_float(c->n, "height_scale", 0),
+                           pare_node_attr_float(c->n, "width_scale", 0)};
+            for (int i = 0; i < 4; i++) {
+                k->e[i].kind = IXE_FLT;
+                k->e[i].f = i < 2 ? 1.0 : hw[i - 2];
+            }
+        }
+        scales = k;
     } else {
         const float *f;
         size_t n = pare_node_attr_floats(c->n, "scales", &f);

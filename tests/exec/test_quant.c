@@ -515,6 +515,61 @@ static void test_qlinear_matmul(void **state)
         pare_tensor_free(tensors[i]);
 }
 
+static void test_matmul_integer_to_float(void **state)
+{
+    (void)state;
+    /* com.microsoft MatMulIntegerToFloat with per-column b scale and bias, and
+     * DynamicQuantizeMatMul against dequantize-then-multiply */
+    const int64_t M = 3, K = 300, N = 5;
+    int64_t ad[2] = {M, K}, bd[2] = {K, N};
+    pare_tensor *a = mk(PARE_DT_UINT8, 2, ad, NULL), *b = mk(PARE_DT_INT8, 2, bd, NULL);
+    for (int64_t i = 0; i < M * K; i++)
+        ((uint8_t *)a->data)[i] = (uint8_t)rnd();
+    for (int64_t i = 0; i < K * N; i++)
+        ((int8_t *)b->data)[i] = (int8_t)rnd();
+    float as = 0.02f, bs[5] = {0.5f, 0.25f, 0.125f, 1.0f, 2.0f}, bias[5] = {1, 2, 3, 4, 5};
+    uint8_t az = 120;
+    pare_tensor *tas = mks(PARE_DT_FLOAT, &as), *tbs = mk1(PARE_DT_FLOAT, N, bs);
+    pare_tensor *taz = mks(PARE_DT_UINT8, &az), *tb = mk1(PARE_DT_FLOAT, N, bias);
+    const pare_tensor *in[7] = {a, b, tas, tbs, taz, NULL, tb};
+    pare_tensor *o;
+    pare_error err;
+    assert_int_equal(run_opd("com.microsoft", "MatMulIntegerToFloat", 1, NULL, 0, in, 7, 1, 2, &o,
+                             &err),
+                     PARE_OK);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            int32_t acc = 0;
+            for (int64_t kk = 0; kk < K; kk++)
+                acc += ((int32_t)((uint8_t *)a->data)[i * K + kk] - az) *
+                       ((int8_t *)b->data)[kk * N + j];
+            double want = (double)acc * as * bs[j] + bias[j];
+            assert_float_equal(((float *)o->data)[i * N + j], want, 1e-4 * (1 + fabs(want)));
+        }
+    pare_tensor_free(o);
+    /* DynamicQuantizeMatMul: A float quantized on the fly */
+    pare_tensor *af = mk(PARE_DT_FLOAT, 2, ad, NULL);
+    for (int64_t i = 0; i < M * K; i++)
+        ((float *)af->data)[i] = (float)((int)(rnd() % 2000) - 1000) / 300.0f;
+    const pare_tensor *din[5] = {af, b, tbs, NULL, tb};
+    assert_int_equal(run_opd("com.microsoft", "DynamicQuantizeMatMul", 1, NULL, 0, din, 5, 1, 2,
+                             &o, &err),
+                     PARE_OK);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double want = bias[j];
+            for (int64_t kk = 0; kk < K; kk++)
+                want += ((float *)af->data)[i * K + kk] * ((int8_t *)b->data)[kk * N + j] * bs[j];
+            /* within the quantization error of A (scale ~ 6.7/255, half a step per term) */
+            double tol = 0.5 * (6.7 / 255) * 128 * bs[j] * sqrt((double)K) * 3;
+            assert_float_equal(((float *)o->data)[i * N + j], want, tol);
+        }
+    pare_tensor_free(o);
+    pare_tensor *all[] = {a, b, tas, tbs, taz, tb, af};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        pare_tensor_free(all[i]);
+}
+
 /* ---- MatMulNBits ---- */
 
 static void nbits_case(int64_t bits, int64_t K, int64_t N, int64_t bsz, bool with_zp, int zp_kind)
@@ -683,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_matmul_integer_wraps),
         cmocka_unit_test(test_conv_integer),
         cmocka_unit_test(test_qlinear_matmul),
+        cmocka_unit_test(test_matmul_integer_to_float),
         cmocka_unit_test(test_matmul_nbits),
         cmocka_unit_test(test_lstm_sequence_lens),
         cmocka_unit_test(test_gru_bidirectional),

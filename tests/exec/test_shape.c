@@ -715,6 +715,19 @@ static void test_reduce_semantics(void **state)
     assert_float_equal(((float *)outs[0]->data)[299], want, 0.05);
     pare_tensor_free(outs[0]);
     free_all((pare_tensor *[]){a0, a1, big}, 3);
+
+    /* few output rows and a long inner run: the run is split in blocks */
+    int64_t wd[] = {3, 10001};
+    pare_tensor *wide = iota_f(2, wd);
+    pare_tensor *z = ints(1, (int64_t[]){0});
+    const pare_tensor *in5[] = {wide, z};
+    pare_attr kd0 = attr_int("keepdims", 0);
+    assert_int_equal(run_n("ReduceMax", 18, &kd0, 1, in5, 2, 1, 4, outs, &err), PARE_OK);
+    check_dims(outs[0], 1, (int64_t[]){10001});
+    for (int j = 0; j < 10001; j++)
+        assert_float_equal(((float *)outs[0]->data)[j], 2 * 10001 + j, 0);
+    pare_tensor_free(outs[0]);
+    free_all((pare_tensor *[]){z, wide}, 2);
 }
 
 static void test_arg_topk(void **state)
@@ -877,6 +890,16 @@ static void test_int4(void **state)
     assert_int_equal(pare_int4_get(o->data, 3, true), -8);
     assert_int_equal(pare_int4_get(o->data, 11, true), 7);
     pare_tensor_free(o);
+    /* Unique orders int4 values as signed numbers */
+    pare_tensor *uo[4];
+    pare_error err;
+    assert_int_equal(run_n("Unique", 11, NULL, 0, in, 1, 4, 1, uo, &err), PARE_OK);
+    assert_int_equal(uo[0]->dtype, PARE_DT_INT4);
+    assert_int_equal(uo[0]->dims[0], 6);
+    assert_int_equal(pare_int4_get(uo[0]->data, 0, true), -8);
+    assert_int_equal(pare_int4_get(uo[0]->data, 1, true), -1);
+    assert_int_equal(pare_int4_get(uo[0]->data, 5, true), 7);
+    free_all(uo, 4);
     /* Reshape copies the packed bytes as they are */
     int64_t s[] = {6};
     pare_tensor *sh = ints(1, s);

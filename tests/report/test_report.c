@@ -283,13 +283,15 @@ static void test_table(void **state)
     pare_table_cell(t, "%d", 12);
     pare_table_row(t);
     pare_table_cell(t, "multi\nline");
+    pare_table_cell(t, "");
+    pare_table_cell(t, "esc\x1b[31m");
     char *text;
     size_t len;
     assert_int_equal(pare_table_render(t, 2, &text, &len, &err), PARE_OK);
     assert_string_equal(text, "  op                  count  note\n"
                               "  Conv                    4  caf\xc3\xa9\n"
                               "  BatchNormalization     12\n"
-                              "  multi line\n");
+                              "  multi line                 esc?[31m\n");
     assert_int_equal(len, strlen(text));
     free(text);
     pare_table_free(t);
