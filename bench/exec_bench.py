@@ -30,7 +30,8 @@ p50 is by nearest rank. pare's outputs are compared with onnxruntime's (rel =
 max |a-b| / max(max |b|, 1e-6), see scripts/compare_npz.py).
 
 FLOPs come from `pare-inspect --json --shape INPUT=DIMS` of the prepared
-model (compute.flops; marked "+" when pare-inspect left nodes out).
+model (compute.flops; marked "+" when pare-inspect left nodes out; with
+--as-is, of the folded copy, which computes the same).
 Peak GFLOP/s of the machine: the best of several numpy float32 matmuls
 (2048 x 2048 x 2048, 2 n^3 FLOPs) with numpy's BLAS held to THREADS threads,
 run in a child process.
@@ -219,11 +220,18 @@ def make_inputs(prep, seed, path):
 # running
 # --------------------------------------------------------------------------
 
-def flops_of(args, prep):
+def flops_of(args, prep, name=None, batch=None, work=None):
+    """FLOPs of the prepared model; with --as-is, of the folded copy (the same
+    computation, but pare-inspect cannot size weights made at run time)."""
+    path = prep.path
+    if args.as_is and name and name.startswith("light_"):
+        folded = argparse.Namespace(**vars(args))
+        folded.as_is = False
+        path = prepare(name, batch, work, folded).path
     cmd = [args.pare_inspect, "--json", "-q"]
     for n, s in prep.inputs.items():
         cmd += ["--shape", f"{n}={dims_str(s)}"]
-    cmd.append(prep.path)
+    cmd.append(path)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"pare-inspect exit {p.returncode}: {p.stderr.strip()}")
@@ -408,7 +416,7 @@ def dry_run(a, work):
                 continue
 
             def inspect():
-                f, ne = flops_of(a, prep)
+                f, ne = flops_of(a, prep, m, b, work)
                 return f"{f / 1e9:.3f} GFLOP" + (f" ({ne} nodes not estimated)" if ne else "")
 
             def plan():
@@ -482,7 +490,7 @@ def bench(a, work, ort_version):
             out_npz = os.path.join(work, f"{m}_b{b}_pare.npz")
             try:
                 arrays = make_inputs(prep, a.seed, npz)
-                row["flops"], row["nodes_not_estimated"] = flops_of(a, prep)
+                row["flops"], row["nodes_not_estimated"] = flops_of(a, prep, m, b, work)
                 best_p, best_o = None, None
                 for _ in range(a.rounds):
                     pm, pi, _ = run_pare(a, prep, b, npz, out_npz)

@@ -67,10 +67,17 @@ printf 'model: %d MB embedded, %d MB external (8 MatMul weights)\n' $((emb >> 20
 printf 'load average: %s (%s cores)\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
 printf '%-34s %10s %13s\n' "step" "wall" "peak RSS"
 measure "cp embedded" cp "$work/embedded.onnx" "$work/copy.onnx"
+rm -f "$work/copy.onnx"
+# pare's save fsyncs the file before renaming it into place; cp does not
+measure "cp embedded + fsync" sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/embedded.onnx" "$work/copy.onnx"
 measure "pare-inspect embedded" "$inspect" "$work/embedded.onnx"
 measure "load+save embedded" "$roundtrip" "$work/embedded.onnx" "$work/rt.onnx"
 measure "cp external (both files)" cp "$work/ext/model.onnx" "$work/ext/weights.bin" "$work/"
+rm -f "$work/model.onnx" "$work/weights.bin"
+measure "cp external + fsync" sh -c 'cp "$1" "$2" "$3" && sync "$3/model.onnx" "$3/weights.bin"' sh \
+    "$work/ext/model.onnx" "$work/ext/weights.bin" "$work/"
 measure "pare-inspect external" "$inspect" "$work/ext/model.onnx"
+rm -f "$work/rt.onnx" "$work/copy.onnx" "$work/model.onnx" "$work/weights.bin"
 mkdir -p "$work/rt"
 measure "load+save external" "$roundtrip" "$work/ext/model.onnx" "$work/rt/model.onnx"
 [ "$failed" -eq 0 ]

@@ -237,8 +237,12 @@ static pare_tensor **pick(pare_tensor **batch, const int *map, size_t n)
     pare_tensor **ins = calloc(n ? n : 1, sizeof *ins);
     if (!ins)
         return NULL;
-    for (size_t i = 0; i < n; i++)
+    pare_error err;
+    for (size_t i = 0; i < n; i++) {
         ins[i] = batch[map[i]];
+        /* bound by position: the session's input order */
+        pare_tensor_set_name(ins[i], NULL, &err);
+    }
     return ins;
 }
 

@@ -41,16 +41,19 @@ typedef enum pare_dtype {
     PARE_DT_INT4 = 22,
     PARE_DT_FLOAT4E2M1 = 23,
     PARE_DT_FLOAT8E8M0 = 24,
+    PARE_DT_UINT2 = 25,
+    PARE_DT_INT2 = 26,
     PARE_DT_COUNT
 } pare_dtype;
 
-/* True for 1..24. */
+/* True for 1..26. */
 bool pare_dtype_valid(int dtype);
 /* "float32", "float16", "int4", ... as numpy/onnx name them; "undefined" for others. */
 const char *pare_dtype_name(int dtype);
 /* Parses the names above (and "float" for float32); PARE_DT_UNDEFINED if unknown. */
 pare_dtype pare_dtype_from_name(const char *name);
-/* Bits per element: 4 for int4/uint4/float4e2m1, 8*bytes otherwise; 0 for string/undefined. */
+/* Bits per element: 2 for int2/uint2, 4 for int4/uint4/float4e2m1, 8*bytes
+ * otherwise; 0 for string/undefined. Sub-byte types are packed low bits first. */
 int pare_dtype_bits(int dtype);
 /* Bytes needed for n elements (rounded up for sub-byte types); SIZE_MAX on overflow or string. */
 size_t pare_dtype_nbytes(int dtype, uint64_t n);
@@ -79,6 +82,9 @@ float pare_e8m0_to_f32(uint8_t v);
 int pare_int4_get(const uint8_t *buf, size_t i, bool is_signed);
 /* Stores the low 4 bits of v as element i. */
 void pare_int4_set(uint8_t *buf, size_t i, int v);
+/* The same for 2-bit elements, four to a byte. */
+int pare_int2_get(const uint8_t *buf, size_t i, bool is_signed);
+void pare_int2_set(uint8_t *buf, size_t i, int v);
 
 /* Converts n elements between any two numeric dtypes (not string), the way
  * ONNX Cast does (saturate as Cast's attribute; float->int truncates toward

@@ -51,11 +51,11 @@ static const char *const dtype_names[PARE_DT_COUNT] = {
     "undefined", "float32", "uint8", "int8", "uint16", "int16", "int32", "int64", "string",
     "bool", "float16", "float64", "uint32", "uint64", "complex64", "complex128", "bfloat16",
     "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "uint4", "int4",
-    "float4e2m1", "float8e8m0",
+    "float4e2m1", "float8e8m0", "uint2", "int2",
 };
 
 static const unsigned char dtype_bits[PARE_DT_COUNT] = {
-    0, 32, 8, 8, 16, 16, 32, 64, 0, 8, 16, 64, 32, 64, 64, 128, 16, 8, 8, 8, 8, 4, 4, 4, 8,
+    0, 32, 8, 8, 16, 16, 32, 64, 0, 8, 16, 64, 32, 64, 64, 128, 16, 8, 8, 8, 8, 4, 4, 4, 8, 2, 2,
 };
 
 /* Other spellings accepted by pare_dtype_from_name (ml_dtypes and C names). */
@@ -127,6 +127,10 @@ size_t pare_dtype_nbytes(int dtype, uint64_t n)
         uint64_t b = n / 2 + (n & 1);
         return b > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)b;
     }
+    if (bits == 2) {
+        uint64_t b = n / 4 + ((n & 3) != 0);
+        return b > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)b;
+    }
     uint64_t esz = (uint64_t)bits / 8;
     if (n > (uint64_t)SIZE_MAX / esz)
         return SIZE_MAX;
@@ -150,7 +154,7 @@ bool pare_dtype_is_int(int dtype)
     switch (dtype) {
     case PARE_DT_UINT8: case PARE_DT_INT8: case PARE_DT_UINT16: case PARE_DT_INT16:
     case PARE_DT_INT32: case PARE_DT_INT64: case PARE_DT_UINT32: case PARE_DT_UINT64:
-    case PARE_DT_UINT4: case PARE_DT_INT4:
+    case PARE_DT_UINT4: case PARE_DT_INT4: case PARE_DT_UINT2: case PARE_DT_INT2:
         return true;
     default:
         return false;
@@ -163,7 +167,7 @@ bool pare_dtype_is_signed(int dtype)
 {
     switch (dtype) {
     case PARE_DT_INT8: case PARE_DT_INT16: case PARE_DT_INT32: case PARE_DT_INT64:
-    case PARE_DT_INT4: case PARE_DT_COMPLEX64: case PARE_DT_COMPLEX128:
+    case PARE_DT_INT4: case PARE_DT_INT2: case PARE_DT_COMPLEX64: case PARE_DT_COMPLEX128:
         return true;
     case PARE_DT_FLOAT8E8M0:
         return false;
@@ -250,7 +254,7 @@ static uint32_t mini_encode(const minifmt *f, double x, bool saturate)
         switch (f->kind) {
         case K_IEEE: case K_FN: return s | f->nan;
         case K_FNUZ: return 0x80;
-        default: return f->maxmag; /* float4e2m1: +max, as ONNX's reference */
+        default: return f->sign; /* float4e2m1 has no NaN: -0, as ONNX's Cast tests expect */
         }
     }
     double a = fabs(x);
@@ -446,6 +450,18 @@ void pare_int4_set(uint8_t *buf, size_t i, int v)
     buf[i / 2] = (uint8_t)((buf[i / 2] & ~(0xFu << sh)) | (nib << sh));
 }
 
+int pare_int2_get(const uint8_t *buf, size_t i, bool is_signed)
+{
+    int v = (buf[i / 4] >> (2 * (i % 4))) & 0x3;
+    return is_signed && v >= 2 ? v - 4 : v;
+}
+
+void pare_int2_set(uint8_t *buf, size_t i, int v)
+{
+    unsigned sh = 2 * (unsigned)(i % 4);
+    buf[i / 4] = (uint8_t)((buf[i / 4] & ~(0x3u << sh)) | (((unsigned)v & 0x3u) << sh));
+}
+
 /* ------------------------------------------------------------------ */
 /* scalar value lanes                                                 */
 
@@ -511,6 +527,8 @@ static pval load(int dt, const void *buf, size_t i)
     case PARE_DT_INT64: return pv_s(ld_i64(p, i));
     case PARE_DT_UINT4: return pv_u((uint64_t)pare_int4_get(p, i, false));
     case PARE_DT_INT4: return pv_s(pare_int4_get(p, i, true));
+    case PARE_DT_UINT2: return pv_u((uint64_t)pare_int2_get(p, i, false));
+    case PARE_DT_INT2: return pv_s(pare_int2_get(p, i, true));
     case PARE_DT_COMPLEX64: return pv_f(ld_f32(p, 2 * i));
     case PARE_DT_COMPLEX128: return pv_f(ld_f64(p, 2 * i));
     default: return pv_f(NAN);
@@ -640,6 +658,9 @@ static void store(int dt, void *buf, size_t i, pval v, bool saturate)
     case PARE_DT_UINT4: case PARE_DT_INT4:
         pare_int4_set(p, i, (int)(int4_bits(v) & 0xF));
         break;
+    case PARE_DT_UINT2: case PARE_DT_INT2:
+        pare_int2_set(p, i, (int)(int4_bits(v) & 0x3));
+        break;
     case PARE_DT_COMPLEX64: STORET(float, p, 2 * i, as_float(v)); STORET(float, p, 2 * i + 1, 0.0f); break;
     case PARE_DT_COMPLEX128: STORET(double, p, 2 * i, as_double(v)); STORET(double, p, 2 * i + 1, 0.0); break;
     default: break;
@@ -724,5 +745,7 @@ bool pare_dtype_convert(int dst_dtype, void *dst, int src_dtype, const void *src
         store(dst_dtype, dst, k, load(src_dtype, src, k), saturate);
     if (pare_dtype_bits(dst_dtype) == 4 && (n & 1)) /* zero the padding nibble */
         ((uint8_t *)dst)[n / 2] &= 0x0F;
+    if (pare_dtype_bits(dst_dtype) == 2 && (n & 3)) /* and the padding 2-bit slots */
+        ((uint8_t *)dst)[n / 4] &= (uint8_t)((1u << (2 * (n & 3))) - 1);
     return true;
 }

@@ -720,7 +720,14 @@ static void post_range(void *ctx, int64_t b, int64_t e)
  * the direct product to a few ulps. */
 
 #define WINO_MIN_TILES 40
-#define WINO_MIN_CH 16
+#define WINO_MIN_CH 32
+
+/* Plane stride for n floats: the 16 planes are walked together, and strides
+ * that are multiples of 4 KiB would put them all in one cache set. */
+static int64_t wino_pad(int64_t n)
+{
+    return (n + 15) / 16 * 16 + 48;
+}
 
 /* U = G g G^T for one 3x3 filter g (row-major), into u[16] */
 static void wino_filter(const float *g, float *u)
@@ -758,8 +765,8 @@ static bool wino_prepare(conv_st *st, const float *w, int64_t M, int64_t Cg, int
                     u[(e * Mg + m) * Cg + c] = t[e];
             }
         for (int e = 0; ok && e < 16; e++)
-            ok = pare_sgemm_pack_a(false, Mg, Cg, 1.0f, u + e * Mg * Cg, Cg,
-                                   &pk[gi * 16 + e]) == PARE_OK;
+            ok = pare_sgemm_pack_a(false, Mg, Cg, 1.0f, u + e * Mg * Cg, Cg, &pk[gi * 16 + e]) ==
+                 PARE_OK;
     }
     free(u);
     if (!ok) {
@@ -775,11 +782,12 @@ static bool wino_prepare(conv_st *st, const float *w, int64_t M, int64_t Cg, int
 typedef struct wino_job {
     const float *x; /* this image's group: C planes of H x W */
     int64_t C, H, W, ph, pw, th, tw, T;
+    int64_t vs, ms; /* element plane strides of V and Mx (padded, see wino_pad) */
     float *V;       /* [16][C][T] */
     /* GEMMs */
     pare_sgemm_packed_a *const *U; /* 16 */
-    int64_t M, tb;  /* output channels; tiles per GEMM task */
-    float *Mx;      /* [16][M][T] */
+    int64_t M, tb;                 /* output channels; tiles per GEMM task */
+    float *Mx;                     /* [16][M][T] */
     int fail;
     /* output */
     int64_t oh, ow;
@@ -791,7 +799,7 @@ typedef struct wino_job {
 static void wino_in_range(void *ctx, int64_t b, int64_t e)
 {
     const wino_job *j = ctx;
-    int64_t CT = j->C * j->T;
+    int64_t CT = j->vs;
     for (int64_t it = b; it < e; it++) {
         int64_t c = it / j->th, ty = it - c * j->th;
         const float *xc = j->x + c * j->H * j->W;
@@ -808,9 +816,8 @@ static void wino_in_range(void *ctx, int64_t b, int64_t e)
                 for (int r = 0; r < 4; r++)
                     for (int q = 0; q < 4; q++) {
                         int64_t yy = y0 + r, xx = x0 + q;
-                        d[r][q] = yy >= 0 && yy < j->H && xx >= 0 && xx < j->W
-                                      ? xc[yy * j->W + xx]
-                                      : 0.0f;
+                        d[r][q] = yy >= 0 && yy < j->H && xx >= 0 && xx < j->W ? xc[yy * j->W + xx]
+                                                                               : 0.0f;
                     }
             }
             float t[4][4];
@@ -837,9 +844,8 @@ static void wino_gemm_range(void *ctx, int64_t b, int64_t e)
     int64_t nblk = (j->T + j->tb - 1) / j->tb;
     for (int64_t it = b; it < e; it++) {
         int64_t el = it / nblk, t0 = (it - el * nblk) * j->tb, n = lmin(j->tb, j->T - t0);
-        pare_status s =
-            pare_sgemm_packed(NULL, j->U[el], false, n, j->V + el * j->C * j->T + t0, j->T, 0.0f,
-                              NULL, j->Mx + el * j->M * j->T + t0, j->T);
+        pare_status s = pare_sgemm_packed(NULL, j->U[el], false, n, j->V + el * j->vs + t0, j->T,
+                                          0.0f, NULL, j->Mx + el * j->ms + t0, j->T);
         if (s)
             __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
     }
@@ -848,7 +854,7 @@ static void wino_gemm_range(void *ctx, int64_t b, int64_t e)
 static void wino_out_range(void *ctx, int64_t b, int64_t e)
 {
     const wino_job *j = ctx;
-    int64_t MT = j->M * j->T;
+    int64_t MT = j->ms;
     for (int64_t it = b; it < e; it++) {
         int64_t m = it / j->th, ty = it - m * j->th;
         const float *mx = j->Mx + m * j->T + ty * j->tw;
@@ -1022,9 +1028,10 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 pthread_mutex_unlock(&mst->mu);
             }
             if (mst->mu_ok && st->wino) {
-                int64_t T = th * tw, vsz, msz;
+                int64_t T = th * tw, vsz, msz, vs, ms;
                 float *V, *Mx;
-                if (!mul_ok(16 * Cg, T, &vsz) || !mul_ok(16 * Mg, T, &msz) ||
+                if (!mul_ok(Cg, T, &vs) || !mul_ok(Mg, T, &ms) || !mul_ok(16, wino_pad(vs), &vsz) ||
+                    !mul_ok(16, wino_pad(ms), &msz) ||
                     !(V = pare_scratch(3, (size_t)vsz * sizeof *V)) ||
                     !(Mx = pare_scratch(4, (size_t)msz * sizeof *Mx))) {
                     s = nomem(err);
@@ -1043,6 +1050,8 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                         wj.th = th;
                         wj.tw = tw;
                         wj.T = T;
+                        wj.vs = wino_pad(vs);
+                        wj.ms = wino_pad(ms);
                         wj.V = V;
                         wj.U = st->wino + gi * 16;
                         wj.M = Mg;
@@ -1051,7 +1060,7 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                         wj.ow = ow;
                         wj.bias = b ? b + gi * Mg : NULL;
                         wj.z = Z ? (const float *)zv.p + (n * M + gi * Mg) * outP : NULL;
-                        wj.lo = st->act == ACT_RELU ? 0.0f
+                        wj.lo = st->act == ACT_RELU   ? 0.0f
                                 : st->act == ACT_CLIP ? st->act_a
                                                       : -INFINITY;
                         wj.hi = st->act == ACT_CLIP ? st->act_b : INFINITY;

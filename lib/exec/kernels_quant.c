@@ -1,7 +1,9 @@
 /* Quantization kernels: QuantizeLinear, DequantizeLinear (ai.onnx and
  * com.microsoft), DynamicQuantizeLinear, MatMulInteger, ConvInteger,
  * QLinearMatMul, QLinearConv, and the onnxruntime contrib ops
- * DynamicQuantizeMatMul, MatMulIntegerToFloat and MatMulNBits.
+ * DynamicQuantizeMatMul, MatMulIntegerToFloat, MatMulNBits and the
+ * QOperator-format QLinearAdd, QLinearMul, QLinearSigmoid, QLinearLeakyRelu
+ * and QGemm.
  *
  * Numerics follow the ONNX reference implementation: quantization rounds
  * x / scale to nearest even in the type numpy would compute it in (the
@@ -16,9 +18,17 @@
  * `inner` contiguous elements sharing (outer, axis index); a run reads its
  * scales with stride 0 (per tensor / per axis) or 1 (blocked).
  *
- * Integer matrix products accumulate in 32 bits with wrap-around (as the
- * spec allows), computed in uint32 so overflow is defined; they run over
- * rows in parallel, blocked over columns.
+ * Integer matrix products (MatMulInteger, ConvInteger via im2col, the
+ * QLinear ops and the contrib matmuls) give the exact int32 result with
+ * wrap-around, as the spec allows: small products run a direct uint32 loop
+ * (defined overflow); larger ones run pare_sgemm over K chunks small enough
+ * that every partial sum is exact in float32 (see igemm), and add the chunk
+ * results in wrapping 32-bit arithmetic. Fast paths cover the common
+ * float32 <-> 8/16-bit QuantizeLinear / DequantizeLinear loops.
+ *
+ * MatMulNBits dequantizes B a block at a time: for a few rows of A (token
+ * generation) it fuses the dequantization into dot products per column;
+ * otherwise it dequantizes a K tile of whole blocks and calls pare_sgemm.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -59,6 +69,8 @@ static bool q_int_range(int dt, int32_t *lo, int32_t *hi)
     case PARE_DT_INT16: *lo = -32768; *hi = 32767; return true;
     case PARE_DT_UINT4: *lo = 0; *hi = 15; return true;
     case PARE_DT_INT4: *lo = -8; *hi = 7; return true;
+    case PARE_DT_UINT2: *lo = 0; *hi = 3; return true;
+    case PARE_DT_INT2: *lo = -2; *hi = 1; return true;
     default: return false;
     }
 }
@@ -359,6 +371,7 @@ static void quant_range(void *ctx, int64_t b, int64_t e)
                 case PARE_DT_INT8: ((int8_t *)J->y)[k] = (int8_t)v; break;
                 case PARE_DT_UINT16: ((uint16_t *)J->y)[k] = (uint16_t)v; break;
                 case PARE_DT_INT16: ((int16_t *)J->y)[k] = (int16_t)v; break;
+                case PARE_DT_UINT2: case PARE_DT_INT2: pare_int2_set(J->y, (size_t)k, v); break;
                 default: pare_int4_set(J->y, (size_t)k, v); break;
                 }
             }
@@ -412,7 +425,7 @@ static pare_status quant_run(pare_kctx *k, pare_error *err)
     st = k->alloc_out(k, 0, ydt, x->rank, x->dims, &y, err);
     if (st)
         return st;
-    bool packed = pare_dtype_bits(ydt) == 4;
+    bool packed = pare_dtype_bits(ydt) < 8;
     if (packed)
         memset(y->data, 0, y->nbytes);
     if (L.n == 0)
@@ -428,7 +441,9 @@ static pare_status quant_run(pare_kctx *k, pare_error *err)
         }
     }
     int P = S->precision ? (int)S->precision : q_promote(x->dtype, sc->dtype);
-    quant_job J = {&L, x, scale, zp, y->data, ydt, P, lo, hi, S->saturate, packed ? 2 : 1, false};
+    /* threads work on whole bytes of packed outputs: 2 (4-bit) or 4 (2-bit) elements */
+    quant_job J = {&L, x, scale, zp, y->data, ydt, P, lo, hi, S->saturate,
+                   packed ? 8 / pare_dtype_bits(ydt) : 1, false};
     J.fast = x->dtype == PARE_DT_FLOAT && P == PARE_DT_FLOAT && ((uintptr_t)x->data % 4) == 0 &&
              (ydt == PARE_DT_UINT8 || ydt == PARE_DT_INT8 || ydt == PARE_DT_UINT16 ||
               ydt == PARE_DT_INT16);
@@ -1868,6 +1883,273 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* com.microsoft QLinearAdd, QLinearMul, QLinearSigmoid,               */
+/* QLinearLeakyRelu, QGemm (onnxruntime's QOperator format)            */
+
+/* Per-tensor parameters of one quantized operand: scale and zero point. */
+typedef struct q_param {
+    float scale;
+    int32_t zp;
+} q_param;
+
+static pare_status q_param_get(const pare_tensor *scale, const pare_tensor *zp, int dt,
+                               q_param *p, const char *what, pare_error *err)
+{
+    if (!scale || q_numel(scale) != 1 || !pare_dtype_is_float(scale->dtype))
+        return pare_error_set(err, PARE_ERR_INVALID, "%s scale must be a float scalar", what);
+    if (zp && (q_numel(zp) != 1 || zp->dtype != dt))
+        return pare_error_set(err, PARE_ERR_INVALID, "%s zero point must be a %s scalar", what,
+                              pare_dtype_name(dt));
+    p->scale = (float)pare_dtype_get_f64(scale->dtype, scale->data, 0);
+    p->zp = zp ? (int32_t)pare_dtype_get_f64(zp->dtype, zp->data, 0) : 0;
+    return PARE_OK;
+}
+
+/* round(v / scale) + zp saturated to the 8-bit type dt, stored at y[i] */
+static inline void q_store8(int dt, void *y, int64_t i, float v, const q_param *o)
+{
+    float r = nearbyintf(v / o->scale) + (float)o->zp;
+    if (dt == PARE_DT_UINT8)
+        ((uint8_t *)y)[i] = (uint8_t)(!(r > 0.0f) ? 0.0f : r > 255.0f ? 255.0f : r);
+    else
+        ((int8_t *)y)[i] = (int8_t)(!(r > -128.0f) ? -128.0f : r > 127.0f ? 127.0f : r);
+}
+
+static inline int32_t q_load8(int dt, const void *x, int64_t i)
+{
+    return dt == PARE_DT_UINT8 ? ((const uint8_t *)x)[i] : ((const int8_t *)x)[i];
+}
+
+typedef struct qlin_state {
+    int op; /* 0 add, 1 mul, 2 sigmoid, 3 leaky relu */
+    float alpha;
+} qlin_state;
+
+static pare_status qlin_init_op(const pare_node *n, int op, void **state, pare_error *err)
+{
+    qlin_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    s->op = op;
+    s->alpha = pare_node_attr_float(n, "alpha", 0.01f);
+    *state = s;
+    return PARE_OK;
+}
+
+static pare_status qadd_init(const pare_node *n, int64_t o, void **s, pare_error *e)
+{
+    (void)o;
+    return qlin_init_op(n, 0, s, e);
+}
+
+static pare_status qmul_init(const pare_node *n, int64_t o, void **s, pare_error *e)
+{
+    (void)o;
+    return qlin_init_op(n, 1, s, e);
+}
+
+static pare_status qsigmoid_init(const pare_node *n, int64_t o, void **s, pare_error *e)
+{
+    (void)o;
+    return qlin_init_op(n, 2, s, e);
+}
+
+static pare_status qleaky_init(const pare_node *n, int64_t o, void **s, pare_error *e)
+{
+    (void)o;
+    return qlin_init_op(n, 3, s, e);
+}
+
+static pare_status qlin_binary_run(pare_kctx *k, pare_error *err)
+{
+    const qlin_state *S = k->state;
+    if (k->n_in < 7 || !k->in[0] || !k->in[3])
+        return pare_error_set(err, PARE_ERR_INVALID, "expected A, scales, zero points and B");
+    const pare_tensor *a = k->in[0], *b = k->in[3];
+    int dt = a->dtype;
+    if (!q_is_8bit(dt) || b->dtype != dt)
+        return pare_error_set(err, PARE_ERR_INVALID, "A and B must both be int8 or uint8");
+    q_param pa, pb, pc;
+    pare_status st;
+    if ((st = q_param_get(k->in[1], k->in[2], dt, &pa, "A", err)) ||
+        (st = q_param_get(k->in[4], k->in[5], dt, &pb, "B", err)) ||
+        (st = q_param_get(k->in[6], k->n_in > 7 ? k->in[7] : NULL, dt, &pc, "C", err)))
+        return st;
+    int rank;
+    int64_t dims[PARE_MAX_RANK], sa[PARE_MAX_RANK], sb[PARE_MAX_RANK];
+    if ((st = pare_bcast_dims(a->rank, a->dims, b->rank, b->dims, &rank, dims, err)))
+        return st;
+    pare_bcast_strides(rank, dims, a->rank, a->dims, sa);
+    pare_bcast_strides(rank, dims, b->rank, b->dims, sb);
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, dt, rank, dims, &y, err)))
+        return st;
+    int64_t n = q_numel(y), idx[PARE_MAX_RANK] = {0}, ia = 0, ib = 0;
+    float mul = pa.scale * pb.scale;
+    for (int64_t i = 0; i < n; i++) {
+        float va = (float)(q_load8(dt, a->data, ia) - pa.zp);
+        float vb = (float)(q_load8(dt, b->data, ib) - pb.zp);
+        float v = S->op == 0 ? pa.scale * va + pb.scale * vb : va * vb * mul;
+        q_store8(dt, y->data, i, v, &pc);
+        for (int d = rank - 1; d >= 0; d--) { /* odometer over the output */
+            ia += sa[d];
+            ib += sb[d];
+            if (++idx[d] < dims[d])
+                break;
+            ia -= sa[d] * dims[d];
+            ib -= sb[d] * dims[d];
+            idx[d] = 0;
+        }
+    }
+    return PARE_OK;
+}
+
+static pare_status qlin_unary_run(pare_kctx *k, pare_error *err)
+{
+    const qlin_state *S = k->state;
+    if (k->n_in < 4 || !k->in[0])
+        return pare_error_set(err, PARE_ERR_INVALID, "expected X, scales and zero points");
+    const pare_tensor *x = k->in[0];
+    int dt = x->dtype;
+    if (!q_is_8bit(dt))
+        return pare_error_set(err, PARE_ERR_INVALID, "X must be int8 or uint8");
+    q_param px, py;
+    pare_status st;
+    if ((st = q_param_get(k->in[1], k->in[2], dt, &px, "X", err)) ||
+        (st = q_param_get(k->in[3], k->n_in > 4 ? k->in[4] : NULL, dt, &py, "Y", err)))
+        return st;
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, dt, x->rank, x->dims, &y, err)))
+        return st;
+    /* a table over the 256 input codes, as onnxruntime builds */
+    uint8_t table[256];
+    for (int c = 0; c < 256; c++) {
+        int32_t q = dt == PARE_DT_UINT8 ? c : c - 128;
+        float v = (float)(q - px.zp) * px.scale;
+        v = S->op == 2 ? 1.0f / (1.0f + expf(-v)) : v >= 0 ? v : v * S->alpha;
+        q_store8(dt, table, c, v, &py);
+    }
+    int64_t n = q_numel(x);
+    const uint8_t *in = x->data;
+    uint8_t *out = y->data;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = table[dt == PARE_DT_UINT8 ? in[i] : (uint8_t)(in[i] ^ 0x80)];
+    return PARE_OK;
+}
+
+typedef struct qgemm_state {
+    float alpha;
+    bool ta, tb;
+} qgemm_state;
+
+static pare_status qgemm_init(const pare_node *n, int64_t o, void **state, pare_error *err)
+{
+    (void)o;
+    qgemm_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    s->alpha = pare_node_attr_float(n, "alpha", 1.0f);
+    s->ta = pare_node_attr_int(n, "transA", 0) != 0;
+    s->tb = pare_node_attr_int(n, "transB", 0) != 0;
+    *state = s;
+    return PARE_OK;
+}
+
+static pare_status qgemm_run(pare_kctx *k, pare_error *err)
+{
+    const qgemm_state *S = k->state;
+    if (k->n_in < 6 || !k->in[0] || !k->in[1] || !k->in[3] || !k->in[4])
+        return pare_error_set(err, PARE_ERR_INVALID, "expected A, a_scale, a_zp, B, b_scale, b_zp");
+    const pare_tensor *a = k->in[0], *as = k->in[1], *azp = k->in[2], *b = k->in[3];
+    const pare_tensor *bs = k->in[4], *bzp = k->in[5], *c = k->n_in > 6 ? k->in[6] : NULL;
+    const pare_tensor *ys = k->n_in > 7 ? k->in[7] : NULL, *yzp = k->n_in > 8 ? k->in[8] : NULL;
+    if (a->rank != 2 || b->rank != 2 || !q_is_8bit(a->dtype) || !q_is_8bit(b->dtype))
+        return pare_error_set(err, PARE_ERR_INVALID, "A and B must be 8-bit matrices");
+    int64_t M = S->ta ? a->dims[1] : a->dims[0], K = S->ta ? a->dims[0] : a->dims[1];
+    int64_t N = S->tb ? b->dims[0] : b->dims[1];
+    if ((S->tb ? b->dims[1] : b->dims[0]) != K)
+        return pare_error_set(err, PARE_ERR_INVALID, "inner dims differ");
+    int64_t nbs = q_numel(bs);
+    if (q_numel(as) != 1 || (nbs != 1 && nbs != N) || (azp && q_numel(azp) != 1) ||
+        (bzp && q_numel(bzp) != nbs))
+        return pare_error_set(err, PARE_ERR_INVALID, "scales: a per tensor, b per tensor or "
+                              "per column");
+    if (c && (c->dtype != PARE_DT_INT32 || (q_numel(c) != 1 && q_numel(c) != N &&
+                                            q_numel(c) != M * N)))
+        return pare_error_set(err, PARE_ERR_INVALID, "C must be int32 broadcastable to MxN");
+    int ydt = ys ? (yzp ? yzp->dtype : a->dtype) : PARE_DT_FLOAT;
+    if (ys && !q_is_8bit(ydt))
+        return pare_error_set(err, PARE_ERR_INVALID, "y_zero_point must be 8-bit");
+    q_param py = {1.0f, 0};
+    pare_status st;
+    if (ys && (st = q_param_get(ys, yzp, ydt, &py, "Y", err)))
+        return st;
+    int64_t yd[2] = {M, N};
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, ydt, 2, yd, &y, err)))
+        return st;
+    int32_t *A = NULL, *B = NULL, *acc = NULL;
+    float *bsv = NULL;
+    if ((st = q_read_ints(a, &A, err)) || (st = q_read_ints(b, &B, err)))
+        goto done;
+    /* A' = op(A) - a_zp as [M, K]; B' = op(B) - b_zp as [K, N] */
+    int32_t *At = malloc((size_t)(M * K + 1) * sizeof *At), *Bt = malloc((size_t)(K * N + 1) * sizeof *Bt);
+    acc = malloc((size_t)(M * N + 1) * sizeof *acc);
+    if (!At || !Bt || !acc) {
+        free(At);
+        free(Bt);
+        st = pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int32_t za = azp ? (int32_t)pare_dtype_get_f64(azp->dtype, azp->data, 0) : 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t t = 0; t < K; t++)
+            At[i * K + t] = A[S->ta ? t * M + i : i * K + t] - za;
+    for (int64_t t = 0; t < K; t++)
+        for (int64_t j = 0; j < N; j++) {
+            int32_t zb = bzp ? (int32_t)pare_dtype_get_f64(bzp->dtype, bzp->data,
+                                                            (size_t)(nbs == 1 ? 0 : j))
+                             : 0;
+            Bt[t * N + j] = B[S->tb ? j * K + t : t * N + j] - zb;
+        }
+    free(A);
+    free(B);
+    A = At;
+    B = Bt;
+    if ((st = igemm(k->pool, M, N, K, A, K, B, N, acc, N))) {
+        st = pare_error_set(err, st, "out of memory");
+        goto done;
+    }
+    if (!(bsv = q_to_f32(bs, err))) {
+        st = err->status;
+        goto done;
+    }
+    float asv = (float)pare_dtype_get_f64(as->dtype, as->data, 0);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            int64_t o = i * N + j;
+            uint32_t v = (uint32_t)acc[o];
+            if (c) {
+                int64_t nc = q_numel(c), ci = nc == 1 ? 0 : nc == N ? j : o;
+                int32_t cv;
+                memcpy(&cv, (const int32_t *)c->data + ci, 4);
+                v += (uint32_t)cv;
+            }
+            float f = (float)(int32_t)v * (S->alpha * asv * bsv[nbs == 1 ? 0 : j]);
+            if (ys)
+                q_store8(ydt, y->data, o, f, &py);
+            else
+                ((float *)y->data)[o] = f;
+        }
+done:
+    free(A);
+    free(B);
+    free(acc);
+    free(bsv);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
 
 static void q_free_state(void *s)
 {
@@ -1887,5 +2169,10 @@ const pare_kernel pare_kernels_quant[] = {
     {"com.microsoft", "MatMulIntegerToFloat", 1, 0, NULL, mmi2f_run, NULL},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, 0, NULL, dqmm_run, NULL},
     {"com.microsoft", "MatMulNBits", 1, 0, nbits_init, nbits_run, q_free_state},
+    {"com.microsoft", "QLinearAdd", 1, 0, qadd_init, qlin_binary_run, q_free_state},
+    {"com.microsoft", "QLinearMul", 1, 0, qmul_init, qlin_binary_run, q_free_state},
+    {"com.microsoft", "QLinearSigmoid", 1, 0, qsigmoid_init, qlin_unary_run, q_free_state},
+    {"com.microsoft", "QLinearLeakyRelu", 1, 0, qleaky_init, qlin_unary_run, q_free_state},
+    {"com.microsoft", "QGemm", 1, 0, qgemm_init, qgemm_run, q_free_state},
     {0},
 };

@@ -1466,9 +1466,9 @@ static pare_status strnorm_run(pare_kctx *k, pare_error *err)
 #include "kernels_rnn_misc.c"
 
 const pare_kernel pare_kernels_rnn[] = {
-    {"", "RNN", 7, 0, rnn_init, rnn_run, r_free_state},
-    {"", "GRU", 7, 0, gru_init, rnn_run, r_free_state},
-    {"", "LSTM", 7, 0, lstm_init, rnn_run, r_free_state},
+    {"", "RNN", 1, 0, rnn_init, rnn_run, r_free_state},
+    {"", "GRU", 1, 0, gru_init, rnn_run, r_free_state},
+    {"", "LSTM", 1, 0, lstm_init, rnn_run, r_free_state},
     {"", "Dropout", 1, 0, dropout_init, dropout_run, r_free_state},
     {"", "HannWindow", 17, 0, hann_init, window_run, r_free_state},
     {"", "HammingWindow", 17, 0, hamming_init, window_run, r_free_state},

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exec/kernel.h"
+#include "internal.h" /* the AttributeProto behind a sparse_value */
 #include "pare/dtype.h"
 
 #define SH_GRAIN 16384

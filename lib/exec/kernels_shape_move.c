@@ -1,5 +1,4 @@
 /* Included from kernels_shape.c: constants, shape queries and data movement. */
-#include "internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Constant                                                             */
@@ -1066,6 +1065,10 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
     size_t es = sh_esize(x->dtype);
     if (r == 0) {
         memcpy(o->data, x->data, es);
+        return sh_finish(o, err);
+    }
+    if (sh_numel(x) == 0) { /* constant mode (the others refused above): all fill */
+        sh_fill(o->data, on, fill, es);
         return sh_finish(o, err);
     }
     int64_t *maps = malloc((size_t)total * sizeof *maps);

@@ -672,9 +672,6 @@ static pare_status match_inputs(pare_session *s, pare_tensor *const *inputs, siz
             for (size_t i = 0; i < s->n_inputs; i++)
                 if (strcmp(s->inputs[i]->name, t->name) == 0)
                     slot_i = i;
-            if (slot_i == SIZE_MAX && n_inputs == s->n_inputs && k < s->n_inputs &&
-                !bound[k])
-                slot_i = k; /* unnamed-by-model data (e.g. test .pb without matching name) */
             if (slot_i == SIZE_MAX)
                 return pare_error_set(err, PARE_ERR_ARG, "no model input named '%s'; the model "
                                       "expects %s", t->name, pare_session_signature(s));

@@ -265,7 +265,7 @@ const ix_op ix_ops_elem[] = {
     {"", "Neg", unary_const},
     {"", "Not", op_not},
     {"", "Or", compare},
-    {"", "PRelu", binary},
+    {"", "PRelu", same}, /* the slope broadcasts to X (or, before opset 7, along C) */
     {"", "Pow", binary},
     {"", "Reciprocal", unary_const},
     {"", "Relu", unary_const},

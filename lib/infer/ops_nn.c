@@ -87,11 +87,21 @@ static int read_window(ix_node *c, int nsp, const ix_shape *w, win *o)
 static int window_out(ix_node *c, const win *w, int i, ix_dim in, bool ceil_mode, ix_dim *out)
 {
     *out = ix_unk();
-    if (!ix_known(in) || !w->have_k)
+    if (!w->have_k)
         return IX_OK;
     int64_t ek, s = w->s[i], v, padded, num, last;
     if (!ix_mul(w->k[i] - 1, w->d[i], &ek) || !ix_add(ek, 1, &ek))
         return IX_OK; /* absurd sizes: leave unknown */
+    if (!ix_known(in)) {
+        /* a symbolic size passes when the window keeps it: stride 1 and the
+         * padding making up for the kernel ("same" convolutions, 1x1) */
+        int64_t pads;
+        if (in.sym && s == 1 &&
+            (w->pad == 2 || (w->pad == 1 && ek == 1) ||
+             (w->pad == 0 && ix_add(w->p[i], w->p[i + w->nsp], &pads) && pads == ek - 1)))
+            *out = in;
+        return IX_OK;
+    }
     if (w->pad == 2) {
         v = ceildiv(in.v, s);
     } else if (w->pad == 1) {
@@ -242,10 +252,22 @@ static int op_conv_transpose(ix_node *c)
             o.d[2 + i] = ix_d(os[nos - (size_t)nsp + (size_t)i]);
             continue;
         }
-        if (!ix_known(in) || !wn.have_k)
+        if (!wn.have_k)
             continue;
         int64_t ek, v;
         bool ok = ix_mul(wn.k[i] - 1, wn.d[i], &ek) && ix_add(ek, 1, &ek);
+        if (!ix_known(in)) {
+            /* stride 1 with padding that cancels the kernel keeps the size */
+            int64_t grow;
+            if (ok && in.sym && wn.s[i] == 1 &&
+                (wn.pad == 2 ||
+                 (ix_add(opad[i], ek - 1, &grow) &&
+                  (wn.pad == 1 ? grow == 0
+                               : ix_add(grow, -wn.p[i], &grow) && wn.p[i + nsp] != INT64_MIN &&
+                                     ix_add(grow, -wn.p[i + nsp], &grow) && grow == 0))))
+                o.d[2 + i] = in;
+            continue;
+        }
         if (wn.pad == 2) {
             ok = ok && ix_mul(in.v, wn.s[i], &v);
         } else {

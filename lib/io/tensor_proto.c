@@ -151,6 +151,8 @@ static pare_status from_typed(const Onnx__TensorProto *tp, pare_tensor *t, uint6
         want = n * 2;
     if (pare_dtype_bits(dt) == 4)
         want = (n + 1) / 2;
+    if (pare_dtype_bits(dt) == 2)
+        want = (n + 3) / 4;
     if (have != want)
         return pare_error_set(err, PARE_ERR_INVALID, "tensor has %zu data elements, dims need %llu",
                               have, (unsigned long long)want);
@@ -303,6 +305,24 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
         if (need)
             memcpy((*out)->data, tp->raw_data.data, need);
         return PARE_OK;
+    }
+    /* the typed field must hold as many elements as dims say: check before
+     * allocating, so absurd dims with no data fail instead of allocating */
+    {
+        size_t have = dt == PARE_DT_FLOAT || dt == PARE_DT_COMPLEX64   ? tp->n_float_data
+                      : dt == PARE_DT_DOUBLE || dt == PARE_DT_COMPLEX128 ? tp->n_double_data
+                      : dt == PARE_DT_INT64                            ? tp->n_int64_data
+                      : dt == PARE_DT_UINT32 || dt == PARE_DT_UINT64   ? tp->n_uint64_data
+                      : dt == PARE_DT_STRING                           ? tp->n_string_data
+                                                                       : tp->n_int32_data;
+        uint64_t per = dt == PARE_DT_COMPLEX64 || dt == PARE_DT_COMPLEX128 ? 2 : 1;
+        uint64_t want = pare_dtype_bits(dt) == 4   ? (n + 1) / 2
+                        : pare_dtype_bits(dt) == 2 ? (n + 3) / 4
+                                                   : n;
+        if (want > UINT64_MAX / per || (uint64_t)have != want * per)
+            return pare_error_set(err, PARE_ERR_INVALID,
+                                  "tensor '%s': %zu data elements, dims need %llu", name, have,
+                                  (unsigned long long)(want * per));
     }
     pare_tensor *t;
     pare_status st = pare_tensor_new(tp->name, dt, rank, tp->dims, &t, err);

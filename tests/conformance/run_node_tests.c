@@ -70,7 +70,8 @@ static bool compare(const pare_tensor *got, const pare_tensor *want, double rtol
                  pare_dtype_name(want->dtype));
         return false;
     }
-    if (got->rank != want->rank || memcmp(got->dims, want->dims, (size_t)got->rank * 8) != 0) {
+    if (got->rank != want->rank ||
+        (got->rank && memcmp(got->dims, want->dims, (size_t)got->rank * 8) != 0)) {
         char a[128], b[128];
         snprintf(why, size, "shape %s, expected %s", pare_dims_str(got->rank, got->dims, a, 128),
                  pare_dims_str(want->rank, want->dims, b, 128));
@@ -80,7 +81,7 @@ static bool compare(const pare_tensor *got, const pare_tensor *want, double rtol
     if (want->dtype == PARE_DT_STRING) {
         const pare_string *x = got->data, *y = want->data;
         for (uint64_t i = 0; i < n; i++)
-            if (x[i].len != y[i].len || memcmp(x[i].data, y[i].data, x[i].len) != 0) {
+            if (x[i].len != y[i].len || (x[i].len && memcmp(x[i].data, y[i].data, x[i].len) != 0)) {
                 snprintf(why, size, "string %llu differs", (unsigned long long)i);
                 return false;
             }

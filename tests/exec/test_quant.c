@@ -570,11 +570,79 @@ static void test_matmul_integer_to_float(void **state)
         pare_tensor_free(all[i]);
 }
 
+static void test_qoperator_ops(void **state)
+{
+    (void)state;
+    /* QLinearAdd with broadcasting, QLinearMul, QLinearLeakyRelu, QGemm */
+    int64_t ad[2] = {2, 3};
+    uint8_t a[6] = {0, 50, 100, 150, 200, 255}, b[3] = {10, 128, 250};
+    float sa = 0.1f, sb = 0.05f, sc = 0.2f;
+    uint8_t za = 100, zb = 128, zc = 50;
+    pare_tensor *ta = mk(PARE_DT_UINT8, 2, ad, a), *tb = mk1(PARE_DT_UINT8, 3, b);
+    pare_tensor *tsa = mks(PARE_DT_FLOAT, &sa), *tsb = mks(PARE_DT_FLOAT, &sb);
+    pare_tensor *tsc = mks(PARE_DT_FLOAT, &sc), *tza = mks(PARE_DT_UINT8, &za);
+    pare_tensor *tzb = mks(PARE_DT_UINT8, &zb), *tzc = mks(PARE_DT_UINT8, &zc);
+    const pare_tensor *in[8] = {ta, tsa, tza, tb, tsb, tzb, tsc, tzc};
+    pare_tensor *o;
+    pare_error err;
+    for (int op = 0; op < 2; op++) {
+        assert_int_equal(run_opd("com.microsoft", op ? "QLinearMul" : "QLinearAdd", 1, NULL, 0,
+                                 in, 8, 1, 1, &o, &err),
+                         PARE_OK);
+        for (int i = 0; i < 6; i++) {
+            float va = (float)(a[i] - za), vb = (float)(b[i % 3] - zb);
+            float v = op ? va * vb * (sa * sb) : sa * va + sb * vb;
+            float r = nearbyintf(v / sc) + zc;
+            r = r < 0 ? 0 : r > 255 ? 255 : r;
+            assert_int_equal(((uint8_t *)o->data)[i], (int)r);
+        }
+        pare_tensor_free(o);
+    }
+    pare_attr al = {0};
+    al.name = (char *)"alpha";
+    al.type = PARE_ATTR_FLOAT;
+    al.f = 0.5f;
+    const pare_tensor *uin[5] = {ta, tsa, tza, tsc, tzc};
+    assert_int_equal(run_opd("com.microsoft", "QLinearLeakyRelu", 1, &al, 1, uin, 5, 1, 1, &o,
+                             &err),
+                     PARE_OK);
+    for (int i = 0; i < 6; i++) {
+        float v = (float)(a[i] - za) * sa;
+        v = v >= 0 ? v : 0.5f * v;
+        float r = nearbyintf(v / sc) + zc;
+        r = r < 0 ? 0 : r > 255 ? 255 : r;
+        assert_int_equal(((uint8_t *)o->data)[i], (int)r);
+    }
+    pare_tensor_free(o);
+    /* QGemm: A [2, 3] x B^T where B is [4, 3] (transB), float output */
+    int64_t bd[2] = {4, 3};
+    int8_t bw[12] = {1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12};
+    int8_t zbw = 0;
+    pare_tensor *tbw = mk(PARE_DT_INT8, 2, bd, bw), *tzbw = mks(PARE_DT_INT8, &zbw);
+    pare_attr tb_attr = attr_int("transB", 1);
+    const pare_tensor *gin[6] = {ta, tsa, tza, tbw, tsb, tzbw};
+    assert_int_equal(run_opd("com.microsoft", "QGemm", 1, &tb_attr, 1, gin, 6, 1, 1, &o, &err),
+                     PARE_OK);
+    assert_int_equal(o->dtype, PARE_DT_FLOAT);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            int32_t acc = 0;
+            for (int t = 0; t < 3; t++)
+                acc += (a[i * 3 + t] - za) * bw[j * 3 + t];
+            assert_float_equal(((float *)o->data)[i * 4 + j], acc * sa * sb, 1e-5);
+        }
+    pare_tensor_free(o);
+    pare_tensor *all[] = {ta, tb, tsa, tsb, tsc, tza, tzb, tzc, tbw, tzbw};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        pare_tensor_free(all[i]);
+}
+
 /* ---- MatMulNBits ---- */
 
-static void nbits_case(int64_t bits, int64_t K, int64_t N, int64_t bsz, bool with_zp, int zp_kind)
+static void nbits_case(int64_t M, int64_t bits, int64_t K, int64_t N, int64_t bsz, bool with_zp,
+                       int zp_kind, bool with_gidx)
 {
-    int64_t M = 3, nblk = (K + bsz - 1) / bsz, blob = bsz * bits / 8;
+    int64_t nblk = (K + bsz - 1) / bsz, blob = bsz * bits / 8;
     int64_t ad[2] = {M, K}, bd[3] = {N, nblk, blob}, sd[2] = {N, nblk};
     pare_tensor *a = mk(PARE_DT_FLOAT, 2, ad, NULL), *b = mk(PARE_DT_UINT8, 3, bd, NULL);
     pare_tensor *sc = mk(PARE_DT_FLOAT, 2, sd, NULL), *zp = NULL;
@@ -599,10 +667,15 @@ static void nbits_case(int64_t bits, int64_t K, int64_t N, int64_t bsz, bool wit
     }
     pare_attr at[4] = {attr_int("K", K), attr_int("N", N), attr_int("bits", bits),
                        attr_int("block_size", bsz)};
-    const pare_tensor *in[4] = {a, b, sc, zp};
+    /* g_idx equal to k / block_size must not change the result */
+    pare_tensor *gi = mk1(PARE_DT_INT32, K, NULL);
+    for (int64_t i = 0; i < K; i++)
+        ((int32_t *)gi->data)[i] = (int32_t)(i / bsz);
+    const pare_tensor *in[5] = {a, b, sc, zp, gi};
     pare_tensor *o;
     pare_error err;
-    if (run_opd("com.microsoft", "MatMulNBits", 1, at, 4, in, with_zp ? 4 : 3, 1, 4, &o, &err))
+    if (run_opd("com.microsoft", "MatMulNBits", 1, at, 4, in, with_gidx ? 5 : with_zp ? 4 : 3, 1,
+                4, &o, &err))
         fail_msg("MatMulNBits: %s", err.msg);
     assert_int_equal(o->dims[1], N);
     uint8_t mask = (uint8_t)((1u << bits) - 1u);
@@ -630,16 +703,20 @@ static void nbits_case(int64_t bits, int64_t K, int64_t N, int64_t bsz, bool wit
     pare_tensor_free(b);
     pare_tensor_free(sc);
     pare_tensor_free(zp);
+    pare_tensor_free(gi);
 }
 
 static void test_matmul_nbits(void **state)
 {
     (void)state;
-    nbits_case(4, 64, 7, 32, false, 0);
-    nbits_case(4, 80, 9, 16, true, 0);  /* K not a multiple of the block */
-    nbits_case(8, 48, 5, 16, true, 1);  /* float zero points */
-    nbits_case(2, 64, 3, 32, true, 0);
-    nbits_case(4, 1024, 33, 32, true, 0); /* several K tiles */
+    for (int64_t M = 3; M <= 9; M += 6) { /* the fused small-M path and the tiled GEMM */
+        nbits_case(M, 4, 64, 7, 32, false, 0, false);
+        nbits_case(M, 4, 80, 9, 16, true, 0, false); /* K not a multiple of the block */
+        nbits_case(M, 8, 48, 5, 16, true, 1, false); /* float zero points */
+        nbits_case(M, 2, 64, 3, 32, true, 0, false);
+        nbits_case(M, 4, 1024, 33, 32, true, 0, false); /* several K tiles */
+        nbits_case(M, 4, 96, 6, 32, true, 0, true);     /* with g_idx */
+    }
 }
 
 /* ---- recurrent kernels ---- */
@@ -739,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_conv_integer),
         cmocka_unit_test(test_qlinear_matmul),
         cmocka_unit_test(test_matmul_integer_to_float),
+        cmocka_unit_test(test_qoperator_ops),
         cmocka_unit_test(test_matmul_nbits),
         cmocka_unit_test(test_lstm_sequence_lens),
         cmocka_unit_test(test_gru_bidirectional),

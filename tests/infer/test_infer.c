@@ -293,6 +293,8 @@ static void test_conv_symbolic(void **state)
     c = node(g, "conv_s2", "", "Conv", "x,w", "y2");
     attr_ints(c, "strides", (int64_t[]){2, 2}, 2);
     c = node(g, "conv_h", "", "Conv", "xh,w", "yh");
+    c = node(g, "conv_same", "", "Conv", "xh,w", "ysame");
+    attr_ints(c, "pads", (int64_t[]){1, 1, 1, 1}, 4);
     c = node(g, "pool", "", "MaxPool", "y", "p,pi");
     attr_ints(c, "kernel_shape", (int64_t[]){3, 3}, 2);
     attr_ints(c, "strides", (int64_t[]){2, 2}, 2);
@@ -316,6 +318,7 @@ static void test_conv_symbolic(void **state)
     EXPECT(g, "y", "float32 [N,16,224,224]");
     EXPECT(g, "y2", "float32 [N,16,111,111]");
     EXPECT(g, "yh", "float32 [N,16,?,?]");
+    EXPECT(g, "ysame", "float32 [N,16,H,W]");
     EXPECT(g, "p", "float32 [N,16,112,112]");
     EXPECT(g, "pi", "int64 [N,16,112,112]");
     EXPECT(g, "a", "float32 [N,16,112,112]");
