@@ -72,10 +72,11 @@ static pare_status stack_push(stack *s, const pare_tensor *t, pare_error *err)
     if (s->count == 0 && !s->data) {
         s->dtype = t->dtype;
         s->rank = t->rank;
-        memcpy(s->dims, t->dims, (size_t)t->rank * sizeof *t->dims);
+        if (t->rank)
+            memcpy(s->dims, t->dims, (size_t)t->rank * sizeof *t->dims);
         s->elem_bytes = t->nbytes;
     } else if (t->dtype != s->dtype || t->rank != s->rank ||
-               memcmp(t->dims, s->dims, (size_t)t->rank * sizeof *t->dims) != 0) {
+               (t->rank && memcmp(t->dims, s->dims, (size_t)t->rank * sizeof *t->dims) != 0)) {
         return pare_error_set(err, PARE_ERR_INVALID, "scan output changes shape between "
                               "iterations");
     }

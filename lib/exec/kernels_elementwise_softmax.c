@@ -165,7 +165,10 @@ static pare_status ew_run_softmax(pare_kctx *k, pare_error *err)
     int64_t outer = 1, n = 1, inner = 1;
     if (x->rank > 0) {
         int ax;
-        if ((st = pare_axis(s->axis, x->rank, &ax, err)))
+        /* before 13 the default axis 1 met 1-D inputs: coerced to [N, 1] */
+        if (s->opset < 13 && s->axis == x->rank)
+            ax = x->rank;
+        else if ((st = pare_axis(s->axis, x->rank, &ax, err)))
             return st;
         for (int d = 0; d < ax; d++)
             outer *= x->dims[d];

@@ -667,6 +667,54 @@ static void test_softmax_axis(void **state)
     pare_tensor_free(t);
 }
 
+/* Exp, Tanh and Sigmoid use their own vectorisable float32 exp/tanh: check
+ * them against libm in double over a wide sweep and at the special values. */
+static void test_fast_exp_tanh(void **state)
+{
+    (void)state;
+    enum { N = 200003 };
+    float *x = malloc(N * sizeof *x);
+    assert_non_null(x);
+    for (int i = 0; i < N; i++)
+        x[i] = -110.0f + 200.0f * (float)i / (float)(N - 1);
+    x[0] = NAN;
+    x[1] = INFINITY;
+    x[2] = -INFINITY;
+    x[3] = 88.72f;  /* just below exp overflow */
+    x[4] = 89.0f;   /* just above */
+    x[5] = -100.0f; /* subnormal result */
+    x[6] = 1e-30f;
+    pare_tensor *t = mk1(PARE_DT_FLOAT, N, x);
+    const char *ops[] = {"Exp", "Tanh", "Sigmoid"};
+    for (int k = 0; k < 3; k++) {
+        pare_tensor *o = un(ops[k], 13, NULL, 0, t);
+        const float *y = o->data;
+        for (int i = 0; i < N; i++) {
+            double xi = x[i];
+            double ref = k == 0 ? exp(xi) : k == 1 ? tanh(xi) : 1.0 / (1.0 + exp(-xi));
+            if (isnan(ref)) {
+                if (!isnan(y[i]))
+                    fail_msg("%s(nan) = %g", ops[k], (double)y[i]);
+                continue;
+            }
+            float rf = (float)ref;
+            if (isinf(rf)) {
+                if (y[i] != rf)
+                    fail_msg("%s(%g) = %g, want inf", ops[k], xi, (double)y[i]);
+                continue;
+            }
+            double tol = 4 * ((double)nextafterf(fabsf(rf), INFINITY) - fabs((double)rf));
+            if (fabs(rf) < 1.2e-38)
+                tol = 1.2e-38 * 1e-5 + 4 * 1.4e-45; /* subnormals: absolute */
+            if (fabs((double)y[i] - ref) > tol)
+                fail_msg("%s(%.9g) = %.9g, want %.9g", ops[k], xi, (double)y[i], ref);
+        }
+        pare_tensor_free(o);
+    }
+    pare_tensor_free(t);
+    free(x);
+}
+
 static void test_float16_compute(void **state)
 {
     (void)state;
@@ -718,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_cast),
         cmocka_unit_test(test_softmax_axis),
+        cmocka_unit_test(test_fast_exp_tanh),
         cmocka_unit_test(test_float16_compute),
         cmocka_unit_test(test_registry_ranges),
     };
