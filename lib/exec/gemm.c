@@ -1185,20 +1185,21 @@ ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restr
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++)
             acc[i][j] = VZERO();
+    /* unrolled so that the loop's own increments and branch (which compete
+     * with the FMAs for ports) are paid once per four steps */
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         V bv[NV];
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++)
-            bv[j] = VLOAD(b + j * VW);
+            bv[j] = VLOAD(b + p * NR + j * VW);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            V av = VSET1(a[i]);
+            V av = VSET1(a[p * MR + i]);
 #pragma GCC unroll 4
             for (int j = 0; j < NV; j++)
                 acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
-        a += MR;
-        b += NR;
     }
     if (bias) {
 #pragma GCC unroll 16

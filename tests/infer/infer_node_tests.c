@@ -360,7 +360,8 @@ int main(int argc, char **argv)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
     size_t count[5] = {0};
     for (size_t i = 0; i < n; i++) {
         int r = run_one(dir, names[i], verbose, feed, symbolic);
@@ -368,7 +369,8 @@ int main(int argc, char **argv)
         free(names[i]);
     }
     free(names);
-    qsort(fails, n_fails, sizeof *fails, cmp_fail);
+    if (n_fails)
+        qsort(fails, n_fails, sizeof *fails, cmp_fail);
     const char *last = "";
     for (size_t i = 0; i < n_fails; i++) {
         if (strcmp(last, fails[i].op)) {
