@@ -21,7 +21,6 @@
 #include "pare/infer.h"
 #include "pare/report.h"
 #include "pare/dtype.h"
-#include "internal.h" /* tensor_is_external() only; see there */
 #include "cli.h"
 
 #define SCHEMA "pare-inspect/1"
@@ -159,16 +158,10 @@ static bool add64(int64_t a, int64_t b, int64_t *r)
     return !__builtin_add_overflow(a, b, r);
 }
 
-/* Whether an initializer's data lives in an external file. The IR has no
- * public accessor for this yet (pare_value would be the place), so it looks
- * at the TensorProto the value was read from. */
+/* Whether an initializer's data lives in an external file. */
 static bool tensor_is_external(const pare_value *v)
 {
-    if (!v->orig_init || v->is_sparse_init)
-        return false;
-    const Onnx__TensorProto *tp = v->orig_init;
-    return tp->has_data_location &&
-           tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    return pare_value_is_external(v);
 }
 
 static int64_t value_numel(const pare_value *v)

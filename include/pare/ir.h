@@ -172,6 +172,9 @@ int64_t pare_node_opset(const pare_node *n);
 const char *pare_node_label(const pare_node *n, char *buf, size_t size);
 /* Number of elements of a value's shape when fully known; -1 otherwise. */
 int64_t pare_value_numel(const pare_value *v);
+/* True when v's initializer data lives in an external data file (mapped, not
+ * read); false for embedded, new or changed tensors. */
+bool pare_value_is_external(const pare_value *v);
 /* Initializer data of v, densifying a sparse initializer on first use; NULL if v is
  * not an initializer. */
 pare_tensor *pare_value_tensor(pare_value *v, pare_error *err);

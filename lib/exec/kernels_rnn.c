@@ -642,10 +642,11 @@ static pare_status mel_run(pare_kctx *k, pare_error *err)
         f = floor((double)(dftlen + 1) * f / (double)rate);
         bins[i] = (int64_t)f;
         if (bins[i] < 0 || bins[i] >= nspec) {
+            long long edge = (long long)bins[i];
             free(out);
             free(bins);
             return pare_error_set(err, PARE_ERR_INVALID, "mel bin edge %lld outside [0, %lld)",
-                                  (long long)bins[i], (long long)nspec);
+                                  edge, (long long)nspec);
         }
     }
     for (int64_t i = 0; i < nmel; i++) {

@@ -141,14 +141,14 @@ static int op_reshape(ix_node *c)
             ix_set(c, 0, dt, NULL);
             return IX_OK;
         }
+        /* Reshape-1: the shape is an attribute */
         ix_const *kk = ix_const_new(c->x, PARE_DT_INT64, 1, (int64_t[]){(int64_t)n});
-        if (!kk && n <= IX_CONST_MAX)
-            return IX_OK;
-        if (kk)
-            for (size_t i = 0; i < n; i++) {
-                kk->e[i].kind = IXE_INT;
-                kk->e[i].i = v[i];
-            }
+        if (!kk)
+            return IX_OK; /* out of memory: the driver reports it */
+        for (size_t i = 0; i < n; i++) {
+            kk->e[i].kind = IXE_INT;
+            kk->e[i].i = v[i];
+        }
         k = kk;
     } else {
         k = ix_cst(c, 1);

@@ -513,3 +513,12 @@ fail:
     pare_tensor_free(dense);
     return NULL;
 }
+
+bool pare_value_is_external(const pare_value *v)
+{
+    if (!v->init || !v->orig_init || v->is_sparse_init || v->dirty)
+        return false;
+    const Onnx__TensorProto *tp = v->orig_init;
+    return tp->has_data_location &&
+           tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+}

@@ -640,6 +640,37 @@ static void test_opset_differences(void **state)
     pare_model_free(m);
 }
 
+/* attributes of opsets long gone, still found in old model zoos */
+static void test_legacy_opsets(void **state)
+{
+    (void)state;
+    pare_model *m = empty_model(1, false);
+    pare_graph *g = pare_model_graph(m);
+    input(g, "x", PARE_DT_FLOAT, "N,3,4,4");
+    pare_node *n = node(g, "r", "", "Reshape", "x", "r");
+    attr_ints(n, "shape", (int64_t[]){0, -1}, 2);
+    n = node(g, "cast", "", "Cast", "x", "c");
+    pare_node_set_attr_string(n, "to", "FLOAT16", NULL);
+    node(g, "cat", "", "Concat", "x,x", "cat"); /* axis 1 by default */
+    n = node(g, "up", "", "Upsample", "x", "up");
+    pare_node_set_attr_float(n, "height_scale", 2, NULL);
+    pare_node_set_attr_float(n, "width_scale", 3, NULL);
+    n = node(g, "pad", "", "Pad", "x", "pad");
+    attr_ints(n, "paddings", (int64_t[]){0, 0, 1, 1, 0, 0, 1, 1}, 8);
+    n = node(g, "topk", "", "TopK", "x", "tv,ti");
+    attr_int(n, "k", 2);
+    node(g, "drop", "", "Dropout", "x", "d,mask");
+    infer_ok(m, NULL, NULL);
+    EXPECT(g, "r", "float32 [N,48]");
+    EXPECT(g, "c", "float16 [N,3,4,4]");
+    EXPECT(g, "cat", "float32 [N,6,4,4]");
+    EXPECT(g, "up", "float32 [N,3,8,12]");
+    EXPECT(g, "pad", "float32 [N,3,6,6]");
+    EXPECT(g, "tv", "float32 [N,3,4,2]");
+    EXPECT(g, "mask", "float32 [N,3,4,4]");
+    pare_model_free(m);
+}
+
 static void test_misc_shape_ops(void **state)
 {
     (void)state;
@@ -1058,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_reshape_rules),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_opset_differences),
+        cmocka_unit_test(test_legacy_opsets),
         cmocka_unit_test(test_misc_shape_ops),
         cmocka_unit_test(test_norms),
         cmocka_unit_test(test_quant),
