@@ -147,7 +147,8 @@ static bool run_case(const char *dir, bool verbose, char *why, size_t size, char
             sets[n_sets++] = strdup(e->d_name);
     if (d)
         closedir(d);
-    qsort(sets, n_sets, sizeof *sets, cmp_str);
+    if (n_sets)
+        qsort(sets, n_sets, sizeof *sets, cmp_str);
     for (size_t si = 0; si < n_sets && ok; si++) {
         pare_tensor *ins[64], *wants[64];
         size_t n_in = 0, n_want = 0;
@@ -271,7 +272,8 @@ int main(int argc, char **argv)
             names[n++] = strdup(e->d_name);
         }
         closedir(d);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n)
+            qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n; i++) {
             char dir[4096], why[1024] = "", op[64];
             snprintf(dir, sizeof dir, "%s/%s", argv[a], names[i]);
