@@ -380,6 +380,16 @@ static pare_status concat_rows(pare_tensor *const *parts, size_t n, pare_tensor 
 static pare_status slice_rows(const pare_tensor *t, int64_t start, int64_t count, pare_tensor **out,
                               pare_error *err)
 {
+    /* an output without a batch axis (a scalar, or rows that are not the
+     * requests, e.g. a reduction over axis 0) cannot be split */
+    if (t->rank < 1 || start < 0 || count < 0 || t->dims[0] < start + count) {
+        char shape[128];
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                              "dynamic batching needs a batch axis on every output ('%s' has "
+                              "shape %s)",
+                              t->name ? t->name : "?",
+                              pare_dims_str(t->rank, t->dims, shape, sizeof shape));
+    }
     int64_t dims[PARE_MAX_RANK];
     memcpy(dims, t->dims, (size_t)t->rank * sizeof *dims);
     dims[0] = count;
@@ -427,6 +437,8 @@ static void *batcher_main(void *arg)
         pare_tensor **parts = calloc(n, sizeof *parts);
         pare_tensor **outs = NULL;
         size_t n_outs = 0;
+        if (!ins || !parts)
+            st = pare_error_set(&err, PARE_ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < b->n_in && !st; i++) {
             for (size_t r = 0; r < n; r++)
                 parts[r] = batch[r]->ins[i];
@@ -440,8 +452,12 @@ static void *batcher_main(void *arg)
             if (!st) {
                 q->outs = calloc(n_outs ? n_outs : 1, sizeof *q->outs);
                 q->n_outs = n_outs;
+                if (!q->outs)
+                    q->st = pare_error_set(&err, PARE_ERR_NOMEM, "out of memory");
                 for (size_t o = 0; o < n_outs && !q->st; o++)
                     q->st = slice_rows(outs[o], (int64_t)r, 1, &q->outs[o], &err);
+                if (q->st)
+                    st = q->st; /* the remaining requests fail alike */
             }
         }
         if (st)

@@ -39,7 +39,7 @@
 typedef struct ew_par {
     float alpha, beta, gamma; /* activation attributes */
     float lambd, bias;        /* Shrink */
-    int mode;                 /* Gelu: 1 tanh; Mod: fmod; BitShift: 1 left */
+    int mode;                 /* Mod: fmod; BitShift: 1 left */
     int det_neg, det_pos;     /* IsInf */
     unsigned char lo[8], hi[8]; /* Clip bounds in the compute type */
 } ew_par;
@@ -406,10 +406,39 @@ static inline float ew_tanhf(float x)
     return ew_selectf(ew_mask(a < 0.625f), small, big);
 }
 
-/* exp and tanh in the compute type: the vectorisable float32 versions above
- * for float/float16/bfloat16, libm for double. */
+/* erf in float32: x P(x^2) below 0.875; above, 1 - e^-x^2 Q(1/(1+|x|)) with Q
+ * fitted to erfc(x) e^(x^2) on [0.875, 3.92] (past 3.92 erf rounds to 1).
+ * Within 2.2 ulp. */
+static inline float ew_erff(float x)
+{
+    float a = fabsf(x);
+    float u = x * x;
+    float p = -6.235155743e-04f;
+    p = p * u + 5.038737785e-03f;
+    p = p * u - 2.679630555e-02f;
+    p = p * u + 1.128260791e-01f;
+    p = p * u - 3.761256933e-01f;
+    p = p * u + 1.128379107e+00f;
+    float small = x * p;
+    float ac = ew_selectf(ew_mask(a > 3.92f), 3.92f, a);
+    float t = 1.0f / (1.0f + ac);
+    float q = -5.297738910e-01f;
+    q = q * t + 1.129166126e+00f;
+    q = q * t - 4.438444078e-01f;
+    q = q * t - 7.254431248e-01f;
+    q = q * t + 4.581615925e-01f;
+    q = q * t + 5.290531516e-01f;
+    q = q * t + 5.678225756e-01f;
+    q = q * t - 1.552256581e-04f;
+    float big = copysignf(1.0f - ew_expf(-(ac * ac)) * q, x);
+    return ew_selectf(ew_mask(a < 0.875f), small, big);
+}
+
+/* exp, tanh and erf in the compute type: the vectorisable float32 versions
+ * above for float/float16/bfloat16, libm for double. */
 #define EXPC(C, x) (sizeof(C) == sizeof(float) ? (C)ew_expf((float)(x)) : (C)exp(x))
 #define TANHC(C, x) (sizeof(C) == sizeof(float) ? (C)ew_tanhf((float)(x)) : (C)tanh(x))
+#define ERFC_(C, x) (sizeof(C) == sizeof(float) ? (C)ew_erff((float)(x)) : (C)erf(x))
 
 /* ------------------------------------------------------------------ */
 /* op expressions                                                     */
@@ -486,7 +515,7 @@ static inline float ew_tanhf(float x)
 #define OPF_ASINH(C, UT, x, p) (asinh(x))
 #define OPF_ACOSH(C, UT, x, p) (acosh(x))
 #define OPF_ATANH(C, UT, x, p) (atanh(x))
-#define OPF_ERF(C, UT, x, p) (erf(x))
+#define OPF_ERF(C, UT, x, p) (ERFC_(C, x))
 #define OPF_RELU(C, UT, x, p) ((x) < 0 ? (C)0 : (x))
 #define OPS_RELU(C, UT, x, p) ((x) < 0 ? (C)0 : (x))
 #define OPF_LEAKY(C, UT, x, p) ((x) < 0 ? (C)p->alpha * (x) : (x))
@@ -505,10 +534,10 @@ static inline float ew_tanhf(float x)
 #define OPF_SOFTPLUS(C, UT, x, p) (((x) > 0 ? (x) : (C)0) + log1p(EXPC(C, -fabs(x))))
 #define OPF_SOFTSIGN(C, UT, x, p) ((x) / ((C)1 + fabs(x)))
 #define OPF_THRELU(C, UT, x, p) ((x) > (C)p->alpha ? (x) : (C)0)
-#define OPF_GELU(C, UT, x, p)                                                          \
-    (p->mode ? (C)0.5 * (x) *                                                          \
-                   ((C)1 + TANHC(C, (C)0.7978845608028654 * ((x) + (C)0.044715 * (x) * (x) * (x)))) \
-             : (C)0.5 * (x) * ((C)1 + erf((x) * (C)0.7071067811865476)))
+#define OPF_GELU(C, UT, x, p) ((C)0.5 * (x) * ((C)1 + ERFC_(C, (x) * (C)0.7071067811865476)))
+#define OPF_GELU_TANH(C, UT, x, p)                                                     \
+    ((C)0.5 * (x) *                                                                    \
+     ((C)1 + TANHC(C, (C)0.7978845608028654 * ((x) + (C)0.044715 * (x) * (x) * (x)))))
 #define OPF_MISH(C, UT, x, p) ((x) * TANHC(C, OPF_SOFTPLUS(C, UT, x, p)))
 #define OPF_SHRINK(C, UT, x, p)                                                        \
     ((x) < (C)-p->lambd ? (x) + (C)p->bias : (x) > (C)p->lambd ? (x) - (C)p->bias : (C)0)
@@ -608,6 +637,7 @@ DEF_UN_F(Softplus, OPF_SOFTPLUS)
 DEF_UN_F(Softsign, OPF_SOFTSIGN)
 DEF_UN_F(ThresholdedRelu, OPF_THRELU)
 DEF_UN_F(Gelu, OPF_GELU)
+DEF_UN_F(GeluTanh, OPF_GELU_TANH)
 DEF_UN_F(Mish, OPF_MISH)
 DEF_UN_F(MeanDiv, OPF_DIVN)
 
@@ -997,6 +1027,7 @@ static const ew_desc ew_descs[] = {
 
 typedef struct ew_state {
     const ew_desc *d;
+    const ew_fn *tab; /* the desc's, or a variant chosen by attributes */
     int64_t opset;
     ew_par par;
     /* legacy (opset < 7) binary broadcast: B aligned to A at this axis */
@@ -1031,6 +1062,7 @@ static pare_status ew_init(const pare_node *n, int64_t opset, void **state, pare
     if (!s)
         return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
     s->d = d;
+    s->tab = d->tab;
     s->opset = opset;
     const char *op = d->name;
     ew_par *p = &s->par;
@@ -1074,7 +1106,7 @@ static pare_status ew_init(const pare_node *n, int64_t opset, void **state, pare
     } else if (ew_streq(op, "Gelu")) {
         const char *ap = pare_node_attr_string(n, "approximate", "none");
         if (ew_streq(ap, "tanh"))
-            p->mode = 1;
+            s->tab = ew_tab_GeluTanh;
         else if (!ew_streq(ap, "none")) {
             free(s);
             return pare_error_set(err, PARE_ERR_INVALID,
@@ -1144,11 +1176,11 @@ static pare_status ew_bad_dtype(const ew_desc *d, int dtype, pare_error *err)
                           pare_dtype_name(dtype));
 }
 
-static ew_fn ew_lookup(const ew_desc *d, int dtype)
+static ew_fn ew_lookup(const ew_state *s, int dtype)
 {
-    if (!d->tab || !pare_dtype_valid(dtype))
+    if (!s->tab || !pare_dtype_valid(dtype))
         return NULL;
-    return d->tab[dtype];
+    return s->tab[dtype];
 }
 
 /* Integer divisors must not be zero: checked once before the loop. */
@@ -1172,7 +1204,7 @@ static pare_status ew_run_unary(pare_kctx *k, pare_error *err)
     if (st)
         return st;
     const pare_tensor *x = k->in[0];
-    ew_fn fn = ew_lookup(s->d, x->dtype);
+    ew_fn fn = ew_lookup(s, x->dtype);
     if (!fn)
         return ew_bad_dtype(s->d, x->dtype, err);
     pare_tensor *out;
@@ -1220,7 +1252,7 @@ static pare_status ew_run_binary(pare_kctx *k, pare_error *err)
             return ew_bad_dtype(d, a->dtype, err);
         if (!pare_dtype_is_float(b->dtype) && !pare_dtype_is_int(b->dtype))
             return ew_bad_dtype(d, b->dtype, err);
-        fn = a->dtype == b->dtype ? ew_lookup(d, a->dtype) : NULL;
+        fn = a->dtype == b->dtype ? ew_lookup(s, a->dtype) : NULL;
         if (!fn) {
             if (pare_elem_size(a->dtype) * 8 != (size_t)pare_dtype_bits(a->dtype) ||
                 pare_elem_size(b->dtype) * 8 != (size_t)pare_dtype_bits(b->dtype))
@@ -1232,7 +1264,7 @@ static pare_status ew_run_binary(pare_kctx *k, pare_error *err)
         if (a->dtype != b->dtype)
             return pare_error_set(err, PARE_ERR_INVALID, "input dtypes differ: %s and %s",
                                   pare_dtype_name(a->dtype), pare_dtype_name(b->dtype));
-        fn = ew_lookup(d, a->dtype);
+        fn = ew_lookup(s, a->dtype);
         if (d->kind == K_CMP && a->dtype == PARE_DT_STRING && ew_streq(d->name, "Equal"))
             fn = ew_Equal_str;
         if (!fn)
@@ -1275,7 +1307,7 @@ static pare_status ew_run_variadic(pare_kctx *k, pare_error *err)
     if ((st = ew_need_inputs(k, k->n_in, err)))
         return st;
     int dt = k->in[0]->dtype;
-    ew_fn fn = ew_lookup(d, dt);
+    ew_fn fn = ew_lookup(s, dt);
     if ((d->flags & F_MEAN) && !pare_dtype_is_float(dt))
         fn = NULL;
     if (!fn)
@@ -1402,7 +1434,7 @@ static pare_status ew_run_clip(pare_kctx *k, pare_error *err)
                                       (unsigned long long)pare_tensor_numel(b[i]));
         }
     }
-    ew_fn fn = ew_lookup(s->d, x->dtype);
+    ew_fn fn = ew_lookup(s, x->dtype);
     ew_par p = s->par;
     if (s->clip_legacy && !pare_dtype_is_float(x->dtype))
         fn = NULL; /* the float attributes only bound float inputs */

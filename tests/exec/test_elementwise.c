@@ -667,7 +667,7 @@ static void test_softmax_axis(void **state)
     pare_tensor_free(t);
 }
 
-/* Exp, Tanh and Sigmoid use their own vectorisable float32 exp/tanh: check
+/* Exp, Tanh, Sigmoid and Erf use their own vectorisable float32 versions: check
  * them against libm in double over a wide sweep and at the special values. */
 static void test_fast_exp_tanh(void **state)
 {
@@ -685,13 +685,16 @@ static void test_fast_exp_tanh(void **state)
     x[5] = -100.0f; /* subnormal result */
     x[6] = 1e-30f;
     pare_tensor *t = mk1(PARE_DT_FLOAT, N, x);
-    const char *ops[] = {"Exp", "Tanh", "Sigmoid"};
-    for (int k = 0; k < 3; k++) {
+    const char *ops[] = {"Exp", "Tanh", "Sigmoid", "Erf"};
+    for (int k = 0; k < 4; k++) {
         pare_tensor *o = un(ops[k], 13, NULL, 0, t);
         const float *y = o->data;
         for (int i = 0; i < N; i++) {
             double xi = x[i];
-            double ref = k == 0 ? exp(xi) : k == 1 ? tanh(xi) : 1.0 / (1.0 + exp(-xi));
+            double ref = k == 0   ? exp(xi)
+                         : k == 1 ? tanh(xi)
+                         : k == 2 ? 1.0 / (1.0 + exp(-xi))
+                                  : erf(xi);
             if (isnan(ref)) {
                 if (!isnan(y[i]))
                     fail_msg("%s(nan) = %g", ops[k], (double)y[i]);
