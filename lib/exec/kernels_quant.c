@@ -209,7 +209,8 @@ static pare_status q_layout_make(const pare_tensor *x, const pare_tensor *scale,
         return st;
     int64_t inner = 1;
     for (int d = axis + 1; d < x->rank; d++)
-        inner *= x->dims[d];
+        if (__builtin_mul_overflow(inner, x->dims[d], &inner)) /* only when another dim is 0 */
+            return pare_error_set(err, PARE_ERR_LIMIT, "input dims overflow");
     L->axis_len = x->dims[axis];
     L->inner = inner;
     if (block_size <= 0) {
@@ -225,7 +226,7 @@ static pare_status q_layout_make(const pare_tensor *x, const pare_tensor *scale,
         return pare_error_set(err, PARE_ERR_INVALID,
                               "blocked quantization needs a scale of rank %d, got %d", x->rank,
                               scale->rank);
-    int64_t nblk = (x->dims[axis] + block_size - 1) / block_size;
+    int64_t nblk = x->dims[axis] / block_size + (x->dims[axis] % block_size != 0);
     for (int d = 0; d < x->rank; d++) {
         int64_t want = d == axis ? nblk : x->dims[d];
         if (scale->dims[d] != want)
@@ -1325,7 +1326,9 @@ static pare_status qconv_geom_make(const qconv_state *S, const pare_tensor *x,
     g->C = x->dims[1];
     g->M = w->dims[0];
     g->G = S->group;
-    if (g->C % g->G || g->M % g->G || w->dims[1] * g->G != g->C)
+    int64_t wc;
+    if (g->C % g->G || g->M % g->G || __builtin_mul_overflow(w->dims[1], g->G, &wc) ||
+        wc != g->C)
         return pare_error_set(err, PARE_ERR_INVALID,
                               "channels %lld / weight %lldx%lld do not fit group %lld",
                               (long long)g->C, (long long)g->M, (long long)w->dims[1],
@@ -1346,10 +1349,12 @@ static pare_status qconv_geom_make(const qconv_state *S, const pare_tensor *x,
         int64_t s = S->n_strides ? S->strides[i] : 1, d = S->n_dil ? S->dil[i] : 1;
         if (s < 1 || d < 1)
             return pare_error_set(err, PARE_ERR_INVALID, "strides and dilations must be >= 1");
-        int64_t dk = (k - 1) * d + 1, pb, pe, out;
+        int64_t dk, pb, pe, out, padded;
+        if (k < 1 || __builtin_mul_overflow(k - 1, d, &dk) || __builtin_add_overflow(dk, 1, &dk))
+            return pare_error_set(err, PARE_ERR_INVALID, "bad kernel size or dilation");
         if (S->auto_pad == 1 || S->auto_pad == 2) {
-            out = (in + s - 1) / s;
-            int64_t tot = (out - 1) * s + dk - in;
+            out = in / s + (in % s != 0);
+            int64_t tot = ((out - 1) * s - in) + dk; /* (out - 1) * s < in */
             if (tot < 0)
                 tot = 0;
             pb = S->auto_pad == 1 ? tot / 2 : tot - tot / 2;
@@ -1362,19 +1367,27 @@ static pare_status qconv_geom_make(const qconv_state *S, const pare_tensor *x,
         }
         if (pb < 0 || pe < 0)
             return pare_error_set(err, PARE_ERR_INVALID, "negative pads");
-        if (in + pb + pe < dk)
+        if (__builtin_add_overflow(in, pb, &padded) || __builtin_add_overflow(padded, pe, &padded))
+            return pare_error_set(err, PARE_ERR_LIMIT, "pads overflow");
+        if (padded < dk)
             return pare_error_set(err, PARE_ERR_INVALID, "kernel larger than padded input");
-        out = (in + pb + pe - dk) / s + 1;
+        out = (padded - dk) / s + 1;
         g->in[i] = in;
         g->k[i] = k;
         g->out[i] = out;
         g->s[i] = s;
         g->d[i] = d;
         g->pb[i] = pb;
-        g->in_sz *= in;
-        g->out_sz *= out;
-        g->k_sz *= k;
+        if (__builtin_mul_overflow(g->in_sz, in, &g->in_sz) ||
+            __builtin_mul_overflow(g->out_sz, out, &g->out_sz) ||
+            __builtin_mul_overflow(g->k_sz, k, &g->k_sz))
+            return pare_error_set(err, PARE_ERR_LIMIT, "convolution sizes overflow");
     }
+    /* the im2col buffer: Cg * k_sz x out_sz int32 */
+    int64_t ncol;
+    if (__builtin_mul_overflow(g->Cg, g->k_sz, &ncol) ||
+        __builtin_mul_overflow(ncol, g->out_sz, &ncol) || ncol > INT64_MAX / 4)
+        return pare_error_set(err, PARE_ERR_LIMIT, "convolution sizes overflow");
     return PARE_OK;
 }
 

@@ -269,8 +269,17 @@ static pare_status rnn_run(pare_kctx *k, pare_error *err)
     if (!pare_dtype_is_float(x->dtype))
         return pare_error_set(err, PARE_ERR_INVALID, "X must be a float tensor");
     int64_t seq = S->layout ? x->dims[1] : x->dims[0], batch = S->layout ? x->dims[0] : x->dims[1];
-    int64_t In = x->dims[2], nd = S->ndir, H = S->hidden >= 0 ? S->hidden : r->dims[2];
-    int64_t GH = S->ngates * H;
+    int64_t In = x->dims[2], nd = S->ndir, H = r->dims[2];
+    if (S->hidden >= 0 && S->hidden != H)
+        return pare_error_set(err, PARE_ERR_INVALID, "hidden_size %lld, but R's last dim is %lld",
+                              (long long)S->hidden, (long long)H);
+    /* the byte sizes of the buffers (per step: nd * batch * G * H; all steps: seq times
+     * that) must not overflow */
+    int64_t GH, nb = (int64_t)nd * 8 * S->ngates, nyb;
+    if (H > INT32_MAX || __builtin_mul_overflow(S->ngates, H, &GH) ||
+        __builtin_mul_overflow(nb, batch, &nb) || __builtin_mul_overflow(nb, H, &nb) ||
+        __builtin_mul_overflow(nb, seq, &nyb))
+        return pare_error_set(err, PARE_ERR_LIMIT, "RNN sizes overflow");
     int64_t wd[3] = {nd, GH, In}, rd[3] = {nd, GH, H}, bd[2] = {nd, 2 * GH};
     int64_t hd[3] = {nd, batch, H}, hdl[3] = {batch, nd, H}, pd[2] = {nd, 3 * H};
     if (!r_dims_are(w, 3, wd) || !r_dims_are(r, 3, rd))
@@ -359,9 +368,9 @@ static pare_status rnn_run(pare_kctx *k, pare_error *err)
         }
     }
     if (cdt == PARE_DT_DOUBLE)
-        st = rnn_core_f64(k, S, seq, batch, In, X, W, R, B, lens, h0, c0, P, Yb, Yhb, Ycb, err);
+        st = rnn_core_f64(k, S, H, seq, batch, In, X, W, R, B, lens, h0, c0, P, Yb, Yhb, Ycb, err);
     else
-        st = rnn_core_f32(k, S, seq, batch, In, X, W, R, B, lens, h0, c0, P, Yb, Yhb, Ycb, err);
+        st = rnn_core_f32(k, S, H, seq, batch, In, X, W, R, B, lens, h0, c0, P, Yb, Yhb, Ycb, err);
     if (st)
         goto done;
     if (S->layout) {

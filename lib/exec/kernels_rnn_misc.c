@@ -1986,17 +1986,25 @@ static pare_status deform_run(pare_kctx *k, pare_error *err)
         return pare_error_set(err, PARE_ERR_UNSUPPORTED, "DeformConv supports 2-D float input");
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], Wd = x->dims[3];
     int64_t M = w->dims[0], kh = w->dims[2], kw = w->dims[3], G = S->group, OG = S->offset_group;
-    int64_t oh = off->dims[2], ow = off->dims[3];
-    if ((S->n_k && (S->kernel[0] != kh || S->kernel[1] != kw)) || w->dims[1] * G != C || M % G ||
-        C % OG || off->dims[0] != N || off->dims[1] != OG * kh * kw * 2)
+    int64_t oh = off->dims[2], ow = off->dims[3], wc, noff;
+    if ((S->n_k && (S->kernel[0] != kh || S->kernel[1] != kw)) ||
+        __builtin_mul_overflow(w->dims[1], G, &wc) || wc != C || M % G || C % OG ||
+        off->dims[0] != N || kh < 1 || kw < 1 || __builtin_mul_overflow(OG, kh, &noff) ||
+        __builtin_mul_overflow(noff, kw, &noff) || __builtin_mul_overflow(noff, 2, &noff) ||
+        off->dims[1] != noff)
         return pare_error_set(err, PARE_ERR_INVALID, "inconsistent DeformConv shapes");
     int64_t sh = S->n_s ? S->strides[0] : 1, sw = S->n_s ? S->strides[1] : 1;
     int64_t dh = S->n_d ? S->dil[0] : 1, dw = S->n_d ? S->dil[1] : 1;
     int64_t ph = S->n_p ? S->pads[0] : 0, pw = S->n_p ? S->pads[1] : 0;
     int64_t pe_h = S->n_p ? S->pads[2] : 0, pe_w = S->n_p ? S->pads[3] : 0;
-    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 ||
-        oh != (H + ph + pe_h - ((kh - 1) * dh + 1)) / sh + 1 ||
-        ow != (Wd + pw + pe_w - ((kw - 1) * dw + 1)) / sw + 1)
+    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0 || pe_h < 0 || pe_w < 0)
+        return pare_error_set(err, PARE_ERR_INVALID, "DeformConv: bad strides, dilations or pads");
+    /* room = size + pads - ((k - 1) * dilation + 1) on each axis */
+    int64_t room_h, room_w, span_h, span_w;
+    if (__builtin_mul_overflow(kh - 1, dh, &span_h) || __builtin_mul_overflow(kw - 1, dw, &span_w) ||
+        __builtin_add_overflow(H, ph, &room_h) || __builtin_add_overflow(room_h, pe_h, &room_h) ||
+        __builtin_add_overflow(Wd, pw, &room_w) || __builtin_add_overflow(room_w, pe_w, &room_w) ||
+        oh != (room_h - span_h - 1) / sh + 1 || ow != (room_w - span_w - 1) / sw + 1)
         return pare_error_set(err, PARE_ERR_INVALID, "offset's spatial shape does not match the "
                               "convolution output");
     int64_t md[4] = {N, OG * kh * kw, oh, ow};

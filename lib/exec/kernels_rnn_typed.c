@@ -80,12 +80,12 @@ static void RF(rnn_clip)(const rnn_state *S, RT *v, int64_t n)
  *   X [seq, batch, In], W [dirs, G*H, In], R [dirs, G*H, H], B [dirs, 2*G*H],
  *   lens [batch], h0/c0 [dirs, batch, H], P [dirs, 3*H] (LSTM),
  *   Y [seq, dirs, batch, H], Yh/Yc [dirs, batch, H]. */
-static pare_status RF(rnn_core)(pare_kctx *k, const rnn_state *S, int64_t seq, int64_t batch,
-                                int64_t In, const RT *X, const RT *W, const RT *R, const RT *B,
-                                const int64_t *lens, const RT *h0, const RT *c0, const RT *P,
-                                RT *Y, RT *Yh, RT *Yc, pare_error *err)
+static pare_status RF(rnn_core)(pare_kctx *k, const rnn_state *S, int64_t H, int64_t seq,
+                                int64_t batch, int64_t In, const RT *X, const RT *W, const RT *R,
+                                const RT *B, const int64_t *lens, const RT *h0, const RT *c0,
+                                const RT *P, RT *Y, RT *Yh, RT *Yc, pare_error *err)
 {
-    const int64_t H = S->hidden, G = S->ngates, GH = G * H, nd = S->ndir;
+    const int64_t G = S->ngates, GH = G * H, nd = S->ndir;
     const bool gru = S->cell == CELL_GRU, lstm = S->cell == CELL_LSTM;
     size_t nxw = (size_t)(seq * batch * GH), nhr = (size_t)(batch * GH), nh = (size_t)(batch * H);
     RT *XW = malloc((nxw ? nxw : 1) * sizeof *XW);

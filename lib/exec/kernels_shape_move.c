@@ -1034,6 +1034,14 @@ static void pad_rows(void *ctx, int64_t b, int64_t e)
     }
 }
 
+/* Whether output index c of an axis padded by pb at the start reads input index m
+ * straight through (c - pb == m, without overflowing). */
+static bool pad_through(int64_t c, int64_t pb, int64_t m)
+{
+    int64_t i;
+    return m >= 0 && !__builtin_sub_overflow(c, pb, &i) && i == m;
+}
+
 /* The padded copy itself, shared by Pad and CenterCropPad: begin/end per axis. */
 static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *pb,
                              const int64_t *pe, int mode, const void *fill, pare_error *err)
@@ -1053,7 +1061,6 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
             return pare_error_set(err, PARE_ERR_INVALID, "cannot pad an empty axis %d in %s mode",
                                   i, mode == PAD_REFLECT ? "reflect" : mode == PAD_EDGE ? "edge"
                                                                                      : "wrap");
-        total += odims[i];
     }
     pare_tensor *o;
     pare_status st = sh_alloc(k, 0, x->dtype, r, odims, &o, err);
@@ -1071,6 +1078,9 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
         sh_fill(o->data, on, fill, es);
         return sh_finish(o, err);
     }
+    /* no dim is 0 here, so the sum of the dims is at most their product plus r */
+    for (int i = 0; i < r; i++)
+        total += odims[i];
     int64_t *maps = malloc((size_t)total * sizeof *maps);
     if (!maps)
         return sh_nomem(err);
@@ -1082,17 +1092,20 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
         j.odims[d] = odims[d];
         j.map[d] = m;
         for (int64_t c = 0; c < odims[d]; c++) {
-            int64_t i = c - pb[d];
-            if (i < 0 || i >= dim) {
+            /* c - pb overflows only for a huge negative pb: then it is past the end */
+            int64_t i;
+            bool past = __builtin_sub_overflow(c, pb[d], &i);
+            if (past || i < 0 || i >= dim) {
                 switch (mode) {
                 case PAD_CONSTANT: i = -1; break;
-                case PAD_EDGE: i = i < 0 ? 0 : dim - 1; break;
-                case PAD_WRAP: i = ((i % dim) + dim) % dim; break;
+                case PAD_EDGE: i = !past && i < 0 ? 0 : dim - 1; break;
+                case PAD_WRAP: i = c % dim - pb[d] % dim; i = ((i % dim) + dim) % dim; break;
                 default:
                     if (dim == 1) {
                         i = 0;
                     } else {
                         int64_t p = 2 * (dim - 1);
+                        i = c % p - pb[d] % p;
                         i = ((i % p) + p) % p;
                         if (i >= dim)
                             i = p - i;
@@ -1108,10 +1121,10 @@ static pare_status pad_apply(pare_kctx *k, const pare_tensor *x, const int64_t *
     int64_t n = odims[r - 1];
     j.lo = j.hi = 0;
     for (int64_t c = 0; c < n; c++)
-        if (last[c] >= 0 && c - pb[r - 1] == last[c]) {
+        if (pad_through(c, pb[r - 1], last[c])) {
             j.lo = c;
             j.hi = c;
-            while (j.hi < n && last[j.hi] >= 0 && j.hi - pb[r - 1] == last[j.hi])
+            while (j.hi < n && pad_through(j.hi, pb[r - 1], last[j.hi]))
                 j.hi++;
             break;
         }

@@ -764,13 +764,20 @@ static pare_status run_col2im(pare_kctx *k, pare_error *err)
         str[i] = s->n_strides ? s->strides[i] : 1;
         pb[i] = s->n_pads ? s->pads[i] : 0;
         pe[i] = s->n_pads ? s->pads[sd + i] : 0;
-        if (blk[i] <= 0 || img[i] < 0 || dil[i] <= 0 || str[i] <= 0)
-            return pare_error_set(err, PARE_ERR_INVALID, "bad block, image, dilation or stride");
-        kprod *= blk[i];
-        int64_t span = dil[i] * (blk[i] - 1) + 1;
-        int64_t room = img[i] + pb[i] + pe[i] - span;
+        if (blk[i] <= 0 || img[i] < 0 || dil[i] <= 0 || str[i] <= 0 || pb[i] < 0 || pe[i] < 0)
+            return pare_error_set(err, PARE_ERR_INVALID,
+                                  "bad block, image, dilation, stride or pads");
+        int64_t span, room;
+        if (__builtin_mul_overflow(kprod, blk[i], &kprod) ||
+            __builtin_mul_overflow(dil[i], blk[i] - 1, &span) ||
+            __builtin_add_overflow(span, 1, &span) ||
+            __builtin_add_overflow(img[i], pb[i], &room) ||
+            __builtin_add_overflow(room, pe[i], &room) ||
+            __builtin_sub_overflow(room, span, &room))
+            return pare_error_set(err, PARE_ERR_LIMIT, "Col2Im block or image sizes overflow");
         nblk[i] = room < 0 ? 0 : room / str[i] + 1;
-        L *= nblk[i];
+        if (__builtin_mul_overflow(L, nblk[i], &L))
+            return pare_error_set(err, PARE_ERR_LIMIT, "Col2Im block count overflows");
     }
     if (x->dims[1] % kprod || x->dims[2] != L)
         return pare_error_set(err, PARE_ERR_INVALID,
@@ -803,8 +810,10 @@ static pare_status run_col2im(pare_kctx *k, pare_error *err)
                     int64_t bpos = rl % nblk[i];
                     rl /= nblk[i];
                     int64_t p = bpos * str[i] - pb[i] + kc[i] * dil[i];
-                    if (p < 0 || p >= img[i])
+                    if (p < 0 || p >= img[i]) {
                         in = false;
+                        break;
+                    }
                     off += p * is[i];
                 }
                 if (!in)

@@ -121,7 +121,7 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
         return;
     if (grain < 1)
         grain = 1;
-    if (!p || p->n <= 1 || n <= grain || in_pool_job || p->busy) {
+    if (!p || p->n <= 1 || n <= grain || in_pool_job) {
         fn(ctx, 0, n);
         return;
     }
@@ -130,6 +130,11 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
     if (chunks > (int64_t)p->n * 4)
         grain = per > grain ? per : grain;
     pthread_mutex_lock(&p->mu);
+    if (p->busy) { /* another thread's job holds the pool: run inline */
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, 0, n);
+        return;
+    }
     p->busy = 1;
     p->fn = fn;
     p->ctx = ctx;

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -53,6 +54,7 @@ static void arena_free(arena *a)
 
 typedef struct save_ctx {
     arena ar;
+    const pare_model *m;    /* for its external data mappings */
     const pare_save_opts *opts;
     FILE *ext;              /* open external data file, or NULL */
     const char *ext_name;   /* location written into tensors */
@@ -154,6 +156,28 @@ static Onnx__TensorProto *tensor_shell(save_ctx *c, const pare_tensor *t,
     return tp;
 }
 
+/* Copying external weights from their mapping faults the pages into this
+ * process; once written they are not needed again soon, so give them back
+ * (only for read-only file mappings, where the kernel re-reads on access),
+ * keeping peak RSS near one tensor rather than all the weights. */
+static void drop_mapped_pages(save_ctx *c, const void *data, size_t len)
+{
+    if (!c->m || !len)
+        return;
+    const uint8_t *p = data;
+    for (size_t i = 0; i < c->m->n_ext; i++) {
+        const uint8_t *a = c->m->ext[i].addr;
+        if (!a || p < a || p + len > a + c->m->ext[i].len)
+            continue;
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
 static Onnx__TensorProto *init_to_proto(save_ctx *c, pare_value *v)
 {
     const Onnx__TensorProto *orig = v->orig_init;
@@ -185,6 +209,7 @@ static Onnx__TensorProto *init_to_proto(save_ctx *c, pare_value *v)
         fail(c, PARE_ERR_IO, "writing external data failed");
         return NULL;
     }
+    drop_mapped_pages(c, v->init->data, v->init->nbytes);
     char off[32], len[32];
     snprintf(off, sizeof off, "%" PRIu64, c->ext_off);
     snprintf(len, sizeof len, "%zu", v->init->nbytes);
@@ -722,6 +747,7 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
     memset(&c, 0, sizeof c);
     c.opts = &o;
     c.err = err;
+    c.m = m;
     c.ext_allowed = !to_stdout;
 
     /* external file name: "<output name>.data" unless given */
