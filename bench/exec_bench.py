@@ -39,6 +39,8 @@ the hardware's theoretical peak (a runtime may beat it).
 
 --rounds N measures every row N times, pare and onnxruntime alternating,
 and keeps each one's lowest p50 (other load only slows a run down).
+--combine A.json B.json ... prints one table from earlier --json files the
+same way (each runtime's lowest p50 per row, and the ratio of each run).
 --dry-run only checks that everything starts: the tools and onnxruntime are
 there, each model is found and prepared, pare-inspect estimates it,
 `pare-run --plan` plans it, and onnxruntime creates a session for it.
@@ -348,6 +350,8 @@ def parse_args(argv):
     ap.add_argument("--ort-provider", default="CPUExecutionProvider", help="onnxruntime provider")
     ap.add_argument("--no-peak", action="store_true", help="skip the peak GFLOP/s measurement")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="print one table from earlier --json files (each runtime's lowest p50); run nothing")
     ap.add_argument("--dry-run", action="store_true",
                     help="check that everything starts (tools, models, plans, sessions); time nothing")
     a = ap.parse_args(argv)
@@ -448,6 +452,8 @@ def dry_run(a, work):
 def main(argv=None):
     sys.stdout.reconfigure(line_buffering=True)
     a = parse_args(argv)
+    if a.combine:
+        return combine(a.combine)
     problems = check_tools(a)
     if problems:
         for p in problems:
@@ -523,6 +529,50 @@ def bench(a, work, ort_version):
     return 1 if failed else 0
 
 
+def combine(files):
+    """One table from several --json files: each runtime's lowest p50 per row."""
+    rows, order, peak, meta = {}, [], None, []
+    for fn in files:
+        try:
+            with open(fn) as f:
+                d = json.load(f)
+        except (OSError, ValueError) as ex:
+            print(f"exec_bench: {fn}: {ex}", file=sys.stderr)
+            return 1
+        if d.get("schema") != "pare-exec-bench/1":
+            print(f"exec_bench: {fn}: not an exec_bench --json file", file=sys.stderr)
+            return 1
+        meta.append(d)
+        if d.get("peak_gflops"):
+            peak = max(peak or 0.0, d["peak_gflops"])
+        for r in d["rows"]:
+            k = (r["model"], r["batch"])
+            if k not in rows:
+                order.append(k)
+                rows[k] = {kk: v for kk, v in r.items()
+                           if kk not in ("pare_p50_ms", "ort_p50_ms", "rel_err", "error")}
+            c = rows[k]
+            if "pare_p50_ms" not in r:
+                continue
+            c.setdefault("run_ratios", []).append(r["pare_p50_ms"] / r["ort_p50_ms"])
+            for kk in ("pare_p50_ms", "ort_p50_ms"):
+                c[kk] = min(c.get(kk, float("inf")), r[kk])
+            c["rel_err"] = max(c.get("rel_err", 0.0), r["rel_err"])
+    threads = sorted({d["threads"] for d in meta})
+    print(f"exec_bench: {len(files)} runs combined, each runtime's lowest p50 per row; "
+          f"threads {', '.join(map(str, threads))}")
+    for fn, d in zip(files, meta):
+        ls, le = d["loadavg_start"], d["loadavg_end"]
+        print(f"  {fn}: rounds {d['rounds']}, {d['duration_s']:g} s, load average {ls[0]:.2f} at start, "
+              f"{le[0]:.2f} at end, peak {d['peak_gflops'] or 0:.1f} GFLOP/s")
+    print()
+    for c in rows.values():
+        if "pare_p50_ms" not in c and "na" not in c:
+            c["error"] = "no run measured it"
+    print_table([rows[k] for k in order], peak)
+    return 0
+
+
 def print_row_progress(row):
     if "error" in row:
         print(f"  {row['model']} b{row['batch']}: FAILED: {row['error']}", file=sys.stderr)
@@ -535,6 +585,9 @@ def print_row_progress(row):
 def print_table(rows, peak):
     hdr = ["model", "batch", "pare p50 ms", "ort p50 ms", "pare/ort", "GFLOP", "pare GFLOP/s",
            "ort GFLOP/s", "pare % peak", "max rel err"]
+    per_run = any("run_ratios" in r for r in rows)
+    if per_run:
+        hdr.insert(5, "pare/ort per run")
     lines = []
     for r in rows:
         if "na" in r or "error" in r:
@@ -547,9 +600,12 @@ def print_table(rows, peak):
         og = f / (r["ort_p50_ms"] * 1e-3) / 1e9
         r["pare_gflops"], r["ort_gflops"] = pg, og
         r["ratio"] = r["pare_p50_ms"] / r["ort_p50_ms"]
-        lines.append([r["model"], str(r["batch"]), f"{r['pare_p50_ms']:.3f}", f"{r['ort_p50_ms']:.3f}",
-                      f"{r['ratio']:.2f}", f"{f / 1e9:.3f}{mark}", f"{pg:.1f}", f"{og:.1f}",
-                      f"{100 * pg / peak:.0f} %" if peak else "-", f"{r['rel_err']:.1e}"])
+        ln = [r["model"], str(r["batch"]), f"{r['pare_p50_ms']:.3f}", f"{r['ort_p50_ms']:.3f}",
+              f"{r['ratio']:.2f}", f"{f / 1e9:.3f}{mark}", f"{pg:.1f}", f"{og:.1f}",
+              f"{100 * pg / peak:.0f} %" if peak else "-", f"{r['rel_err']:.1e}"]
+        if per_run:
+            ln.insert(5, " / ".join(f"{x:.2f}" for x in r.get("run_ratios", [])))
+        lines.append(ln)
     print("| " + " | ".join(hdr) + " |")
     print("|" + "|".join("---" for _ in hdr) + "|")
     for ln in lines:

@@ -364,8 +364,19 @@ static pare_status concat_rows(pare_tensor *const *parts, size_t n, pare_tensor 
     int64_t dims[PARE_MAX_RANK];
     memcpy(dims, f->dims, (size_t)f->rank * sizeof *dims);
     dims[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        dims[0] += parts[i]->dims[0];
+    for (size_t i = 0; i < n; i++) {
+        const pare_tensor *t = parts[i];
+        if (t->dtype != f->dtype || t->rank != f->rank ||
+            memcmp(t->dims + 1, f->dims + 1, (size_t)(f->rank - 1) * sizeof *dims) != 0) {
+            char a[128], b[128];
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                                  "cannot join rows of %s %s and %s %s",
+                                  pare_dtype_name(f->dtype), pare_dims_str(f->rank, f->dims, a, 128),
+                                  pare_dtype_name(t->dtype), pare_dims_str(t->rank, t->dims, b, 128));
+        }
+        if (__builtin_add_overflow(dims[0], t->dims[0], &dims[0]))
+            return pare_error_set(err, PARE_ERR_LIMIT, "too many rows");
+    }
     pare_status st = pare_tensor_new(f->name, f->dtype, f->rank, dims, out, err);
     if (st)
         return st;

@@ -126,9 +126,14 @@ static pare_status loop_run(pare_kctx *k, pare_error *err)
         st = pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n_carried; i++)
+    for (size_t i = 0; i < n_carried; i++) {
+        if (!k->in[2 + i]) {
+            st = pare_error_set(err, PARE_ERR_INVALID, "loop-carried input %zu is missing", i);
+            goto out;
+        }
         if ((st = pare_tensor_clone(k->in[2 + i], &carried[i], err)))
             goto out;
+    }
     int64_t none[1] = {0};
     if ((st = pare_tensor_new(NULL, PARE_DT_INT64, 0, none, &iter_t, err)) ||
         (st = pare_tensor_new(NULL, PARE_DT_BOOL, 0, none, &cond_t, err)))
@@ -244,6 +249,9 @@ static pare_status scan_run(pare_kctx *k, pare_error *err)
     size_t n_out_dirs = pare_node_attr_ints(n, "scan_output_directions", &out_dirs);
     if (body->n_inputs != k->n_in || body->n_outputs != k->n_out)
         return pare_error_set(err, PARE_ERR_INVALID, "body signature does not match the node");
+    for (size_t i = 0; i < k->n_in; i++)
+        if (!k->in[i])
+            return pare_error_set(err, PARE_ERR_INVALID, "input %zu is missing", i);
     int64_t len = -1;
     int axes[64];
     if (m > 64)

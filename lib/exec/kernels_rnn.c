@@ -1199,14 +1199,26 @@ static pare_status roialign_run(pare_kctx *k, pare_error *err)
             rh = fmax(rh, 1.0);
         }
         double bh = rh / (double)S->oh, bw = rw / (double)S->ow;
-        int64_t gh = S->sampling > 0 ? S->sampling : (int64_t)ceil(rh / (double)S->oh);
-        int64_t gw = S->sampling > 0 ? S->sampling : (int64_t)ceil(rw / (double)S->ow);
+        double gh_f = S->sampling > 0 ? (double)S->sampling : ceil(rh / (double)S->oh);
+        double gw_f = S->sampling > 0 ? (double)S->sampling : ceil(rw / (double)S->ow);
+        if (!(gh_f >= 0 && gw_f >= 0 && gh_f <= 4096 && gw_f <= 4096)) { /* NaN too */
+            st = pare_error_set(err, PARE_ERR_INVALID, "bad RoI");
+            goto done;
+        }
+        int64_t gh = (int64_t)gh_f, gw = (int64_t)gw_f;
         if (gh < 0 || gw < 0 || gh > 4096 || gw > 4096) {
             st = pare_error_set(err, PARE_ERR_INVALID, "bad RoI");
             goto done;
         }
         double count = (double)(gh * gw > 1 ? gh * gw : 1);
-        size_t npc = (size_t)(S->oh * S->ow * gh * gw);
+        int64_t npc64;
+        if (__builtin_mul_overflow(S->oh, S->ow, &npc64) ||
+            __builtin_mul_overflow(npc64, gh * gw, &npc64) ||
+            npc64 > INT64_MAX / (int64_t)sizeof *pc) {
+            st = pare_error_set(err, PARE_ERR_LIMIT, "RoiAlign output too large");
+            goto done;
+        }
+        size_t npc = (size_t)npc64;
         free(pc);
         pc = malloc((npc ? npc : 1) * sizeof *pc);
         if (!pc) {
@@ -1222,8 +1234,8 @@ static pare_status roialign_run(pare_kctx *k, pare_error *err)
                         double xx = sw + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
                         roi_pc *p = &pc[idx++];
                         memset(p, 0, sizeof *p);
-                        if (yy < -1.0 || yy > (double)H || xx < -1.0 || xx > (double)W)
-                            continue;
+                        if (!(yy >= -1.0 && yy <= (double)H && xx >= -1.0 && xx <= (double)W))
+                            continue; /* outside, or NaN */
                         double yv = yy < 0 ? 0 : yy, xv = xx < 0 ? 0 : xx;
                         int64_t yl = (int64_t)yv, xl = (int64_t)xv, yh, xh;
                         if (yl >= H - 1) {

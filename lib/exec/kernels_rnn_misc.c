@@ -1178,7 +1178,9 @@ static pare_status tfidf_init(const pare_node *n, int64_t o, void **state, pare_
     int64_t mx = -1;
     for (size_t i = 0; i < s->n_index && !st; i++)
         mx = s->indexes[i] > mx ? s->indexes[i] : mx;
-    s->out_size = mx + 1;
+    if (!st && mx == INT64_MAX)
+        st = pare_error_set(err, PARE_ERR_INVALID, "ngram index %lld too large", (long long)mx);
+    s->out_size = mx + (mx < INT64_MAX);
     if (!st && s->n_index < s->n_grams)
         st = pare_error_set(err, PARE_ERR_INVALID, "fewer ngram_indexes than n-grams");
     if (st) {
@@ -1187,6 +1189,14 @@ static pare_status tfidf_init(const pare_node *n, int64_t o, void **state, pare_
     }
     *state = s;
     return PARE_OK;
+}
+
+/* Whether an n-gram of n items, skip apart, starting at s0 runs past C items. */
+static bool tfidf_past(int64_t s0, int64_t skip, int64_t n, int64_t C)
+{
+    int64_t last;
+    return __builtin_mul_overflow(skip, n - 1, &last) || __builtin_add_overflow(last, s0, &last) ||
+           last >= C;
 }
 
 static pare_status tfidf_run(pare_kctx *k, pare_error *err)
@@ -1210,16 +1220,18 @@ static pare_status tfidf_run(pare_kctx *k, pare_error *err)
     if (!freq)
         return r_nomem(err);
     const pare_string *xs = x->data;
+    /* a gap of C or more leaves no room for a second item */
+    int64_t max_skip = S->max_skip < C ? S->max_skip : C;
     for (int64_t r = 0; r < rows; r++) {
         int64_t start_n = S->min_n;
-        for (int64_t skip = 1; skip <= S->max_skip + 1; skip++) {
+        for (int64_t skip = 1; skip <= max_skip + 1; skip++) {
             for (int64_t s0 = 0; s0 < C; s0++) {
-                if (s0 + skip * (start_n - 1) >= C)
+                if (tfidf_past(s0, skip, start_n, C))
                     break;
                 for (size_t g = 0; g < S->n_grams; g++) {
                     int64_t len = S->gram_len[g];
                     if (len < start_n || len < S->min_n || len > S->max_n ||
-                        s0 + skip * (len - 1) >= C)
+                        tfidf_past(s0, skip, len, C))
                         continue;
                     bool match = true;
                     for (int64_t j = 0; j < len && match; j++) {
