@@ -104,7 +104,7 @@ static pare_status RF(rnn_core)(pare_kctx *k, const rnn_state *S, int64_t H, int
         memcpy(Hc, h0 + d * batch * H, nh * sizeof *Hc);
         if (lstm)
             memcpy(Cc, c0 + d * batch * H, nh * sizeof *Cc);
-        const RT *Pd = lstm ? P + d * 3 * H : NULL;
+        const RT *Pd = lstm && P ? P + d * 3 * H : NULL;
         if (seq * batch > 0 && GH > 0) {
             if (In > 0)
                 st = RGEMM(k->pool, false, true, seq * batch, GH, In, 1, X, In, Wd, In, 0, XW, GH);

@@ -110,7 +110,8 @@ static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out,
     }
     p->next = s->plans;
     s->plans = p;
-    memcpy(p->order, g->nodes, p->n * sizeof *p->order);
+    if (p->n)
+        memcpy(p->order, g->nodes, p->n * sizeof *p->order);
     for (size_t i = 0; i < g->n_values; i++)
         p->last_use[i] = SIZE_MAX;
     /* positions, for liveness */
