@@ -9,12 +9,17 @@
  *     pare_tensors_free(outs, n_outs);
  *     pare_session_free(s);
  *
- * A session plans once per set of input shapes: kernels are chosen per
- * node when the session is made (an op no backend supports fails then, with
- * the node, op, domain and opset named); on the first run with new input
- * shapes it records every tensor's size and lifetime and lays them out in
- * one arena by liveness, which later runs with the same shapes reuse.
- * The model must outlive the session and must not change while it lives.
+ * A session plans once per set of input shapes: a backend and a kernel are
+ * chosen per node when the session is made, by (domain, op, opset, input
+ * dtypes), with dtypes the file does not give filled in by shape inference
+ * (pare/infer.h; inferred types are not saved). A node no backend supports
+ * fails then, with the node, op, domain, opset and input dtypes named. On
+ * the first run with new input shapes the session records every tensor's
+ * size and lifetime and lays them out in one arena per backend by
+ * liveness, which later runs with the same shapes reuse.
+ * The model must outlive the session and must not change while it lives;
+ * pare_session_new may fill in value types (inference), so do not make two
+ * sessions of one model at the same time from different threads.
  */
 #ifndef PARE_EXEC_H
 #define PARE_EXEC_H
@@ -29,7 +34,11 @@ typedef struct pare_session pare_session;
 
 typedef struct pare_session_opts {
     int threads;          /* 0: all cores */
-    const char *device;   /* "cpu" (default), "cuda", "auto" */
+    /* "cpu" (NULL: the default), "cuda" (PARE_ERR_UNSUPPORTED in a build
+     * without it: "pare was built without CUDA"), "auto" (a usable device
+     * backend, else the CPU). Nodes the device cannot run fall back to the
+     * CPU one by one; pare_session_plan_text says which and why. */
+    const char *device;
     int gpu;              /* device index for cuda */
     bool keep_all;        /* keep every intermediate alive (for observers that hold them) */
 } pare_session_opts;
@@ -65,7 +74,12 @@ void pare_session_set_observer(pare_session *s, pare_observer_fn fn, void *ctx);
 size_t pare_session_arena_bytes(const pare_session *s);
 /* The signature "input 'x' float32 [N,3,224,224]; ..." for messages. */
 const char *pare_session_signature(pare_session *s);
-/* Which backend runs each node and why (one line each), for --plan. Caller frees. */
+/* The plan as text, for --plan: a header line, then one line per node of
+ * the main graph in run order: name (or #id), op, backend, kernel as
+ * "Op/since(input dtypes)" and, for a node the preferred device backend
+ * declined, "fallback from DEV: reason"; rows "copy:TENSOR (copy) TO
+ * FROM->TO" are the copies between backends. Caller frees; NULL on
+ * allocation failure. */
 char *pare_session_plan_text(pare_session *s);
 
 /* Number of usable cores. */

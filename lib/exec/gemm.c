@@ -2,7 +2,11 @@
  *
  * Portable path (BLIS-like): op(A) is packed into MR-row strips and op(B)
  * into NR-column strips, each per KC-deep block; a microkernel keeps an
- * MR x NR tile of C in vector registers. The build has no -march flag and
+ * MR x NR tile of C in vector registers. A plain (not transposed, alpha 1)
+ * A that was not packed ahead of time is read in place by a second
+ * microkernel (ukrd; its rows are broadcast from memory either way), so a
+ * MatMul of activations by weights packs only B; a 1x1 convolution with unit
+ * strides and no padding reads its image as a plain B. The build has no -march flag and
  * compiles as ISO C (no FMA contraction), so the microkernels are written
  * once below (the PARE_GEMM_TEMPLATE part, included repeatedly from this very
  * file) over a handful of vector macros, instantiated for AVX-512, AVX2+FMA
@@ -44,6 +48,9 @@
 
 typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                        float beta, const float *bias);
+/* The same with A read in place: MR rows lda apart (no packing). */
+typedef void (*ukrd_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                        int64_t ldc, float beta, const float *bias);
 typedef float (*dot_fn)(int64_t n, const float *x, const float *y);
 typedef void (*axpy_fn)(int64_t n, float a, const float *x, float *y);
 typedef void (*packb_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
@@ -52,6 +59,7 @@ typedef struct gemm_arch {
     const char *name;
     int mr, nr;
     ukr_fn ukr;
+    ukrd_fn ukrd;
     dot_fn dot;
     axpy_fn axpy;
     packb_fn packb; /* kc rows of NR floats (row stride ld) into [kc][NR] */
@@ -156,14 +164,15 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #endif
 #undef PARE_GEMM_TEMPLATE
 
-static const gemm_arch arch_generic = {"generic",    4, 8, ukr_generic, dot_generic, axpy_generic,
-                                       packb_generic};
+static const gemm_arch arch_generic = {"generic",    4,           8,           ukr_generic,
+                                       ukrd_generic, dot_generic, axpy_generic, packb_generic};
 #if GEMM_X86
-static const gemm_arch arch_avx2 = {"avx2", 6, 16, ukr_avx2, dot_avx2, axpy_avx2, packb_avx2};
-static const gemm_arch arch_avx512 = {"avx512",   12,          32,          ukr_avx512,
-                                      dot_avx512, axpy_avx512, packb_avx512};
-static const gemm_arch arch_avx512x8 = {"avx512x8", 8,           32,          ukr_avx512x8,
-                                        dot_avx512, axpy_avx512, packb_avx512};
+static const gemm_arch arch_avx2 = {"avx2",    6,         16,        ukr_avx2,
+                                    ukrd_avx2, dot_avx2, axpy_avx2, packb_avx2};
+static const gemm_arch arch_avx512 = {"avx512",    12,         32,          ukr_avx512,
+                                      ukrd_avx512, dot_avx512, axpy_avx512, packb_avx512};
+static const gemm_arch arch_avx512x8 = {"avx512x8",    8,          32,          ukr_avx512x8,
+                                        ukrd_avx512x8, dot_avx512, axpy_avx512, packb_avx512};
 #endif
 
 static const gemm_arch *arch_cur;
@@ -454,10 +463,13 @@ static void put_run(float *dst, int64_t kk, int64_t kc, int nr, int64_t j, int64
         int64_t strip = j / nr, lane = j - strip * nr;
         int64_t piece = min64(count, nr - lane);
         float *d = dst + strip * kc * nr + kk * nr + lane;
+        /* pieces are at most NR floats: plain loops beat a libc call */
         if (!src)
-            memset(d, 0, (size_t)piece * sizeof *d);
+            for (int64_t t = 0; t < piece; t++)
+                d[t] = 0.0f;
         else if (inc == 1)
-            memcpy(d, src, (size_t)piece * sizeof *d);
+            for (int64_t t = 0; t < piece; t++)
+                d[t] = src[t];
         else
             for (int64_t t = 0; t < piece; t++)
                 d[t] = src[t * inc];
@@ -633,6 +645,9 @@ typedef struct drive {
     int64_t M, K, mpad, kb;
     const float *pa;  /* packed A */
     pack_a_job apack; /* when A is packed in this call (apack.dst != NULL) */
+    const float *ad;  /* A read in place (row-major, alpha 1) or NULL; then pa
+                         holds only the last, partial strip (if any) packed */
+    int64_t lda;
     int64_t a_strips; /* A strips the pack pass does */
     bsrc b;
     float *pb; /* shared packed B for the current N chunk (shared mode) */
@@ -679,18 +694,25 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
     float beta = k0 == 0 ? d->beta : 1.0f;
     const float *bias = k0 == 0 ? d->bias : NULL;
     bool last = d->clamp && k0 + kc == d->K;
-    const float *pa = d->pa + k0 * d->mpad;
+    const float *pa = d->ad ? d->pa + k0 * mr : d->pa + k0 * d->mpad;
     for (int64_t u = u0; u < u1; u++) {
         int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
         const float *bp = pb + (u - u0) * kc * nr;
         for (int64_t s = s0; s < s1; s++) {
             int64_t i0 = s * mr, mm = min64(mr, d->M - i0);
-            const float *ap = pa + s * kc * mr;
+            bool direct = d->ad && mm == mr;
+            const float *ap = direct ? d->ad + i0 * d->lda + k0 : d->ad ? pa : pa + s * kc * mr;
             float *c = d->C + i0 * d->ldc + d->n0 + j0;
             if (mm == mr && nn == nr) {
-                ar->ukr(kc, ap, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
+                if (direct)
+                    ar->ukrd(kc, ap, d->lda, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
+                else
+                    ar->ukr(kc, ap, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
             } else {
-                ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
+                if (direct)
+                    ar->ukrd(kc, ap, d->lda, bp, tmp, nr, 0.0f, NULL);
+                else
+                    ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
                 for (int64_t i = 0; i < mm; i++) {
                     float bi = bias ? bias[i0 + i] : 0.0f;
                     float *cr = c + i * d->ldc;
@@ -781,6 +803,19 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     d.ldc = ldc;
     if (pka) {
         d.pa = pka->data;
+    } else if (!apj->trans && apj->alpha == 1.0f) {
+        /* A in place; only a partial last strip is packed (zero rows added) */
+        d.ad = apj->A;
+        d.lda = apj->lda;
+        int64_t tail = M % mr;
+        float *pa = pare_scratch(0, (size_t)mr * (size_t)K * sizeof(float));
+        if (!pa)
+            return PARE_ERR_NOMEM;
+        if (tail)
+            for (int64_t k0 = 0; k0 < K; k0 += d.kb)
+                pack_a_strip(false, apj->A, apj->lda, 1.0f, M - tail, tail, k0,
+                             min64(d.kb, K - k0), mr, pa + k0 * mr);
+        d.pa = pa;
     } else {
         float *pa = pare_scratch(0, (size_t)d.mpad * (size_t)K * sizeof(float));
         if (!pa)
@@ -803,7 +838,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     while (nb > 1 && (ns_all + nb - 1) / nb < want)
         nb = (nb + 1) / 2;
     if ((ns_all + nb - 1) / nb >= (threads > 1 ? 2 * (int64_t)threads : 1) || ms <= 1) {
-        if (!pka) {
+        if (!pka && !d.ad) {
             d.a_strips = ms;
             d.nc = 0;
             pare_parallel_for(pool, ms, max64(1, 16384 / max64(1, K * mr)), pack_range, &d);
@@ -829,7 +864,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         d.nc = min64(nc_max, N - n0);
         d.npad = (d.nc + nr - 1) / nr * nr;
         int64_t ns = d.npad / nr;
-        d.a_strips = (!pka && n0 == 0) ? ms : 0;
+        d.a_strips = (!pka && !d.ad && n0 == 0) ? ms : 0;
         /* B is packed in groups of up to 8 strips per depth block (the per-row
          * setup is paid per group), small enough to feed every thread */
         int64_t kblocks = (K + d.kb - 1) / d.kb;
@@ -1085,6 +1120,14 @@ pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_p
         return PARE_OK;
     }
     bsrc b = {false, NULL, 0, img};
+    /* a 1x1 kernel with unit strides and no padding reads the image as it
+     * is: a plain K x N matrix */
+    if (img->kh == 1 && img->kw == 1 && img->sh == 1 && img->sw == 1 && img->ph == 0 &&
+        img->pw == 0 && img->oh == img->h && img->ow == img->w) {
+        b.B = img->x;
+        b.ldb = img->h * img->w;
+        b.img = NULL;
+    }
     if (pa)
         return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, epi, C, ldc);
     pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
@@ -1196,6 +1239,56 @@ ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restr
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             V av = VSET1(a[p * MR + i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                acc[i][j] = VFMA(av, bv[j], acc[i][j]);
+        }
+    }
+    if (bias) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            V bi = VSET1(bias[i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                acc[i][j] = VADD(acc[i][j], bi);
+        }
+    }
+    if (beta == 0.0f) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                VSTORE(c + i * ldc + j * VW, acc[i][j]);
+    } else {
+        V bt = VSET1(beta);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                VSTORE(c + i * ldc + j * VW, VFMA(bt, VLOAD(c + i * ldc + j * VW), acc[i][j]));
+    }
+}
+
+/* ukr with A unpacked: row i of the strip at a + i*lda */
+ATTR static void FN(ukrd)(int64_t kc, const float *restrict a, int64_t lda,
+                          const float *restrict b, float *restrict c, int64_t ldc, float beta,
+                          const float *restrict bias)
+{
+    V acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            acc[i][j] = VZERO();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++) {
+        V bv[NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            bv[j] = VLOAD(b + p * NR + j * VW);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            V av = VSET1(a[i * lda + p]);
 #pragma GCC unroll 4
             for (int j = 0; j < NV; j++)
                 acc[i][j] = VFMA(av, bv[j], acc[i][j]);

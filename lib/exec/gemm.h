@@ -11,9 +11,10 @@
  * ones (blocked, packed, register-tiled, chosen at run time for AVX-512,
  * AVX2+FMA or baseline vectors). Both agree within float rounding.
  *
- * The portable path packs its operands into per-thread scratch buffers that
- * are kept for the next call (freed when the thread exits), so steady-state
- * calls do not allocate. Functions return PARE_ERR_NOMEM when such a buffer
+ * The portable path packs its operands (B always; A unless it is plain with
+ * alpha 1, which the kernels read in place) into per-thread scratch buffers
+ * that are kept for the next call (freed when the thread exits), so
+ * steady-state calls do not allocate. Functions return PARE_ERR_NOMEM when such a buffer
  * cannot be grown; they set no message (the caller names the node).
  */
 #ifndef PARE_EXEC_GEMM_H

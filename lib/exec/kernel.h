@@ -38,6 +38,8 @@ struct pare_kctx {
     pare_status (*run_graph)(pare_kctx *k, const pare_graph *g, const pare_tensor *const *inputs,
                              size_t n_inputs, pare_tensor ***outputs, size_t *n_outputs,
                              pare_error *err);
+    void *dev;                    /* the session's context of the backend running the
+                                     node (pare_backend.open; NULL on the CPU) */
     void *exec;                   /* executor-private */
 };
 
@@ -50,6 +52,21 @@ typedef struct pare_kernel {
     pare_status (*init)(const pare_node *n, int64_t opset, void **state, pare_error *err);
     pare_status (*run)(pare_kctx *k, pare_error *err);
     void (*release)(void *state);
+    /* Input dtypes this record serves (NULL: any), checked at plan time so
+     * that a node whose dtypes no kernel serves fails when the session is
+     * made. One space-separated token per input index:
+     *   set      dtype names (pare_dtype_from_name) and groups joined by ',':
+     *            fp (float32, float64, float16, bfloat16), int (the eight
+     *            8..64-bit integers), sint, uint, fp8 (the four float8 types)
+     *   =N       the same dtype as input N
+     *   *        any dtype
+     * The last token may end in "..." to cover every further input (Sum,
+     * Concat); inputs past the tokens are otherwise unconstrained. Omitted
+     * optional inputs and dtypes the plan does not know match every token.
+     * Example (Gemm): "fp,int32,int64,uint32,uint64 =0 =0". Declare only
+     * what run really implements; a wrong spec is caught by the registry
+     * test (pare_kreg_check). */
+    const char *types;
 } pare_kernel;
 
 /* Each kernel family exports a table ending with a zeroed record. */
@@ -61,8 +78,39 @@ extern const pare_kernel pare_kernels_control[];  /* If, Loop, Scan */
 extern const pare_kernel pare_kernels_rnn[];      /* RNN, GRU, LSTM and misc ops */
 extern const pare_kernel pare_kernels_extra[];    /* attention, losses, and the rest */
 
-/* Finds the kernel for (domain, op_type) at opset; NULL if none. */
+/* Finds the CPU kernel for (domain, op_type) at opset, whatever the
+ * dtypes (for tests that call kernels directly); NULL if none. */
 const pare_kernel *pare_kernel_find(const char *domain, const char *op_type, int64_t opset);
+
+/* ---- registries (lib/exec/registry.c) ----
+ * A registry holds a backend's kernel tables sorted by (domain, op_type,
+ * since_version) with each record's types compiled to masks. Lookup is done
+ * once per node at plan time, never while running. */
+typedef struct pare_kreg pare_kreg;
+
+/* Builds a registry over n tables (each ending with a zeroed record); the
+ * tables must outlive it. Fails on a types spec that does not parse, naming
+ * the record. Caller frees with pare_kreg_free. */
+pare_status pare_kreg_new(const pare_kernel *const *tables, size_t n, pare_kreg **out,
+                          pare_error *err);
+void pare_kreg_free(pare_kreg *r);
+/* The CPU backend's registry (built once, never freed); NULL on allocation
+ * failure or a broken spec in the CPU tables (pare_kreg_check says which). */
+const pare_kreg *pare_kreg_cpu(void);
+/* Checks that every types spec of the CPU tables parses. */
+pare_status pare_kreg_check(pare_error *err);
+
+/* The kernel for (domain, op_type) at opset whose types accept the n input
+ * dtypes (0 for an omitted input or an unknown dtype); among several, the
+ * newest since_version that fits. NULL when none, with why set to the
+ * reason without the node ("no kernel for input dtypes (int8, int8)",
+ * "no kernel for Foo in domain 'x' at opset 9"). */
+const pare_kernel *pare_kreg_select(const pare_kreg *r, const char *domain, const char *op_type,
+                                    int64_t opset, const int *dtypes, size_t n, char *why,
+                                    size_t why_size);
+/* Whether a kernel's types spec accepts these dtypes (the check
+ * pare_kreg_select makes); a spec that does not parse accepts nothing. */
+bool pare_kernel_accepts(const pare_kernel *k, const int *dtypes, size_t n);
 
 /* ---- helpers for kernel authors (lib/exec/kutil.c) ---- */
 

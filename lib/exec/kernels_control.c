@@ -355,8 +355,8 @@ out:
 }
 
 const pare_kernel pare_kernels_control[] = {
-    {"", "If", 1, 0, NULL, if_run, NULL},
-    {"", "Loop", 1, 0, NULL, loop_run, NULL},
-    {"", "Scan", 9, 0, NULL, scan_run, NULL},
+    {"", "If", 1, 0, NULL, if_run, NULL, NULL},
+    {"", "Loop", 1, 0, NULL, loop_run, NULL, NULL},
+    {"", "Scan", 9, 0, NULL, scan_run, NULL, NULL},
     {0},
 };

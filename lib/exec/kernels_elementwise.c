@@ -62,6 +62,11 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
     M(op, E, f64, double, double, double, LD_ID, LD_ID)                               \
     M(op, E, f16, uint16_t, float, float, pare_f16_to_f32, pare_f32_to_f16)           \
     M(op, E, bf16, uint16_t, float, float, pare_bf16_to_f32, pare_f32_to_bf16)
+/* F_TYPES without float32 (for ops whose float32 loop is multi-versioned) */
+#define F_TYPES_NO32(M, op, E)                                                        \
+    M(op, E, f64, double, double, double, LD_ID, LD_ID)                               \
+    M(op, E, f16, uint16_t, float, float, pare_f16_to_f32, pare_f32_to_f16)           \
+    M(op, E, bf16, uint16_t, float, float, pare_bf16_to_f32, pare_f32_to_bf16)
 #define S_TYPES(M, op, E)                                                             \
     M(op, E, i8, int8_t, int8_t, uint32_t, LD_ID, LD_ID)                              \
     M(op, E, i16, int16_t, int16_t, uint32_t, LD_ID, LD_ID)                           \
@@ -121,6 +126,8 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
 #define BIN_LOOP(op, E, tn, T, C, UT, LD, ST)                                          \
     static void ew_##op##_##tn(void *o_, const void *const *in, const int64_t *st,     \
                                int64_t n, const void *aux)                             \
+        BIN_BODY(E, T, C, UT, LD, ST)
+#define BIN_BODY(E, T, C, UT, LD, ST)                                                  \
     {                                                                                  \
         const T *a = in[0], *b = in[1];                                                \
         T *o = o_;                                                                     \
@@ -188,6 +195,97 @@ typedef void (*ew_fn)(void *out, const void *const *in, const int64_t *st, int64
 #define UN_LOOP(op, E, tn, T, C, UT, LD, ST)                                           \
     static void ew_##op##_##tn(void *o_, const void *const *in, const int64_t *st,     \
                                int64_t n, const void *aux)                             \
+        UN_BODY(E, T, C, UT, LD, ST)
+
+/* The math-heavy float activations (exp, tanh, erf, sigmoid, Gelu) again,
+ * compiled also for AVX2+FMA and AVX-512 and picked at run time: the build
+ * targets baseline x86-64 (4 float lanes). The source has no a*b+c that
+ * be contracted into a fused multiply-add (gcc in ISO C mode does not, and
+ * clang is told so here), so every version gives the same bits. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EW_X86 1
+#include <immintrin.h>
+#define EW_TGT512 __attribute__((target("avx512f")))
+#define EW_TGT256 __attribute__((target("avx2,fma")))
+static int ew_isa_level; /* 0 not yet known, 1 baseline, 2 AVX2+FMA, 3 AVX-512F */
+static int ew_isa(void)
+{
+    int v = __atomic_load_n(&ew_isa_level, __ATOMIC_RELAXED);
+    if (!v) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f")                                     ? 3
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 2
+                                                                                  : 1;
+        __atomic_store_n(&ew_isa_level, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#define UN_LOOP_V(op, E, tn, T, C, UT, LD, ST)                                         \
+    static inline __attribute__((always_inline)) void ew_##op##_##tn##_k(              \
+        void *o_, const void *const *in, const int64_t *st, int64_t n, const void *aux) \
+        UN_BODY(E, T, C, UT, LD, ST)                                                   \
+    EW_TGT512 static void ew_##op##_##tn##_512(void *o, const void *const *in,          \
+                                               const int64_t *st, int64_t n,            \
+                                               const void *aux)                         \
+    {                                                                                  \
+        ew_##op##_##tn##_k(o, in, st, n, aux);                                         \
+    }                                                                                  \
+    EW_TGT256 static void ew_##op##_##tn##_256(void *o, const void *const *in,          \
+                                               const int64_t *st, int64_t n,            \
+                                               const void *aux)                         \
+    {                                                                                  \
+        ew_##op##_##tn##_k(o, in, st, n, aux);                                         \
+    }                                                                                  \
+    static void ew_##op##_##tn(void *o, const void *const *in, const int64_t *st,       \
+                               int64_t n, const void *aux)                             \
+    {                                                                                  \
+        int v_ = ew_isa();                                                             \
+        if (v_ == 3)                                                                   \
+            ew_##op##_##tn##_512(o, in, st, n, aux);                                   \
+        else if (v_ == 2)                                                              \
+            ew_##op##_##tn##_256(o, in, st, n, aux);                                   \
+        else                                                                           \
+            ew_##op##_##tn##_k(o, in, st, n, aux);                                     \
+    }
+/* Binary float32 arithmetic the same way (wider loads and stores; Div is
+ * bound by the divider, which AVX-512 has twice of per instruction). */
+#define BIN_LOOP_V(op, E, tn, T, C, UT, LD, ST)                                        \
+    static inline __attribute__((always_inline)) void ew_##op##_##tn##_k(              \
+        void *o_, const void *const *in, const int64_t *st, int64_t n, const void *aux) \
+        BIN_BODY(E, T, C, UT, LD, ST)                                                  \
+    EW_TGT512 static void ew_##op##_##tn##_512(void *o, const void *const *in,          \
+                                               const int64_t *st, int64_t n,            \
+                                               const void *aux)                         \
+    {                                                                                  \
+        ew_##op##_##tn##_k(o, in, st, n, aux);                                         \
+    }                                                                                  \
+    EW_TGT256 static void ew_##op##_##tn##_256(void *o, const void *const *in,          \
+                                               const int64_t *st, int64_t n,            \
+                                               const void *aux)                         \
+    {                                                                                  \
+        ew_##op##_##tn##_k(o, in, st, n, aux);                                         \
+    }                                                                                  \
+    static void ew_##op##_##tn(void *o, const void *const *in, const int64_t *st,       \
+                               int64_t n, const void *aux)                             \
+    {                                                                                  \
+        int v_ = ew_isa();                                                             \
+        if (v_ == 3)                                                                   \
+            ew_##op##_##tn##_512(o, in, st, n, aux);                                   \
+        else if (v_ == 2)                                                              \
+            ew_##op##_##tn##_256(o, in, st, n, aux);                                   \
+        else                                                                           \
+            ew_##op##_##tn##_k(o, in, st, n, aux);                                     \
+    }
+#else
+#define EW_X86 0
+#define UN_LOOP_V UN_LOOP
+#define BIN_LOOP_V BIN_LOOP
+#endif
+
+#define UN_BODY(E, T, C, UT, LD, ST)                                                   \
     {                                                                                  \
         const T *a = in[0];                                                            \
         T *o = o_;                                                                     \
@@ -565,11 +663,16 @@ static inline float ew_erff(float x)
 #define DEF_BIN3(op, EF, ES, EU)                                                       \
     F_TYPES(BIN_LOOP, op, EF) S_TYPES(BIN_LOOP, op, ES) U_TYPES(BIN_LOOP, op, EU)      \
     TAB(op, FSU_TYPES);
+/* The same with the float32 loop multi-versioned (BIN_LOOP_V). */
+#define DEF_BIN3V(op, EF, ES, EU)                                                      \
+    BIN_LOOP_V(op, EF, f32, float, float, float, LD_ID, LD_ID)                         \
+    F_TYPES_NO32(BIN_LOOP, op, EF) S_TYPES(BIN_LOOP, op, ES) U_TYPES(BIN_LOOP, op, EU) \
+    TAB(op, FSU_TYPES);
 
-DEF_BIN3(Add, OPF_ADD, OPI_ADD, OPI_ADD)
-DEF_BIN3(Sub, OPF_SUB, OPI_SUB, OPI_SUB)
-DEF_BIN3(Mul, OPF_MUL, OPI_MUL, OPI_MUL)
-DEF_BIN3(Div, OPF_DIV, OPS_DIV, OPU_DIV)
+DEF_BIN3V(Add, OPF_ADD, OPI_ADD, OPI_ADD)
+DEF_BIN3V(Sub, OPF_SUB, OPI_SUB, OPI_SUB)
+DEF_BIN3V(Mul, OPF_MUL, OPI_MUL, OPI_MUL)
+DEF_BIN3V(Div, OPF_DIV, OPS_DIV, OPU_DIV)
 DEF_BIN3(Mod, OPF_MODF, OPS_MOD, OPU_MOD)
 DEF_BIN3(Max, OPF_MAX, OPI_MAX, OPI_MAX)
 DEF_BIN3(Min, OPF_MIN, OPI_MIN, OPI_MIN)
@@ -606,12 +709,16 @@ TAB(LessOrEqual, FSUB_TYPES);
 #define DEF_UN_F(op, E)                                                                \
     F_TYPES(UN_LOOP, op, E)                                                            \
     TAB(op, F_TYPES);
+#define DEF_UN_FV(op, E)                                                               \
+    UN_LOOP_V(op, E, f32, float, float, float, LD_ID, LD_ID)                           \
+    F_TYPES_NO32(UN_LOOP, op, E)                                                       \
+    TAB(op, F_TYPES);
 DEF_UN_F(Reciprocal, OPF_RECIP)
 DEF_UN_F(Floor, OPF_FLOOR)
 DEF_UN_F(Ceil, OPF_CEIL)
 DEF_UN_F(Round, OPF_ROUND)
 DEF_UN_F(Sqrt, OPF_SQRT)
-DEF_UN_F(Exp, OPF_EXP)
+DEF_UN_FV(Exp, OPF_EXP)
 DEF_UN_F(Log, OPF_LOG)
 DEF_UN_F(Sin, OPF_SIN)
 DEF_UN_F(Cos, OPF_COS)
@@ -621,23 +728,23 @@ DEF_UN_F(Acos, OPF_ACOS)
 DEF_UN_F(Atan, OPF_ATAN)
 DEF_UN_F(Sinh, OPF_SINH)
 DEF_UN_F(Cosh, OPF_COSH)
-DEF_UN_F(Tanh, OPF_TANH)
+DEF_UN_FV(Tanh, OPF_TANH)
 DEF_UN_F(Asinh, OPF_ASINH)
 DEF_UN_F(Acosh, OPF_ACOSH)
 DEF_UN_F(Atanh, OPF_ATANH)
-DEF_UN_F(Erf, OPF_ERF)
+DEF_UN_FV(Erf, OPF_ERF)
 DEF_UN_F(LeakyRelu, OPF_LEAKY)
 DEF_UN_F(Elu, OPF_ELU)
 DEF_UN_F(Selu, OPF_SELU)
 DEF_UN_F(Celu, OPF_CELU)
-DEF_UN_F(Sigmoid, OPF_SIGMOID)
+DEF_UN_FV(Sigmoid, OPF_SIGMOID)
 DEF_UN_F(HardSigmoid, OPF_HSIGMOID)
 DEF_UN_F(HardSwish, OPF_HSWISH)
 DEF_UN_F(Softplus, OPF_SOFTPLUS)
 DEF_UN_F(Softsign, OPF_SOFTSIGN)
 DEF_UN_F(ThresholdedRelu, OPF_THRELU)
-DEF_UN_F(Gelu, OPF_GELU)
-DEF_UN_F(GeluTanh, OPF_GELU_TANH)
+DEF_UN_FV(Gelu, OPF_GELU)
+DEF_UN_FV(GeluTanh, OPF_GELU_TANH)
 DEF_UN_F(Mish, OPF_MISH)
 DEF_UN_F(MeanDiv, OPF_DIVN)
 
@@ -1474,26 +1581,45 @@ static pare_status ew_run(pare_kctx *k, pare_error *err)
 /* ------------------------------------------------------------------ */
 /* the table                                                          */
 
-#define EW(op, since) {"", op, since, 0, ew_init, ew_run, ew_release}
+/* EWT: with the input dtypes run implements (the ew_tab_* tables above);
+ * EW: any dtype (the kernel dispatches on it: Where, Cast, Identity). */
+#define EW(op, since) {"", op, since, 0, ew_init, ew_run, ew_release, NULL}
+#define EWT(op, since, types) {"", op, since, 0, ew_init, ew_run, ew_release, types}
+#define EW_FI "fp,int =0"        /* Add, Sub, ... */
+#define EW_F1 "fp"               /* float-only unary */
+#define EW_FI1 "fp,int"          /* numeric unary */
+#define EW_CMP "fp,int,bool =0"  /* comparisons */
 
 const pare_kernel pare_kernels_elementwise[] = {
-    EW("Add", 1), EW("Sub", 1), EW("Mul", 1), EW("Div", 1),
-    EW("Pow", 1), EW("Mod", 10), EW("BitShift", 11),
-    EW("BitwiseAnd", 18), EW("BitwiseOr", 18), EW("BitwiseXor", 18), EW("BitwiseNot", 18),
-    EW("And", 1), EW("Or", 1), EW("Xor", 1), EW("Not", 1),
-    EW("Equal", 1), EW("Greater", 1), EW("GreaterOrEqual", 12), EW("Less", 1),
-    EW("LessOrEqual", 12), EW("Where", 9),
-    EW("Max", 1), EW("Min", 1), EW("Sum", 1), EW("Mean", 1),
-    EW("Abs", 1), EW("Neg", 1), EW("Sign", 9), EW("Reciprocal", 1), EW("Floor", 1),
-    EW("Ceil", 1), EW("Round", 11), EW("Sqrt", 1), EW("Exp", 1), EW("Log", 1),
-    EW("Sin", 7), EW("Cos", 7), EW("Tan", 7), EW("Asin", 7), EW("Acos", 7), EW("Atan", 7),
-    EW("Sinh", 9), EW("Cosh", 9), EW("Tanh", 1), EW("Asinh", 9), EW("Acosh", 9),
-    EW("Atanh", 9), EW("Erf", 9), EW("IsNaN", 9), EW("IsInf", 10),
-    EW("Relu", 1), EW("LeakyRelu", 1), EW("PRelu", 1), EW("Elu", 1), EW("Selu", 1),
-    EW("Celu", 12), EW("Sigmoid", 1), EW("HardSigmoid", 1), EW("HardSwish", 14),
-    EW("Softplus", 1), EW("Softsign", 1), EW("ThresholdedRelu", 10), EW("Gelu", 20),
-    EW("Mish", 18), EW("Shrink", 9), EW("Clip", 1),
+    EWT("Add", 1, EW_FI), EWT("Sub", 1, EW_FI), EWT("Mul", 1, EW_FI), EWT("Div", 1, EW_FI),
+    EWT("Pow", 1, "fp,int fp,int"), EWT("Mod", 10, EW_FI), EWT("BitShift", 11, "uint =0"),
+    EWT("BitwiseAnd", 18, "int =0"), EWT("BitwiseOr", 18, "int =0"),
+    EWT("BitwiseXor", 18, "int =0"), EWT("BitwiseNot", 18, "int"),
+    EWT("And", 1, "bool =0"), EWT("Or", 1, "bool =0"), EWT("Xor", 1, "bool =0"),
+    EWT("Not", 1, "bool"),
+    EWT("Equal", 1, "fp,int,bool,string =0"), EWT("Greater", 1, EW_CMP),
+    EWT("GreaterOrEqual", 12, EW_CMP), EWT("Less", 1, EW_CMP),
+    EWT("LessOrEqual", 12, EW_CMP), EWT("Where", 9, "bool * =1"),
+    EWT("Max", 1, "fp,int =0..."), EWT("Min", 1, "fp,int =0..."),
+    EWT("Sum", 1, "fp,int =0..."), EWT("Mean", 1, "fp =0..."),
+    EWT("Abs", 1, EW_FI1), EWT("Neg", 1, EW_FI1), EWT("Sign", 9, EW_FI1),
+    EWT("Reciprocal", 1, EW_F1), EWT("Floor", 1, EW_F1),
+    EWT("Ceil", 1, EW_F1), EWT("Round", 11, EW_F1), EWT("Sqrt", 1, EW_F1),
+    EWT("Exp", 1, EW_F1), EWT("Log", 1, EW_F1),
+    EWT("Sin", 7, EW_F1), EWT("Cos", 7, EW_F1), EWT("Tan", 7, EW_F1), EWT("Asin", 7, EW_F1),
+    EWT("Acos", 7, EW_F1), EWT("Atan", 7, EW_F1),
+    EWT("Sinh", 9, EW_F1), EWT("Cosh", 9, EW_F1), EWT("Tanh", 1, EW_F1),
+    EWT("Asinh", 9, EW_F1), EWT("Acosh", 9, EW_F1),
+    EWT("Atanh", 9, EW_F1), EWT("Erf", 9, EW_F1), EWT("IsNaN", 9, EW_F1),
+    EWT("IsInf", 10, EW_F1),
+    EWT("Relu", 1, EW_FI1), EWT("LeakyRelu", 1, EW_F1), EWT("PRelu", 1, EW_FI),
+    EWT("Elu", 1, EW_F1), EWT("Selu", 1, EW_F1),
+    EWT("Celu", 12, EW_F1), EWT("Sigmoid", 1, EW_F1), EWT("HardSigmoid", 1, EW_F1),
+    EWT("HardSwish", 14, EW_F1),
+    EWT("Softplus", 1, EW_F1), EWT("Softsign", 1, EW_F1), EWT("ThresholdedRelu", 10, EW_F1),
+    EWT("Gelu", 20, EW_F1),
+    EWT("Mish", 18, EW_F1), EWT("Shrink", 9, EW_FI1), EWT("Clip", 1, "fp,int =0 =0"),
     EW("Cast", 1), EW("CastLike", 15), EW("Identity", 1),
-    EW("Softmax", 1), EW("LogSoftmax", 1), EW("Hardmax", 1),
+    EWT("Softmax", 1, EW_F1), EWT("LogSoftmax", 1, EW_F1), EWT("Hardmax", 1, EW_F1),
     {0},
 };

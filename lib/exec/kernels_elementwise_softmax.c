@@ -81,9 +81,10 @@ SM_RANGE(double)
 
 /* Row case (inner == 1): one row of length n per task. The max and the sum
  * run in 8 independent lanes, a reordering the compiler may not do by itself
- * for floats, so that they vectorise. */
-#define SM_ROWS(T)                                                                     \
-    static void sm_rows_##T(void *ctx, int64_t r0, int64_t r1)                         \
+ * for floats, so that they vectorise; the exponentials are a plain loop of
+ * their own. The float body is also compiled for AVX2 and AVX-512 (see
+ * UN_LOOP_V: the same bits either way). */
+#define SM_ROWS_BODY(T)                                                                \
     {                                                                                  \
         const sm_job *j = ctx;                                                         \
         int64_t n = j->n;                                                              \
@@ -116,20 +117,16 @@ SM_RANGE(double)
                 mx = x[i] > mx ? x[i] : mx;                                            \
             for (int c = 0; c < 8; c++)                                                \
                 lane[c] = 0;                                                           \
-            i = 0;                                                                     \
             if (j->kind == K_SOFTMAX) {                                                \
-                for (; i + 8 <= n; i += 8)                                             \
-                    for (int c = 0; c < 8; c++) {                                      \
-                        T e = EXPC(T, x[i + c] - mx);                                  \
-                        y[i + c] = e;                                                  \
-                        lane[c] += e;                                                  \
-                    }                                                                  \
-                for (; i < n; i++) {                                                   \
+                for (i = 0; i < n; i++)                                                \
                     y[i] = EXPC(T, x[i] - mx);                                         \
+                for (i = 0; i + 8 <= n; i += 8)                                        \
+                    for (int c = 0; c < 8; c++)                                        \
+                        lane[c] += y[i + c];                                           \
+                for (; i < n; i++)                                                     \
                     lane[0] += y[i];                                                   \
-                }                                                                      \
             } else {                                                                   \
-                for (; i + 8 <= n; i += 8)                                             \
+                for (i = 0; i + 8 <= n; i += 8)                                        \
                     for (int c = 0; c < 8; c++)                                        \
                         lane[c] += EXPC(T, x[i + c] - mx);                             \
                 for (; i < n; i++)                                                     \
@@ -148,8 +145,92 @@ SM_RANGE(double)
         }                                                                              \
     }
 
-SM_ROWS(float)
-SM_ROWS(double)
+static void sm_rows_double(void *ctx, int64_t r0, int64_t r1) SM_ROWS_BODY(double)
+
+#if EW_X86
+static inline __attribute__((always_inline)) void sm_rows_float_k(void *ctx, int64_t r0,
+                                                                  int64_t r1)
+    SM_ROWS_BODY(float)
+EW_TGT512 static void sm_rows_float_512(void *ctx, int64_t r0, int64_t r1)
+{
+    sm_rows_float_k(ctx, r0, r1);
+}
+EW_TGT256 static void sm_rows_float_256(void *ctx, int64_t r0, int64_t r1)
+{
+    sm_rows_float_k(ctx, r0, r1);
+}
+/* ew_expf on 16 lanes, the same operations in the same order (same bits). */
+EW_TGT512 static inline __m512 sm_exp512(__m512 x)
+{
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-120.0f), x));
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504f)), magic);
+    __m512 n = _mm512_sub_ps(t, magic);
+    __m512 r = _mm512_add_ps(_mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f))),
+                             _mm512_mul_ps(n, _mm512_set1_ps(2.12194440e-4f)));
+    static const float c[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f,
+                               1.0f, 1.0f};
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    for (int i = 0; i < 7; i++)
+        p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c[i]));
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+    __m512i b1 = _mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23);
+    __m512i b2 = _mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(_mm512_mul_ps(p, _mm512_castsi512_ps(b1)), _mm512_castsi512_ps(b2));
+}
+
+/* Softmax of one float row on 16 lanes; the lanes' maxima and sums are
+ * combined in a fixed order, so the result is deterministic. A NaN in the
+ * row makes the row NaN. */
+EW_TGT512 static void sm_softmax_row512(const float *x, float *y, int64_t n)
+{
+    __m512 mv = _mm512_set1_ps(x[0]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+    if (tail)
+        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, tail, x + i));
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
+    __m512 sv = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = sm_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        _mm512_storeu_ps(y + i, e);
+        sv = _mm512_add_ps(sv, e);
+    }
+    if (tail) {
+        __m512 e = sm_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), mx));
+        e = _mm512_maskz_mov_ps(tail, e);
+        _mm512_mask_storeu_ps(y + i, tail, e);
+        sv = _mm512_add_ps(sv, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sv));
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), inv));
+    if (tail)
+        _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, y + i), inv));
+}
+
+static void sm_rows_float(void *ctx, int64_t r0, int64_t r1)
+{
+    int v = ew_isa();
+    const sm_job *j = ctx;
+    if (v == 3 && j->kind == K_SOFTMAX) {
+        for (int64_t r = r0; r < r1; r++)
+            sm_softmax_row512((const float *)j->x + r * j->n, (float *)j->y + r * j->n, j->n);
+        return;
+    }
+    if (v == 3)
+        sm_rows_float_512(ctx, r0, r1);
+    else if (v == 2)
+        sm_rows_float_256(ctx, r0, r1);
+    else
+        sm_rows_float_k(ctx, r0, r1);
+}
+#else
+static void sm_rows_float(void *ctx, int64_t r0, int64_t r1) SM_ROWS_BODY(float)
+#endif
 
 static pare_status ew_run_softmax(pare_kctx *k, pare_error *err)
 {

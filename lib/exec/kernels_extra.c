@@ -125,7 +125,7 @@ static pare_status swish_run(pare_kctx *k, pare_error *err)
 #include "kernels_extra_regex.c"
 
 const pare_kernel pare_kernels_extra[] = {
-    {"", "RegexFullMatch", 20, 0, regex_init, regex_run, regex_release},
-    {"", "Swish", 24, 0, swish_init, swish_run, free},
+    {"", "RegexFullMatch", 20, 0, regex_init, regex_run, regex_release, NULL},
+    {"", "Swish", 24, 0, swish_init, swish_run, free, NULL},
     {0},
 };

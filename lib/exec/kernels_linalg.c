@@ -24,8 +24,9 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* -O2 (debugoptimized) vectorises only trivially counted loops; the norm and
- * pool loops here are hot enough to want the full vectoriser. */
-#pragma GCC optimize("O3")
+ * pool loops here are hot enough to want the full vectoriser. Nothing here
+ * reads errno, so sqrt need not set it (which lets it vectorise). */
+#pragma GCC optimize("O3", "no-math-errno")
 #endif
 
 #include <float.h>

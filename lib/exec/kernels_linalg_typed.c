@@ -110,6 +110,64 @@ static void F(pool_range)(void *ctx, int64_t b, int64_t e)
     }
 }
 
+/* One output row of MaxPool without indices, separably: the rows of the
+ * window are first reduced into one row `t` of the input's width (rows of
+ * contiguous values, so that loop vectorises), then each output column takes
+ * the maximum of its kernel columns in t; the columns whose window lies
+ * inside the image ([oxa, oxb)) go kernel column by kernel column, which
+ * vectorises too. A comparison keeps the earlier value unless the later one
+ * is greater, as the direct loop does. */
+static void F(maxpool_row)(const pool_job *j, const T *xp, int64_t iw, int64_t ow, int64_t ys,
+                           int64_t kylo, int64_t kyhi, int64_t dh, int64_t oxa, int64_t oxb,
+                           T *t, T *yr)
+{
+    int64_t kw = j->k[j->nsp - 1], sw = j->s[j->nsp - 1], dw = j->d[j->nsp - 1];
+    int64_t pw = j->pb[j->nsp - 1];
+    if (kylo >= kyhi) {
+        for (int64_t ox = 0; ox < ow; ox++)
+            yr[ox] = 0;
+        return;
+    }
+    const T *r0 = xp + (ys + kylo * dh) * iw;
+    const T *row = r0;
+    if (kyhi - kylo > 1) {
+        for (int64_t c = 0; c < iw; c++)
+            t[c] = r0[c];
+        for (int64_t ky = kylo + 1; ky < kyhi; ky++) {
+            const T *r = xp + (ys + ky * dh) * iw;
+            for (int64_t c = 0; c < iw; c++)
+                t[c] = r[c] > t[c] ? r[c] : t[c];
+        }
+        row = t;
+    }
+    for (int64_t ox = 0; ox < ow; ox++) {
+        if (ox == oxa && oxb > oxa) {
+            const T *base = row + oxa * sw - pw;
+            for (int64_t q = oxa; q < oxb; q++)
+                yr[q] = base[(q - oxa) * sw];
+            for (int64_t kx = 1; kx < kw; kx++) {
+                const T *bk = base + kx * dw;
+                for (int64_t q = oxa; q < oxb; q++) {
+                    T v = bk[(q - oxa) * sw];
+                    yr[q] = v > yr[q] ? v : yr[q];
+                }
+            }
+            ox = oxb - 1;
+            continue;
+        }
+        int64_t xs = ox * sw - pw, lo = j->kxlo[ox], hi = j->kxhi[ox];
+        T best = 0;
+        if (lo < hi) {
+            best = row[xs + lo * dw];
+            for (int64_t kx = lo + 1; kx < hi; kx++) {
+                T v = row[xs + kx * dw];
+                best = v > best ? v : best;
+            }
+        }
+        yr[ox] = best;
+    }
+}
+
 /* Pooling over 1 or 2 spatial dims (1-D as 2-D with height 1), the column
  * window ranges precomputed by the caller. */
 static void F(pool2d_range)(void *ctx, int64_t b, int64_t e)
@@ -121,6 +179,19 @@ static void F(pool2d_range)(void *ctx, int64_t b, int64_t e)
     int64_t kh = two ? j->k[0] : 1, sh = two ? j->s[0] : 1, dh = two ? j->d[0] : 1;
     int64_t ph = two ? j->pb[0] : 0, pe_h = two ? j->pe[0] : 0;
     int64_t sw = j->s[j->nsp - 1], dw = j->d[j->nsp - 1], pw = j->pb[j->nsp - 1];
+    /* separable MaxPool: a row of scratch, and the output columns whose
+     * window is whole ([oxa, oxb), contiguous since the ranges are monotone) */
+    T *trow = NULL;
+    int64_t oxa = 0, oxb = 0;
+    if (j->kind == POOL_MAX && !j->ind && iw > 0 && (uint64_t)iw <= SIZE_MAX / sizeof(T)) {
+        trow = pare_scratch(2, (size_t)iw * sizeof(T));
+        int64_t kw = j->k[j->nsp - 1];
+        while (oxa < ow && !(j->kxlo[oxa] == 0 && j->kxhi[oxa] == kw))
+            oxa++;
+        oxb = oxa;
+        while (oxb < ow && j->kxlo[oxb] == 0 && j->kxhi[oxb] == kw)
+            oxb++;
+    }
     for (int64_t pl = b; pl < e; pl++) {
         const T *xp = (const T *)j->x + pl * j->in_plane;
         T *yp = (T *)j->y + pl * j->out_plane;
@@ -130,6 +201,10 @@ static void F(pool2d_range)(void *ctx, int64_t b, int64_t e)
             int64_t kylo = lmax(0, lceil_div(-ys, dh)), kyhi = lmin(kh, lceil_div(ih - ys, dh));
             double ypad = (double)lmax(0, lmin(kh, lceil_div(ih + pe_h - ys, dh)));
             T *yr = yp + oy * ow;
+            if (trow) {
+                F(maxpool_row)(j, xp, iw, ow, ys, kylo, kyhi, dh, oxa, oxb, trow, yr);
+                continue;
+            }
             for (int64_t ox = 0; ox < ow; ox++) {
                 int64_t xs = ox * sw - pw, lo = j->kxlo[ox], hi = j->kxhi[ox];
                 if (j->kind == POOL_MAX && !ip) {
@@ -341,17 +416,19 @@ static void F(affine_range)(void *ctx, int64_t b, int64_t e)
 {
     const affine_job *j = ctx;
     const T *a = j->a, *bb = j->b;
+    int64_t np = j->plane; /* a local: y could alias *j as far as C knows, and a
+                              reload per element keeps the loop from vectorising */
     for (int64_t pl = b; pl < e; pl++) {
         int64_t c = pl % j->C;
-        const T *x = (const T *)j->x + pl * j->plane;
-        T *y = (T *)j->y + pl * j->plane;
+        const T *x = (const T *)j->x + pl * np;
+        T *y = (T *)j->y + pl * np;
         if (j->per_elem) {
-            const T *ac = a + c * j->plane, *bc = bb + c * j->plane;
-            for (int64_t i = 0; i < j->plane; i++)
+            const T *ac = a + c * np, *bc = bb + c * np;
+            for (int64_t i = 0; i < np; i++)
                 y[i] = x[i] * ac[i] + bc[i];
         } else {
             T ac = a[c], bc = bb[c];
-            for (int64_t i = 0; i < j->plane; i++)
+            for (int64_t i = 0; i < np; i++)
                 y[i] = x[i] * ac + bc;
         }
     }
@@ -447,33 +524,79 @@ static void F(group_range)(void *ctx, int64_t b, int64_t e)
             int64_t ch = g * Cg + c;
             T a = (T)(inv * (double)sc[ch]);
             T bb = (T)((double)bi[ch] - mean * inv * (double)sc[ch]);
-            const T *xc = x + c * j->plane;
-            T *yc = y + c * j->plane;
-            for (int64_t i = 0; i < j->plane; i++)
+            int64_t np = j->plane; /* local: see affine_range */
+            const T *xc = x + c * np;
+            T *yc = y + c * np;
+            for (int64_t i = 0; i < np; i++)
                 yc[i] = xc[i] * a + bb;
         }
     }
 }
 
-/* Planes (n, c) in [b, e). */
+/* y / d^beta for the common betas without pow: 0.75 (AlexNet, GoogLeNet),
+ * 0.5 and 1. d > 0 whenever bias > 0. */
+static inline double F(lrn_pow)(double d, double beta)
+{
+    if (beta == 0.75) {
+        double q = sqrt(d);
+        return q * sqrt(q);
+    }
+    if (beta == 0.5)
+        return sqrt(d);
+    if (beta == 1.0)
+        return d;
+    return pow(d, beta);
+}
+
+/* Planes (n, c) in [b, e). The window's sum of squares is built a channel
+ * plane at a time in a per-thread row of doubles (contiguous, vectorises),
+ * in the same order as the per-element loop it replaces. */
 static void F(lrn_range)(void *ctx, int64_t b, int64_t e)
 {
     const lrn_job *j = ctx;
     int64_t lo_off = (j->size - 1) / 2, hi_off = j->size - 1 - lo_off;
     double scale = j->alpha / (double)j->size;
+    double *acc = j->plane > 0 && (uint64_t)j->plane <= SIZE_MAX / sizeof(double)
+                      ? pare_scratch(2, (size_t)j->plane * sizeof(double))
+                      : NULL;
     for (int64_t pl = b; pl < e; pl++) {
         int64_t n = pl / j->C, c = pl - n * j->C;
         int64_t c0 = lmax(0, c - lo_off), c1 = lmin(j->C - 1, c + hi_off);
         const T *xn = (const T *)j->x + n * j->C * j->plane;
         const T *xc = xn + c * j->plane;
         T *y = (T *)j->y + pl * j->plane;
+        if (acc) {
+            int64_t np = j->plane; /* locals: acc could alias *j as far as C knows */
+            double bias = j->bias, beta = j->beta;
+            for (int64_t i = 0; i < np; i++)
+                acc[i] = 0.0;
+            for (int64_t cc = c0; cc <= c1; cc++) {
+                const T *xr = xn + cc * np;
+                for (int64_t i = 0; i < np; i++) {
+                    double v = (double)xr[i];
+                    acc[i] += v * v;
+                }
+            }
+            if (beta == 0.75) { /* simple passes, each of which vectorises */
+                for (int64_t i = 0; i < np; i++)
+                    acc[i] = sqrt(bias + scale * acc[i]);
+                for (int64_t i = 0; i < np; i++)
+                    acc[i] = acc[i] * sqrt(acc[i]);
+                for (int64_t i = 0; i < np; i++)
+                    y[i] = (T)((double)xc[i] / acc[i]);
+            } else {
+                for (int64_t i = 0; i < np; i++)
+                    y[i] = (T)((double)xc[i] / F(lrn_pow)(bias + scale * acc[i], beta));
+            }
+            continue;
+        }
         for (int64_t i = 0; i < j->plane; i++) {
             double s = 0.0;
             for (int64_t cc = c0; cc <= c1; cc++) {
                 double v = (double)xn[cc * j->plane + i];
                 s += v * v;
             }
-            y[i] = (T)((double)xc[i] / pow(j->bias + scale * s, j->beta));
+            y[i] = (T)((double)xc[i] / F(lrn_pow)(j->bias + scale * s, j->beta));
         }
     }
 }

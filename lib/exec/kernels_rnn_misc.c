@@ -2079,22 +2079,22 @@ done:
 }
 
 #define RNN_MISC_KERNELS                                                                      \
-    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_init, loss_run, r_free_state},               \
-    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_init, loss_run, r_free_state},                 \
-    {"", "Attention", 23, 0, attn_init, attn_run, r_free_state},                              \
-    {"", "RotaryEmbedding", 23, 0, rope_init, rope_run, r_free_state},                        \
-    {"", "LinearAttention", 27, 0, linattn_init, linattn_run, r_free_state},                  \
-    {"", "CausalConvWithState", 27, 0, ccs_init, ccs_run, r_free_state},                      \
-    {"ai.onnx.preview", "FlexAttention", 1, 0, flex_init, flex_run, r_free_state},            \
-    {"", "StringConcat", 20, 0, NULL, strconcat_run, NULL},                                   \
-    {"", "StringSplit", 20, 0, strsplit_init, strsplit_run, r_free_state},                    \
-    {"", "TfIdfVectorizer", 9, 0, tfidf_init, tfidf_run, tfidf_free},                         \
-    {"ai.onnx.preview.training", "Adagrad", 1, 0, adagrad_init, optim_run, r_free_state},     \
-    {"ai.onnx.preview.training", "Adam", 1, 0, adam_init, optim_run, r_free_state},           \
-    {"ai.onnx.preview.training", "Momentum", 1, 0, momentum_init, optim_run, r_free_state},   \
-    {"ai.onnx.ml", "Binarizer", 1, 0, binarizer_init, binarizer_run, r_free_state},           \
-    {"ai.onnx.ml", "ArrayFeatureExtractor", 1, 0, NULL, afe_run, NULL},                       \
-    {"ai.onnx.ml", "LabelEncoder", 2, 0, le_init, le_run, r_free_state},                      \
-    {"ai.onnx.ml", "TreeEnsemble", 5, 0, tree_init, tree_run, tree_free},                    \
-    {"", "BitCast", 26, 0, bitcast_init, bitcast_run, r_free_state},                          \
-    {"", "DeformConv", 19, 0, deform_init, deform_run, r_free_state},
+    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_init, loss_run, r_free_state, NULL},         \
+    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_init, loss_run, r_free_state, NULL},           \
+    {"", "Attention", 23, 0, attn_init, attn_run, r_free_state, NULL},                        \
+    {"", "RotaryEmbedding", 23, 0, rope_init, rope_run, r_free_state, NULL},                  \
+    {"", "LinearAttention", 27, 0, linattn_init, linattn_run, r_free_state, NULL},            \
+    {"", "CausalConvWithState", 27, 0, ccs_init, ccs_run, r_free_state, NULL},                \
+    {"ai.onnx.preview", "FlexAttention", 1, 0, flex_init, flex_run, r_free_state, NULL},      \
+    {"", "StringConcat", 20, 0, NULL, strconcat_run, NULL, NULL},                             \
+    {"", "StringSplit", 20, 0, strsplit_init, strsplit_run, r_free_state, NULL},              \
+    {"", "TfIdfVectorizer", 9, 0, tfidf_init, tfidf_run, tfidf_free, NULL},                   \
+    {"ai.onnx.preview.training", "Adagrad", 1, 0, adagrad_init, optim_run, r_free_state, NULL}, \
+    {"ai.onnx.preview.training", "Adam", 1, 0, adam_init, optim_run, r_free_state, NULL},     \
+    {"ai.onnx.preview.training", "Momentum", 1, 0, momentum_init, optim_run, r_free_state, NULL}, \
+    {"ai.onnx.ml", "Binarizer", 1, 0, binarizer_init, binarizer_run, r_free_state, NULL},     \
+    {"ai.onnx.ml", "ArrayFeatureExtractor", 1, 0, NULL, afe_run, NULL, NULL},                 \
+    {"ai.onnx.ml", "LabelEncoder", 2, 0, le_init, le_run, r_free_state, NULL},                \
+    {"ai.onnx.ml", "TreeEnsemble", 5, 0, tree_init, tree_run, tree_free, NULL},               \
+    {"", "BitCast", 26, 0, bitcast_init, bitcast_run, r_free_state, NULL},                    \
+    {"", "DeformConv", 19, 0, deform_init, deform_run, r_free_state, NULL},

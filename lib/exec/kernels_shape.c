@@ -636,7 +636,8 @@ static void sh_free_state(void *s)
 
 /* ------------------------------------------------------------------ */
 
-#define K(op, from, to, init, run, rel) {"", op, from, to, init, run, rel}
+#define K(op, from, to, init, run, rel) {"", op, from, to, init, run, rel, NULL}
+#define KT(op, from, to, init, run, rel, types) {"", op, from, to, init, run, rel, types}
 
 const pare_kernel pare_kernels_shape[] = {
     SH_MOVE_KERNELS

@@ -646,19 +646,19 @@ static pare_status run_cumsum(pare_kctx *k, pare_error *err)
     return PARE_OK;
 }
 
-#define SH_REDUCE_KERNELS                                                              \
-    K("ReduceSum", 1, 0, reduce_init, run_reduce, sh_free_state),                      \
-    K("ReduceMean", 1, 0, reduce_init, run_reduce, sh_free_state),                     \
-    K("ReduceMax", 1, 0, reduce_init, run_reduce, sh_free_state),                      \
-    K("ReduceMin", 1, 0, reduce_init, run_reduce, sh_free_state),                      \
-    K("ReduceProd", 1, 0, reduce_init, run_reduce, sh_free_state),                     \
-    K("ReduceL1", 1, 0, reduce_init, run_reduce, sh_free_state),                       \
-    K("ReduceL2", 1, 0, reduce_init, run_reduce, sh_free_state),                       \
-    K("ReduceLogSum", 1, 0, reduce_init, run_reduce, sh_free_state),                   \
-    K("ReduceLogSumExp", 1, 0, reduce_init, run_reduce, sh_free_state),                \
-    K("ReduceSumSquare", 1, 0, reduce_init, run_reduce, sh_free_state),                \
-    K("ArgMax", 1, 0, arg_init, run_arg, sh_free_state),                               \
-    K("ArgMin", 1, 0, arg_init, run_arg, sh_free_state),                               \
-    K("TopK", 1, 0, arg_init, run_topk, sh_free_state),                                \
-    K("CumSum", 11, 0, arg_init, run_cumsum, sh_free_state),                           \
-    K("CumProd", 26, 0, arg_init, run_cumsum, sh_free_state),
+#define SH_REDUCE_KERNELS                                                          \
+    KT("ReduceSum", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),       \
+    KT("ReduceMean", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),      \
+    KT("ReduceMax", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int,bool"),  \
+    KT("ReduceMin", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int,bool"),  \
+    KT("ReduceProd", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),      \
+    KT("ReduceL1", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),        \
+    KT("ReduceL2", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),        \
+    KT("ReduceLogSum", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"),    \
+    KT("ReduceLogSumExp", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"), \
+    KT("ReduceSumSquare", 1, 0, reduce_init, run_reduce, sh_free_state, "fp,int"), \
+    KT("ArgMax", 1, 0, arg_init, run_arg, sh_free_state, "fp,int,bool"),           \
+    KT("ArgMin", 1, 0, arg_init, run_arg, sh_free_state, "fp,int,bool"),           \
+    KT("TopK", 1, 0, arg_init, run_topk, sh_free_state, "fp,int"),                 \
+    KT("CumSum", 11, 0, arg_init, run_cumsum, sh_free_state, "fp,int"),            \
+    KT("CumProd", 26, 0, arg_init, run_cumsum, sh_free_state, "fp,int"),

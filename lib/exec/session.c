@@ -1,11 +1,23 @@
-/* The executor: plans kernels per node, runs graphs (and subgraphs for
- * control flow), frees each intermediate after its last use, and lays the
- * main graph's intermediates out in one arena by liveness once the sizes of a
- * set of input shapes are known. */
+/* The executor: plans a backend and a kernel per node, runs graphs (and
+ * subgraphs for control flow), frees each intermediate after its last use,
+ * and lays the main graph's intermediates out in one arena per backend by
+ * liveness once the sizes of a set of input shapes are known. How backends,
+ * fallbacks and border copies are planned: exec/backend.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "internal.h"
+#include "exec/backend.h"
 #include "exec/kernel.h"
+#include "pare/infer.h"
+
+#define NBE 2 /* backends of a plan: 0 the CPU, 1 the preferred device (if any) */
+
+/* a border copy: value vid gets a mirror on backend `to` */
+typedef struct pcopy {
+    size_t vid;
+    uint8_t to;
+} pcopy;
 
 typedef struct gplan {
     const pare_graph *g;
@@ -16,9 +28,21 @@ typedef struct gplan {
     int64_t *opset;
     size_t *last_use;         /* per value id: position of last reading node (or SIZE_MAX) */
     struct gplan *next;       /* list of all plans of the session */
+    /* backends (main graph; a CPU-only plan has multi false and nothing below) */
+    uint8_t *nbe;             /* per node: backend index (NULL: all on the CPU) */
+    char **why;               /* per node: why the preferred backend declined it, or NULL */
+    bool multi;               /* some node runs off the CPU */
+    uint8_t *vbe;             /* per value: home backend (where its producer runs) */
+    size_t *mirror_pos;       /* per value: position of its border copy, SIZE_MAX none */
+    pcopy *copies;            /* border copies in plan order */
+    size_t *copy_at;          /* n + 2 entries: copies before node i: copy_at[i] .. [i+1] */
+    pare_tensor **cmirror;    /* per value: initializer uploaded to the device once */
+    const pare_backend *dev;  /* backend 1 of this plan, for cmirror */
+    void *dev_ctx;            /* and its session context */
 } gplan;
 
-/* one arena slot per (main graph) value, from a recorded run */
+/* one arena slot per buffer of the main graph: key 2*id is a value's home
+ * buffer, 2*id+1 its mirror on the other backend */
 typedef struct slot {
     size_t offset, size;
 } slot;
@@ -29,6 +53,8 @@ struct pare_session {
     pare_threadpool *pool;
     gplan *plans;
     gplan *main;
+    const pare_backend *be[NBE]; /* be[1] NULL when the CPU is the only backend */
+    void *bctx[NBE];          /* each backend's context for this session (open) */
     pare_value **inputs;      /* inputs needing data */
     size_t n_inputs;
     pare_observer_fn observer;
@@ -39,18 +65,23 @@ struct pare_session {
     size_t n_planned_dims;
     bool have_plan;
     bool recording;
-    size_t *rec_size;         /* per value id: bytes seen in the recording run */
+    size_t *rec_size;         /* per slot key: bytes seen in the recording run */
     slot *slots;
-    uint8_t *arena;
-    size_t arena_size;
+    uint8_t *arena[NBE];
+    size_t arena_size[NBE];
     char *signature;
 };
+
+/* ownership codes of a frame's tensors */
+enum { OWN_NONE, OWN_HEAP, OWN_VIEW, OWN_DEV };
 
 typedef struct frame {
     pare_session *s;
     gplan *p;
     pare_tensor **vals;       /* per value id; NULL: not computed */
-    uint8_t *owned;           /* 1: vals[i] is freed by the frame (heap); 2: arena view */
+    uint8_t *owned;           /* OWN_* of vals[i] */
+    pare_tensor **mirror;     /* per value id: copy on the other backend (multi plans) */
+    uint8_t *mowned;
     struct frame *parent;
     size_t pos;               /* node being run */
 } frame;
@@ -67,14 +98,31 @@ static gplan *find_plan(pare_session *s, const pare_graph *g)
 
 static void gplan_free(gplan *p)
 {
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         if (p->k[i] && p->k[i]->release && p->state[i])
             p->k[i]->release(p->state[i]);
+        if (p->why)
+            free(p->why[i]);
+    }
+    if (p->cmirror) {
+        for (size_t i = 0; i < p->g->n_values; i++)
+            if (p->cmirror[i]) {
+                p->dev->free(p->dev, p->dev_ctx, p->cmirror[i]->data);
+                pare_tensor_free(p->cmirror[i]);
+            }
+        free(p->cmirror);
+    }
     free(p->order);
     free(p->k);
     free(p->state);
     free(p->opset);
     free(p->last_use);
+    free(p->nbe);
+    free(p->why);
+    free(p->vbe);
+    free(p->mirror_pos);
+    free(p->copies);
+    free(p->copy_at);
     free(p);
 }
 
@@ -84,6 +132,173 @@ static const pare_node *top_node(const pare_graph *g, const pare_node *n)
     while (n && n->graph != g)
         n = n->graph->owner;
     return n;
+}
+
+static bool has_subgraph(const pare_node *n)
+{
+    for (size_t a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].g || (n->attrs[a].graphs && n->attrs[a].n))
+            return true;
+    return false;
+}
+
+/* "node 'x' (Op, domain 'd', opset N)" */
+static const char *node_desc(const pare_node *n, int64_t opset, char *buf, size_t size)
+{
+    char id[32];
+    if (!(n->name && *n->name))
+        snprintf(id, sizeof id, "#%zu", n->id);
+    snprintf(buf, size, "node %s%s%s (%s, domain '%s', opset %lld)",
+             n->name && *n->name ? "'" : "", n->name && *n->name ? n->name : id,
+             n->name && *n->name ? "'" : "", n->op_type, n->domain[0] ? n->domain : "ai.onnx",
+             (long long)opset);
+    return buf;
+}
+
+/* input dtypes as the registry sees them: -1 omitted, 0 unknown */
+static int *node_dtypes(const pare_node *n, int *buf, size_t cap)
+{
+    int *d = n->n_inputs <= cap ? buf : malloc(n->n_inputs * sizeof *d);
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n->n_inputs; i++)
+        d[i] = n->inputs[i] ? n->inputs[i]->dtype : -1;
+    return d;
+}
+
+/* Places node i of p on a backend and picks its kernel. */
+static pare_status place_node(pare_session *s, gplan *p, size_t i, bool main_graph,
+                              pare_error *err)
+{
+    pare_node *n = p->order[i];
+    int64_t opset = p->opset[i];
+    int dbuf[16];
+    int *dts = node_dtypes(n, dbuf, 16);
+    if (!dts)
+        return PARE_NOMEM(err);
+    char why_dev[256] = "", why_cpu[256] = "", desc[400];
+    const pare_kernel *k = NULL;
+    uint8_t b = 0;
+    if (main_graph && s->be[1]) {
+        if (has_subgraph(n))
+            snprintf(why_dev, sizeof why_dev, "nodes with subgraphs run on the cpu");
+        else
+            k = s->be[1]->supports(s->be[1], n, opset, dts, n->n_inputs, why_dev,
+                                   sizeof why_dev);
+        if (k)
+            b = 1;
+        else if (!why_dev[0])
+            snprintf(why_dev, sizeof why_dev, "not supported");
+    }
+    if (!k)
+        k = s->be[0]->supports(s->be[0], n, opset, dts, n->n_inputs, why_cpu, sizeof why_cpu);
+    if (dts != dbuf)
+        free(dts);
+    if (!k) {
+        node_desc(n, opset, desc, sizeof desc);
+        if (why_dev[0])
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED, "%s: %s on cpu (%s: %s)", desc,
+                                  why_cpu[0] ? why_cpu : "no kernel", s->be[1]->name, why_dev);
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "%s: %s on cpu", desc,
+                              why_cpu[0] ? why_cpu : "no kernel");
+    }
+    p->k[i] = k;
+    if (p->nbe) {
+        p->nbe[i] = b;
+        if (b == 0 && why_dev[0] && !(p->why[i] = strdup(why_dev)))
+            return PARE_NOMEM(err);
+    }
+    if (k->init) {
+        char lbl[300];
+        pare_status st = k->init(n, opset, &p->state[i], err);
+        if (st)
+            return pare_error_prefix(err, "node %s", pare_node_label(n, lbl, sizeof lbl));
+    }
+    return PARE_OK;
+}
+
+/* Homes, mirrors and border copies of a main plan with a device backend. */
+static pare_status plan_copies(pare_session *s, gplan *p, pare_error *err)
+{
+    const pare_graph *g = p->g;
+    size_t nv = g->n_values ? g->n_values : 1;
+    p->multi = false;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->nbe[i])
+            p->multi = true;
+    if (!p->multi)
+        return PARE_OK;
+    p->vbe = calloc(nv, 1);
+    p->mirror_pos = malloc(nv * sizeof *p->mirror_pos);
+    p->copies = malloc(nv * sizeof *p->copies);
+    p->copy_at = calloc(p->n + 2, sizeof *p->copy_at);
+    p->cmirror = calloc(nv, sizeof *p->cmirror);
+    if (!p->vbe || !p->mirror_pos || !p->copies || !p->copy_at || !p->cmirror)
+        return PARE_NOMEM(err);
+    p->dev = s->be[1];
+    p->dev_ctx = s->bctx[1];
+    for (size_t i = 0; i < p->n; i++)
+        for (size_t o = 0; o < p->order[i]->n_outputs; o++)
+            if (p->order[i]->outputs[o])
+                p->vbe[p->order[i]->outputs[o]->id] = p->nbe[i];
+    size_t n_copies = 0;
+    for (size_t id = 0; id < g->n_values; id++) {
+        pare_value *v = g->values[id];
+        size_t first = SIZE_MAX;
+        for (size_t u = 0; u < v->n_uses; u++) {
+            const pare_node *t = top_node(g, v->uses[u].node);
+            if (!t)
+                continue;
+            size_t pos = (size_t)(uintptr_t)t->user;
+            if (p->nbe[pos] != p->vbe[id] && pos < first)
+                first = pos;
+        }
+        if (first == SIZE_MAX && v->is_output && p->vbe[id] != 0)
+            first = p->n; /* graph outputs come home after the last node */
+        p->mirror_pos[id] = first;
+        if (first == SIZE_MAX)
+            continue;
+        if (v->init && !v->producer && !v->is_input) {
+            /* an initializer read on the device: uploaded once, now */
+            pare_tensor *t = v->init;
+            void *mem;
+            pare_status st;
+            if (t->dtype == PARE_DT_STRING)
+                return pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                                      "initializer '%s': strings cannot move to %s", v->name,
+                                      p->dev->name);
+            if ((st = p->dev->alloc(p->dev, p->dev_ctx, t->nbytes ? t->nbytes : 1, &mem, err)))
+                return st;
+            if ((st = p->dev->to_device(p->dev, p->dev_ctx, mem, t->data, t->nbytes, err)) ||
+                (st = pare_tensor_wrap(v->name, t->dtype, t->rank, t->dims, mem, t->nbytes,
+                                       &p->cmirror[id], err))) {
+                p->dev->free(p->dev, p->dev_ctx, mem);
+                return st;
+            }
+            continue;
+        }
+        p->copies[n_copies].vid = id;
+        p->copies[n_copies].to = (uint8_t)(1 - p->vbe[id]);
+        n_copies++;
+        p->copy_at[first + 1]++;
+    }
+    /* counts to starts; copies sorted by position (stable by value id) */
+    for (size_t i = 1; i < p->n + 2; i++)
+        p->copy_at[i] += p->copy_at[i - 1];
+    pcopy *sorted = malloc((n_copies ? n_copies : 1) * sizeof *sorted);
+    size_t *fill = malloc((p->n + 1) * sizeof *fill);
+    if (!sorted || !fill) {
+        free(sorted);
+        free(fill);
+        return PARE_NOMEM(err);
+    }
+    memcpy(fill, p->copy_at, (p->n + 1) * sizeof *fill);
+    for (size_t c = 0; c < n_copies; c++)
+        sorted[fill[p->mirror_pos[p->copies[c].vid]]++] = p->copies[c];
+    free(fill);
+    free(p->copies);
+    p->copies = sorted;
+    return PARE_OK;
 }
 
 static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out, pare_error *err)
@@ -96,6 +311,7 @@ static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out,
     p = calloc(1, sizeof *p);
     if (!p)
         return PARE_NOMEM(err);
+    bool main_graph = g == s->g;
     p->g = g;
     p->n = g->n_nodes;
     size_t nn = p->n ? p->n : 1;
@@ -104,7 +320,12 @@ static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out,
     p->state = calloc(nn, sizeof *p->state);
     p->opset = calloc(nn, sizeof *p->opset);
     p->last_use = malloc((g->n_values ? g->n_values : 1) * sizeof *p->last_use);
-    if (!p->order || !p->k || !p->state || !p->opset || !p->last_use) {
+    if (main_graph && s->be[1]) {
+        p->nbe = calloc(nn, 1);
+        p->why = calloc(nn, sizeof *p->why);
+    }
+    if (!p->order || !p->k || !p->state || !p->opset || !p->last_use ||
+        (main_graph && s->be[1] && (!p->nbe || !p->why))) {
         gplan_free(p);
         return PARE_NOMEM(err);
     }
@@ -130,25 +351,13 @@ static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out,
         }
         p->last_use[i] = last;
     }
-    char lbl[300];
     for (size_t i = 0; i < p->n; i++) {
         pare_node *n = p->order[i];
-        int64_t opset = pare_node_opset(n);
-        const pare_kernel *k = pare_kernel_find(n->domain, n->op_type, opset);
-        if (!k)
-            return pare_error_set(err, PARE_ERR_UNSUPPORTED,
-                                  "node %s: no kernel for %s in domain '%s' at opset %lld",
-                                  pare_node_label(n, lbl, sizeof lbl), n->op_type,
-                                  n->domain[0] ? n->domain : "ai.onnx", (long long)opset);
-        p->k[i] = k;
-        p->opset[i] = opset;
-        if (k->init) {
-            pare_status st = k->init(n, opset, &p->state[i], err);
-            if (st)
-                return pare_error_prefix(err, "node %s", pare_node_label(n, lbl, sizeof lbl));
-        }
+        p->opset[i] = pare_node_opset(n);
+        pare_status st = place_node(s, p, i, main_graph, err);
+        if (st)
+            return st;
         for (size_t a = 0; a < n->n_attrs; a++) {
-            pare_status st;
             gplan *sub;
             if (n->attrs[a].g && (st = plan_graph(s, n->attrs[a].g, &sub, err)))
                 return st;
@@ -157,8 +366,35 @@ static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out,
                     return st;
         }
     }
+    if (p->nbe) {
+        /* subgraph planning above reused node->user: positions again */
+        for (size_t i = 0; i < p->n; i++)
+            p->order[i]->user = (void *)(uintptr_t)i;
+        pare_status st = plan_copies(s, p, err);
+        if (st)
+            return st;
+    }
     *out = p;
     return PARE_OK;
+}
+
+/* whether some value read by a node of g (or its subgraphs) has no dtype */
+static bool dtypes_missing(const pare_graph *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const pare_node *n = g->nodes[i];
+        for (size_t k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] && n->inputs[k]->dtype == PARE_DT_UNDEFINED)
+                return true;
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            if (n->attrs[a].g && dtypes_missing(n->attrs[a].g))
+                return true;
+            for (size_t j = 0; n->attrs[a].graphs && j < n->attrs[a].n; j++)
+                if (dtypes_missing(n->attrs[a].graphs[j]))
+                    return true;
+        }
+    }
+    return false;
 }
 
 pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
@@ -168,17 +404,23 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
     if (opts)
         o = *opts;
     *out = NULL;
-    if (o.device && strcmp(o.device, "cpu") != 0 && strcmp(o.device, "auto") != 0)
-        return pare_error_set(err, PARE_ERR_UNSUPPORTED,
-                              "device '%s' is not available in this build", o.device);
+    const pare_backend *pref;
+    pare_status st = pare_backend_get(o.device, o.gpu, &pref, err);
+    if (st)
+        return st;
     pare_session *s = calloc(1, sizeof *s);
     if (!s)
         return PARE_NOMEM(err);
     s->m = m;
     s->g = pare_model_graph(m);
     s->keep_all = o.keep_all;
-    pare_status st = pare_graph_toposort(s->g, err);
-    if (st)
+    s->be[0] = pare_backend_cpu();
+    s->be[1] = pref == s->be[0] ? NULL : pref;
+    if (s->be[1] && s->be[1]->open && (st = s->be[1]->open(s->be[1], o.gpu, &s->bctx[1], err))) {
+        s->be[1] = NULL; /* nothing to close */
+        goto fail;
+    }
+    if ((st = pare_graph_toposort(s->g, err)))
         goto fail;
     s->pool = pare_threadpool_new(o.threads);
     if (!s->pool) {
@@ -199,6 +441,16 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
             st = err->status;
             goto fail;
         }
+    /* kernels are chosen by input dtypes: infer those the file does not give
+     * (a model inference cannot type keeps the unknown ones, which every
+     * kernel accepts; the kernel checks them when it runs) */
+    if (dtypes_missing(s->g)) {
+        pare_error ierr;
+        if (pare_infer_shapes(m, NULL, NULL, &ierr) == PARE_ERR_NOMEM) {
+            st = PARE_NOMEM(err);
+            goto fail;
+        }
+    }
     if ((st = plan_graph(s, s->g, &s->main, err)))
         goto fail;
     *out = s;
@@ -221,7 +473,11 @@ void pare_session_free(pare_session *s)
     free(s->planned_dims);
     free(s->rec_size);
     free(s->slots);
-    free(s->arena);
+    for (int b = 0; b < NBE; b++)
+        if (s->arena[b])
+            s->be[b]->free(s->be[b], s->bctx[b], s->arena[b]);
+    if (s->be[1] && s->be[1]->close)
+        s->be[1]->close(s->be[1], s->bctx[1]);
     free(s->signature);
     free(s);
 }
@@ -249,7 +505,7 @@ void pare_session_set_observer(pare_session *s, pare_observer_fn fn, void *ctx)
 }
 size_t pare_session_arena_bytes(const pare_session *s)
 {
-    return s->have_plan ? s->arena_size : 0;
+    return s->have_plan ? s->arena_size[0] + s->arena_size[1] : 0;
 }
 
 static void shape_str(const pare_value *v, char *buf, size_t size)
@@ -294,74 +550,240 @@ const char *pare_session_signature(pare_session *s)
     return b;
 }
 
+/* a growing string for the plan text */
+typedef struct sbuf {
+    char *b;
+    size_t len, cap;
+    bool fail;
+} sbuf;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void sb_printf(sbuf *sb, const char *fmt, ...)
+{
+    if (sb->fail)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(sb->b + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            sb->fail = true;
+            return;
+        }
+        if ((size_t)w < sb->cap - sb->len) {
+            sb->len += (size_t)w;
+            return;
+        }
+        size_t nc = sb->cap * 2 + (size_t)w;
+        char *nb = realloc(sb->b, nc);
+        if (!nb) {
+            sb->fail = true;
+            return;
+        }
+        sb->b = nb;
+        sb->cap = nc;
+    }
+}
+
+static void plan_row(sbuf *sb, const char *name, const char *op, const char *be,
+                     const char *kern, const char *note)
+{
+    if (note && *note)
+        sb_printf(sb, "%-24s %-20s %-8s %-36s %s\n", name, op, be, kern, note);
+    else
+        sb_printf(sb, "%-24s %-20s %-8s %s\n", name, op, be, kern);
+}
+
+static void plan_copies_text(sbuf *sb, const pare_session *s, const gplan *p, size_t pos)
+{
+    for (size_t c = p->copy_at[pos]; c < p->copy_at[pos + 1]; c++) {
+        const pare_value *v = p->g->values[p->copies[c].vid];
+        char name[300], kern[64];
+        snprintf(name, sizeof name, "copy:%s", v->name);
+        uint8_t to = p->copies[c].to;
+        snprintf(kern, sizeof kern, "%s->%s", s->be[1 - to]->name, s->be[to]->name);
+        plan_row(sb, name, "(copy)", s->be[to]->name, kern,
+                 pos == p->n ? "graph output to the host" : "");
+    }
+}
+
 char *pare_session_plan_text(pare_session *s)
 {
-    size_t cap = 1024, off = 0;
-    char *b = malloc(cap);
-    if (!b)
+    sbuf sb = {malloc(4096), 0, 4096, false};
+    if (!sb.b)
         return NULL;
-    b[0] = 0;
-    char lbl[300];
-    for (size_t i = 0; i < s->main->n; i++) {
-        const pare_node *n = s->main->order[i];
-        char line[512];
-        int w = snprintf(line, sizeof line, "%-40s cpu  %s opset %lld\n",
-                         pare_node_label(n, lbl, sizeof lbl), n->op_type,
-                         (long long)s->main->opset[i]);
-        if (w < 0)
-            continue;
-        if (off + (size_t)w + 1 > cap) {
-            while (off + (size_t)w + 1 > cap)
-                cap *= 2;
-            char *nb = realloc(b, cap);
-            if (!nb) {
-                free(b);
-                return NULL;
+    sb.b[0] = 0;
+    const gplan *p = s->main;
+    plan_row(&sb, "node", "op", "backend", "kernel(input dtypes)", "note");
+    if (p->multi)
+        for (size_t id = 0; id < p->g->n_values; id++)
+            if (p->cmirror[id]) {
+                char name[300], kern[64];
+                snprintf(name, sizeof name, "copy:%s", p->g->values[id]->name);
+                snprintf(kern, sizeof kern, "cpu->%s", s->be[1]->name);
+                plan_row(&sb, name, "(copy)", s->be[1]->name, kern,
+                         "initializer, once when the session is made");
             }
-            b = nb;
+    for (size_t i = 0; i < p->n; i++) {
+        const pare_node *n = p->order[i];
+        const pare_kernel *k = p->k[i];
+        uint8_t be = p->nbe ? p->nbe[i] : 0;
+        char name[300], kern[400], note[400] = "";
+        if (p->multi)
+            plan_copies_text(&sb, s, p, i);
+        if (n->name && *n->name)
+            snprintf(name, sizeof name, "%s", n->name);
+        else
+            snprintf(name, sizeof name, "#%zu", n->id);
+        bool dom = k->domain && *k->domain;
+        size_t ko = (size_t)snprintf(kern, sizeof kern, "%s%s%s/%d(", dom ? k->domain : "",
+                                     dom ? ":" : "", k->op_type, k->since_version);
+        for (size_t j = 0; j < n->n_inputs && ko < sizeof kern; j++) {
+            const pare_value *v = n->inputs[j];
+            ko += (size_t)snprintf(kern + ko, sizeof kern - ko, "%s%s", j ? "," : "",
+                                   !v ? "-" : v->dtype ? pare_dtype_name(v->dtype) : "?");
         }
-        memcpy(b + off, line, (size_t)w + 1);
-        off += (size_t)w;
+        if (ko < sizeof kern)
+            snprintf(kern + ko, sizeof kern - ko, ")");
+        if (p->why && p->why[i])
+            snprintf(note, sizeof note, "fallback from %s: %s", s->be[1]->name, p->why[i]);
+        plan_row(&sb, name, n->op_type, s->be[be]->name, kern, note);
     }
-    return b;
+    if (p->multi)
+        plan_copies_text(&sb, s, p, p->n);
+    if (sb.fail) {
+        free(sb.b);
+        return NULL;
+    }
+    return sb.b;
 }
 
 /* ---- running ---- */
 
-static pare_tensor *lookup(frame *f, const pare_value *v)
+/* backend index of the node being run in frame f (subgraphs: the CPU) */
+static inline uint8_t frame_be(const frame *f)
 {
-    for (frame *x = f; x; x = x->parent) {
-        if (x->p->g == v->graph) {
-            pare_tensor *t = x->vals[v->id];
-            if (t || !v->init)
-                return t;
-            return v->init;
-        }
-    }
+    return f->p->multi ? f->p->nbe[f->pos] : 0;
+}
+
+/* v (a value of x's graph) as seen from backend be */
+static inline pare_tensor *frame_value(frame *x, const pare_value *v, uint8_t be)
+{
+    const gplan *p = x->p;
+    if (p->multi && p->vbe[v->id] != be)
+        return p->cmirror[v->id] ? p->cmirror[v->id] : x->mirror[v->id];
+    pare_tensor *t = x->vals[v->id];
+    if (t || !v->init)
+        return t;
     return v->init;
 }
 
-/* a subgraph output with no producer stands for an outer value of that name */
+/* v seen from backend be in f (outer frames: from the CPU) */
+static inline pare_tensor *lookup_be(frame *f, const pare_value *v, uint8_t be)
+{
+    for (frame *x = f; x; x = x->parent, be = 0)
+        if (x->p->g == v->graph)
+            return frame_value(x, v, be);
+    return v->init;
+}
+
+/* v seen from the node being run in f */
+static pare_tensor *lookup(frame *f, const pare_value *v)
+{
+    return lookup_be(f, v, frame_be(f));
+}
+
+/* a graph output as the host sees it; a subgraph output with no producer
+ * stands for an outer value of that name */
 static pare_tensor *lookup_output(frame *f, const pare_value *v)
 {
-    pare_tensor *t = lookup(f, v);
+    pare_tensor *t = v->graph == f->p->g ? frame_value(f, v, 0) : lookup(f, v);
     if (t || v->producer || v->is_input)
         return t;
     for (frame *x = f->parent; x; x = x->parent) {
         const pare_value *o = pare_graph_find_value(x->p->g, v->name);
         if (o && o != v)
-            return lookup(x, o);
+            return frame_value(x, o, 0);
     }
     return NULL;
 }
+
+typedef struct scratch {
+    pare_tensor *t;
+    bool dev;   /* data from the device backend's alloc */
+    uint8_t be; /* that backend */
+} scratch;
 
 typedef struct kctx_ext {
     pare_kctx k;
     frame *f;
     pare_node *node;
-    pare_tensor **scratch;  /* outputs omitted in the node */
+    scratch *scratch;       /* outputs omitted in the node */
     size_t n_scratch;
 } kctx_ext;
+
+/* frees a frame's tensor by its ownership code; be: the backend holding it */
+static void drop(const pare_session *s, pare_tensor *t, uint8_t code, uint8_t be)
+{
+    if (!code || !t)
+        return;
+    if (code == OWN_DEV)
+        s->be[be]->free(s->be[be], s->bctx[be], t->data);
+    pare_tensor_free(t);
+}
+
+/* A buffer for a tensor on backend be: slot `key` of that backend's arena
+ * when the plan has one big enough, else a new allocation. */
+static pare_status new_buffer(pare_session *s, bool main_frame, size_t key, uint8_t be,
+                              const char *name, int dtype, int rank, const int64_t *dims,
+                              pare_tensor **out, uint8_t *code, pare_error *err)
+{
+    const pare_backend *b = s->be[be];
+    pare_status st;
+    *out = NULL;
+    if (dtype == PARE_DT_STRING && !b->host_memory)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "strings cannot live on %s", b->name);
+    if (main_frame && key != SIZE_MAX && s->have_plan && dtype != PARE_DT_STRING) {
+        uint64_t n;
+        if (pare_shape_numel(rank, dims, &n, err))
+            return err->status;
+        size_t need = pare_dtype_nbytes(dtype, n);
+        slot *sl = &s->slots[key];
+        if (need != SIZE_MAX && sl->size >= need && need > 0) {
+            if ((st = pare_tensor_wrap(name, dtype, rank, dims, s->arena[be] + sl->offset, need,
+                                       out, err)))
+                return st;
+            *code = OWN_VIEW;
+            return PARE_OK;
+        }
+    }
+    if (b->host_memory) {
+        if ((st = pare_tensor_new(name, dtype, rank, dims, out, err)))
+            return st;
+        *code = OWN_HEAP;
+        return PARE_OK;
+    }
+    uint64_t n;
+    if (pare_shape_numel(rank, dims, &n, err))
+        return err->status;
+    size_t need = pare_dtype_nbytes(dtype, n);
+    if (need == SIZE_MAX)
+        return pare_error_set(err, PARE_ERR_LIMIT, "tensor '%s' is too large",
+                              name ? name : "?");
+    void *mem;
+    if ((st = b->alloc(b, s->bctx[be], need ? need : 1, &mem, err)))
+        return pare_error_prefix(err, "tensor '%s' (%zu bytes) on %s", name ? name : "?", need,
+                                 b->name);
+    if ((st = pare_tensor_wrap(name, dtype, rank, dims, mem, need, out, err))) {
+        b->free(b, s->bctx[be], mem);
+        return st;
+    }
+    *code = OWN_DEV;
+    return PARE_OK;
+}
 
 static pare_status alloc_out(pare_kctx *k, size_t i, int dtype, int rank, const int64_t *dims,
                              pare_tensor **out, pare_error *err)
@@ -374,42 +796,29 @@ static pare_status alloc_out(pare_kctx *k, size_t i, int dtype, int rank, const 
     pare_value *v = x->node->outputs[i];
     if (v && f->vals[v->id])
         return pare_error_set(err, PARE_ERR_INVALID, "output %zu allocated twice", i);
+    uint8_t be = frame_be(f), code = OWN_NONE;
+    bool main_frame = f->p == s->main;
     pare_tensor *t = NULL;
-    pare_status st;
-    bool from_arena = false;
-    if (v && f->p == s->main && s->have_plan && dtype != PARE_DT_STRING) {
-        uint64_t n;
-        size_t need;
-        if (pare_shape_numel(rank, dims, &n, err))
-            return err->status;
-        need = pare_dtype_nbytes(dtype, n);
-        slot *sl = &s->slots[v->id];
-        if (need != SIZE_MAX && sl->size >= need && need > 0) {
-            st = pare_tensor_wrap(v->name, dtype, rank, dims, s->arena + sl->offset, need, &t,
-                                  err);
-            if (st)
-                return st;
-            from_arena = true;
-        }
-    }
-    if (!t) {
-        st = pare_tensor_new(v ? v->name : NULL, dtype, rank, dims, &t, err);
-        if (st)
-            return st;
-    }
+    pare_status st = new_buffer(s, main_frame, v ? 2 * v->id : SIZE_MAX, be, v ? v->name : NULL,
+                                dtype, rank, dims, &t, &code, err);
+    if (st)
+        return st;
     if (v) {
         f->vals[v->id] = t;
-        f->owned[v->id] = from_arena ? 2 : 1;
-        if (s->recording && f->p == s->main && dtype != PARE_DT_STRING)
-            s->rec_size[v->id] = t->nbytes;
+        f->owned[v->id] = code;
+        if (s->recording && main_frame && dtype != PARE_DT_STRING)
+            s->rec_size[2 * v->id] = t->nbytes;
     } else {
-        pare_tensor **ns = realloc(x->scratch, (x->n_scratch + 1) * sizeof *ns);
+        scratch *ns = realloc(x->scratch, (x->n_scratch + 1) * sizeof *ns);
         if (!ns) {
-            pare_tensor_free(t);
+            drop(s, t, code, be);
             return PARE_NOMEM(err);
         }
         x->scratch = ns;
-        x->scratch[x->n_scratch++] = t;
+        x->scratch[x->n_scratch].t = t;
+        x->scratch[x->n_scratch].dev = code == OWN_DEV;
+        x->scratch[x->n_scratch].be = be;
+        x->n_scratch++;
     }
     *out = t;
     return PARE_OK;
@@ -417,10 +826,85 @@ static pare_status alloc_out(pare_kctx *k, size_t i, int dtype, int rank, const 
 
 static void frame_release(frame *f, size_t id)
 {
-    if (f->owned[id])
-        pare_tensor_free(f->vals[id]);
+    const gplan *p = f->p;
+    uint8_t home = p->multi ? p->vbe[id] : 0;
+    drop(f->s, f->vals[id], f->owned[id], home);
     f->vals[id] = NULL;
-    f->owned[id] = 0;
+    f->owned[id] = OWN_NONE;
+    if (f->mirror) {
+        drop(f->s, f->mirror[id], f->mowned[id], (uint8_t)(1 - home));
+        f->mirror[id] = NULL;
+        f->mowned[id] = OWN_NONE;
+    }
+}
+
+/* Runs border copy c of the main frame: the value's mirror on c->to. */
+static pare_status run_copy(frame *f, const pcopy *c, pare_error *err)
+{
+    pare_session *s = f->s;
+    const pare_value *v = f->p->g->values[c->vid];
+    uint8_t from = (uint8_t)(1 - c->to);
+    pare_tensor *src = f->vals[c->vid] ? f->vals[c->vid] : v->init;
+    if (!src || f->mirror[c->vid])
+        return PARE_OK; /* not computed (the reader reports it) or already there */
+    const pare_backend *bf = s->be[from], *bt = s->be[c->to];
+    if (src->dtype == PARE_DT_STRING)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "value '%s': strings cannot move from "
+                              "%s to %s", v->name, bf->name, bt->name);
+    pare_tensor *t;
+    uint8_t code;
+    pare_status st = new_buffer(s, true, 2 * c->vid + 1, c->to, v->name, src->dtype, src->rank,
+                                src->dims, &t, &code, err);
+    if (st)
+        return st;
+    if (bt->host_memory)
+        st = bf->sync(bf, s->bctx[from], err)
+                 ? err->status
+                 : bf->to_host(bf, s->bctx[from], t->data, src->data, src->nbytes, err);
+    else
+        st = bt->to_device(bt, s->bctx[c->to], t->data, src->data, src->nbytes, err);
+    if (st) {
+        drop(s, t, code, c->to);
+        return pare_error_prefix(err, "copy of '%s' from %s to %s", v->name, bf->name, bt->name);
+    }
+    f->mirror[c->vid] = t;
+    f->mowned[c->vid] = code;
+    if (s->recording)
+        s->rec_size[2 * c->vid + 1] = t->nbytes;
+    return PARE_OK;
+}
+
+static pare_status run_copies(frame *f, size_t pos, pare_error *err)
+{
+    const gplan *p = f->p;
+    for (size_t c = p->copy_at[pos]; c < p->copy_at[pos + 1]; c++) {
+        pare_status st = run_copy(f, &p->copies[c], err);
+        if (st)
+            return st;
+    }
+    return PARE_OK;
+}
+
+/* Calls the observer with output o of node n, brought to the host first
+ * when it lives on a device. */
+static int observe(frame *f, const pare_node *n, size_t o, pare_tensor *t, pare_error *err)
+{
+    pare_session *s = f->s;
+    uint8_t be = frame_be(f);
+    if (!be || s->be[be]->host_memory || t->dtype == PARE_DT_STRING)
+        return s->observer(s->observer_ctx, n, o, t);
+    const pare_backend *b = s->be[be];
+    pare_tensor *h;
+    if (pare_tensor_new(t->name, t->dtype, t->rank, t->dims, &h, err))
+        return -1;
+    if (b->sync(b, s->bctx[be], err) ||
+        b->to_host(b, s->bctx[be], h->data, t->data, t->nbytes, err)) {
+        pare_tensor_free(h);
+        return -1;
+    }
+    int r = s->observer(s->observer_ctx, n, o, h);
+    pare_tensor_free(h);
+    return r;
 }
 
 static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
@@ -443,7 +927,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                               pare_tensor ***outs, size_t *n_outs, pare_error *err)
 {
     const pare_graph *g = p->g;
-    frame f = {s, p, NULL, NULL, parent, 0};
+    frame f = {s, p, NULL, NULL, NULL, NULL, parent, 0};
     size_t nv = g->n_values ? g->n_values : 1;
     f.vals = calloc(nv, sizeof *f.vals);
     f.owned = calloc(nv, 1);
@@ -454,6 +938,14 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         st = PARE_NOMEM(err);
         goto out;
     }
+    if (p->multi) {
+        f.mirror = calloc(nv, sizeof *f.mirror);
+        f.mowned = calloc(nv, 1);
+        if (!f.mirror || !f.mowned) {
+            st = PARE_NOMEM(err);
+            goto out;
+        }
+    }
     /* bind inputs (views; the caller keeps ownership) */
     size_t bound = 0;
     for (size_t i = 0; i < g->n_inputs && bound < n_inputs; i++) {
@@ -462,12 +954,11 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             continue; /* main graph: fed inputs exclude initializers, bound below */
         f.vals[v->id] = (pare_tensor *)inputs[bound++];
     }
-    if (parent == NULL) {
-        /* main graph: inputs arrive in session order, already matched */
-    }
     for (size_t i = 0; i < p->n; i++) {
         pare_node *n = p->order[i];
         f.pos = i;
+        if (p->multi && (st = run_copies(&f, i, err)))
+            goto out;
         kctx_ext x;
         memset(&x, 0, sizeof x);
         const pare_tensor *inbuf[16];
@@ -476,8 +967,9 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             st = PARE_NOMEM(err);
             goto out;
         }
+        uint8_t nbe = frame_be(&f);
         for (size_t k = 0; k < n->n_inputs; k++) {
-            ins[k] = n->inputs[k] ? lookup(&f, n->inputs[k]) : NULL;
+            ins[k] = n->inputs[k] ? lookup_be(&f, n->inputs[k], nbe) : NULL;
             if (n->inputs[k] && !ins[k] && n->inputs[k]->producer == NULL &&
                 !n->inputs[k]->is_input) {
                 if (ins != inbuf)
@@ -497,13 +989,18 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.alloc_out = alloc_out;
         x.k.run_graph = run_graph_cb;
         x.k.exec = &f;
+        x.k.dev = s->bctx[nbe];
         x.f = &f;
         x.node = n;
         st = p->k[i]->run(&x.k, err);
         if (ins != inbuf)
             free(ins);
-        for (size_t k = 0; k < x.n_scratch; k++)
-            pare_tensor_free(x.scratch[k]);
+        for (size_t k = 0; k < x.n_scratch; k++) {
+            if (x.scratch[k].dev)
+                s->be[x.scratch[k].be]->free(s->be[x.scratch[k].be], s->bctx[x.scratch[k].be],
+                                              x.scratch[k].t->data);
+            pare_tensor_free(x.scratch[k].t);
+        }
         free(x.scratch);
         if (st) {
             pare_error_prefix(err, "node %s", pare_node_label(n, lbl, sizeof lbl));
@@ -520,7 +1017,14 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         if (parent == NULL && s->observer) {
             for (size_t o = 0; o < n->n_outputs; o++) {
                 pare_value *v = n->outputs[o];
-                if (v && s->observer(s->observer_ctx, n, o, f.vals[v->id])) {
+                if (!v)
+                    continue;
+                int r = observe(&f, n, o, f.vals[v->id], err);
+                if (r < 0) {
+                    st = err->status;
+                    goto out;
+                }
+                if (r) {
                     st = pare_error_set(err, PARE_ERR_RUNTIME, "stopped by the observer at node %s",
                                         pare_node_label(n, lbl, sizeof lbl));
                     goto out;
@@ -532,7 +1036,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             for (size_t k = 0; k < n->n_inputs; k++) {
                 pare_value *v = n->inputs[k];
                 if (v && v->graph == g && !v->is_output && p->last_use[v->id] == i &&
-                    f.vals[v->id])
+                    (f.vals[v->id] || (f.mirror && f.mirror[v->id])))
                     frame_release(&f, v->id);
             }
             /* outputs nobody reads */
@@ -542,6 +1046,11 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                     frame_release(&f, v->id);
             }
         }
+    }
+    if (p->multi) {
+        f.pos = p->n;
+        if ((st = run_copies(&f, p->n, err)) || (st = s->be[1]->sync(s->be[1], s->bctx[1], err)))
+            goto out;
     }
     results = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *results);
     if (!results) {
@@ -556,7 +1065,15 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                                 v->name);
             goto out;
         }
-        if (v->graph == g && f.owned[v->id] == 1 && f.vals[v->id] == t) {
+        /* the host copy of the value: its home, or its mirror when homed on a device */
+        pare_tensor **tp = NULL;
+        uint8_t *op = NULL;
+        if (v->graph == g) {
+            bool mir = p->multi && p->vbe[v->id] != 0;
+            tp = mir ? &f.mirror[v->id] : &f.vals[v->id];
+            op = mir ? &f.mowned[v->id] : &f.owned[v->id];
+        }
+        if (tp && *op == OWN_HEAP && *tp == t) {
             /* hand the heap tensor over; the same value may be listed twice */
             bool later = false;
             for (size_t j = i + 1; j < g->n_outputs; j++)
@@ -564,8 +1081,8 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                     later = true;
             if (!later) {
                 results[i] = t;
-                f.vals[v->id] = NULL;
-                f.owned[v->id] = 0;
+                *tp = NULL;
+                *op = OWN_NONE;
                 if (pare_tensor_set_name(t, v->name, err)) {
                     st = err->status;
                     goto out;
@@ -584,20 +1101,25 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
 out:
     if (results)
         pare_tensors_free(results, g->n_outputs);
-    if (f.vals) {
-        for (size_t i = 0; i < g->n_values; i++)
-            if (f.owned[i])
-                pare_tensor_free(f.vals[i]);
+    if (f.vals && f.owned) {
+        for (size_t i = 0; i < g->n_values; i++) {
+            uint8_t home = p->multi ? p->vbe[i] : 0;
+            drop(s, f.vals[i], f.owned[i], home);
+            if (f.mirror && f.mowned)
+                drop(s, f.mirror[i], f.mowned[i], (uint8_t)(1 - home));
+        }
     }
     free(f.vals);
     free(f.owned);
+    free(f.mirror);
+    free(f.mowned);
     return st;
 }
 
 /* ---- arena planning from a recorded run ---- */
 
 typedef struct live {
-    size_t id, first, last, size;
+    size_t key, first, last, size;
 } live;
 
 static int cmp_size_desc(const void *a, const void *b)
@@ -605,32 +1127,14 @@ static int cmp_size_desc(const void *a, const void *b)
     const live *x = a, *y = b;
     if (x->size != y->size)
         return x->size < y->size ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
+    return (x->key > y->key) - (x->key < y->key);
 }
 
-static pare_status build_arena(pare_session *s, pare_error *err)
+/* Places the buffers of one backend: greedy by size, each at the lowest
+ * offset that does not overlap a placed buffer whose lifetime intersects. */
+static size_t place(pare_session *s, live *ls, size_t n)
 {
-    gplan *p = s->main;
-    const pare_graph *g = p->g;
-    live *ls = malloc((g->n_values ? g->n_values : 1) * sizeof *ls);
-    if (!ls)
-        return PARE_NOMEM(err);
-    size_t n = 0;
-    for (size_t i = 0; i < g->n_values; i++) {
-        const pare_value *v = g->values[i];
-        if (!v->producer || !s->rec_size[i] || v->is_output)
-            continue;
-        size_t first = (size_t)(uintptr_t)v->producer->user;
-        size_t last = p->last_use[i] == SIZE_MAX ? first : p->last_use[i];
-        ls[n].id = i;
-        ls[n].first = first;
-        ls[n].last = last;
-        ls[n].size = (s->rec_size[i] + 63) & ~(size_t)63;
-        n++;
-    }
     qsort(ls, n, sizeof *ls, cmp_size_desc);
-    /* greedy by size: place each at the lowest offset that does not overlap a
-     * placed buffer whose lifetime intersects */
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         size_t off = 0;
@@ -640,24 +1144,76 @@ static pare_status build_arena(pare_session *s, pare_error *err)
             for (size_t j = 0; j < i; j++) {
                 if (ls[j].last < ls[i].first || ls[i].last < ls[j].first)
                     continue;
-                size_t a = s->slots[ls[j].id].offset, b = a + ls[j].size;
+                size_t a = s->slots[ls[j].key].offset, b = a + ls[j].size;
                 if (off < b && a < off + ls[i].size) {
                     off = b;
                     moved = true;
                 }
             }
         }
-        s->slots[ls[i].id].offset = off;
-        s->slots[ls[i].id].size = ls[i].size;
+        s->slots[ls[i].key].offset = off;
+        s->slots[ls[i].key].size = ls[i].size;
         if (off + ls[i].size > total)
             total = off + ls[i].size;
     }
-    free(ls);
-    free(s->arena);
-    s->arena = total ? aligned_alloc(64, total) : NULL;
-    if (total && !s->arena)
+    return total;
+}
+
+static pare_status build_arena(pare_session *s, pare_error *err)
+{
+    gplan *p = s->main;
+    const pare_graph *g = p->g;
+    size_t nk = 2 * g->n_values;
+    live *ls = malloc((nk ? nk : 1) * sizeof *ls);
+    if (!ls)
         return PARE_NOMEM(err);
-    s->arena_size = total;
+    for (int b = 0; b < NBE; b++) {
+        if (!s->be[b])
+            continue;
+        size_t n = 0;
+        for (size_t key = 0; key < nk; key++) {
+            size_t id = key / 2;
+            const pare_value *v = g->values[id];
+            bool mirror = key & 1;
+            uint8_t home = p->multi ? p->vbe[id] : 0;
+            uint8_t where = mirror ? (uint8_t)(1 - home) : home;
+            if (where != b || !s->rec_size[key])
+                continue;
+            /* host copies of graph outputs are handed to the caller */
+            if (v->is_output && where == 0)
+                continue;
+            size_t first, last;
+            if (mirror) {
+                first = p->mirror_pos[id];
+            } else {
+                if (!v->producer)
+                    continue;
+                first = (size_t)(uintptr_t)v->producer->user;
+            }
+            last = v->is_output ? p->n : p->last_use[id] == SIZE_MAX ? first : p->last_use[id];
+            ls[n].key = key;
+            ls[n].first = first;
+            ls[n].last = last < first ? first : last;
+            ls[n].size = (s->rec_size[key] + 63) & ~(size_t)63;
+            n++;
+        }
+        size_t total = place(s, ls, n);
+        if (s->arena[b])
+            s->be[b]->free(s->be[b], s->bctx[b], s->arena[b]);
+        s->arena[b] = NULL;
+        s->arena_size[b] = 0;
+        if (total) {
+            void *mem;
+            pare_status st = s->be[b]->alloc(s->be[b], s->bctx[b], total, &mem, err);
+            if (st) {
+                free(ls);
+                return st;
+            }
+            s->arena[b] = mem;
+        }
+        s->arena_size[b] = total;
+    }
+    free(ls);
     return PARE_OK;
 }
 
@@ -761,9 +1317,10 @@ pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t
         /* new shapes: this run records sizes; the next one uses the arena */
         s->have_plan = false;
         free(s->rec_size);
-        s->rec_size = calloc(s->g->n_values ? s->g->n_values : 1, sizeof *s->rec_size);
+        size_t nk = s->g->n_values ? 2 * s->g->n_values : 1; /* home and mirror per value */
+        s->rec_size = calloc(nk, sizeof *s->rec_size);
         free(s->slots);
-        s->slots = calloc(s->g->n_values ? s->g->n_values : 1, sizeof *s->slots);
+        s->slots = calloc(nk, sizeof *s->slots);
         if (!s->rec_size || !s->slots) {
             st = PARE_NOMEM(err);
             goto out;

@@ -1028,6 +1028,103 @@ static void test_maxpool_indices(void **state)
     pare_tensor_free(x);
 }
 
+/* MaxPool without the indices output reduces the window separably (rows,
+ * then columns); with it, element by element. Both must give the same Y
+ * over pads, strides, dilations, ceil_mode and 1-D. */
+static void test_maxpool_separable(void **state)
+{
+    (void)state;
+    /* kh, kw, sh, sw, dh, dw, pad top, left, bottom, right, ceil_mode */
+    static const int64_t geo[][11] = {
+        {3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1}, {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0}, {3, 2, 2, 3, 2, 2, 2, 1, 0, 2, 1},
+        {5, 5, 3, 1, 1, 3, 2, 0, 2, 4, 0}, {1, 4, 1, 2, 1, 1, 0, 3, 0, 3, 1},
+    };
+    int64_t xd[4] = {2, 3, 13, 17};
+    pare_tensor *x = mk_rand(4, xd);
+    for (size_t g = 0; g < sizeof geo / sizeof *geo; g++) {
+        const int64_t *q = geo[g];
+        int64_t ks[2] = {q[0], q[1]}, st[2] = {q[2], q[3]}, dl[2] = {q[4], q[5]};
+        int64_t pads[4] = {q[6], q[7], q[8], q[9]};
+        pare_attr at[5] = {a_ints("kernel_shape", ks, 2), a_ints("strides", st, 2),
+                           a_ints("dilations", dl, 2), a_ints("pads", pads, 4),
+                           a_int("ceil_mode", q[10])};
+        pare_tensor *y1[H_MAXOUT] = {0}, *y2[H_MAXOUT] = {0};
+        pare_error err;
+        for (int nout = 1; nout <= 2; nout++) {
+            opcall oc = {.op = "MaxPool",
+                         .opset = 12,
+                         .attrs = at,
+                         .n_attrs = 5,
+                         .in = {x},
+                         .n_in = 1,
+                         .n_out = (size_t)nout,
+                         .threads = 2};
+            assert_int_equal(call_op(&oc, nout == 1 ? y1 : y2, &err), PARE_OK);
+        }
+        assert_int_equal(y1[0]->nbytes, y2[0]->nbytes);
+        if (memcmp(y1[0]->data, y2[0]->data, y1[0]->nbytes))
+            fail_msg("geometry %zu: separable MaxPool differs from the direct one", g);
+        pare_tensor_free(y1[0]);
+        pare_tensor_free(y2[0]);
+        pare_tensor_free(y2[1]);
+    }
+    /* 1-D, kernel 3, stride 2, pads 1 */
+    int64_t xd1[3] = {2, 2, 11}, k1 = 3, s1 = 2, p1[2] = {1, 1};
+    pare_tensor *x1 = mk_rand(3, xd1);
+    pare_attr at1[3] = {a_ints("kernel_shape", &k1, 1), a_ints("strides", &s1, 1),
+                        a_ints("pads", p1, 2)};
+    opcall o1 = {.op = "MaxPool", .opset = 12, .attrs = at1, .n_attrs = 3, .in = {x1}, .n_in = 1};
+    pare_tensor *y = one(&o1);
+    const float *xv = x1->data, *yv = y->data;
+    assert_int_equal(y->dims[2], 6);
+    for (int p = 0; p < 4; p++)
+        for (int o = 0; o < 6; o++) {
+            float best = -INFINITY;
+            for (int t = 0; t < 3; t++) {
+                int i = o * 2 - 1 + t;
+                if (i >= 0 && i < 11 && xv[p * 11 + i] > best)
+                    best = xv[p * 11 + i];
+            }
+            assert_true(yv[p * 6 + o] == best);
+        }
+    pare_tensor_free(y);
+    pare_tensor_free(x1);
+    pare_tensor_free(x);
+}
+
+/* LRN against the formula in double: beta 0.75 (sqrt path), 1, and 0.6 (pow). */
+static void test_lrn(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {2, 7, 5, 3};
+    pare_tensor *x = mk_rand(4, xd);
+    const float *xv = x->data;
+    const float betas[] = {0.75f, 1.0f, 0.6f};
+    for (int bi = 0; bi < 3; bi++) {
+        pare_attr at[4] = {a_int("size", 3), a_float("alpha", 0.5f), a_float("beta", betas[bi]),
+                           a_float("bias", 1.5f)};
+        opcall oc = {.op = "LRN", .opset = 13, .attrs = at, .n_attrs = 4, .in = {x}, .n_in = 1};
+        pare_tensor *y = one(&oc);
+        const float *yv = y->data;
+        for (int n = 0; n < 2; n++)
+            for (int c = 0; c < 7; c++)
+                for (int i = 0; i < 15; i++) {
+                    double s = 0;
+                    for (int cc = c - 1; cc <= c + 1; cc++)
+                        if (cc >= 0 && cc < 7) {
+                            double v = xv[(n * 7 + cc) * 15 + i];
+                            s += v * v;
+                        }
+                    double want = xv[(n * 7 + c) * 15 + i] /
+                                  pow(1.5 + 0.5 / 3.0 * s, (double)betas[bi]);
+                    assert_true(fabs(yv[(n * 7 + c) * 15 + i] - want) <= 1e-6 * (1 + fabs(want)));
+                }
+        pare_tensor_free(y);
+    }
+    pare_tensor_free(x);
+}
+
 static void test_avgpool_pad_counts(void **state)
 {
     (void)state;
@@ -1317,6 +1414,8 @@ int main(void)
         cmocka_unit_test(test_matmul_int_wraps),
         cmocka_unit_test(test_gemm_bias_broadcast),
         cmocka_unit_test(test_maxpool_indices),
+        cmocka_unit_test(test_maxpool_separable),
+        cmocka_unit_test(test_lrn),
         cmocka_unit_test(test_avgpool_pad_counts),
         cmocka_unit_test(test_maxunpool_bad_index),
         cmocka_unit_test(test_layernorm_outputs),

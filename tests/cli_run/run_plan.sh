@@ -1,0 +1,60 @@
+#!/bin/sh
+# pare-run --plan: the node table of testdata/cnn_digits.onnx (backend,
+# kernel and the dtypes it was chosen for), devices, and plan-time errors.
+. "$(dirname "$0")/../cli/lib.sh"
+cnn=$TESTDATA/cnn_digits.onnx
+cf=$TESTDATA/control_flow.onnx
+need "$cnn" "$cf" "$TESTDATA/lossless.onnx"
+
+run "$PROG" --plan "$cnn"
+expect_rc 0
+expect_err_empty
+expect_out_re '^node +op +backend +kernel\(input dtypes\) +note$'
+# every node, in the order it runs, on the CPU with the kernel for float32
+expect_out_re '^conv1 +Conv +cpu +Conv/1\(float32,float32\)$'
+expect_out_re '^bn1 +BatchNormalization +cpu +BatchNormalization/1\(float32,float32,float32,float32,float32\)$'
+expect_out_re '^relu1 +Relu +cpu +Relu/1\(float32\)$'
+expect_out_re '^conv2 +Conv +cpu +Conv/1\(float32,float32,float32\)$'
+expect_out_re '^pool +MaxPool +cpu +MaxPool/1\(float32\)$'
+expect_out_re '^residual +Add +cpu +Add/1\(float32,float32\)$'
+expect_out_re '^gap +GlobalAveragePool +cpu +GlobalAveragePool/1\(float32\)$'
+expect_out_re '^flatten +Flatten +cpu +Flatten/1\(float32\)$'
+expect_out_re '^fc +Gemm +cpu +Gemm/1\(float32,float32,float32\)$'
+check
+[ "$(wc -l <"$tmp/out" | tr -d ' ')" -eq 15 ] || fail "expected a header and 14 nodes"
+check
+[ "$(sed -n '2p;$p' "$tmp/out" | awk '{print $1}' | tr '\n' ' ')" = "conv1 fc " ] ||
+    fail "conv1 should run first and fc last"
+# a CPU-only plan has no copies and no fallbacks
+expect_no_out_text "copy:"
+expect_no_out_text "fallback"
+cp "$tmp/out" "$tmp/plan_cpu"
+
+# auto without a usable GPU: the same plan
+run "$PROG" --plan --device auto "$cnn"
+expect_rc 0
+check
+cmp -s "$tmp/out" "$tmp/plan_cpu" || fail "--device auto planned differently from cpu"
+
+# cuda in a build without it fails cleanly when the model is loaded
+run "$PROG" --plan --device cuda "$cnn"
+expect_rc 1
+expect_one_error "$cnn"
+expect_err "pare was built without CUDA"
+expect_out_empty
+
+# control flow: If, Loop and Scan on the CPU; an omitted input shows as -
+run "$PROG" --plan "$cf"
+expect_rc 0
+expect_out_re '^if +If +cpu +If/1\(bool\)$'
+expect_out_re '^loop +Loop +cpu +Loop/1\(int64,-,float32\)$'
+expect_out_re '^scan +Scan +cpu +Scan/9\(float32,float32\)$'
+
+# an op no backend has: a plan-time error naming node, op, domain and opset
+run "$PROG" --plan "$TESTDATA/lossless.onnx"
+expect_rc 1
+expect_one_error "$TESTDATA/lossless.onnx"
+expect_err "node 'call_fn' (ScaleAdd, domain 'pare.fn', opset 1): no kernel for the op on cpu"
+expect_out_empty
+
+finish

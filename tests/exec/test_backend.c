@@ -1,0 +1,704 @@
+/* The kernel registry keyed by dtypes, plan-time errors, device selection,
+ * and the backend interface with a fake second backend: placement, per-node
+ * CPU fallback with its reason, border copies (and only those), uploads of
+ * initializers, arenas per backend, observers, and outputs equal to a
+ * CPU-only run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pare/exec.h"
+#include "pare/model.h"
+#include "exec/backend.h"
+
+/* ---- models built in the test ---- */
+
+static size_t varint(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    for (;;) {
+        unsigned char b = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        p[n++] = (unsigned char)(b | (v ? 0x80 : 0));
+        if (!v)
+            return n;
+    }
+}
+
+/* ModelProto{ir_version 8, graph{name "g"}, opset_import{"" opset}} */
+static pare_model *new_model(int64_t opset)
+{
+    unsigned char b[64], imp[32];
+    size_t n = 0, k = 0;
+    imp[k++] = 0x0a; /* OperatorSetIdProto.domain = "" */
+    imp[k++] = 0;
+    imp[k++] = 0x10; /* version */
+    k += varint(imp + k, (uint64_t)opset);
+    b[n++] = 0x08; /* ir_version */
+    b[n++] = 8;
+    b[n++] = 0x3a; /* graph */
+    b[n++] = 3;
+    b[n++] = 0x12; /* name */
+    b[n++] = 1;
+    b[n++] = 'g';
+    b[n++] = 0x42; /* opset_import */
+    n += varint(b + n, k);
+    memcpy(b + n, imp, k);
+    n += k;
+    pare_model *m;
+    pare_error err;
+    assert_int_equal(pare_model_load_buffer(b, n, NULL, NULL, &m, &err), PARE_OK);
+    return m;
+}
+
+static pare_value *add_input(pare_graph *g, const char *name, int dtype, int rank,
+                             const int64_t *dims)
+{
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_graph_new_value(g, name, NULL, dtype, &v, &err), PARE_OK);
+    assert_int_equal(pare_value_set_dims(v, dtype, rank, dims, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_input(g, v, &err), PARE_OK);
+    return v;
+}
+
+/* a node with one output named out (no type: inference gives it) */
+static pare_value *add_node(pare_graph *g, const char *name, const char *op,
+                            pare_value *const *ins, size_t n_ins, const char *out)
+{
+    pare_value *o;
+    pare_node *n;
+    pare_error err;
+    assert_int_equal(pare_graph_new_value(g, out, NULL, 0, &o, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, name, "", op, ins, n_ins, &o, 1, NULL, &n, &err),
+                     PARE_OK);
+    return o;
+}
+
+static pare_tensor *tensor_f32(const char *name, int64_t r, int64_t c, float base)
+{
+    int64_t dims[2] = {r, c};
+    pare_tensor *t;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, PARE_DT_FLOAT, 2, dims, &t, &err), PARE_OK);
+    float *x = t->data;
+    for (int64_t i = 0; i < r * c; i++)
+        x[i] = base + 0.37f * (float)i - 1.1f * (float)(i % 3);
+    return t;
+}
+
+/* ---- the registry ---- */
+
+static pare_status run_a(pare_kctx *k, pare_error *err)
+{
+    (void)k;
+    (void)err;
+    return PARE_OK;
+}
+static pare_status run_b(pare_kctx *k, pare_error *err)
+{
+    return run_a(k, err);
+}
+static pare_status run_c(pare_kctx *k, pare_error *err)
+{
+    return run_a(k, err) + run_a(k, err);
+}
+
+static const pare_kernel table[] = {
+    {"", "Foo", 1, 0, NULL, run_a, NULL, "float32,float16 =0"},
+    {"", "Foo", 1, 0, NULL, run_b, NULL, "int"},
+    {"", "Foo", 7, 0, NULL, run_c, NULL, "float32 =0"},
+    {"", "Bar", 2, 5, NULL, run_a, NULL, "fp * bool"},
+    {"", "Cat", 1, 0, NULL, run_a, NULL, "bool =0..."},
+    {"com.x", "Foo", 1, 0, NULL, run_b, NULL, NULL},
+    {0},
+};
+
+static const pare_kernel *sel(const pare_kreg *r, const char *dom, const char *op, int64_t opset,
+                              int a, int b, int c, char *why)
+{
+    int d[3] = {a, b, c};
+    size_t n = c ? 3 : b ? 2 : 1;
+    return pare_kreg_select(r, dom, op, opset, d, n, why, 256);
+}
+
+static void test_registry_select(void **state)
+{
+    (void)state;
+    const pare_kernel *const tabs[] = {table};
+    pare_kreg *r;
+    pare_error err;
+    char why[256];
+    assert_int_equal(pare_kreg_new(tabs, 1, &r, &err), PARE_OK);
+    const int F = PARE_DT_FLOAT, H = PARE_DT_FLOAT16, I8 = PARE_DT_INT8, B = PARE_DT_BOOL;
+    /* dtype sets, same-dtype links, and the record per dtype at one opset */
+    assert_ptr_equal(sel(r, "", "Foo", 3, F, F, 0, why)->run, run_a);
+    assert_ptr_equal(sel(r, "", "Foo", 3, H, H, 0, why)->run, run_a);
+    assert_ptr_equal(sel(r, "", "Foo", 3, I8, I8, 0, why)->run, run_b);
+    assert_null(sel(r, "", "Foo", 3, F, H, 0, why));
+    assert_string_equal(why, "no kernel for input dtypes (float32, float16)");
+    assert_null(sel(r, "", "Foo", 3, PARE_DT_DOUBLE, 0, 0, why));
+    assert_string_equal(why, "no kernel for input dtypes (float64)");
+    /* the newest record that accepts the dtypes wins */
+    assert_ptr_equal(sel(r, "", "Foo", 9, F, F, 0, why)->run, run_c);
+    assert_ptr_equal(sel(r, "", "Foo", 9, H, H, 0, why)->run, run_a);
+    /* unknown (0) and omitted (-1) dtypes match anything */
+    assert_ptr_equal(sel(r, "", "Foo", 9, 0, F, 0, why)->run, run_c);
+    assert_ptr_equal(sel(r, "", "Foo", 9, H, -1, 0, why)->run, run_a);
+    /* "ai.onnx" is the default domain; other domains are apart */
+    assert_ptr_equal(sel(r, "ai.onnx", "Foo", 3, I8, I8, 0, why)->run, run_b);
+    assert_ptr_equal(sel(r, "com.x", "Foo", 1, PARE_DT_STRING, 0, 0, why)->run, run_b);
+    /* opset ranges and unknown ops say why */
+    assert_non_null(sel(r, "", "Bar", 5, F, I8, B, why));
+    assert_null(sel(r, "", "Bar", 5, F, I8, F, why));
+    assert_string_equal(why, "no kernel for input dtypes (float32, int8, float32)");
+    assert_null(sel(r, "", "Bar", 6, F, I8, B, why));
+    assert_string_equal(why, "no kernel for opset 6 (kernels serve opsets 2 to 5)");
+    assert_null(sel(r, "", "Foo", 0, F, F, 0, why));
+    assert_string_equal(why, "no kernel for opset 0 (kernels serve opset 1 on)");
+    assert_null(sel(r, "", "Baz", 1, F, 0, 0, why));
+    assert_string_equal(why, "no kernel for the op");
+    /* a variadic token covers every further input */
+    assert_non_null(sel(r, "", "Cat", 1, B, B, B, why));
+    assert_null(sel(r, "", "Cat", 1, B, B, I8, why));
+    assert_null(sel(r, "", "Cat", 1, I8, I8, I8, why));
+    assert_true(pare_kernel_accepts(&table[4], (const int[]){B, B, B, B}, 4));
+    assert_false(pare_kernel_accepts(&table[4], (const int[]){B, B, B, F}, 4));
+    pare_kreg_free(r);
+}
+
+static void test_registry_bad_specs(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"floot", "=1", "=0", "float32... int8", "float32,",
+                                      "float32,,int8", "=x", "* * * * * * * * * * * * * * * * *"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        pare_kernel t[2] = {{"", "Qux", 3, 0, NULL, run_a, NULL, bad[i]}, {0}};
+        const pare_kernel *const tabs[] = {t};
+        pare_kreg *r = (pare_kreg *)&t; /* must be reset to NULL */
+        pare_error err;
+        assert_int_equal(pare_kreg_new(tabs, 1, &r, &err), PARE_ERR_INVALID);
+        assert_null(r);
+        assert_non_null(strstr(err.msg, "Qux"));
+        assert_non_null(strstr(err.msg, bad[i]));
+        assert_false(pare_kernel_accepts(&t[0], (const int[]){PARE_DT_FLOAT}, 1));
+    }
+    /* every spec of the CPU tables parses */
+    pare_error err;
+    if (pare_kreg_check(&err))
+        fail_msg("%s", err.msg);
+    assert_non_null(pare_kreg_cpu());
+}
+
+static void test_cpu_declared_dtypes(void **state)
+{
+    (void)state;
+    const pare_kreg *r = pare_kreg_cpu();
+    char why[256];
+    const int F = PARE_DT_FLOAT, I8 = PARE_DT_INT8;
+    const pare_kernel *gemm = pare_kernel_find("", "Gemm", 13);
+    assert_ptr_equal(sel(r, "", "Gemm", 13, F, F, F, why), gemm);
+    assert_ptr_equal(sel(r, "", "Gemm", 13, F, F, -1, why), gemm);
+    assert_ptr_equal(sel(r, "", "Gemm", 13, PARE_DT_INT64, PARE_DT_INT64, 0, why), gemm);
+    assert_null(sel(r, "", "Gemm", 13, I8, I8, I8, why));
+    assert_null(sel(r, "", "MatMul", 13, F, PARE_DT_DOUBLE, 0, why));
+    assert_non_null(sel(r, "", "MaxPool", 12, I8, 0, 0, why));
+    assert_null(sel(r, "", "AveragePool", 12, I8, 0, 0, why));
+    assert_non_null(sel(r, "", "Where", 16, PARE_DT_BOOL, PARE_DT_STRING, PARE_DT_STRING, why));
+    assert_null(sel(r, "", "Where", 16, PARE_DT_INT8, F, F, why));
+    assert_non_null(sel(r, "", "Sum", 13, F, F, F, why));
+    assert_null(sel(r, "", "Sum", 13, F, F, PARE_DT_DOUBLE, why));
+    assert_null(sel(r, "", "Sqrt", 13, PARE_DT_INT32, 0, 0, why));
+    assert_non_null(sel(r, "", "Equal", 19, PARE_DT_STRING, PARE_DT_STRING, 0, why));
+    assert_null(sel(r, "", "Greater", 13, PARE_DT_STRING, PARE_DT_STRING, 0, why));
+    /* generic kernels take anything */
+    assert_non_null(sel(r, "", "Identity", 16, PARE_DT_FLOAT8E4M3FN, 0, 0, why));
+    assert_non_null(sel(r, "", "Transpose", 13, PARE_DT_INT4, 0, 0, why));
+}
+
+/* ---- plan-time errors ---- */
+
+static void test_int8_gemm_fails_at_plan(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(17);
+    pare_graph *g = pare_model_graph(m);
+    int64_t d[2] = {2, 2};
+    pare_value *in[2] = {add_input(g, "a", PARE_DT_INT8, 2, d),
+                         add_input(g, "b", PARE_DT_INT8, 2, d)};
+    pare_value *y = add_node(g, "g", "Gemm", in, 2, "y");
+    pare_error err;
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    pare_session *s = (pare_session *)m;
+    assert_int_equal(pare_session_new(m, NULL, &s, &err), PARE_ERR_UNSUPPORTED);
+    assert_null(s);
+    assert_string_equal(err.msg, "node 'g' (Gemm, domain 'ai.onnx', opset 17): no kernel for "
+                                 "input dtypes (int8, int8) on cpu");
+    pare_model_free(m);
+}
+
+/* The dtype of an intermediate the file does not type comes from inference. */
+static void test_inferred_dtype_fails_at_plan(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t d[1] = {4};
+    pare_value *x = add_input(g, "x", PARE_DT_INT32, 1, d);
+    pare_value *t = add_node(g, "id", "Identity", &x, 1, "t");
+    pare_value *y = add_node(g, "", "Sqrt", &t, 1, "y");
+    pare_error err;
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    assert_int_equal(t->dtype, PARE_DT_UNDEFINED);
+    pare_session *s;
+    assert_int_equal(pare_session_new(m, NULL, &s, &err), PARE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "(Sqrt, domain 'ai.onnx', opset 13): no kernel for input "
+                                    "dtypes (int32) on cpu"));
+    assert_non_null(strstr(err.msg, "node #"));
+    pare_model_free(m);
+}
+
+static void test_devices(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t d[2] = {2, 3};
+    pare_value *x = add_input(g, "x", PARE_DT_FLOAT, 2, d);
+    pare_value *y = add_node(g, "r", "Relu", &x, 1, "y");
+    pare_error err;
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    pare_session *s;
+    so.device = "cuda";
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "pare was built without CUDA"));
+    so.device = "tpu";
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_ARG);
+    assert_non_null(strstr(err.msg, "unknown device 'tpu'"));
+    so.device = "auto"; /* no device backend: the CPU */
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    char *text = pare_session_plan_text(s);
+    assert_non_null(strstr(text, "Relu/1(float32)"));
+    assert_non_null(strstr(text, " cpu "));
+    assert_null(strstr(text, "copy"));
+    free(text);
+    pare_tensor *in = tensor_f32("x", 2, 3, -1.0f), **o;
+    size_t no;
+    assert_int_equal(pare_session_run(s, &in, 1, &o, &no, &err), PARE_OK);
+    for (int i = 0; i < 6; i++)
+        assert_true(((float *)o[0]->data)[i] == fmaxf(((float *)in->data)[i], 0.0f));
+    pare_tensors_free(o, no);
+    pare_tensor_free(in);
+    pare_session_free(s);
+    pare_model_free(m);
+}
+
+/* ---- a fake second backend ---- */
+
+#define FAKE_MAX 256
+static struct {
+    void *p[FAKE_MAX];
+    size_t n[FAKE_MAX];
+    int allocs, frees, to_dev, to_host, syncs;
+    int opens, closes;
+    int foreign;   /* inputs of fake kernels not in fake memory */
+    int stray;     /* copies whose source or destination is on the wrong side */
+    bool usable;
+} fk;
+
+static bool in_fake(const void *q)
+{
+    for (int i = 0; i < FAKE_MAX; i++)
+        if (fk.p[i] && (const char *)q >= (const char *)fk.p[i] &&
+            (const char *)q < (const char *)fk.p[i] + fk.n[i])
+            return true;
+    return false;
+}
+
+static pare_status fake_alloc(const pare_backend *b, void *sctx, size_t bytes, void **ptr,
+                             pare_error *err)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    for (int i = 0; i < FAKE_MAX; i++)
+        if (!fk.p[i]) {
+            fk.p[i] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+            if (!fk.p[i])
+                return pare_error_set(err, PARE_ERR_NOMEM, "fake out of memory");
+            fk.n[i] = bytes;
+            fk.allocs++;
+            *ptr = fk.p[i];
+            return PARE_OK;
+        }
+    return pare_error_set(err, PARE_ERR_LIMIT, "fake: too many buffers");
+}
+
+static void fake_free(const pare_backend *b, void *sctx, void *ptr)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    for (int i = 0; i < FAKE_MAX; i++)
+        if (fk.p[i] == ptr) {
+            free(ptr);
+            fk.p[i] = NULL;
+            fk.frees++;
+            return;
+        }
+    fail_msg("fake_free of a pointer it did not hand out");
+}
+
+static pare_status fake_to_device(const pare_backend *b, void *sctx, void *dst, const void *src,
+                                  size_t bytes, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (!in_fake(dst) || in_fake(src) || sctx != &fk)
+        fk.stray++;
+    memcpy(dst, src, bytes);
+    fk.to_dev++;
+    return PARE_OK;
+}
+
+static pare_status fake_to_host(const pare_backend *b, void *sctx, void *dst, const void *src,
+                                size_t bytes, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (in_fake(dst) || !in_fake(src) || sctx != &fk)
+        fk.stray++;
+    memcpy(dst, src, bytes);
+    fk.to_host++;
+    return PARE_OK;
+}
+
+static pare_status fake_sync(const pare_backend *b, void *sctx, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (sctx != &fk)
+        fk.stray++;
+    fk.syncs++;
+    return PARE_OK;
+}
+
+static bool fake_available(const pare_backend *b, int gpu, char *why, size_t why_size)
+{
+    (void)b;
+    (void)gpu;
+    if (!fk.usable)
+        snprintf(why, why_size, "no fake device");
+    return fk.usable;
+}
+
+/* One session context per session: the state itself, counted. */
+static pare_status fake_open(const pare_backend *b, int gpu, void **sctx, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (gpu != 0)
+        return pare_error_set(err, PARE_ERR_ARG, "fake has one device");
+    fk.opens++;
+    *sctx = &fk;
+    return PARE_OK;
+}
+
+static void fake_close(const pare_backend *b, void *sctx)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    fk.closes++;
+}
+
+/* Fake kernels: the CPU's, run on fake memory after checking that every
+ * input is there and that they got the session's context. */
+static pare_kernel fake_relu, fake_add;
+
+static pare_status fake_run(pare_kctx *k, pare_error *err)
+{
+    for (size_t i = 0; i < k->n_in; i++)
+        if (k->in[i] && !in_fake(k->in[i]->data))
+            fk.foreign++;
+    if (k->dev != &fk)
+        fk.stray++;
+    return pare_kernel_find("", k->node->op_type, k->opset)->run(k, err);
+}
+
+static const pare_kernel *fake_supports(const pare_backend *b, const pare_node *n, int64_t opset,
+                                        const int *dtypes, size_t n_in, char *why,
+                                        size_t why_size)
+{
+    (void)b;
+    (void)opset;
+    const pare_kernel *k = strcmp(n->op_type, "Relu") == 0  ? &fake_relu
+                           : strcmp(n->op_type, "Add") == 0 ? &fake_add
+                                                            : NULL;
+    if (!k) {
+        snprintf(why, why_size, "no kernel for %s", n->op_type);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_in; i++)
+        if (dtypes[i] != PARE_DT_FLOAT) {
+            snprintf(why, why_size, "float32 only");
+            return NULL;
+        }
+    return k;
+}
+
+static const pare_backend fake = {
+    .name = "fake",
+    .host_memory = false,
+    .available = fake_available,
+    .open = fake_open,
+    .close = fake_close,
+    .supports = fake_supports,
+    .alloc = fake_alloc,
+    .free = fake_free,
+    .to_device = fake_to_device,
+    .to_host = fake_to_host,
+    .sync = fake_sync,
+};
+
+static int setup_fake(void **state)
+{
+    (void)state;
+    memset(&fk, 0, sizeof fk);
+    fk.usable = true;
+    fake_relu = *pare_kernel_find("", "Relu", 14);
+    fake_relu.run = fake_run;
+    fake_add = *pare_kernel_find("", "Add", 14);
+    fake_add.run = fake_run;
+    pare_error err;
+    assert_int_equal(pare_backend_register(&fake, &err), PARE_OK);
+    return 0;
+}
+
+static int teardown_fake(void **state)
+{
+    (void)state;
+    pare_backend_unregister("fake");
+    return 0;
+}
+
+/* x -> relu -> r1 -> add1(+W) -> a1 -> sigmoid -> s1 -> add2(s1 + r1) -> a2 -> neg -> y
+ * outputs y, a1, r1; plus an int64 Add (c + c) the fake declines by dtype */
+static pare_model *mixed_model(void)
+{
+    pare_model *m = new_model(14);
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    int64_t d[2] = {2, 3};
+    pare_value *x = add_input(g, "x", PARE_DT_FLOAT, 2, d);
+    pare_value *c = add_input(g, "c", PARE_DT_INT64, 2, d);
+    pare_value *w;
+    assert_int_equal(pare_graph_add_initializer(g, tensor_f32("W", 2, 3, 0.25f), &w, &err),
+                     PARE_OK);
+    pare_value *r1 = add_node(g, "relu", "Relu", &x, 1, "r1");
+    pare_value *a1 = add_node(g, "add1", "Add", (pare_value *[]){r1, w}, 2, "a1");
+    pare_value *s1 = add_node(g, "sigmoid", "Sigmoid", &a1, 1, "s1");
+    pare_value *a2 = add_node(g, "add2", "Add", (pare_value *[]){s1, r1}, 2, "a2");
+    pare_value *y = add_node(g, "neg", "Neg", &a2, 1, "y");
+    pare_value *ci = add_node(g, "addi", "Add", (pare_value *[]){c, c}, 2, "ci");
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_output(g, a1, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_output(g, r1, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_output(g, ci, &err), PARE_OK);
+    return m;
+}
+
+static bool has_row(const char *text, const char *name, const char *op, const char *be,
+                    const char *rest)
+{
+    for (const char *l = text; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char line[1024], n[300], o[64], b[32];
+        snprintf(line, sizeof line, "%.*s", (int)len, l);
+        if (sscanf(line, "%299s %63s %31s", n, o, b) == 3 && strcmp(n, name) == 0 &&
+            strcmp(o, op) == 0 && strcmp(b, be) == 0 && (!rest || strstr(line, rest)))
+            return true;
+        l = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
+struct seen {
+    int calls;
+    float r1[6];
+};
+
+static int observe_r1(void *ctx, const pare_node *n, size_t o, const pare_tensor *t)
+{
+    struct seen *s = ctx;
+    (void)o;
+    s->calls++;
+    if (strcmp(n->name, "relu") == 0)
+        memcpy(s->r1, t->data, sizeof s->r1);
+    return 0;
+}
+
+static void test_fake_backend_plan_and_run(void **state)
+{
+    (void)state;
+    pare_model *m = mixed_model();
+    pare_error err;
+    pare_session *ref, *s;
+    assert_int_equal(pare_session_new(m, NULL, &ref, &err), PARE_OK);
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    so.device = "fake";
+    if (pare_session_new(m, &so, &s, &err))
+        fail_msg("%s", err.msg);
+    /* W was uploaded once, when the session was made */
+    assert_int_equal(fk.to_dev, 1);
+    assert_int_equal(fk.allocs, 1);
+    char *text = pare_session_plan_text(s);
+    assert_non_null(text);
+    assert_true(has_row(text, "copy:W", "(copy)", "fake", "cpu->fake"));
+    assert_true(has_row(text, "copy:x", "(copy)", "fake", "cpu->fake"));
+    assert_true(has_row(text, "relu", "Relu", "fake", "Relu/1(float32)"));
+    assert_true(has_row(text, "add1", "Add", "fake", "Add/1(float32,float32)"));
+    assert_true(has_row(text, "copy:a1", "(copy)", "cpu", "fake->cpu"));
+    assert_true(has_row(text, "sigmoid", "Sigmoid", "cpu",
+                        "fallback from fake: no kernel for Sigmoid"));
+    assert_true(has_row(text, "copy:s1", "(copy)", "fake", "cpu->fake"));
+    assert_true(has_row(text, "add2", "Add", "fake", NULL));
+    assert_true(has_row(text, "copy:a2", "(copy)", "cpu", "fake->cpu"));
+    assert_true(has_row(text, "neg", "Neg", "cpu", "fallback from fake"));
+    assert_true(has_row(text, "addi", "Add", "cpu", "fallback from fake: float32 only"));
+    assert_true(has_row(text, "copy:r1", "(copy)", "cpu", "graph output to the host"));
+    /* r1 is read on the fake only, a1 and y come home once: exactly these copies */
+    assert_false(has_row(text, "copy:r1", "(copy)", "fake", NULL));
+    assert_false(has_row(text, "copy:y", "(copy)", "cpu", NULL));
+    assert_false(has_row(text, "copy:c", "(copy)", "fake", NULL));
+    /* copies come right before their first reader */
+    assert_true(strstr(text, "copy:s1") > strstr(text, "\nsigmoid"));
+    assert_true(strstr(text, "copy:s1") < strstr(text, "\nadd2"));
+    assert_true(strstr(text, "copy:r1") > strstr(text, "\naddi"));
+    free(text);
+
+    pare_tensor *in[2];
+    in[0] = tensor_f32("x", 2, 3, -1.0f);
+    int64_t d[2] = {2, 3};
+    assert_int_equal(pare_tensor_new("c", PARE_DT_INT64, 2, d, &in[1], &err), PARE_OK);
+    for (int i = 0; i < 6; i++)
+        ((int64_t *)in[1]->data)[i] = 1000000000000LL * i;
+    pare_tensor **o_ref, **o;
+    size_t n_ref, n;
+    assert_int_equal(pare_session_run(ref, in, 2, &o_ref, &n_ref, &err), PARE_OK);
+    struct seen seen = {0};
+    pare_session_set_observer(s, observe_r1, &seen);
+    for (int round = 0; round < 3; round++) {
+        int allocs = fk.allocs, to_dev = fk.to_dev, to_host = fk.to_host;
+        if (pare_session_run(s, in, 2, &o, &n, &err))
+            fail_msg("%s", err.msg);
+        /* per run: x and s1 go over, a1, a2 and r1 come back, and the observer
+         * sees the outputs of relu, add1 and add2 through host copies */
+        assert_int_equal(fk.to_dev - to_dev, 2);
+        assert_int_equal(fk.to_host - to_host, 3 + 3);
+        if (round == 0)
+            assert_true(fk.allocs > allocs); /* recording run: one buffer each */
+        else
+            assert_int_equal(fk.allocs, allocs); /* from the arenas */
+        assert_int_equal(n, n_ref);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(o[i]->name, o_ref[i]->name);
+            assert_int_equal(o[i]->dtype, o_ref[i]->dtype);
+            assert_int_equal(o[i]->nbytes, o_ref[i]->nbytes);
+            assert_memory_equal(o[i]->data, o_ref[i]->data, o[i]->nbytes);
+            assert_false(in_fake(o[i]->data));
+        }
+        pare_tensors_free(o, n);
+    }
+    assert_int_equal(fk.foreign, 0);
+    assert_int_equal(fk.stray, 0);
+    assert_true(fk.syncs >= 3);
+    assert_true(pare_session_arena_bytes(s) > 0);
+    /* the observer saw the fake's tensors on the host */
+    assert_int_equal(seen.calls, 3 * 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(seen.r1[i] == fmaxf(((float *)in[0]->data)[i], 0.0f));
+    pare_tensors_free(o_ref, n_ref);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    pare_session_free(s);
+    pare_session_free(ref);
+    /* everything the fake handed out came back; one context, closed */
+    assert_int_equal(fk.allocs, fk.frees);
+    assert_int_equal(fk.opens, 1);
+    assert_int_equal(fk.closes, 1);
+    pare_model_free(m);
+}
+
+static void test_fake_backend_selection(void **state)
+{
+    (void)state;
+    pare_model *m = mixed_model();
+    pare_error err;
+    pare_session *s;
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    /* auto picks a usable device backend ... */
+    so.device = "auto";
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    char *text = pare_session_plan_text(s);
+    assert_true(has_row(text, "relu", "Relu", "fake", NULL));
+    free(text);
+    pare_session_free(s);
+    /* ... and falls back to the CPU when none is */
+    fk.usable = false;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    text = pare_session_plan_text(s);
+    assert_true(has_row(text, "relu", "Relu", "cpu", NULL));
+    assert_null(strstr(text, "fake"));
+    free(text);
+    pare_session_free(s);
+    so.device = "fake";
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "device 'fake' is not usable: no fake device");
+    fk.usable = true;
+    /* a context that cannot be opened fails the session */
+    so.gpu = 1;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_ARG);
+    assert_string_equal(err.msg, "fake has one device");
+    so.gpu = 0;
+    assert_int_equal(fk.opens, fk.closes);
+    pare_model_free(m);
+
+    /* neither backend: the error names both reasons */
+    m = new_model(17);
+    pare_graph *g = pare_model_graph(m);
+    int64_t d[2] = {2, 2};
+    pare_value *in[2] = {add_input(g, "a", PARE_DT_INT8, 2, d),
+                         add_input(g, "b", PARE_DT_INT8, 2, d)};
+    pare_value *y = add_node(g, "g", "Gemm", in, 2, "y");
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    so.device = "fake";
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "node 'g' (Gemm, domain 'ai.onnx', opset 17): no kernel for "
+                                 "input dtypes (int8, int8) on cpu (fake: no kernel for Gemm)");
+    pare_model_free(m);
+    assert_int_equal(fk.allocs, fk.frees);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry_select),
+        cmocka_unit_test(test_registry_bad_specs),
+        cmocka_unit_test(test_cpu_declared_dtypes),
+        cmocka_unit_test(test_int8_gemm_fails_at_plan),
+        cmocka_unit_test(test_inferred_dtype_fails_at_plan),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test_setup_teardown(test_fake_backend_plan_and_run, setup_fake,
+                                        teardown_fake),
+        cmocka_unit_test_setup_teardown(test_fake_backend_selection, setup_fake, teardown_fake),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
