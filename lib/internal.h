@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include "pare/status.h"
 #include "pare/tensor.h"
 #include "pare/model.h"
@@ -14,7 +15,22 @@ typedef struct pare_extmap {
     char *location;  /* as written in the model */
     void *addr;      /* mmap'd file */
     size_t len;
+    char *path;      /* resolved path, to reopen the same file (dev, ino) when saving */
+    dev_t dev;
+    ino_t ino;
 } pare_extmap;
+
+/* The bytes a model was parsed from, when embedded tensors borrow them:
+ * each listed raw_data field points into addr (lib/io/load.c) and is cleared
+ * before the ModelProto is freed, since protobuf-c would free it. */
+typedef struct pare_source {
+    const uint8_t *addr;
+    size_t len;
+    int fd;          /* the model file, kept open for in-kernel copies on save; -1: none */
+    bool mapped;     /* addr is a mapping of fd (munmap); else malloc'd (free) */
+    ProtobufCBinaryData **borrowed;
+    size_t n_borrowed;
+} pare_source;
 
 typedef struct pare_opset {
     char *domain;
@@ -34,6 +50,7 @@ struct pare_model {
     uint64_t file_size;
     uint64_t external_bytes;
     pare_problems load_problems; /* what the loader saw that validate reports */
+    pare_source *src;          /* bytes embedded tensors borrow; NULL: none */
 };
 
 /* Defined in lib/ir/build.c */
@@ -45,6 +62,16 @@ pare_status pare__problem_add(pare_problems *p, const char *where, const char *f
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Defined in lib/io/load.c. Frees a ModelProto from the loader, first
+ * clearing the raw_data fields that borrow the model's bytes (src, or the
+ * model being built when src is NULL). NULL-safe. */
+void pare__model_proto_free(Onnx__ModelProto *proto, pare_source *src);
+/* Copies len bytes at p into dst when p lies in the mapped file of m (or of
+ * the model being loaded, m NULL or not yet attached) by reading the file,
+ * which spares faulting the mapping in; false when it does not (then copy
+ * from memory). */
+bool pare__source_read(const pare_model *m, const void *p, void *dst, size_t len);
 
 /* Defined in lib/io/tensor_proto.c.
  * Converts a TensorProto. With borrow, raw_data (and external data) is

@@ -67,7 +67,8 @@ struct pare_value {
     pare_tensor *init;     /* initializer data (NULL if not an initializer) */
     bool is_input;         /* listed in graph->inputs */
     bool is_output;        /* listed in graph->outputs */
-    bool is_sparse_init;   /* a sparse_initializer (init holds the dense form once densified) */
+    bool is_sparse_init;   /* a sparse_initializer (init holds the dense form once densified),
+                              or saved as one (pare_value_store_sparse) */
     bool shape_from_file;  /* shape/dtype came from the file, not inference */
     /* internal bookkeeping */
     void *orig_vi;         /* the ValueInfoProto it was read from */
@@ -191,6 +192,16 @@ const char *pare_graph_unique_name(const pare_graph *g, const char *hint, char *
 /* Makes v an initializer holding t (the value takes ownership of t; any old data freed).
  * v's dtype and shape follow t. */
 pare_status pare_value_set_tensor(pare_value *v, pare_tensor *t, pare_error *err);
+/* Stores initializer v as an ONNX sparse_initializer (COO: values of v's dtype
+ * [NNZ], int64 linear indices [NNZ]) when saved; the IR keeps the dense form in
+ * v->init, so readers and the executor see no difference. sparse=false undoes it.
+ * Zeros (all bits zero, so -0.0 stays an explicit entry) are the implicit
+ * entries. Strings and sub-byte types (int4, uint4, ...) are refused with
+ * PARE_ERR_UNSUPPORTED. pare_value_set_tensor makes v dense again; call this after it.
+ * Note: onnxruntime and onnx.checker.check_model accept such files, but the
+ * checker's full_check (strict shape inference, onnx 1.22) types a
+ * sparse_initializer as sparse_tensor and refuses it as input of a dense op. */
+pare_status pare_value_store_sparse(pare_value *v, bool sparse, pare_error *err);
 /* Adds a new initializer value named t->name (or hint) holding t (ownership taken). */
 pare_status pare_graph_add_initializer(pare_graph *g, pare_tensor *t, pare_value **out,
                                        pare_error *err);

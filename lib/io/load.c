@@ -175,6 +175,526 @@ static void diagnose_wire(const uint8_t *b, size_t n, char *buf, size_t size)
     snprintf(buf, size, "a nested message is malformed");
 }
 
+/* ---- embedded weights without a copy ----
+ *
+ * protobuf-c's unpack copies every bytes field out of the input, so a
+ * model's weights would be copied once more after being read. Instead the
+ * wire format is walked along ModelProto.graph (7) -> initializer (5) and
+ * sparse_initializer (15) -> values (1) / indices (2), a copy of the message
+ * is made without the big raw_data (9) payloads (enclosing length prefixes
+ * re-encoded), that copy is unpacked, and each stripped raw_data is pointed
+ * back at the input bytes: borrowed from a mapped file or a buffer the model
+ * keeps, or copied for a caller's buffer. Only the plain shape is
+ * recognised; anything odd (a field repeated where protobuf would merge,
+ * groups, bad lengths) leaves the message to the ordinary unpack. */
+
+#define BORROW_MIN 4096 /* smaller payloads are not worth the bookkeeping */
+
+typedef struct wfield {
+    uint64_t num;
+    unsigned wt;
+    size_t start, tag_end; /* tag bytes: [start, tag_end) */
+    size_t data, len;      /* payload of a length-delimited field */
+    size_t end;
+} wfield;
+
+static bool rd_varint(const uint8_t *b, size_t n, size_t *i, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*i >= n)
+            return false;
+        uint8_t c = b[(*i)++];
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads the field at *i of b[0..n); false on anything malformed or unusual.
+ * Tags and length prefixes are held to protobuf-c's limits (5 bytes, lengths
+ * up to INT_MAX), so that a message it would refuse is never rewritten
+ * into one it accepts. */
+static bool rd_field(const uint8_t *b, size_t n, size_t *i, wfield *f)
+{
+    uint64_t tag, v;
+    f->start = *i;
+    if (!rd_varint(b, n, i, &tag) || *i - f->start > 5)
+        return false;
+    f->tag_end = *i;
+    f->num = tag >> 3;
+    f->wt = (unsigned)(tag & 7);
+    if (f->num == 0 || f->num > 536870911u)
+        return false;
+    f->data = *i;
+    f->len = 0;
+    switch (f->wt) {
+    case 0:
+        if (!rd_varint(b, n, i, &v))
+            return false;
+        break;
+    case 1:
+    case 5:
+        f->len = f->wt == 1 ? 8 : 4;
+        if (n - *i < f->len)
+            return false;
+        *i += f->len;
+        f->len = 0;
+        break;
+    case 2: {
+        size_t at = *i;
+        if (!rd_varint(b, n, i, &v) || *i - at > 5 || v > INT_MAX || v > n - *i)
+            return false;
+        f->data = *i;
+        f->len = (size_t)v;
+        *i += (size_t)v;
+        break;
+    }
+    default: /* groups: left to protobuf-c */
+        return false;
+    }
+    f->end = *i;
+    return true;
+}
+
+typedef struct strip_rec {
+    int kind;      /* 0 initializer, 1 sparse values, 2 sparse indices */
+    size_t index;  /* in graph.initializer / graph.sparse_initializer */
+    size_t off, len;
+} strip_rec;
+
+typedef struct strip_out {
+    uint8_t *p;    /* NULL: only measure */
+    size_t n;
+    strip_rec *recs;
+    size_t n_recs, cap_recs;
+    bool oom;
+} strip_out;
+
+static void put(strip_out *o, const uint8_t *d, size_t l)
+{
+    if (o->p && l)
+        memcpy(o->p + o->n, d, l);
+    o->n += l;
+}
+
+static void put_varint(strip_out *o, uint64_t v)
+{
+    uint8_t t[10];
+    size_t k = 0;
+    do {
+        t[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    put(o, t, k);
+}
+
+/* The raw_data field of TensorProto bytes t[0..n) when it is the only one and
+ * big enough to borrow. */
+static bool tensor_raw(const uint8_t *t, size_t n, wfield *raw)
+{
+    size_t i = 0, found = 0;
+    wfield f;
+    while (i < n) {
+        if (!rd_field(t, n, &i, &f))
+            return false;
+        if (f.num == 9) {
+            if (f.wt != 2)
+                return false;
+            *raw = f;
+            found++;
+        }
+    }
+    return found == 1 && raw->len >= BORROW_MIN;
+}
+
+/* Writes TensorProto bytes with raw_data emptied (raw from tensor_raw). */
+static void emit_tensor(strip_out *o, const uint8_t *t, size_t n, const wfield *raw)
+{
+    put(o, t, raw->start);
+    put(o, t + raw->start, raw->tag_end - raw->start);
+    put_varint(o, 0);
+    put(o, t + raw->end, n - raw->end);
+}
+
+static void add_rec(strip_out *o, int kind, size_t index, size_t off, size_t len)
+{
+    if (!o->p || o->oom)
+        return;
+    if (pare__grow((void **)&o->recs, &o->cap_recs, o->n_recs + 1, sizeof *o->recs)) {
+        o->oom = true;
+        return;
+    }
+    o->recs[o->n_recs++] = (strip_rec){kind, index, off, len};
+}
+
+/* A nested message field: tag as in the input, then the new length and body. */
+typedef void (*emit_fn)(strip_out *o, const uint8_t *base, const wfield *f, size_t index,
+                        const void *ctx);
+
+static void emit_nested(strip_out *o, const uint8_t *base, const wfield *f, size_t index,
+                        emit_fn fn, const void *ctx)
+{
+    strip_out m = {0};
+    fn(&m, base, f, index, ctx);
+    put(o, base + f->start, f->tag_end - f->start);
+    put_varint(o, m.n);
+    fn(o, base, f, index, ctx);
+}
+
+/* fields of a TensorProto found by the scan: which raw_data to strip */
+typedef struct tensor_cut {
+    wfield raw;
+    int kind;
+} tensor_cut;
+
+static void emit_tensor_field(strip_out *o, const uint8_t *base, const wfield *f, size_t index,
+                              const void *ctx)
+{
+    const tensor_cut *tc = ctx;
+    emit_tensor(o, base + f->data, f->len, &tc->raw);
+    add_rec(o, tc->kind, index, f->data + tc->raw.data, tc->raw.len);
+}
+
+static void emit_sparse_field(strip_out *o, const uint8_t *base, const wfield *f, size_t index,
+                              const void *ctx)
+{
+    (void)ctx;
+    const uint8_t *s = base + f->data;
+    size_t i = 0, n = f->len;
+    wfield g;
+    while (i < n) {
+        if (!rd_field(s, n, &i, &g)) /* checked by sparse_ok; a size check catches it */
+            break;
+        tensor_cut tc;
+        if ((g.num == 1 || g.num == 2) && tensor_raw(s + g.data, g.len, &tc.raw)) {
+            tc.kind = (int)g.num;
+            wfield ga = g;
+            ga.start += f->data;
+            ga.tag_end += f->data;
+            ga.data += f->data;
+            ga.end += f->data;
+            emit_nested(o, base, &ga, index, emit_tensor_field, &tc);
+        } else {
+            put(o, s + g.start, g.end - g.start);
+        }
+    }
+}
+
+/* A SparseTensorProto worth rewriting: well formed, values and indices
+ * at most once each (protobuf would merge repeats), one of them strippable. */
+static bool sparse_ok(const uint8_t *s, size_t n)
+{
+    size_t i = 0, seen[3] = {0, 0, 0};
+    bool any = false;
+    wfield g, raw;
+    while (i < n) {
+        if (!rd_field(s, n, &i, &g))
+            return false;
+        if (g.num == 1 || g.num == 2) {
+            if (g.wt != 2 || ++seen[g.num] > 1)
+                return false;
+            any |= tensor_raw(s + g.data, g.len, &raw);
+        }
+    }
+    return any;
+}
+
+static void emit_graph_field(strip_out *o, const uint8_t *base, const wfield *f, size_t index,
+                             const void *ctx)
+{
+    (void)index;
+    (void)ctx;
+    const uint8_t *g = base + f->data;
+    size_t i = 0, n = f->len, k_init = 0, k_sparse = 0;
+    wfield h;
+    while (i < n) {
+        if (!rd_field(g, n, &i, &h)) /* checked by graph_ok; a size check catches it */
+            break;
+        wfield ha = h;
+        ha.start += f->data;
+        ha.tag_end += f->data;
+        ha.data += f->data;
+        ha.end += f->data;
+        tensor_cut tc;
+        if (h.num == 5 && h.wt == 2 && tensor_raw(g + h.data, h.len, &tc.raw)) {
+            tc.kind = 0;
+            emit_nested(o, base, &ha, k_init, emit_tensor_field, &tc);
+        } else if (h.num == 15 && h.wt == 2 && sparse_ok(g + h.data, h.len)) {
+            emit_nested(o, base, &ha, k_sparse, emit_sparse_field, NULL);
+        } else {
+            put(o, g + h.start, h.end - h.start);
+        }
+        if (h.num == 5)
+            k_init++;
+        if (h.num == 15)
+            k_sparse++;
+    }
+}
+
+/* A GraphProto whose repeated message fields are all length-delimited (so
+ * each occurrence is one element, in order) and that has something to strip. */
+static bool graph_ok(const uint8_t *g, size_t n)
+{
+    size_t i = 0;
+    bool any = false;
+    wfield h, raw;
+    while (i < n) {
+        if (!rd_field(g, n, &i, &h))
+            return false;
+        if (h.num == 5 || h.num == 15) {
+            if (h.wt != 2)
+                return false;
+            any = any || (h.num == 5 ? tensor_raw(g + h.data, h.len, &raw)
+                                     : sparse_ok(g + h.data, h.len));
+        }
+    }
+    return any;
+}
+
+/* Builds the stripped copy of ModelProto bytes b[0..n) into *out (malloc'd)
+ * with the payloads in *recs; false when there is nothing to strip or the
+ * bytes are anything but plain (then the ordinary unpack decides). */
+static bool strip_model(const uint8_t *b, size_t n, uint8_t **out, size_t *out_len,
+                        strip_rec **recs, size_t *n_recs)
+{
+    size_t i = 0, graphs = 0;
+    wfield f, graph = {0};
+    while (i < n) {
+        if (!rd_field(b, n, &i, &f))
+            return false;
+        if (f.num == 7) {
+            if (f.wt != 2)
+                return false;
+            graph = f;
+            graphs++;
+        }
+    }
+    if (graphs != 1 || !graph_ok(b + graph.data, graph.len))
+        return false;
+    strip_out o = {0};
+    emit_nested(&o, b, &graph, 0, emit_graph_field, NULL);
+    size_t size = graph.start + (o.n) + (n - graph.end);
+    o = (strip_out){0};
+    o.p = malloc(size ? size : 1);
+    if (!o.p)
+        return false;
+    put(&o, b, graph.start);
+    emit_nested(&o, b, &graph, 0, emit_graph_field, NULL);
+    put(&o, b + graph.end, n - graph.end);
+    if (o.oom || o.n != size || !o.n_recs) {
+        free(o.p);
+        free(o.recs);
+        return false;
+    }
+    *out = o.p;
+    *out_len = o.n;
+    *recs = o.recs;
+    *n_recs = o.n_recs;
+    return true;
+}
+
+/* ---- bytes -> model ---- */
+
+typedef enum src_mode {
+    SRC_COPY, /* the caller's bytes: payloads are copied */
+    SRC_HEAP, /* malloc'd bytes handed over: borrowed, freed with the model */
+    SRC_MAP   /* a mapping of fd handed over: borrowed, unmapped with the model */
+} src_mode;
+
+/* While the IR is built from a proto whose raw_data borrows (the builder
+ * frees the proto itself when it fails), pare__model_proto_free needs to
+ * know which fields are not protobuf-c's to free. */
+static _Thread_local pare_source *loading_src;
+static _Thread_local const Onnx__ModelProto *loading_proto;
+
+static void source_unborrow(pare_source *s)
+{
+    for (size_t i = 0; i < s->n_borrowed; i++) {
+        s->borrowed[i]->data = NULL;
+        s->borrowed[i]->len = 0;
+    }
+    s->n_borrowed = 0;
+}
+
+static void release_bytes(const uint8_t *b, size_t n, src_mode mode, int fd)
+{
+    if (mode == SRC_HEAP)
+        free((void *)b);
+    if (mode == SRC_MAP)
+        munmap((void *)b, n);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void source_free(pare_source *s)
+{
+    if (!s)
+        return;
+    release_bytes(s->addr, s->len, s->mapped ? SRC_MAP : SRC_HEAP, s->fd);
+    free(s->borrowed);
+    free(s);
+}
+
+void pare__model_proto_free(Onnx__ModelProto *proto, pare_source *src)
+{
+    if (!proto)
+        return;
+    if (!src && proto == loading_proto)
+        src = loading_src;
+    if (src)
+        source_unborrow(src);
+    onnx__model_proto__free_unpacked(proto, NULL);
+}
+
+bool pare__source_read(const pare_model *m, const void *p, void *dst, size_t len)
+{
+    const pare_source *s = m && m->src ? m->src : loading_src;
+    const uint8_t *q = p;
+    if (!s || !s->mapped || s->fd < 0 || q < s->addr || len > s->len ||
+        (size_t)(q - s->addr) > s->len - len)
+        return false;
+    off_t off = (off_t)(q - s->addr);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(s->fd, (uint8_t *)dst + done, len - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        done += (size_t)r;
+    }
+    return true;
+}
+
+/* Points the stripped raw_data fields of mp at their bytes in b (copies for
+ * SRC_COPY). False, with mp as unpacked, when mp does not match the records. */
+static bool patch_payloads(Onnx__ModelProto *mp, const uint8_t *b, src_mode mode,
+                           const strip_rec *recs, size_t n_recs, pare_source *src)
+{
+    Onnx__GraphProto *g = mp->graph;
+    for (size_t i = 0; i < n_recs; i++) {
+        const strip_rec *r = &recs[i];
+        Onnx__TensorProto *tp = NULL;
+        if (g && r->kind == 0 && r->index < g->n_initializer) {
+            tp = g->initializer[r->index];
+        } else if (g && r->kind && r->index < g->n_sparse_initializer) {
+            Onnx__SparseTensorProto *sp = g->sparse_initializer[r->index];
+            tp = r->kind == 1 ? sp->values : sp->indices;
+        }
+        if (!tp || !tp->has_raw_data || tp->raw_data.len || tp->raw_data.data)
+            goto undo;
+        if (mode == SRC_COPY) {
+            uint8_t *c = malloc(r->len);
+            if (!c)
+                goto undo;
+            memcpy(c, b + r->off, r->len);
+            tp->raw_data.data = c; /* protobuf-c's own now */
+        } else {
+            tp->raw_data.data = (uint8_t *)b + r->off;
+            src->borrowed[src->n_borrowed++] = &tp->raw_data;
+        }
+        tp->raw_data.len = r->len;
+    }
+    return true;
+undo:
+    if (src)
+        source_unborrow(src);
+    return false;
+}
+
+/* Unpacks b[0..n) (plain protobuf) and builds the model. b is handed over
+ * for SRC_HEAP and SRC_MAP (with fd): kept by the model when tensors borrow
+ * it, released otherwise, on success and failure alike. */
+static pare_status parse_model(const uint8_t *b, size_t n, src_mode mode, int fd,
+                               const char *base_dir, bool no_external, pare_model **out,
+                               pare_error *err)
+{
+    Onnx__ModelProto *mp = NULL;
+    pare_source *src = NULL;
+    uint8_t *sb;
+    size_t sn, n_recs;
+    strip_rec *recs;
+    if (strip_model(b, n, &sb, &sn, &recs, &n_recs)) {
+        mp = onnx__model_proto__unpack(NULL, sn, sb);
+        free(sb);
+        if (mp && mode != SRC_COPY) {
+            src = calloc(1, sizeof *src);
+            if (src && !(src->borrowed = malloc(n_recs * sizeof *src->borrowed))) {
+                free(src);
+                src = NULL;
+            }
+        }
+        if (mp && ((mode != SRC_COPY && !src) ||
+                   !patch_payloads(mp, b, mode, recs, n_recs, src))) {
+            onnx__model_proto__free_unpacked(mp, NULL);
+            mp = NULL;
+        }
+        free(recs);
+        if (!mp && src) {
+            free(src->borrowed);
+            free(src);
+            src = NULL;
+        }
+    }
+    if (!mp) /* nothing to strip, or something unusual: the ordinary way */
+        mp = onnx__model_proto__unpack(NULL, n, b);
+    if (!mp) {
+        char why[256];
+        diagnose_wire(b, n, why, sizeof why);
+        release_bytes(b, n, mode, fd);
+        return pare_error_set(err, PARE_ERR_FORMAT, "not a valid ONNX protobuf: %s", why);
+    }
+    if (src) {
+        src->addr = b;
+        src->len = n;
+        src->fd = fd;
+        src->mapped = mode == SRC_MAP;
+    } else {
+        release_bytes(b, n, mode, fd);
+    }
+    loading_src = src;
+    loading_proto = mp;
+    pare_status st = pare__model_from_proto(mp, base_dir, no_external, out, err);
+    loading_src = NULL;
+    loading_proto = NULL;
+    if (st) {
+        source_free(src); /* the proto went with the failed model, unborrowed first */
+        return st;
+    }
+    (*out)->src = src;
+    return PARE_OK;
+}
+
+/* Bytes that may be gzip: gunzips, then parse_model (ownership as there). */
+static pare_status load_bytes(const uint8_t *b, size_t n, src_mode mode, int fd,
+                              const char *base_dir, const pare_load_opts *o, pare_model **out,
+                              pare_error *err)
+{
+    *out = NULL;
+    if (n == 0) {
+        release_bytes(b, n, mode, fd);
+        return pare_error_set(err, PARE_ERR_FORMAT, "empty file (0 bytes)");
+    }
+    if (is_gzip(b, n)) {
+        uint8_t *plain = NULL;
+        size_t plain_len = 0;
+        pare_status st = gunzip(b, n, o->max_decompressed, &plain, &plain_len, err);
+        release_bytes(b, n, mode, fd);
+        if (st)
+            return st;
+        if (plain_len == 0) {
+            free(plain);
+            return pare_error_set(err, PARE_ERR_FORMAT, "gzip stream holds an empty file");
+        }
+        return parse_model(plain, plain_len, SRC_HEAP, -1, base_dir, o->no_external, out, err);
+    }
+    return parse_model(b, n, mode, fd, base_dir, o->no_external, out, err);
+}
+
 pare_status pare_model_load_buffer(const void *buf, size_t len, const char *base_dir,
                                    const pare_load_opts *opts, pare_model **out, pare_error *err)
 {
@@ -183,31 +703,7 @@ pare_status pare_model_load_buffer(const void *buf, size_t len, const char *base
         o = *opts;
     if (!o.max_decompressed)
         o.max_decompressed = PARE_DEFAULT_MAX_DECOMPRESSED;
-    *out = NULL;
-    if (len == 0)
-        return pare_error_set(err, PARE_ERR_FORMAT, "empty file (0 bytes)");
-    const uint8_t *data = buf;
-    uint8_t *plain = NULL;
-    size_t plain_len = len;
-    if (is_gzip(data, len)) {
-        pare_status st = gunzip(data, len, o.max_decompressed, &plain, &plain_len, err);
-        if (st)
-            return st;
-        data = plain;
-        if (plain_len == 0) {
-            free(plain);
-            return pare_error_set(err, PARE_ERR_FORMAT, "gzip stream holds an empty file");
-        }
-    }
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, plain_len, data);
-    if (!mp) {
-        char why[256];
-        diagnose_wire(data, plain_len, why, sizeof why);
-        free(plain);
-        return pare_error_set(err, PARE_ERR_FORMAT, "not a valid ONNX protobuf: %s", why);
-    }
-    free(plain);
-    return pare__model_from_proto(mp, base_dir, o.no_external, out, err);
+    return load_bytes(buf, len, SRC_COPY, -1, base_dir, &o, out, err);
 }
 
 static pare_status read_stream(int fd, uint8_t **out, size_t *len, uint64_t limit, pare_error *err)
@@ -262,8 +758,7 @@ pare_status pare_model_load(const char *path, const pare_load_opts *opts, pare_m
         pare_status st = read_stream(STDIN_FILENO, &b, &n, o.max_decompressed, err);
         if (st)
             return st;
-        st = pare_model_load_buffer(b, n, NULL, &o, out, err);
-        free(b);
+        st = load_bytes(b, n, SRC_HEAP, -1, NULL, &o, out, err);
         if (!st)
             (*out)->file_size = n;
         return st;
@@ -301,13 +796,14 @@ pare_status pare_model_load(const char *path, const pare_load_opts *opts, pare_m
             close(fd);
             return pare_error_set(err, PARE_ERR_FORMAT, "empty file (0 bytes)");
         }
+        /* read-only, like external data: tensors borrow these pages, and
+         * saving copies them from fd inside the kernel */
         void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (map == MAP_FAILED)
+        if (map == MAP_FAILED) {
+            close(fd);
             return pare_error_set(err, PARE_ERR_IO, "mmap: %s", strerror(errno));
-        madvise(map, n, MADV_SEQUENTIAL);
-        st = pare_model_load_buffer(map, n, dir, &o, out, err);
-        munmap(map, n);
+        }
+        st = load_bytes(map, n, SRC_MAP, fd, dir, &o, out, err);
         if (!st)
             (*out)->file_size = n;
         return st;
@@ -318,8 +814,7 @@ pare_status pare_model_load(const char *path, const pare_load_opts *opts, pare_m
     close(fd);
     if (st)
         return st;
-    st = pare_model_load_buffer(b, n, dir, &o, out, err);
-    free(b);
+    st = load_bytes(b, n, SRC_HEAP, -1, dir, &o, out, err);
     if (!st)
         (*out)->file_size = n;
     return st;
@@ -330,12 +825,13 @@ void pare_model_free(pare_model *m)
     if (!m)
         return;
     pare__graph_free(m->graph);
-    if (m->proto)
-        onnx__model_proto__free_unpacked(m->proto, NULL);
+    pare__model_proto_free(m->proto, m->src);
+    source_free(m->src);
     for (size_t i = 0; i < m->n_ext; i++) {
         if (m->ext[i].addr)
             munmap(m->ext[i].addr, m->ext[i].len);
         free(m->ext[i].location);
+        free(m->ext[i].path);
     }
     free(m->ext);
     for (size_t i = 0; i < m->n_opsets; i++)

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -63,6 +64,7 @@ typedef struct save_ctx {
     pare_status st;
     bool need_ext;          /* a tensor wanted external storage */
     bool ext_allowed;
+    int *ext_fds;           /* per m->ext: reopened file, -1 unusable, -2 not tried */
 } save_ctx;
 
 static bool fail(save_ctx *c, pare_status st, const char *msg)
@@ -156,26 +158,125 @@ static Onnx__TensorProto *tensor_shell(save_ctx *c, const pare_tensor *t,
     return tp;
 }
 
-/* Copying external weights from their mapping faults the pages into this
- * process; once written they are not needed again soon, so give them back
- * (only for read-only file mappings, where the kernel re-reads on access),
- * keeping peak RSS near one tensor rather than all the weights. */
+/* Copying mapped weights (external data, or the model file's own bytes
+ * when writing from memory) faults the pages into this process; once
+ * written they are not needed again soon, so give them back (only for
+ * read-only file mappings, where the kernel re-reads on access), keeping
+ * peak RSS near one tensor rather than all the weights. */
 static void drop_mapped_pages(save_ctx *c, const void *data, size_t len)
 {
     if (!c->m || !len)
         return;
     const uint8_t *p = data;
-    for (size_t i = 0; i < c->m->n_ext; i++) {
+    const pare_source *src = c->m->src;
+    bool in = src && src->mapped && p >= src->addr && p + len <= src->addr + src->len;
+    for (size_t i = 0; !in && i < c->m->n_ext; i++) {
         const uint8_t *a = c->m->ext[i].addr;
-        if (!a || p < a || p + len > a + c->m->ext[i].len)
-            continue;
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-        uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
-        if (hi > lo)
-            madvise((void *)lo, hi - lo, MADV_DONTNEED);
-        return;
+        in = a && p >= a && p + len <= a + c->m->ext[i].len;
     }
+    if (!in)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* The open file whose bytes are mapped at data..data+len: the model file
+ * (kept open since loading) or an external data file (reopened by its
+ * resolved path, and used only if it is still the same file), with the
+ * offset of data in it; -1 if none. */
+static int source_fd(save_ctx *c, const void *data, size_t len, off_t *off)
+{
+    if (!c->m)
+        return -1;
+    const uint8_t *p = data;
+    const pare_source *src = c->m->src;
+    if (src && src->mapped && src->fd >= 0 && p >= src->addr && p + len <= src->addr + src->len) {
+        *off = (off_t)(p - src->addr);
+        return src->fd;
+    }
+    for (size_t i = 0; i < c->m->n_ext; i++) {
+        const pare_extmap *e = &c->m->ext[i];
+        const uint8_t *a = e->addr;
+        if (!a || p < a || p + len > a + e->len)
+            continue;
+        if (!c->ext_fds) {
+            c->ext_fds = malloc(c->m->n_ext * sizeof *c->ext_fds);
+            if (!c->ext_fds)
+                return -1;
+            for (size_t k = 0; k < c->m->n_ext; k++)
+                c->ext_fds[k] = -2;
+        }
+        if (c->ext_fds[i] == -2) {
+            int fd = e->path ? open(e->path, O_RDONLY | O_CLOEXEC) : -1;
+            struct stat sb;
+            if (fd >= 0 && (fstat(fd, &sb) != 0 || sb.st_dev != e->dev || sb.st_ino != e->ino ||
+                            (uint64_t)sb.st_size < e->len)) {
+                close(fd);
+                fd = -1;
+            }
+            c->ext_fds[i] = fd;
+        }
+        *off = (off_t)(p - a);
+        return c->ext_fds[i];
+    }
+    return -1;
+}
+
+static void close_source_fds(save_ctx *c)
+{
+    for (size_t i = 0; c->ext_fds && i < c->m->n_ext; i++)
+        if (c->ext_fds[i] >= 0)
+            close(c->ext_fds[i]);
+    free(c->ext_fds);
+    c->ext_fds = NULL;
+}
+
+/* Copies len bytes at offset off of in_fd to the end of out inside the
+ * kernel (copy_file_range, else sendfile), without passing them through
+ * this process's memory. Returns how many it copied; the caller writes the
+ * rest from memory (the kernel may refuse: another filesystem, a pipe). */
+static size_t copy_in_kernel(FILE *out, int in_fd, off_t off, size_t len)
+{
+    if (fflush(out) != 0)
+        return 0;
+    int ofd = fileno(out);
+    size_t done = 0;
+    bool use_sendfile = false;
+    while (done < len) {
+        size_t want = len - done > ((size_t)1 << 30) ? ((size_t)1 << 30) : len - done;
+        ssize_t r = use_sendfile ? sendfile(ofd, in_fd, &off, want)
+                                 : copy_file_range(in_fd, &off, ofd, NULL, want, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && !use_sendfile && done == 0) {
+            use_sendfile = true;
+            continue;
+        }
+        if (r <= 0)
+            break;
+        done += (size_t)r;
+    }
+    return done;
+}
+
+#define KERNEL_COPY_MIN ((size_t)64 << 10)
+
+/* Writes bytes to out; bytes that are a mapped file's go in-kernel. */
+static bool put_bytes(save_ctx *c, FILE *out, const void *data, size_t len)
+{
+    size_t done = 0;
+    off_t off;
+    int fd;
+    if (len >= KERNEL_COPY_MIN && (fd = source_fd(c, data, len, &off)) >= 0)
+        done = copy_in_kernel(out, fd, off, len);
+    if (done < len && fwrite((const uint8_t *)data + done, 1, len - done, out) != len - done)
+        return false;
+    if (done < len)
+        drop_mapped_pages(c, (const uint8_t *)data + done, len - done);
+    return true;
 }
 
 static Onnx__TensorProto *init_to_proto(save_ctx *c, pare_value *v)
@@ -205,11 +306,10 @@ static Onnx__TensorProto *init_to_proto(save_ctx *c, pare_value *v)
         return NULL;
     }
     c->ext_off += pad;
-    if (v->init->nbytes && fwrite(v->init->data, 1, v->init->nbytes, c->ext) != v->init->nbytes) {
+    if (v->init->nbytes && !put_bytes(c, c->ext, v->init->data, v->init->nbytes)) {
         fail(c, PARE_ERR_IO, "writing external data failed");
         return NULL;
     }
-    drop_mapped_pages(c, v->init->data, v->init->nbytes);
     char off[32], len[32];
     snprintf(off, sizeof off, "%" PRIu64, c->ext_off);
     snprintf(len, sizeof len, "%zu", v->init->nbytes);
@@ -230,6 +330,87 @@ static Onnx__TensorProto *init_to_proto(save_ctx *c, pare_value *v)
     tp->raw_data.data = NULL;
     tp->raw_data.len = 0;
     return tp;
+}
+
+/* A sparse initializer as COO: the entries whose bytes are not all zero
+ * (so -0.0 stays explicit and the dense form comes back bit for bit), in
+ * increasing order of their int64 linear index. Always embedded. */
+static Onnx__SparseTensorProto *sparse_to_proto(save_ctx *c, pare_value *v)
+{
+    const Onnx__SparseTensorProto *orig = v->orig_init;
+    if (orig && (!v->dirty || (orig->values && orig->values->name &&
+                               strcmp(orig->values->name, v->name) == 0)))
+        return (Onnx__SparseTensorProto *)orig; /* as loaded (renames aside) */
+    pare_error terr;
+    const pare_tensor *t = pare_value_tensor(v, &terr);
+    if (!t) {
+        if (!c->st) {
+            c->st = terr.status;
+            pare_error_set(c->err, terr.status, "%s", terr.msg);
+        }
+        return NULL;
+    }
+    if (t->dtype == PARE_DT_STRING || pare_dtype_bits(t->dtype) < 8) {
+        fail(c, PARE_ERR_UNSUPPORTED, "a string or sub-byte initializer cannot be stored sparse");
+        return NULL;
+    }
+    size_t es = (size_t)pare_dtype_bits(t->dtype) / 8;
+    size_t n = es ? t->nbytes / es : 0;
+    const uint8_t *d = t->data;
+    size_t nnz = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *e = d + i * es;
+        for (size_t k = 0; k < es; k++)
+            if (e[k]) {
+                nnz++;
+                break;
+            }
+    }
+    Onnx__SparseTensorProto *sp = aalloc(&c->ar, sizeof *sp);
+    Onnx__TensorProto *vals = aalloc(&c->ar, sizeof *vals);
+    Onnx__TensorProto *idx = aalloc(&c->ar, sizeof *idx);
+    int64_t *nnz_dim = aalloc(&c->ar, 2 * sizeof *nnz_dim);
+    uint8_t *vd = aalloc(&c->ar, nnz * es);
+    int64_t *id = aalloc(&c->ar, nnz * sizeof *id);
+    char *name = astrdup(&c->ar, v->name);
+    if (!sp || !vals || !idx || !nnz_dim || !vd || !id || !name) {
+        fail(c, PARE_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *e = d + i * es;
+        for (size_t k = 0; k < es; k++)
+            if (e[k]) {
+                memcpy(vd + j * es, e, es);
+                id[j++] = (int64_t)i;
+                break;
+            }
+    }
+    nnz_dim[0] = (int64_t)nnz;
+    onnx__sparse_tensor_proto__init(sp);
+    onnx__tensor_proto__init(vals);
+    onnx__tensor_proto__init(idx);
+    vals->name = name;
+    vals->has_data_type = 1;
+    vals->data_type = t->dtype;
+    vals->n_dims = 1;
+    vals->dims = nnz_dim;
+    vals->has_raw_data = 1;
+    vals->raw_data.data = vd;
+    vals->raw_data.len = nnz * es;
+    idx->has_data_type = 1;
+    idx->data_type = PARE_DT_INT64;
+    idx->n_dims = 1;
+    idx->dims = nnz_dim;
+    idx->has_raw_data = 1;
+    idx->raw_data.data = (uint8_t *)id;
+    idx->raw_data.len = nnz * sizeof *id;
+    sp->values = vals;
+    sp->indices = idx;
+    sp->n_dims = (size_t)t->rank;
+    sp->dims = t->dims;
+    return sp;
 }
 
 static Onnx__ValueInfoProto *vi_shell(save_ctx *c, const pare_value *v)
@@ -495,7 +676,7 @@ static Onnx__GraphProto *graph_to_proto(save_ctx *c, pare_graph *g)
     size_t n_init = 0, n_sparse = 0;
     for (size_t i = 0; i < g->n_values; i++) {
         pare_value *v = g->values[i];
-        if (v->is_sparse_init && !v->dirty)
+        if (v->is_sparse_init)
             n_sparse++;
         else if (v->init)
             n_init++;
@@ -515,8 +696,8 @@ static Onnx__GraphProto *graph_to_proto(save_ctx *c, pare_graph *g)
     size_t ki = 0, ks = 0;
     for (size_t i = 0; i < g->n_values; i++) {
         pare_value *v = g->values[i];
-        if (v->is_sparse_init && !v->dirty)
-            sparse[ks++] = v->orig_init;
+        if (v->is_sparse_init)
+            sparse[ks++] = sparse_to_proto(c, v);
         else if (v->init)
             inits[ki++] = init_to_proto(c, v);
     }
@@ -602,6 +783,7 @@ static Onnx__ModelProto *model_to_proto(save_ctx *c, pare_model *m)
 
 typedef struct file_buffer {
     ProtobufCBuffer base;
+    save_ctx *c;
     FILE *f;
     z_stream *zs;
     uint8_t *zbuf;
@@ -614,7 +796,7 @@ static void fb_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
     if (fb->failed || len == 0)
         return;
     if (!fb->zs) {
-        if (fwrite(data, 1, len, fb->f) != len)
+        if (!put_bytes(fb->c, fb->f, data, len))
             fb->failed = true;
         return;
     }
@@ -653,12 +835,13 @@ static bool fb_finish(file_buffer *fb)
     return rc == Z_STREAM_END;
 }
 
-static pare_status write_message(FILE *f, const ProtobufCMessage *msg, const pare_save_opts *o,
-                                 pare_error *err)
+static pare_status write_message(save_ctx *c, FILE *f, const ProtobufCMessage *msg,
+                                 const pare_save_opts *o, pare_error *err)
 {
     file_buffer fb;
     memset(&fb, 0, sizeof fb);
     fb.base.append = fb_append;
+    fb.c = c;
     fb.f = f;
     z_stream zs;
     if (o->gzip) {
@@ -792,6 +975,7 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
         if (c.st || !mp) {
             fclose(ext);
             unlink(ext_tmp);
+            close_source_fds(&c);
             arena_free(&c.ar);
             return c.st ? c.st : PARE_NOMEM(err);
         }
@@ -803,13 +987,13 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
     }
     pare_status st;
     if (to_stdout) {
-        st = write_message(stdout, &mp->base, &o, err);
+        st = write_message(&c, stdout, &mp->base, &o, err);
     } else {
         FILE *f = open_temp(path, tmp, sizeof tmp, err);
         if (!f) {
             st = err->status;
         } else {
-            st = write_message(f, &mp->base, &o, err);
+            st = write_message(&c, f, &mp->base, &o, err);
             if (st) {
                 fclose(f);
                 unlink(tmp);
@@ -831,6 +1015,7 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
         fclose(ext);
         unlink(ext_tmp);
     }
+    close_source_fds(&c);
     arena_free(&c.ar);
     return st;
 }

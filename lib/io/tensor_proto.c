@@ -86,9 +86,10 @@ pare_status pare__extmap_get(pare_model *m, const char *location, const void **a
     }
     close(fd);
     pare_extmap *ne = realloc(m->ext, (m->n_ext + 1) * sizeof *ne);
-    char *lc = strdup(location);
-    if (!ne || !lc) {
+    char *lc = strdup(location), *pc = strdup(real_path);
+    if (!ne || !lc || !pc) {
         free(lc);
+        free(pc);
         if (ne)
             m->ext = ne;
         if (a)
@@ -99,6 +100,9 @@ pare_status pare__extmap_get(pare_model *m, const char *location, const void **a
     m->ext[m->n_ext].location = lc;
     m->ext[m->n_ext].addr = a;
     m->ext[m->n_ext].len = l;
+    m->ext[m->n_ext].path = pc;
+    m->ext[m->n_ext].dev = sb.st_dev;
+    m->ext[m->n_ext].ino = sb.st_ino;
     m->n_ext++;
     *addr = a;
     *len = l;
@@ -211,6 +215,31 @@ static pare_status from_typed(const Onnx__TensorProto *tp, pare_tensor *t, uint6
     return PARE_OK;
 }
 
+/* Borrowed data must be aligned for its element type, as malloc'd data is,
+ * since kernels read it through typed pointers; a model file (or another
+ * writer's external data) may place a tensor at any offset. */
+static bool aligned_for(int dtype, const void *p)
+{
+    int bits = pare_dtype_bits(dtype);
+    uintptr_t a = bits >= 16 ? (uintptr_t)bits / 8 : 1;
+    if (a > 16)
+        a = 16;
+    return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+/* A tensor over data: borrowed when aligned, else an aligned copy. */
+static pare_status wrap_or_copy(const pare_model *m, const char *name, int dt, int rank,
+                                const int64_t *dims, const void *data, size_t need,
+                                pare_tensor **out, pare_error *err)
+{
+    if (aligned_for(dt, data))
+        return pare_tensor_wrap(name, dt, rank, dims, (void *)data, need, out, err);
+    pare_status st = pare_tensor_new(name, dt, rank, dims, out, err);
+    if (!st && need && !pare__source_read(m, data, (*out)->data, need))
+        memcpy((*out)->data, data, need);
+    return st;
+}
+
 pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, bool borrow,
                                     pare_tensor **out, pare_error *err)
 {
@@ -283,8 +312,8 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
                                   "tensor '%s': external data length %lld, dims and dtype need "
                                   "%zu bytes", name, (long long)len, need);
         m->external_bytes += (uint64_t)len;
-        return pare_tensor_wrap(tp->name, dt, rank, tp->dims, (uint8_t *)base + off, need, out,
-                                err);
+        return wrap_or_copy(m, tp->name, dt, rank, tp->dims, (const uint8_t *)base + off, need,
+                            out, err);
     }
 
     if (tp->has_raw_data && dt != PARE_DT_STRING) {
@@ -297,8 +326,8 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
                                   pare_dtype_name(dt), need);
         }
         if (borrow)
-            return pare_tensor_wrap(tp->name, dt, rank, tp->dims, tp->raw_data.data, need, out,
-                                    err);
+            return wrap_or_copy(m, tp->name, dt, rank, tp->dims, tp->raw_data.data, need, out,
+                                err);
         pare_status st = pare_tensor_new(tp->name, dt, rank, tp->dims, out, err);
         if (st)
             return st;

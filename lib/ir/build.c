@@ -407,7 +407,7 @@ pare_status pare__model_from_proto(Onnx__ModelProto *proto, const char *base_dir
 {
     pare_model *m = calloc(1, sizeof *m);
     if (!m) {
-        onnx__model_proto__free_unpacked(proto, NULL);
+        pare__model_proto_free(proto, NULL);
         return PARE_NOMEM(err);
     }
     m->proto = proto;

@@ -417,11 +417,36 @@ pare_status pare_value_set_tensor(pare_value *v, pare_tensor *t, pare_error *err
     if (v->init != t)
         pare_tensor_free(v->init);
     v->init = t;
+    if (v->is_sparse_init)
+        v->orig_init = NULL; /* it was a SparseTensorProto: saved from t now */
     v->is_sparse_init = false;
     v->dtype = t->dtype;
     pare_value_set_dims(v, t->dtype, t->rank, t->dims, err);
     v->dirty = true;
     v->graph->dirty = true;
+    return PARE_OK;
+}
+
+pare_status pare_value_store_sparse(pare_value *v, bool sparse, pare_error *err)
+{
+    if (!v->init && !v->is_sparse_init)
+        return pare_error_set(err, PARE_ERR_ARG, "value '%s' is not an initializer", v->name);
+    if (v->is_sparse_init == sparse)
+        return PARE_OK;
+    /* densifies a loaded sparse initializer, so v->init holds the data */
+    pare_error e;
+    pare_tensor *t = pare_value_tensor(v, &e);
+    if (!t)
+        return pare_error_set(err, e.status, "%s", e.msg);
+    if (sparse && (t->dtype == PARE_DT_STRING || pare_dtype_bits(t->dtype) < 8))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                              "initializer '%s': %s tensors cannot be stored sparse", v->name,
+                              pare_dtype_name(t->dtype));
+    /* the message it was read from is of the other kind: save from v->init
+     * (whose data, when borrowed, stays valid: the model keeps that message) */
+    v->orig_init = NULL;
+    v->is_sparse_init = sparse;
+    v->dirty = true;
     return PARE_OK;
 }
 
