@@ -151,9 +151,13 @@ typedef struct pare_wq_opts {
     double damp;                /* GPTQ: damping as a share of mean(diag H); default 0.01 */
     bool act_order;             /* GPTQ: columns in order of decreasing diag H */
     bool embeddings;            /* also Gather of embedding tables */
+    uint64_t hessian_budget;    /* GPTQ: bytes of Hessians (K*K doubles each) held at
+                                   once; layers beyond it get further passes over the
+                                   data, with the earlier layers already quantized
+                                   (0: 1 GiB) */
 } pare_wq_opts;
 #define PARE_WQ_OPTS_INIT {{NULL, 0, NULL, 0, NULL, 0}, 4, 32, false, PARE_WQ_QDQ, PARE_WQ_RTN, \
-    {NULL, 0, 0, 0, 0, NULL, NULL, NULL}, 0.01, false, false}
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL}, 0.01, false, false, 0}
 pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare_quant_report *r,
                                       pare_error *err);
 
