@@ -1,0 +1,56 @@
+#!/bin/sh
+# pare-prune --structured channels: --ratio, --layer-ratio, --norm,
+# --bn-recalibrate; the result is smaller, valid, and runs in pare-run.
+. "$(dirname "$0")/../cli/lib.sh"
+cnn=$TESTDATA/cnn_digits.onnx
+need "$cnn"
+RUN=${PARE_RUN:?PARE_RUN}
+INSPECT=${PARE_INSPECT:?PARE_INSPECT}
+
+# 30%: conv1 32 -> 24, conv2 64 -> 48 (kept counts of 32+ channels are
+# multiples of 8: 22 -> 24, 45 -> 48), the residual pair conv3/proj pruned
+# together, fc's outputs kept (graph output)
+run "$PROG" --structured channels --ratio 0.3 -o "$tmp/c.onnx" "$cnn"
+expect_rc 0
+expect_out "method: structured channels l1"
+expect_out "params: 60906 -> 34546"
+expect_out_re '^conv1 +Conv .* 32 -> 24 '
+expect_out_re '^conv2 +Conv .* 64 -> 48 '
+expect_out_re '^conv3 +Conv .* 64 -> 48 '
+expect_out_re '^proj +Conv .* 64 -> 48 '
+expect_out "'logits' is a graph output"
+run "$INSPECT" --check "$tmp/c.onnx"
+expect_rc 0
+run "$RUN" -n 1 --inputs "$TESTDATA/digits_val.npz" "$tmp/c.onnx"
+expect_rc 0
+
+# --layer-ratio overrides one layer; --norm l2 ranks by the L2 norm (the
+# same counts, other channels may go); JSON report gives channels per layer
+run "$PROG" --structured channels --ratio 0.3 --layer-ratio conv1=0.5 --norm l2 --json \
+    -o "$tmp/l2.onnx" "$cnn"
+expect_rc 0
+expect_out '"method": "structured channels l2"'
+expect_out '"channels_before": 32'
+expect_out '"channels_after": 16'
+cmp -s "$tmp/c.onnx" "$tmp/l2.onnx" && fail "--layer-ratio/--norm changed nothing"
+check
+
+# --bn-recalibrate: same shapes, other BatchNorm statistics
+run "$PROG" --structured channels --ratio 0.3 --bn-recalibrate "$TESTDATA/digits_train.npz" \
+    --calib-samples 256 -o "$tmp/bn.onnx" "$cnn"
+expect_rc 0
+expect_out "params: 60906 -> 34546"
+cmp -s "$tmp/c.onnx" "$tmp/bn.onnx" && fail "--bn-recalibrate changed nothing"
+check
+run "$PROG" --structured channels --ratio 0.3 --bn-recalibrate "$tmp/none.npz" -o "$tmp/x.onnx" "$cnn"
+expect_rc 1
+expect_one_error "$cnn"
+expect_err "$tmp/none.npz"
+[ ! -e "$tmp/x.onnx" ] || fail "output written after a failed recalibration"
+check
+
+# a layer ratio naming no node is a usage error
+run "$PROG" --structured channels --layer-ratio nosuch=0.3 -o "$tmp/x.onnx" "$cnn"
+expect_rc 2
+expect_err "nosuch"
+finish
