@@ -10,7 +10,7 @@ expect_out_re '^digraph ".*" \{$'
 expect_out_re '^\}$'
 expect_out 'in_'
 expect_out '[shape=ellipse, label="input\nfloat32 Nx1x8x8"];'
-expect_out 'label="conv1\nConv\nconv1.weight 16x1x3x3'
+expect_out 'label="conv1\nConv\nconv1.weight 32x1x3x3'
 expect_out_re '^  n0_[0-9]+ -> n0_[0-9]+ \[label="'
 expect_out_re '^  n0_[0-9]+ -> out_0 '
 check

@@ -31,15 +31,15 @@ expect_out '"producer": {"name": "pare-testdata", "version": "1"},'
 expect_out '{"domain": "ai.onnx", "version": 17}'
 expect_out '{"name": "input", "dtype": "float32", "shape": ["N", 1, 8, 8]}'
 expect_out '{"op": "Conv", "domain": "ai.onnx", "count": 4},'
-expect_out '    "total": 15610,'
-expect_out '    "bytes": 62440,'
-expect_out '{"dtype": "float32", "tensors": 17, "params": 15610, "bytes": 62440}'
-expect_out '    "scanned_params": 15610,'
+expect_out '    "total": 60906,'
+expect_out '    "bytes": 243624,'
+expect_out '{"dtype": "float32", "tensors": 17, "params": 60906, "bytes": 243624}'
+expect_out '    "scanned_params": 60906,'
 expect_out '    "quantized": false,'
 expect_out '{"name": "input", "shape": [1, 1, 8, 8]}'
 expect_out '{"name": "N", "value": 1, "defaulted": true}'
-expect_out '    "macs": 468288,'
-expect_out '    "flops": 946304,'
+expect_out '    "macs": 1854080,'
+expect_out '    "flops": 3727616,'
 expect_out '    "shape_inference_complete": true,'
 expect_out '    "peak_activation_bytes": '
 expect_out '"symbolic dim N bound to 1 (set with --dim NAME=N or --shape)"'
@@ -49,7 +49,7 @@ check
 cmp -s "$tmp/out" "$tmp/first" || fail "two JSON runs differ"
 run "$PROG" --json --dim N=3 "$cnn"
 expect_out '{"name": "N", "value": 3, "defaulted": false}'
-expect_out '    "macs": 1404864,'
+expect_out '    "macs": 5562240,'
 run sh -c "\"$PROG\" --json - < \"$cnn\""
 expect_rc 0
 expect_json

@@ -17,12 +17,12 @@ expect_out_re '^  logits +float32 +Nx10$'
 expect_out "ops: 14 nodes, 8 op types"
 expect_out_re '^  Conv +4$'
 expect_out_re '^  BatchNormalization +2$'
-expect_out "parameters: 15,610 in 17 tensors"
-expect_out_re '^  float32 +15,610 params +17 tensors'
-expect_out "sparsity: 0.0% exact zeros (0 of 15,610 scanned params)"
+expect_out "parameters: 60,906 in 17 tensors"
+expect_out_re '^  float32 +60,906 params +17 tensors'
+expect_out "sparsity: 0.0% exact zeros (0 of 60,906 scanned params)"
 expect_out "most sparse:"
 expect_out "quantization: none (weights float32)"
-expect_out "compute: 468 K MACs, 946 K FLOPs"
+expect_out "compute: 1.85 M MACs, 3.73 M FLOPs"
 expect_out "for inputs: input 1x1x8x8"
 expect_out "peak activation memory:"
 expect_out "symbolic dim N bound to 1"
@@ -35,12 +35,12 @@ cmp -s "$tmp/out" "$tmp/first" || fail "two runs differ"
 # --dim and --shape change the estimates, and the note goes away
 run "$PROG" --dim N=4 "$cnn"
 expect_rc 0
-expect_out "compute: 1.87 M MACs"
+expect_out "compute: 7.42 M MACs"
 expect_out "for inputs: input 4x1x8x8"
 expect_no_out_text "bound to 1"
 run "$PROG" --shape input=4x1x8x8 "$cnn"
 expect_rc 0
-expect_out "compute: 1.87 M MACs"
+expect_out "compute: 7.42 M MACs"
 # a --dim no input uses: a warning, silenced by -q
 run "$PROG" --dim Z=3 "$cnn"
 expect_rc 0
@@ -63,7 +63,7 @@ expect_out_re '^<stdin>: '
 expect_out "ops: 14 nodes"
 run sh -c "cat \"$TESTDATA/cnn_digits.onnx.gz\" | \"$PROG\" -"
 expect_rc 0
-expect_out "parameters: 15,610"
+expect_out "parameters: 60,906"
 
 # transformer: MatMul MACs, symbolic dims, --nodes
 tb=$TESTDATA/transformer_block.onnx

@@ -86,13 +86,13 @@ expect_err "dim 1 is 1 in the model, 2 given"
 # option syntax: --opt=value, values after the model, bundles, "--"
 run "$PROG" --json --shape=input=2x1x8x8 "$cnn"
 expect_rc 0
-expect_out '"macs": 936576,'
+expect_out '"macs": 3708160,'
 run "$PROG" "$cnn" --shape input=2x1x8x8 --json
 expect_rc 0
-expect_out '"macs": 936576,'
+expect_out '"macs": 3708160,'
 run "$PROG" --json --shape input=2,1,8,8 "$cnn"
 expect_rc 0
-expect_out '"macs": 936576,'
+expect_out '"macs": 3708160,'
 run "$PROG" -qv "$cnn"
 expect_rc 0
 run "$PROG" --max-decompressed=1G "$cnn"

@@ -1018,8 +1018,8 @@ static void test_testdata_models(void **state)
     struct {
         const char *file, *value, *want;
     } cases[] = {
-        {"cnn_digits.onnx", "pool_out", "float32 [N,32,4,4]"},
-        {"cnn_digits.onnx", "flat_out", "float32 [N,32]"},
+        {"cnn_digits.onnx", "pool_out", "float32 [N,64,4,4]"},
+        {"cnn_digits.onnx", "flat_out", "float32 [N,64]"},
         {"cnn_digits.onnx", "logits", "float32 [N,10]"},
         {"transformer_block.onnx", "q_heads", "float32 [N,S,4,16]"},
         {"transformer_block.onnx", "scores", "float32 [N,4,S,S]"},
