@@ -132,6 +132,54 @@ void cli_list_release(cli_list *l)
     memset(l, 0, sizeof *l);
 }
 
+void cli_names_release(cli_names *n)
+{
+    for (size_t i = 0; i < n->n; i++)
+        free(n->v[i]);
+    free(n->v);
+    memset(n, 0, sizeof *n);
+}
+
+static int names_push(cli_names *l, const char *s, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    char *d = malloc(len + 1);
+    if (!d)
+        return -1;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    l->v[l->n++] = d;
+    return 0;
+}
+
+int cli_split_names(const cli_list *in, const char *opt, cli_names *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const char *s = in->items[i];
+        for (;;) {
+            const char *c = strchr(s, ',');
+            size_t len = c ? (size_t)(c - s) : strlen(s);
+            if (len == 0)
+                return cli_usage_error("--%s '%s': empty name in the list", opt, in->items[i]);
+            if (names_push(out, s, len)) {
+                cli_error(NULL, "out of memory");
+                return CLI_EXIT_FAIL;
+            }
+            if (!c)
+                break;
+            s = c + 1;
+        }
+    }
+    return CLI_CONTINUE;
+}
+
 void cli_args_release(cli_args *a)
 {
     free(a->argv);

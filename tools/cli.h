@@ -89,6 +89,18 @@ typedef struct cli_list {
 
 void cli_list_release(cli_list *l);
 
+/* Names given to a repeatable option, each value split at commas
+ * ("--exclude-nodes a,b --exclude-nodes c" gives a, b, c), copied. */
+typedef struct cli_names {
+    char **v;
+    size_t n, cap;
+} cli_names;
+
+/* Appends the names of `in` (option --opt) to out. Returns CLI_CONTINUE, or
+ * an exit status after printing why (an empty name is a usage error). */
+int cli_split_names(const cli_list *in, const char *opt, cli_names *out);
+void cli_names_release(cli_names *n);
+
 #define CLI_GROUP(title) {.kind = CLI_OPT_GROUP, .help = (title)}
 #define CLI_FLAG(s, l, v, h) {.kind = CLI_OPT_FLAG, .short_name = (s), .long_name = (l), \
                               .value = (v), .help = (h)}

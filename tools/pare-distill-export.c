@@ -110,52 +110,6 @@ static const cli_program prog = {
 
 /* ---- helpers ---- */
 
-typedef struct names {
-    char **v;
-    size_t n;
-} names;
-
-static void names_release(names *n)
-{
-    for (size_t i = 0; i < n->n; i++)
-        free(n->v[i]);
-    free(n->v);
-    n->v = NULL;
-    n->n = 0;
-}
-
-static bool names_from(const cli_list *l, names *out)
-{
-    out->v = NULL;
-    out->n = 0;
-    size_t cap = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        const char *s = l->items[i];
-        for (;;) {
-            const char *e = strchr(s, ',');
-            size_t len = e ? (size_t)(e - s) : strlen(s);
-            if (len) {
-                if (out->n == cap) {
-                    cap = cap ? cap * 2 : 8;
-                    char **p = realloc(out->v, cap * sizeof *p);
-                    if (!p)
-                        return false;
-                    out->v = p;
-                }
-                char *c = malloc(len + 1);
-                if (!c)
-                    return false;
-                memcpy(c, s, len);
-                c[len] = 0;
-                out->v[out->n++] = c;
-            }
-            if (!e)
-                break;
-            s = e + 1;
-        }
-    }
-    return true;
-}
 
 /* cli_fail, without naming the file twice when the message starts with it */
 static int fail_at(const char *file, const pare_error *err)
@@ -191,7 +145,7 @@ typedef struct array {
 
 typedef struct feat_grab {
     pare_graph *g;
-    names *features;
+    cli_names *features;
     pare_value **vals;
     pare_tensor **got;
     int fail;
@@ -353,9 +307,14 @@ static int run_targets(const char *teacher_path)
 {
     pare_error err;
     int rc = CLI_EXIT_FAIL;
-    names outs = {0}, feats = {0};
-    if (!names_from(&o_outputs, &outs) || !names_from(&o_features, &feats))
-        return oom();
+    cli_names outs = {0}, feats = {0};
+    if ((rc = cli_split_names(&o_outputs, "outputs", &outs)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_features, "features", &feats)) != CLI_CONTINUE) {
+        cli_names_release(&outs);
+        cli_names_release(&feats);
+        return rc;
+    }
+    rc = CLI_EXIT_FAIL;
     bool probs = !isnan(o_temperature);
     int vdtype = o_dtype == 1 ? PARE_DT_FLOAT16 : PARE_DT_FLOAT;
     size_t vsize = vdtype == PARE_DT_FLOAT16 ? 2 : 4;
@@ -989,8 +948,8 @@ done:
     pare_feed_close(f);
     pare_session_free(s);
     pare_model_free(m);
-    names_release(&outs);
-    names_release(&feats);
+    cli_names_release(&outs);
+    cli_names_release(&feats);
     return rc;
 }
 

@@ -144,53 +144,6 @@ static bool ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* comma-separated and repeated values, split into one malloc'd array */
-typedef struct names {
-    char **v;
-    size_t n;
-} names;
-
-static void names_release(names *n)
-{
-    for (size_t i = 0; i < n->n; i++)
-        free(n->v[i]);
-    free(n->v);
-    n->v = NULL;
-    n->n = 0;
-}
-
-static bool names_from(const cli_list *l, names *out)
-{
-    out->v = NULL;
-    out->n = 0;
-    size_t cap = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        const char *s = l->items[i];
-        while (*s) {
-            const char *e = strchr(s, ',');
-            size_t len = e ? (size_t)(e - s) : strlen(s);
-            if (len) {
-                if (out->n == cap) {
-                    cap = cap ? cap * 2 : 8;
-                    char **p = realloc(out->v, cap * sizeof *p);
-                    if (!p)
-                        return false;
-                    out->v = p;
-                }
-                char *d = malloc(len + 1);
-                if (!d)
-                    return false;
-                memcpy(d, s, len);
-                d[len] = 0;
-                out->v[out->n++] = d;
-            }
-            s += len;
-            if (*s == ',')
-                s++;
-        }
-    }
-    return true;
-}
 
 static bool parse_double(const char *s, double *v)
 {
@@ -436,7 +389,7 @@ int main(int argc, char **argv)
     double chosen_drop = NAN;
     double *levels = NULL;
     size_t n_levels = 0;
-    names excl_nodes = {0}, excl_ops = {0}, outs = {0}, ins = {0};
+    cli_names excl_nodes = {0}, excl_ops = {0}, outs = {0}, ins = {0};
     pare_json *j = NULL;
     char *text = NULL, *stext = NULL;
     cli_output repf;
@@ -453,12 +406,13 @@ int main(int argc, char **argv)
         goto done;
     if (o_levels && (rc = parse_levels(o_levels, &levels, &n_levels)) != CLI_CONTINUE)
         goto done;
-    rc = CLI_EXIT_FAIL;
-    if (!names_from(&o_exclude_nodes, &excl_nodes) || !names_from(&o_exclude_op_types, &excl_ops) ||
-        !names_from(&o_outputs, &outs) || !names_from(&o_inputs, &ins)) {
-        cli_error(NULL, "out of memory");
+    if ((rc = cli_split_names(&o_exclude_nodes, "exclude-nodes", &excl_nodes)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_exclude_op_types, "exclude-op-types", &excl_ops)) !=
+            CLI_CONTINUE ||
+        (rc = cli_split_names(&o_outputs, "outputs", &outs)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_inputs, "inputs", &ins)) != CLI_CONTINUE)
         goto done;
-    }
+    rc = CLI_EXIT_FAIL;
 
     pare_load_opts lo = PARE_LOAD_OPTS_INIT;
     lo.max_decompressed = o_max_decompressed;
@@ -758,10 +712,10 @@ done:
     free(levels);
     pare_prune_report_release(&rep);
     pare_model_free(m);
-    names_release(&excl_nodes);
-    names_release(&excl_ops);
-    names_release(&outs);
-    names_release(&ins);
+    cli_names_release(&excl_nodes);
+    cli_names_release(&excl_ops);
+    cli_names_release(&outs);
+    cli_names_release(&ins);
     cli_list_release(&o_exclude_nodes);
     cli_list_release(&o_exclude_op_types);
     cli_list_release(&o_layer_ratio);

@@ -143,61 +143,6 @@ static const cli_program prog = {
 
 /* ---- small helpers ---- */
 
-typedef struct names {
-    char **v;
-    size_t n, cap;
-} names;
-
-static void names_release(names *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static int names_push(names *l, const char *s, size_t len)
-{
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 8;
-        char **nv = realloc(l->v, nc * sizeof *nv);
-        if (!nv)
-            return -1;
-        l->v = nv;
-        l->cap = nc;
-    }
-    char *d = malloc(len + 1);
-    if (!d)
-        return -1;
-    memcpy(d, s, len);
-    d[len] = '\0';
-    l->v[l->n++] = d;
-    return 0;
-}
-
-/* The values of a repeatable option, each split at commas. Returns
- * CLI_CONTINUE, or an exit status after printing why. */
-static int split_list(const cli_list *in, const char *opt, names *out)
-{
-    for (size_t i = 0; i < in->n; i++) {
-        const char *s = in->items[i];
-        for (;;) {
-            const char *c = strchr(s, ',');
-            size_t len = c ? (size_t)(c - s) : strlen(s);
-            if (len == 0)
-                return cli_usage_error("--%s '%s': empty name in the list", opt, in->items[i]);
-            if (names_push(out, s, len)) {
-                cli_error(NULL, "out of memory");
-                return CLI_EXIT_FAIL;
-            }
-            if (!c)
-                break;
-            s = c + 1;
-        }
-    }
-    return CLI_CONTINUE;
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -377,7 +322,7 @@ static int check_usage(void)
 /* ---- the job: one mode with its options ---- */
 
 typedef struct job {
-    names op_types, excl_nodes, excl_ops, block_ops, block_nodes;
+    cli_names op_types, excl_nodes, excl_ops, block_ops, block_nodes;
     const char *model_path;
     int round; /* for the progress title */
 } job;
@@ -411,7 +356,7 @@ static void calib_opts(pare_calib_opts *c, progress_ctx *pc)
 }
 
 /* user's excludes + the accuracy fallback's, as one array (caller frees the array only) */
-static const char **joined(const names *a, const char *const *b, size_t nb, size_t *n)
+static const char **joined(const cli_names *a, const char *const *b, size_t nb, size_t *n)
 {
     *n = a->n + nb;
     const char **v = malloc((*n ? *n : 1) * sizeof *v);
@@ -429,7 +374,7 @@ static pare_status quantize(const job *jb, pare_model *m, const char *const *ext
                             pare_quant_report *r, pare_error *err)
 {
     size_t n_excl;
-    const names *base = float_mode() ? &jb->block_nodes : &jb->excl_nodes;
+    const cli_names *base = float_mode() ? &jb->block_nodes : &jb->excl_nodes;
     const char **excl = joined(base, extra, n_extra, &n_excl);
     if (!excl)
         return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
@@ -1910,12 +1855,12 @@ int main(int argc, char **argv)
         o_device = "cpu"; /* this build has no CUDA backend */
     if ((rc = check_usage()) != CLI_CONTINUE)
         goto done;
-    if ((rc = split_list(&o_op_types, "op-types", &jb.op_types)) != CLI_CONTINUE ||
-        (rc = split_list(&o_exclude_nodes, "exclude-nodes", &jb.excl_nodes)) != CLI_CONTINUE ||
-        (rc = split_list(&o_exclude_op_types, "exclude-op-types", &jb.excl_ops)) !=
+    if ((rc = cli_split_names(&o_op_types, "op-types", &jb.op_types)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_exclude_nodes, "exclude-nodes", &jb.excl_nodes)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_exclude_op_types, "exclude-op-types", &jb.excl_ops)) !=
             CLI_CONTINUE ||
-        (rc = split_list(&o_block_ops, "block-ops", &jb.block_ops)) != CLI_CONTINUE ||
-        (rc = split_list(&o_block_nodes, "block-nodes", &jb.block_nodes)) != CLI_CONTINUE)
+        (rc = cli_split_names(&o_block_ops, "block-ops", &jb.block_ops)) != CLI_CONTINUE ||
+        (rc = cli_split_names(&o_block_nodes, "block-nodes", &jb.block_nodes)) != CLI_CONTINUE)
         goto done;
     rc = CLI_EXIT_FAIL;
 
@@ -2083,11 +2028,11 @@ done:
         evalset_close(&ev);
     pare_model_free(orig);
     free(src.buf);
-    names_release(&jb.op_types);
-    names_release(&jb.excl_nodes);
-    names_release(&jb.excl_ops);
-    names_release(&jb.block_ops);
-    names_release(&jb.block_nodes);
+    cli_names_release(&jb.op_types);
+    cli_names_release(&jb.excl_nodes);
+    cli_names_release(&jb.excl_ops);
+    cli_names_release(&jb.block_ops);
+    cli_names_release(&jb.block_nodes);
     cli_list_release(&o_op_types);
     cli_list_release(&o_exclude_nodes);
     cli_list_release(&o_exclude_op_types);

@@ -465,6 +465,25 @@ static void test_progress_off_without_terminal(void **state)
     cli_progress_stop(NULL);
 }
 
+static void test_split_names(void **state)
+{
+    (void)state;
+    const char *items[] = {"a,bc", "d", "e,,f"};
+    cli_list l = {items, 2, 2};
+    cli_names n = {0};
+    assert_int_equal(cli_split_names(&l, "exclude-nodes", &n), CLI_CONTINUE);
+    assert_int_equal(n.n, 3);
+    assert_string_equal(n.v[0], "a");
+    assert_string_equal(n.v[1], "bc");
+    assert_string_equal(n.v[2], "d");
+    /* an empty name is a usage error */
+    cli_list bad = {items + 2, 1, 1};
+    assert_int_equal(cli_split_names(&bad, "exclude-nodes", &n), CLI_EXIT_USAGE);
+    cli_names_release(&n);
+    assert_int_equal(n.n, 0);
+    assert_null(n.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_formatting),
         cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_progress_off_without_terminal),
+        cmocka_unit_test(test_split_names),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cli_list_release(&l_shape);
