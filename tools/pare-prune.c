@@ -69,7 +69,7 @@ static const cli_option options[] = {
     CLI_INT(0, "calib-samples", &o_calib_samples, "N", 1, 1e15,
             "use the first N samples of DATA (all)"),
     CLI_INT(0, "calib-batch", &o_calib_batch, "N", 1, 1e6, "samples per calibration run (8)"),
-    CLI_INT(0, "seed", &o_seed, "N", 0, 9007199254740991.0, "seed for any sampling (0)"),
+    CLI_INT(0, "seed", &o_seed, "N", 0, 9007199254740991.0, "draw the --calib-samples at random with this seed (0: the first ones)"),
     CLI_INT('t', "threads", &o_threads, "N", 0, 4096, "threads of the executor (0: all cores)"),
     CLI_GROUP("Structured pruning"),
     CLI_CHOICE(0, "structured", &o_structured, "KIND", structured_names,
@@ -524,6 +524,7 @@ int main(int argc, char **argv)
         co.calib.samples = o_calib_samples;
         co.calib.batch = o_calib_batch;
         co.calib.threads = (int)o_threads;
+        co.calib.seed = (uint64_t)o_seed;
         pare_status st = pare_prune_channels(m, &co, &rep, &err);
         if (st) {
             rc = st == PARE_ERR_ARG ? cli_usage_error("%s: %s", shown, err.msg)

@@ -60,7 +60,7 @@ static const cli_option options[] = {
     CLI_INT(0, "calib-samples", &o_calib_samples, "N", 1, 1e15,
             "use the first N samples of DATA (all)"),
     CLI_INT(0, "calib-batch", &o_calib_batch, "N", 1, 1e6, "samples per calibration run (8)"),
-    CLI_INT(0, "seed", &o_seed, "N", 0, 9007199254740991.0, "seed for any sampling (0)"),
+    CLI_INT(0, "seed", &o_seed, "N", 0, 9007199254740991.0, "draw the --calib-samples at random with this seed (0: the first ones)"),
     CLI_INT('t', "threads", &o_threads, "N", 0, 4096,
             "threads of calibration and validation runs (0: all cores)"),
     CLI_STRING(0, "device", &o_device, "DEV", "cpu, cuda or auto: where data runs (cpu)"),

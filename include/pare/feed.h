@@ -44,6 +44,13 @@ pare_status pare_feed_open(const char *path, pare_session *s, int64_t batch, int
  * *inputs is NULL and *samples 0. */
 pare_status pare_feed_next(pare_feed *f, pare_tensor ***inputs, int64_t *samples, pare_error *err);
 
+/* Draws the samples at random instead of taking the first ones: when the
+ * feed has a sample limit smaller than the dataset (and the dataset's size is
+ * known), the limit's worth of distinct samples is drawn with seed (the same
+ * seed, the same samples on every platform) and given in file order. seed 0
+ * keeps the first samples. Call before the first pare_feed_next. */
+pare_status pare_feed_set_sampling(pare_feed *f, uint64_t seed, pare_error *err);
+
 /* Starts again from the first sample. */
 void pare_feed_rewind(pare_feed *f);
 

@@ -10,6 +10,8 @@ struct pare_feed {
     size_t n_inputs;
     int *map;          /* session input i <- dataset array map[i] */
     int64_t batch, limit, pos;
+    int64_t *pick;     /* sampled sample indices, sorted; NULL: the first `limit` */
+    int64_t n_pick;
 };
 
 static bool is_pb(const pare_dataset *ds)
@@ -103,6 +105,107 @@ pare_status pare_feed_open(const char *path, pare_session *s, int64_t batch, int
     return PARE_OK;
 }
 
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+pare_status pare_feed_set_sampling(pare_feed *f, uint64_t seed, pare_error *err)
+{
+    free(f->pick);
+    f->pick = NULL;
+    f->n_pick = 0;
+    int64_t n = pare_dataset_count(f->ds);
+    if (seed == 0 || f->limit <= 0 || n < 0 || f->limit >= n)
+        return PARE_OK;
+    for (size_t a = 0; a < pare_dataset_num_arrays(f->ds); a++) {
+        int dt = pare_dataset_array_at(f->ds, a)->dtype;
+        if (dt == PARE_DT_STRING || pare_dtype_bits(dt) < 8)
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED, "sampling: array %zu is %s, which "
+                                  "cannot be drawn sample by sample", a, pare_dtype_name(dt));
+    }
+    /* a partial Fisher-Yates shuffle over an index array: the first `limit`
+     * entries are a uniform draw without replacement */
+    int64_t *idx = malloc((size_t)n * sizeof *idx);
+    if (!idx)
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = i;
+    uint64_t st = seed;
+    for (int64_t i = 0; i < f->limit; i++) {
+        int64_t j = i + (int64_t)(splitmix64(&st) % (uint64_t)(n - i));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    qsort(idx, (size_t)f->limit, sizeof *idx, cmp_i64);
+    f->pick = idx;
+    f->n_pick = f->limit;
+    return PARE_OK;
+}
+
+/* Rows `pick[from .. from+count)` of every array, concatenated on axis 0. */
+static pare_status read_picked(pare_feed *f, int64_t from, int64_t count, pare_tensor ***out,
+                               pare_error *err)
+{
+    size_t na = pare_dataset_num_arrays(f->ds);
+    pare_tensor **acc = NULL;
+    pare_status st = PARE_OK;
+    int64_t i = from, end = from + count;
+    while (i < end) {
+        int64_t run = 1;
+        while (i + run < end && f->pick[i + run] == f->pick[i] + run)
+            run++;
+        pare_tensor **part = NULL;
+        if ((st = pare_dataset_read(f->ds, f->pick[i], run, &part, err)))
+            break;
+        if (!acc) {
+            acc = part;
+        } else {
+            for (size_t a = 0; a < na && !st; a++) {
+                pare_tensor *x = acc[a], *y = part[a], *z = NULL;
+                if (x->rank < 1 || x->rank != y->rank || x->dtype != y->dtype) {
+                    st = pare_error_set(err, PARE_ERR_INVALID, "sampling: array %zu changes "
+                                        "its shape between samples", a);
+                    break;
+                }
+                int64_t dims[PARE_MAX_RANK];
+                memcpy(dims, x->dims, (size_t)x->rank * sizeof *dims);
+                dims[0] += y->dims[0];
+                if (!(st = pare_tensor_new(x->name, x->dtype, x->rank, dims, &z, err))) {
+                    if (z->nbytes != x->nbytes + y->nbytes) {
+                        st = pare_error_set(err, PARE_ERR_INVALID, "sampling: array %zu "
+                                            "changes its shape between samples", a);
+                        pare_tensor_free(z);
+                        break;
+                    }
+                    memcpy(z->data, x->data, x->nbytes);
+                    memcpy((char *)z->data + x->nbytes, y->data, y->nbytes);
+                    pare_tensor_free(x);
+                    acc[a] = z;
+                }
+            }
+            pare_tensors_free(part, na);
+        }
+        i += run;
+    }
+    if (st) {
+        pare_tensors_free(acc, acc ? na : 0);
+        return st;
+    }
+    *out = acc;
+    return PARE_OK;
+}
+
 pare_status pare_feed_next(pare_feed *f, pare_tensor ***inputs, int64_t *samples, pare_error *err)
 {
     *inputs = NULL;
@@ -116,7 +219,13 @@ pare_status pare_feed_next(pare_feed *f, pare_tensor ***inputs, int64_t *samples
     }
     pare_tensor **batch = NULL;
     int64_t got = 0;
-    pare_status st = pare_dataset_next(f->ds, want, &batch, &got, err);
+    pare_status st;
+    if (f->pick) {
+        st = read_picked(f, f->pos, want, &batch, err);
+        got = st ? 0 : want;
+    } else {
+        st = pare_dataset_next(f->ds, want, &batch, &got, err);
+    }
     if (st || !batch || got == 0) {
         pare_tensors_free(batch, batch ? pare_dataset_num_arrays(f->ds) : 0);
         return st;
@@ -177,6 +286,7 @@ void pare_feed_close(pare_feed *f)
     if (!f)
         return;
     pare_dataset_close(f->ds);
+    free(f->pick);
     free(f->map);
     free(f);
 }

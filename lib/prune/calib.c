@@ -243,6 +243,8 @@ pare_status prune_calib_run(pare_model *m, const pare_prune_calib *cal, prune_la
             st = err->status = PARE_ERR_INVALID;
         goto out;
     }
+    if ((st = pare_feed_set_sampling(f, cal->seed, err)))
+        goto out;
     int64_t total = pare_feed_count(f);
     size_t nin = pare_session_input_count(s);
     for (;;) {

@@ -1102,6 +1102,8 @@ static pare_status bn_recalibrate(pare_model *m, const pare_channel_opts *o, par
         pare_error_prefix(err, "%s", o->bn_recalibrate);
         goto out;
     }
+    if ((st = pare_feed_set_sampling(f, o->calib.seed, err)))
+        goto out;
     pare_session_set_observer(s, bn_observe, &b);
     int64_t done = 0;
     for (;;) {

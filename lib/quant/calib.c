@@ -380,7 +380,8 @@ pare_status pare_qc_calibrate(pare_model *m, pare_value *const *vals, size_t n,
     if (st)
         goto out;
     pare_session_set_observer(s, observer, &q);
-    if ((st = pare_feed_open(c->path, s, c->batch > 0 ? c->batch : 8, c->samples, &f, err)))
+    if ((st = pare_feed_open(c->path, s, c->batch > 0 ? c->batch : 8, c->samples, &f, err)) ||
+        (st = pare_feed_set_sampling(f, c->seed, err)))
         goto out;
     int64_t total = pare_feed_count(f);
     size_t n_in = pare_session_input_count(s);

@@ -466,7 +466,8 @@ static pare_status collect(wq_gptq *G, size_t g0, pare_error *err)
     if ((st = pare_session_new(G->m, &so, &s, err)))
         goto done;
     int64_t batch = o->calib.batch > 0 ? o->calib.batch : 8;
-    if ((st = pare_feed_open(o->calib.path, s, batch, o->calib.samples, &f, err)))
+    if ((st = pare_feed_open(o->calib.path, s, batch, o->calib.samples, &f, err)) ||
+        (st = pare_feed_set_sampling(f, o->calib.seed, err)))
         goto done;
     pare_session_set_observer(s, observe, G);
     int64_t total = pare_feed_count(f), done_samples = 0;

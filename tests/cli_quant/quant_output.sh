@@ -131,4 +131,21 @@ check
 [ "$(cat "$tmp/o/q.onnx")" = old ] || fail "a failed run changed the output"
 check
 [ "$(ls "$tmp/o" | wc -l | tr -d ' ')" = 2 ] || fail "files left behind: $(ls "$tmp/o")"
+
+# --seed: with fewer calibration samples than the data, the same seed draws
+# the same samples (same bytes), another seed other samples (other ranges),
+# and seed 0 the first samples in file order
+for s in 1 1b 2 0; do
+    run "$PROG" -q --mode static --calibrate "$train" --calib-samples 64 --calib-method minmax \
+        --seed "${s%b}" "$cnn" -o "$tmp/seed$s.onnx"
+    expect_rc 0
+done
+run "$PROG" -q --mode static --calibrate "$train" --calib-samples 64 --calib-method minmax \
+    "$cnn" -o "$tmp/first.onnx"
+expect_rc 0
+check
+cmp -s "$tmp/seed1.onnx" "$tmp/seed1b.onnx" || fail "--seed 1 twice gave other bytes"
+cmp -s "$tmp/seed1.onnx" "$tmp/seed2.onnx" && fail "--seed 1 and --seed 2 gave the same model"
+cmp -s "$tmp/seed0.onnx" "$tmp/first.onnx" || fail "--seed 0 is not the first samples"
+cmp -s "$tmp/seed1.onnx" "$tmp/first.onnx" && fail "--seed 1 took the first samples"
 finish

@@ -112,11 +112,76 @@ static void test_mismatch_lists_signature(void **state)
     pare_model_free(m);
 }
 
+/* the first input value of each sample of a feed, in order */
+static size_t firsts(pare_feed *f, float *out, size_t max)
+{
+    pare_tensor **ins;
+    int64_t got;
+    pare_error err;
+    size_t n = 0;
+    while (pare_feed_next(f, &ins, &got, &err) == PARE_OK && ins) {
+        size_t per = (size_t)(pare_tensor_numel(ins[0]) / (uint64_t)got);
+        for (int64_t i = 0; i < got && n < max; i++) {
+            /* a sample's fingerprint: the sum of its pixels */
+            const float *x = (const float *)ins[0]->data + (size_t)i * per;
+            float sum = 0;
+            for (size_t k = 0; k < per; k++)
+                sum += x[k] * (float)(k + 1);
+            out[n++] = sum;
+        }
+        pare_tensors_free(ins, 1);
+    }
+    return n;
+}
+
+static void test_seeded_sampling(void **state)
+{
+    (void)state;
+    pare_model *m = load("cnn_digits.onnx");
+    pare_session *s = session(m);
+    pare_error err;
+    float all[400], a[40], b[40], c[40], first[40];
+    pare_feed *f;
+    /* the whole set, to find drawn samples in it */
+    assert_int_equal(pare_feed_open(PARE_TESTDATA "/digits_val.npz", s, 64, 0, &f, &err), PARE_OK);
+    assert_int_equal(pare_feed_set_sampling(f, 5, &err), PARE_OK); /* no limit: no sampling */
+    size_t n_all = firsts(f, all, 400);
+    assert_int_equal(n_all, 360);
+    pare_feed_close(f);
+    float *sets[4] = {a, b, c, first};
+    uint64_t seeds[4] = {7, 7, 8, 0};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(pare_feed_open(PARE_TESTDATA "/digits_val.npz", s, 16, 40, &f, &err),
+                         PARE_OK);
+        assert_int_equal(pare_feed_set_sampling(f, seeds[k], &err), PARE_OK);
+        assert_int_equal(pare_feed_count(f), 40);
+        assert_int_equal(firsts(f, sets[k], 40), 40);
+        assert_int_equal(pare_feed_position(f), 40);
+        pare_feed_close(f);
+    }
+    assert_memory_equal(a, b, sizeof a);            /* same seed, same samples */
+    assert_memory_not_equal(a, c, sizeof a);        /* another seed, others */
+    assert_memory_equal(first, all, sizeof first);  /* seed 0: the first 40 */
+    assert_memory_not_equal(a, first, sizeof a);
+    /* drawn samples are distinct samples of the set, in file order */
+    size_t last = 0;
+    for (int i = 0; i < 40; i++) {
+        size_t j = i ? last + 1 : 0;
+        while (j < n_all && all[j] != a[i])
+            j++;
+        assert_true(j < n_all);
+        last = j;
+    }
+    pare_session_free(s);
+    pare_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_and_limit),
         cmocka_unit_test(test_mismatch_lists_signature),
+        cmocka_unit_test(test_seeded_sampling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
