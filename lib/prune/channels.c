@@ -831,9 +831,12 @@ static pare_status decide(ctx *c, size_t root)
     int64_t C = sp->c, remove = (int64_t)llround(ratio * (double)C), keep = C - remove;
     if (remove <= 0)
         return PARE_OK;
-    if (C >= 32) { /* kept count to the nearest multiple of 8 */
-        int64_t k8 = (keep + 4) / 8 * 8;
-        keep = k8 < 8 ? 8 : k8 > C ? C : k8;
+    /* the kept count to the nearest multiple of M (8 unless asked), in layers
+     * wide enough for it: kernels block channels by 8 or 16 */
+    int64_t M = c->o->channel_multiple > 0 ? c->o->channel_multiple : 8;
+    if (M > 1 && C >= (2 * M > 32 ? 2 * M : 32)) {
+        int64_t km = (keep + M / 2) / M * M;
+        keep = km < M ? M : km > C ? C : km;
     }
     if (keep >= C)
         return PARE_OK;

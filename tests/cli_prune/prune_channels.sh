@@ -24,6 +24,20 @@ expect_rc 0
 run "$RUN" -n 1 --inputs "$TESTDATA/digits_val.npz" "$tmp/c.onnx"
 expect_rc 0
 
+# --channel-multiple: 16 rounds 22 -> 16 and 45 -> 48; 1 keeps the exact counts
+run "$PROG" --structured channels --ratio 0.3 --channel-multiple 16 -o "$tmp/m16.onnx" "$cnn"
+expect_rc 0
+expect_out_re '^conv1 +Conv .* 32 -> 16 '
+expect_out_re '^conv2 +Conv .* 64 -> 48 '
+run "$PROG" --structured channels --ratio 0.3 --channel-multiple 1 -o "$tmp/m1.onnx" "$cnn"
+expect_rc 0
+expect_out_re '^conv1 +Conv .* 32 -> 22 '
+expect_out_re '^conv2 +Conv .* 64 -> 45 '
+run "$INSPECT" --check "$tmp/m1.onnx"
+expect_rc 0
+run "$PROG" --channel-multiple 16 --sparsity 0.5 -o "$tmp/x.onnx" "$cnn"
+expect_rc 2
+
 # --layer-ratio overrides one layer; --norm l2 ranks by the L2 norm (the
 # same counts, other channels may go); JSON report gives channels per layer
 run "$PROG" --structured channels --ratio 0.3 --layer-ratio conv1=0.5 --norm l2 --json \
