@@ -221,17 +221,11 @@ static pare_status fold_into(pare_graph *g, pare_node *p, const bn_coef *k, bool
 pare_status pare_opt_fold_batchnorm(pare_model *m, size_t *changed, pare_error *err)
 {
     size_t count = 0;
-    if (changed)
-        *changed = 0;
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     for (size_t gi = 0; gi < gs.n && !st; gi++) {
         pare_graph *g = gs.g[gi];
         if (g->parent && opt_legacy(g))

@@ -288,8 +288,6 @@ pare_status pare_opt_fold_constants_ex(pare_model *m, int64_t max_bytes, size_t 
                                        char **notes, pare_error *err)
 {
     size_t count = 0;
-    if (changed)
-        *changed = 0;
     uint64_t cap = max_bytes == 0   ? (uint64_t)PARE_OPT_FOLD_MAX_BYTES_DEFAULT
                    : max_bytes < 0 ? FOLD_HARD_LIMIT
                                    : (uint64_t)max_bytes;
@@ -297,13 +295,9 @@ pare_status pare_opt_fold_constants_ex(pare_model *m, int64_t max_bytes, size_t 
         cap = FOLD_HARD_LIMIT;
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     pare_threadpool *pool = pare_threadpool_new(1);
     if (!pool)
         st = PARE_NOMEM(err);

@@ -27,6 +27,12 @@ pare_status opt_pins_collect(pare_model *m, opt_pins *out, pare_error *err);
 bool opt_pinned(const opt_pins *p, const pare_value *v);
 void opt_pins_release(opt_pins *p);
 
+/* What every pass does first: *changed (may be NULL) set to 0, the pinned
+ * values and the graphs (outer before inner) collected. On failure nothing is
+ * left to release. */
+pare_status opt_pass_begin(pare_model *m, size_t *changed, opt_pins *pins, opt_graphs *gs,
+                           pare_error *err);
+
 /* True for a model of IR version 3 or older, where every initializer is also
  * listed as a graph input and is a constant all the same (from IR version 4 on
  * an initializer that is an input is an overridable default, as onnxruntime

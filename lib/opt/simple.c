@@ -41,17 +41,11 @@ static size_t stale_value_info(pare_graph *g)
 pare_status pare_opt_remove_dead(pare_model *m, size_t *changed, pare_error *err)
 {
     size_t count = 0;
-    if (changed)
-        *changed = 0;
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     /* subgraphs before the graphs that hold them: a node removed inside a
      * body may be the last reader of an outer value */
     for (size_t gi = gs.n; gi-- > 0 && !st;) {
@@ -125,17 +119,11 @@ static bool dropout_is_identity(const opt_pins *pins, const pare_node *n)
 pare_status pare_opt_remove_identity(pare_model *m, size_t *changed, pare_error *err)
 {
     size_t count = 0;
-    if (changed)
-        *changed = 0;
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     for (size_t gi = 0; gi < gs.n && !st; gi++) {
         pare_graph *g = gs.g[gi];
         for (size_t k = 0; k < g->n_nodes && !st;) {
@@ -410,13 +398,9 @@ pare_status pare_opt_remove_noop(pare_model *m, size_t *changed, pare_error *err
         return PARE_NOMEM(err);
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     for (size_t gi = 0; gi < gs.n && !st; gi++) {
         pare_graph *g = gs.g[gi];
         for (size_t k = 0; k < g->n_nodes && !st;) {
@@ -526,17 +510,11 @@ static bool tensors_equal(const pare_tensor *a, const pare_tensor *b)
 pare_status pare_opt_dedupe_initializers(pare_model *m, size_t *changed, pare_error *err)
 {
     size_t count = 0;
-    if (changed)
-        *changed = 0;
     opt_pins pins;
     opt_graphs gs;
-    pare_status st = opt_pins_collect(m, &pins, err);
+    pare_status st = opt_pass_begin(m, changed, &pins, &gs, err);
     if (st)
         return st;
-    if ((st = opt_graphs_collect(m, &gs, err))) {
-        opt_pins_release(&pins);
-        return st;
-    }
     for (size_t gi = 0; gi < gs.n && !st; gi++) {
         pare_graph *g = gs.g[gi];
         init_key *keys = malloc((g->n_values ? g->n_values : 1) * sizeof *keys);

@@ -343,3 +343,16 @@ size_t opt_count_nodes(const pare_graph *g)
     }
     return c;
 }
+
+pare_status opt_pass_begin(pare_model *m, size_t *changed, opt_pins *pins, opt_graphs *gs,
+                           pare_error *err)
+{
+    if (changed)
+        *changed = 0;
+    pare_status st = opt_pins_collect(m, pins, err);
+    if (st)
+        return st;
+    if ((st = opt_graphs_collect(m, gs, err)))
+        opt_pins_release(pins);
+    return st;
+}
