@@ -41,9 +41,12 @@ typedef struct pare_session_opts {
     const char *device;
     int gpu;              /* device index for cuda */
     bool keep_all;        /* keep every intermediate alive (for observers that hold them) */
+    bool tf32;            /* cuda: let float32 MatMul/Gemm/Conv use TF32 tensor cores */
+    int cuda_graph;       /* cuda: -1 capture and replay a CUDA graph where shapes are
+                           * static (default), 0 never, 1 always (error where it cannot) */
 } pare_session_opts;
 
-#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false}
+#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false, false, -1}
 
 pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
                              pare_error *err);
@@ -69,6 +72,23 @@ pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t
 typedef int (*pare_observer_fn)(void *ctx, const pare_node *node, size_t output,
                                 const pare_tensor *t);
 void pare_session_set_observer(pare_session *s, pare_observer_fn fn, void *ctx);
+
+/* Figures of the last run, for reports like trtexec's. On the CPU the
+ * device fields are zero. */
+typedef struct pare_run_stats {
+    const char *device;        /* the preferred backend of the plan: "cpu", "cuda" */
+    size_t nodes_device;       /* nodes of the main graph placed on that device */
+    size_t nodes_cpu;          /* nodes on the CPU (all of them for device "cpu") */
+    double h2d_ms;             /* host->device copies of the last run (inputs, borders) */
+    double d2h_ms;             /* device->host copies of the last run (outputs, borders) */
+    double compute_ms;         /* device time between the first and last queued kernel,
+                                * measured with device events; 0 on the CPU */
+    uint64_t device_mem_peak;  /* device bytes the session held at most: arena,
+                                * uploaded weights, workspaces */
+    uint64_t device_arena_bytes;
+    bool graph_replayed;       /* the last run replayed a captured CUDA graph */
+} pare_run_stats;
+void pare_session_run_stats(const pare_session *s, pare_run_stats *out);
 
 /* Bytes of the activation arena of the current plan (0 before a run). */
 size_t pare_session_arena_bytes(const pare_session *s);

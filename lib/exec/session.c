@@ -503,6 +503,27 @@ void pare_session_set_observer(pare_session *s, pare_observer_fn fn, void *ctx)
     s->observer = fn;
     s->observer_ctx = ctx;
 }
+void pare_session_run_stats(const pare_session *s, pare_run_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    const pare_backend *dev = s->be[1];
+    out->device = dev ? dev->name : "cpu";
+    const gplan *p = s->main;
+    size_t n = p ? p->n : 0;
+    if (!p || !p->multi) {
+        out->nodes_cpu = n;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (p->nbe[i])
+                out->nodes_device++;
+            else
+                out->nodes_cpu++;
+        }
+    }
+    if (dev && s->have_plan)
+        out->device_arena_bytes = s->arena_size[1];
+}
+
 size_t pare_session_arena_bytes(const pare_session *s)
 {
     return s->have_plan ? s->arena_size[0] + s->arena_size[1] : 0;
