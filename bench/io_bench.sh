@@ -80,16 +80,20 @@ printf 'model: %d MB embedded, %d MB external (8 MatMul weights)\n' $((emb >> 20
 printf 'load average: %s (%s cores); best of %d run(s) per step\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" "$repeat"
 printf '%-34s %10s %13s\n' "step" "wall" "peak RSS"
 measure "cp embedded" cp "$work/embedded.onnx" "$out/copy.onnx"
-# pare's save fsyncs the file before renaming it into place; cp does not
+# pare's saves, like cp, do not fsync unless PARE_FSYNC=1 asks for it
 measure "cp embedded + fsync" sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/embedded.onnx" "$out/copy.onnx"
 measure "load embedded (inspect --check)" "$inspect" --check "$work/embedded.onnx"
 measure "pare-inspect embedded" "$inspect" "$work/embedded.onnx"
 measure "load+save embedded" "$roundtrip" "$work/embedded.onnx" "$out/rt.onnx"
+measure "load+save embedded, PARE_FSYNC=1" env PARE_FSYNC=1 "$roundtrip" "$work/embedded.onnx" \
+    "$out/rt.onnx"
 measure "cp external (both files)" cp "$work/ext/model.onnx" "$work/ext/weights.bin" "$out/"
 measure "cp external + fsync" sh -c 'cp "$1" "$2" "$3" && sync "$3/model.onnx" "$3/weights.bin"' sh \
     "$work/ext/model.onnx" "$work/ext/weights.bin" "$out/"
 measure "load external (inspect --check)" "$inspect" --check "$work/ext/model.onnx"
 measure "pare-inspect external" "$inspect" "$work/ext/model.onnx"
 measure "load+save external" "$roundtrip" "$work/ext/model.onnx" "$out/rt/model.onnx"
+measure "load+save external, PARE_FSYNC=1" env PARE_FSYNC=1 "$roundtrip" "$work/ext/model.onnx" \
+    "$out/rt/model.onnx"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$failed" -eq 0 ]

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "pare_config.h"
 #include "cli.h"
+#include "pare/model.h"
 
 static const char *g_prog = "pare";
 static int g_verbosity = 0;
@@ -897,7 +898,9 @@ pare_status cli_output_commit(cli_output *o, pare_error *err)
     }
     bool ok = fflush(o->fp) == 0 && !ferror(o->fp);
     int e = errno;
-    if (ok && fsync(fileno(o->fp)) != 0 && errno != EINVAL && errno != EROFS) {
+    /* durable only when asked (PARE_FSYNC=1), like pare_model_save */
+    if (ok && pare_io_durable() && fsync(fileno(o->fp)) != 0 && errno != EINVAL &&
+        errno != EROFS) {
         ok = false;
         e = errno;
     }

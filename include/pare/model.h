@@ -64,9 +64,19 @@ typedef struct pare_save_opts {
     const char *external_name;  /* file name of external data beside the output;
                                    NULL: "<output file name>.data" */
     int gzip_level;             /* 1..9, 0: 6 */
+    /* fsync the written files before the rename and their folder after it,
+     * so that the new model survives a power cut. Off by default, as for
+     * cp, compilers and linkers: the rename alone already makes the write
+     * atomic for every reader. The environment variable PARE_FSYNC=1 turns
+     * it on for every save (pare_io_durable). */
+    bool durable;
 } pare_save_opts;
 
-#define PARE_SAVE_OPTS_INIT {false, -1, NULL, 0}
+#define PARE_SAVE_OPTS_INIT {false, -1, NULL, 0, false}
+
+/* Whether writes should be durable by default: PARE_FSYNC set to a value
+ * other than "" and "0". Programs use it for every file they write. */
+bool pare_io_durable(void);
 
 /* Saves to path ("-": stdout; external data then refused). Atomic: on any
  * failure the target is untouched and no temporary file is left. */

@@ -899,9 +899,35 @@ static FILE *open_temp(const char *target, char *tmp, size_t size, pare_error *e
     return f;
 }
 
-static pare_status close_and_rename(FILE *f, const char *tmp, const char *target, pare_error *err)
+bool pare_io_durable(void)
 {
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    const char *e = getenv("PARE_FSYNC");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* fsync of the folder holding path, so that a rename into it is durable */
+static void sync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: some filesystems refuse it on folders */
+        close(fd);
+    }
+}
+
+static pare_status close_and_rename(FILE *f, const char *tmp, const char *target, bool durable,
+                                    pare_error *err)
+{
+    if (fflush(f) != 0 || ferror(f) ||
+        (durable && fsync(fileno(f)) != 0 && errno != EINVAL && errno != EROFS)) {
         int e = errno;
         fclose(f);
         unlink(tmp);
@@ -916,6 +942,8 @@ static pare_status close_and_rename(FILE *f, const char *tmp, const char *target
         unlink(tmp);
         return pare_error_set(err, PARE_ERR_IO, "cannot rename to '%s': %s", target, strerror(e));
     }
+    if (durable)
+        sync_dir_of(target);
     return PARE_OK;
 }
 
@@ -963,6 +991,7 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
         return c.st ? c.st : PARE_NOMEM(err);
     }
     bool need_ext = c.need_ext;
+    bool durable = o.durable || pare_io_durable();
     FILE *ext = NULL;
     if (need_ext) {
         arena_free(&c.ar);
@@ -999,14 +1028,14 @@ pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opt
                 unlink(tmp);
             } else {
                 if (ext) {
-                    st = close_and_rename(ext, ext_tmp, ext_path, err);
+                    st = close_and_rename(ext, ext_tmp, ext_path, durable, err);
                     ext = NULL;
                 }
                 if (st) {
                     fclose(f);
                     unlink(tmp);
                 } else {
-                    st = close_and_rename(f, tmp, path, err);
+                    st = close_and_rename(f, tmp, path, durable, err);
                 }
             }
         }

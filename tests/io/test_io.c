@@ -213,6 +213,59 @@ static void test_save_deterministic_and_gzip(void **state)
     pare_model_free(m);
 }
 
+/* fsync is counted here: the executable's definition takes the place of
+ * libc's for the library's calls too. */
+static int n_fsync;
+int fsync(int fd)
+{
+    (void)fd;
+    n_fsync++;
+    return 0;
+}
+
+static void test_durable_save(void **state)
+{
+    (void)state;
+    pare_model *m = load_ok("transformer_block.onnx");
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/plain.onnx", tmpdir);
+    snprintf(b, sizeof b, "%s/durable.onnx", tmpdir);
+    pare_save_opts so = PARE_SAVE_OPTS_INIT;
+    pare_error err;
+    unsetenv("PARE_FSYNC");
+    assert_false(pare_io_durable());
+    n_fsync = 0;
+    assert_int_equal(pare_model_save(m, a, &so, &err), PARE_OK);
+    assert_int_equal(n_fsync, 0); /* like cp: no fsync unless asked */
+    so.durable = true;
+    assert_int_equal(pare_model_save(m, b, &so, &err), PARE_OK);
+    assert_int_equal(n_fsync, 2); /* the file, then its folder after the rename */
+    size_t la, lb;
+    unsigned char *x = slurp(a, &la), *y = slurp(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(x, y, la);
+    free(x);
+    free(y);
+    /* PARE_FSYNC: "" and "0" off, anything else on */
+    so.durable = false;
+    setenv("PARE_FSYNC", "0", 1);
+    assert_false(pare_io_durable());
+    setenv("PARE_FSYNC", "", 1);
+    assert_false(pare_io_durable());
+    setenv("PARE_FSYNC", "1", 1);
+    assert_true(pare_io_durable());
+    n_fsync = 0;
+    assert_int_equal(pare_model_save(m, b, &so, &err), PARE_OK);
+    assert_int_equal(n_fsync, 2);
+    /* with external data both files are synced, then the folder twice */
+    so.external_threshold = 0;
+    n_fsync = 0;
+    assert_int_equal(pare_model_save(m, b, &so, &err), PARE_OK);
+    assert_int_equal(n_fsync, 4);
+    unsetenv("PARE_FSYNC");
+    pare_model_free(m);
+}
+
 static size_t count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -814,6 +867,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_plain_and_gzip_same),
         cmocka_unit_test(test_untouched_save_is_byte_identical),
+        cmocka_unit_test(test_durable_save),
         cmocka_unit_test(test_external_data_mapped),
         cmocka_unit_test(test_external_threshold),
         cmocka_unit_test(test_save_deterministic_and_gzip),
