@@ -241,7 +241,8 @@ pare_status pare_node_remove_attr(pare_node *n, const char *name, pare_error *er
  * that were `from` become `to` (renamed when needed, so output names stay). */
 pare_status pare_value_replace_uses(pare_value *from, pare_value *to, pare_error *err);
 /* Removes n; its outputs lose their producer (they stay as undefined values
- * until removed or re-produced). Frees the node. */
+ * until removed or re-produced). Frees the node with its subgraphs, whose
+ * reads of outer-scope values are dropped from those values' uses. */
 pare_status pare_graph_remove_node(pare_graph *g, pare_node *n, pare_error *err);
 /* Consumers of n's output `out` read n's input `in` instead, then n is removed. */
 pare_status pare_graph_bypass_node(pare_graph *g, pare_node *n, size_t in, pare_error *err);

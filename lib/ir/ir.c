@@ -795,6 +795,26 @@ pare_status pare_value_replace_uses(pare_value *from, pare_value *to, pare_error
     return PARE_OK;
 }
 
+/* Every node of sub (and deeper) stops reading any value, so that values of
+ * enclosing scopes keep no use by a node about to be freed with sub. */
+static void drop_subgraph_uses(pare_graph *sub)
+{
+    for (size_t i = 0; i < sub->n_nodes; i++) {
+        pare_node *m = sub->nodes[i];
+        for (size_t k = 0; k < m->n_inputs; k++)
+            if (m->inputs[k]) {
+                pare__use_del(m->inputs[k], m, k);
+                m->inputs[k] = NULL;
+            }
+        for (size_t a = 0; a < m->n_attrs; a++) {
+            if (m->attrs[a].g)
+                drop_subgraph_uses(m->attrs[a].g);
+            for (size_t j = 0; m->attrs[a].graphs && j < m->attrs[a].n; j++)
+                drop_subgraph_uses(m->attrs[a].graphs[j]);
+        }
+    }
+}
+
 pare_status pare_graph_remove_node(pare_graph *g, pare_node *n, pare_error *err)
 {
     (void)err;
@@ -809,6 +829,12 @@ pare_status pare_graph_remove_node(pare_graph *g, pare_node *n, pare_error *err)
     for (size_t i = 0; i < n->n_inputs; i++)
         if (n->inputs[i])
             pare__use_del(n->inputs[i], n, i);
+    for (size_t a = 0; a < n->n_attrs; a++) {
+        if (n->attrs[a].g)
+            drop_subgraph_uses(n->attrs[a].g);
+        for (size_t j = 0; n->attrs[a].graphs && j < n->attrs[a].n; j++)
+            drop_subgraph_uses(n->attrs[a].graphs[j]);
+    }
     for (size_t i = 0; i < n->n_outputs; i++)
         if (n->outputs[i] && n->outputs[i]->producer == n)
             n->outputs[i]->producer = NULL;

@@ -62,10 +62,6 @@ bool opt_can_replace(const opt_pins *pins, const pare_value *from, const pare_va
  * declared type where `to` has none. */
 pare_status opt_replace(pare_value *from, pare_value *to, pare_error *err);
 
-/* Removes n from g. Subgraphs n holds stop using outer values first (the IR
- * would otherwise keep uses that point into freed subgraphs). */
-pare_status opt_remove_node(pare_graph *g, pare_node *n, pare_error *err);
-
 /* Drops values of g that are nothing any more: no producer, no use, no
  * data, not an input or output, not pinned. Also, when drop_unused_inits,
  * initializers nobody reads (graph inputs stay). Counts dropped

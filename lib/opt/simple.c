@@ -57,7 +57,7 @@ pare_status pare_opt_remove_dead(pare_model *m, size_t *changed, pare_error *err
                 pare_node *n = g->nodes[k];
                 if (node_live(&pins, n))
                     continue;
-                if ((st = opt_remove_node(g, n, err)))
+                if ((st = pare_graph_remove_node(g, n, err)))
                     break;
                 count++;
                 again = true;

@@ -171,40 +171,6 @@ pare_status opt_replace(pare_value *from, pare_value *to, pare_error *err)
     return st;
 }
 
-/* Every node of sub (and deeper) stops reading any value. */
-static pare_status detach_graph(pare_graph *sub, pare_error *err)
-{
-    for (size_t i = 0; i < sub->n_nodes; i++) {
-        pare_node *n = sub->nodes[i];
-        for (size_t k = 0; k < n->n_inputs; k++) {
-            pare_status st = pare_node_set_input(n, k, NULL, err);
-            if (st)
-                return st;
-        }
-        for (size_t a = 0; a < n->n_attrs; a++) {
-            pare_status st;
-            if (n->attrs[a].g && (st = detach_graph(n->attrs[a].g, err)))
-                return st;
-            for (size_t j = 0; n->attrs[a].graphs && j < n->attrs[a].n; j++)
-                if ((st = detach_graph(n->attrs[a].graphs[j], err)))
-                    return st;
-        }
-    }
-    return PARE_OK;
-}
-
-pare_status opt_remove_node(pare_graph *g, pare_node *n, pare_error *err)
-{
-    for (size_t a = 0; a < n->n_attrs; a++) {
-        pare_status st;
-        if (n->attrs[a].g && (st = detach_graph(n->attrs[a].g, err)))
-            return st;
-        for (size_t j = 0; n->attrs[a].graphs && j < n->attrs[a].n; j++)
-            if ((st = detach_graph(n->attrs[a].graphs[j], err)))
-                return st;
-    }
-    return pare_graph_remove_node(g, n, err);
-}
 
 static void value_destroy(pare_value *v)
 {

@@ -148,6 +148,52 @@ static void test_insert_bypass_remove(void **state)
     pare_model_free(m);
 }
 
+/* Removing a node that holds subgraphs drops the subgraphs' reads of outer
+ * values: no use may point into the freed bodies. */
+static bool inside(const pare_node *n, const pare_node *holder)
+{
+    for (const pare_graph *sg = n->graph; sg && sg->owner; sg = sg->owner->graph)
+        if (sg->owner == holder)
+            return true;
+    return false;
+}
+
+static size_t outer_reads(const pare_graph *g, const pare_node *holder)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < g->n_values; i++)
+        for (size_t u = 0; u < g->values[i]->n_uses; u++)
+            if (g->values[i]->uses[u].node->graph != g &&
+                (!holder || inside(g->values[i]->uses[u].node, holder)))
+                c++;
+    return c;
+}
+
+static void test_remove_node_with_subgraphs(void **state)
+{
+    (void)state;
+    pare_model *m = load("control_flow.onnx");
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    size_t total = outer_reads(g, NULL);
+    assert_true(total > 0); /* the bodies read values of the main graph */
+    for (size_t i = g->n_nodes; i-- > 0;) {
+        pare_node *cf = g->nodes[i];
+        bool holds = false;
+        for (size_t a = 0; a < cf->n_attrs; a++)
+            holds |= cf->attrs[a].g != NULL;
+        if (!holds)
+            continue;
+        size_t mine = outer_reads(g, cf);
+        assert_int_equal(pare_graph_remove_node(g, cf, &err), PARE_OK);
+        total -= mine;
+        assert_int_equal(outer_reads(g, NULL), total);
+        check_links(g);
+    }
+    assert_int_equal(total, 0);
+    pare_model_free(m);
+}
+
 static void test_toposort_restores_order_and_finds_cycles(void **state)
 {
     (void)state;
@@ -281,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_load_links),
         cmocka_unit_test(test_subgraph_outer_refs),
         cmocka_unit_test(test_insert_bypass_remove),
+        cmocka_unit_test(test_remove_node_with_subgraphs),
         cmocka_unit_test(test_toposort_restores_order_and_finds_cycles),
         cmocka_unit_test(test_replace_output_keeps_name),
         cmocka_unit_test(test_attrs_and_initializers),
