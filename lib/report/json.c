@@ -407,6 +407,11 @@ char *pare_json_format_double(double v, int digits, char *buf, size_t size)
         snprintf(buf, size, "0");
         return buf;
     }
+    if (digits <= 0 && v == nearbyint(v) && fabs(v) < 9007199254740992.0) {
+        /* whole numbers (counts, MACs) in plain digits: 640, not 6.4e+02 */
+        snprintf(buf, size, "%.0f", v);
+        return buf;
+    }
     if (digits > 0) {
         if (digits > 17)
             digits = 17;

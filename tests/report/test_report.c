@@ -153,6 +153,11 @@ static void test_numbers(void **state)
     char b[40];
     assert_string_equal(pare_json_format_double(0.1, 0, b, sizeof b), "0.1");
     assert_string_equal(pare_json_format_double(3.0, 0, b, sizeof b), "3");
+    /* whole numbers in plain digits (shortest %g would say 6.4e+02) */
+    assert_string_equal(pare_json_format_double(640.0, 0, b, sizeof b), "640");
+    assert_string_equal(pare_json_format_double(-123456789012.0, 0, b, sizeof b),
+                        "-123456789012");
+    assert_string_equal(pare_json_format_double(1e20, 0, b, sizeof b), "1e+20");
     assert_string_equal(pare_json_format_double(-2.5, 0, b, sizeof b), "-2.5");
     assert_string_equal(pare_json_format_double(1e-7, 0, b, sizeof b), "1e-07");
     assert_string_equal(pare_json_format_double(1e300, 0, b, sizeof b), "1e+300");
@@ -283,7 +288,7 @@ static void test_table(void **state)
     pare_table_cell(t, "%d", 12);
     pare_table_row(t);
     pare_table_cell(t, "multi\nline");
-    pare_table_cell(t, "");
+    pare_table_cell(t, "%s", "");
     pare_table_cell(t, "esc\x1b[31m");
     char *text;
     size_t len;
