@@ -45,7 +45,7 @@ static int64_t o_calib_samples = -1, o_calib_batch = -1, o_seed = -1, o_threads 
                o_block_size = -1;
 static double o_percentile = -1, o_smooth = -1, o_damp = -1, o_max_drop = -1;
 static bool o_per_channel, o_per_tensor, o_symmetric, o_act_order, o_embeddings, o_keep_io,
-    o_no_keep_io, o_no_default_block, o_requantize, o_write_best, o_json, o_moving_average;
+    o_no_keep_io, o_no_default_block, o_bf16_compute, o_requantize, o_write_best, o_json, o_moving_average;
 static uint64_t o_external = NOT_GIVEN_SIZE, o_max_decompressed = 0;
 
 static const cli_option options[] = {
@@ -101,6 +101,9 @@ static const cli_option options[] = {
     CLI_LIST(0, "block-nodes", &o_block_nodes, "NAMES", "keep these nodes float32"),
     CLI_FLAG(0, "no-default-block-list", &o_no_default_block,
              "convert the ops of the default block list too"),
+    CLI_FLAG(0, "bf16-compute", &o_bf16_compute,
+             "bf16: compute in bfloat16 (GPU runtimes); default: bfloat16 weights, float32 "
+             "compute"),
     CLI_GROUP("Accuracy"),
     CLI_STRING(0, "validate", &o_validate, "DATA",
                "compare the result with the original on DATA and print the figures"),
@@ -292,6 +295,11 @@ static int check_usage(void)
         if (w)
             return not_here(w, "--mode fp16 and bf16");
     }
+    if (o_bf16_compute && o_mode != MODE_BF16)
+        return not_here("bf16-compute", "--mode bf16");
+    if (o_mode == MODE_BF16 && !o_bf16_compute && o_no_keep_io)
+        return cli_usage_error("--no-keep-io-types needs --bf16-compute in --mode bf16 (the "
+                               "default bf16 form computes in float32)");
     if (o_keep_io && o_no_keep_io)
         return cli_usage_error("--keep-io-types and --no-keep-io-types exclude each other");
     /* accuracy */
@@ -445,6 +453,9 @@ static pare_status quantize(const job *jb, pare_model *m, const char *const *ext
         o.dtype = o_mode == MODE_BF16 ? PARE_DT_BFLOAT16 : PARE_DT_FLOAT16;
         o.keep_io_types = !o_no_keep_io;
         o.default_block_list = !o_no_default_block;
+        /* onnxruntime's CPU provider has no bfloat16 kernel for compute ops:
+         * by default only the weights are stored in bfloat16 */
+        o.storage_only = o_mode == MODE_BF16 && !o_bf16_compute;
         o.block_ops = (const char *const *)jb->block_ops.v;
         o.n_block_ops = jb->block_ops.n;
         o.block_nodes = n_excl ? excl : NULL;
@@ -1424,6 +1435,8 @@ static void json_options(pare_json *j)
     if (float_mode()) {
         pare_json_kv_bool(j, "keep_io_types", !o_no_keep_io);
         pare_json_kv_bool(j, "default_block_list", !o_no_default_block);
+        pare_json_kv_string(j, "compute", o_mode == MODE_BF16 && !o_bf16_compute ? "float32"
+                                          : o_mode == MODE_BF16 ? "bfloat16" : "float16");
     }
     pare_json_kv_bool(j, "requantize", o_requantize);
     pare_json_end_object(j);
@@ -1590,8 +1603,12 @@ static const char *mode_text(char *buf, size_t size)
                  o_format == 1 ? "MatMulNBits" : "blocked DequantizeLinear");
         break;
     default:
-        snprintf(buf, size, "%s, %s", o_mode == MODE_BF16 ? "bf16" : "fp16",
-                 o_no_keep_io ? "inputs and outputs converted" : "float32 inputs and outputs");
+        if (o_mode == MODE_BF16 && !o_bf16_compute)
+            snprintf(buf, size, "bf16 weights, float32 compute");
+        else
+            snprintf(buf, size, "%s, %s", o_mode == MODE_BF16 ? "bf16" : "fp16",
+                     o_no_keep_io ? "inputs and outputs converted"
+                                  : "float32 inputs and outputs");
     }
     return buf;
 }
@@ -1879,6 +1896,19 @@ int main(int argc, char **argv)
         cli_error(shown, "the model is already quantized (%s); --requantize quantizes it again",
                   why);
         goto done;
+    }
+    /* a node name that is not in the model is a usage error (a typo would
+     * otherwise quantize the node it meant to keep float) */
+    {
+        const cli_names *lists[2] = {&jb.excl_nodes, &jb.block_nodes};
+        const char *opts[2] = {"exclude-nodes", "block-nodes"};
+        for (int l = 0; l < 2; l++)
+            for (size_t i = 0; i < lists[l]->n; i++)
+                if (!pare_graph_find_node(pare_model_graph(orig), lists[l]->v[i])) {
+                    rc = cli_usage_error("--%s: no node named '%s' in the main graph of %s",
+                                         opts[l], lists[l]->v[i], shown);
+                    goto done;
+                }
     }
     /* calibration data that does not fit the model fails now, not after a long run */
     if (o_calibrate) {

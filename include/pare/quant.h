@@ -171,8 +171,15 @@ typedef struct pare_fq_opts {
     size_t n_block_ops;
     const char *const *block_nodes;  /* node names kept float32 */
     size_t n_block_nodes;
+    bool storage_only;               /* only the weights change type: each float32
+                                        initializer of more than 16 values whose readers
+                                        would all convert is stored narrow, with a Cast
+                                        to float32 before them; compute, inputs and
+                                        outputs stay float32 (runs on onnxruntime's CPU
+                                        provider, which lacks bfloat16 compute kernels).
+                                        Default false: compute in the narrow type */
 } pare_fq_opts;
-#define PARE_FQ_OPTS_INIT {PARE_DT_FLOAT16, true, true, NULL, 0, NULL, 0}
+#define PARE_FQ_OPTS_INIT {PARE_DT_FLOAT16, true, true, NULL, 0, NULL, 0, false}
 /* The default block list, NULL-terminated (ops whose float16 result or range is
  * unsafe, documented in man/pare-quantize.1). */
 extern const char *const pare_fq_default_block_ops[];

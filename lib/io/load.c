@@ -653,6 +653,13 @@ static pare_status parse_model(const uint8_t *b, size_t n, src_mode mode, int fd
         src->len = n;
         src->fd = fd;
         src->mapped = mode == SRC_MAP;
+        /* Stripping touched the header of every tensor in the mapping, and
+         * the kernel maps whole (large) folios around each touch: tens of MB
+         * of a large model resident for nothing while the unaligned tensors
+         * are copied next (with pread). Give them back; tensors that borrow
+         * the mapping fault their pages in again when read. */
+        if (src->mapped)
+            (void)madvise((void *)b, n, MADV_DONTNEED);
     } else {
         release_bytes(b, n, mode, fd);
     }

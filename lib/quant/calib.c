@@ -1,7 +1,9 @@
 /* calib.c - streaming calibration: statistics per tensor and the ranges
  * that minmax, percentile, entropy (KL divergence, TensorRT style) and mse
  * pick from them (see calib.h for the memory bound). */
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +36,32 @@ static void hist_grow(uint64_t *h)
 pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const, const float *x,
                               size_t n, int64_t last_dim, pare_error *err)
 {
-    /* pass 1: min, max and the non-finite count */
+    /* pass 1: min, max and the non-finite count; eight running minima and
+     * maxima without branches first (one pair waits on each comparison),
+     * then the rest element by element */
     float mn = INFINITY, mx = -INFINITY;
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t bad = 0, i8 = n & ~(size_t)7;
+    {
+        float lo[8], hi[8];
+        size_t nb[8] = {0};
+        for (int k = 0; k < 8; k++)
+            lo[k] = INFINITY, hi[k] = -INFINITY;
+        for (size_t i = 0; i < i8; i += 8)
+            for (int k = 0; k < 8; k++) {
+                float v = x[i + (size_t)k];
+                bool fin = fabsf(v) <= FLT_MAX; /* false for inf and NaN */
+                float a = fin ? v : INFINITY, b = fin ? v : -INFINITY;
+                lo[k] = a < lo[k] ? a : lo[k];
+                hi[k] = b > hi[k] ? b : hi[k];
+                nb[k] += !fin;
+            }
+        for (int k = 0; k < 8; k++) {
+            mn = lo[k] < mn ? lo[k] : mn;
+            mx = hi[k] > mx ? hi[k] : mx;
+            bad += nb[k];
+        }
+    }
+    for (size_t i = i8; i < n; i++) {
         float v = x[i];
         if (!isfinite(v)) {
             bad++;
@@ -78,7 +102,30 @@ pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const,
         /* pass 2: one increment per element */
         uint64_t *h = s->hist;
         float inv = s->range > 0 ? (float)(B / s->range) : 0.0f;
-        for (size_t i = 0; i < n; i++) {
+        /* Activations crowd a few bins near zero, and with one counter per
+         * bin each increment waits for the one before (store to load): four
+         * interleaved 32-bit counters per bin, summed after each chunk of
+         * at most 2^30 elements, count the same about twice as fast. */
+        uint32_t(*loc)[2 * B] = bad == 0 && n >= 16384 ? calloc(4, sizeof *loc) : NULL;
+        const size_t chunk = (size_t)1 << 30;
+        for (size_t i0 = 0; loc && i0 < n; i0 += chunk) {
+            size_t i1 = n - i0 > chunk ? i0 + chunk : n, i = i0;
+            for (; i + 4 <= i1; i += 4)
+                for (int k = 0; k < 4; k++) {
+                    float v = x[i + k], a = fabsf(v) * inv;
+                    size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
+                    loc[k][(v >= 0.0f ? (size_t)B : 0) + b]++;
+                }
+            for (; i < i1; i++) {
+                float v = x[i], a = fabsf(v) * inv;
+                size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
+                loc[0][(v >= 0.0f ? (size_t)B : 0) + b]++;
+            }
+            for (size_t b = 0; b < 2 * (size_t)B; b++)
+                h[b] += (uint64_t)loc[0][b] + loc[1][b] + loc[2][b] + loc[3][b];
+            memset(loc, 0, 4 * sizeof *loc);
+        }
+        for (size_t i = 0; !loc && i < n; i++) {
             float v = x[i];
             if (!isfinite(v))
                 continue;
@@ -86,6 +133,7 @@ pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const,
             size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
             h[(v >= 0.0f ? (size_t)B : 0) + b]++;
         }
+        free(loc);
     }
     if ((flags & PARE_QC_CHANNEL) && last_dim > 0) {
         if (!s->chmax) {

@@ -361,19 +361,34 @@ pare_status pare_quantize_dynamic(pare_model *m, const pare_dynamic_opts *o, par
     if (!nodes)
         return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
     memcpy(nodes, g->nodes, n0 * sizeof *nodes);
-    for (size_t i = 0; i < n0 && !st; i++) {
+    /* two passes: first the nodes whose weight the loader copied to the
+     * heap (unaligned in the file), then those that borrow the file's
+     * pages, so that the copies are freed (pare_qx_drop_if_unused) before
+     * the mapped weights are read: the peak stays near the loaded model */
+    for (size_t k = 0; k < 2 * n0 && !st; k++) {
+        size_t i = k % n0;
+        bool first = k < n0;
         pare_node *n = nodes[i];
+        if (!n)
+            continue;
         const char *why = dyn_why(o, n);
         if (why) {
-            st = pare_quant_report_node(r, PARE_QE_FLOAT, n, why, err);
+            if (!first)
+                st = pare_quant_report_node(r, PARE_QE_FLOAT, n, why, err);
             continue;
         }
+        const pare_value *w0 = n->n_inputs > 1 ? n->inputs[1] : NULL;
+        if (first && !(w0 && w0->init && w0->init->owns_data))
+            continue;
+        nodes[i] = NULL; /* rewritten: freed below */
         /* report first: the node is freed by the rewrite */
         char how[256];
         size_t at = r->n;
         if ((st = pare_quant_report_node(r, PARE_QE_QUANTIZED, n, "", err)))
             break;
-        if ((st = quantize_node(&c, n, how, sizeof how, err)))
+        pare_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
+        if ((st = quantize_node(&c, n, how, sizeof how, err)) ||
+            (st = pare_qx_drop_if_unused(wv, err)))
             break;
         free(r->items[at].how);
         if (!(r->items[at].how = strdup(how)))

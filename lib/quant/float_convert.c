@@ -24,6 +24,10 @@
  * converted region cast to the narrow type instead; Constant and
  * ConstantOfShape values are converted with their nodes.
  *
+ * With storage_only (pare-quantize's default bf16 form) steps 2 to 6 are
+ * skipped: only weights are stored narrow, each read through a Cast to
+ * float32 (store_narrow below).
+ *
  * Narrowing rounds to nearest even (pare/dtype.h); finite values beyond the
  * narrow type's largest finite value are clamped to it and counted per
  * tensor in the report (inf and NaN are kept as they are).
@@ -179,7 +183,8 @@ static const char *block_reason(fq *c, pare_node *n)
         return "--block-ops";
     if (o->default_block_list && in_null_list(pare_fq_default_block_ops, n->op_type))
         return "default block list";
-    if (c->nt == PARE_DT_BFLOAT16 && !has_bf16(n->op_type, pare_node_opset(n)))
+    /* with storage_only the node computes in float32: its schema's types do not matter */
+    if (c->nt == PARE_DT_BFLOAT16 && !o->storage_only && !has_bf16(n->op_type, pare_node_opset(n)))
         return "no bfloat16 in the op's ONNX schema at the model's opset";
     /* shape computations: some input from Shape/Size, the rest too or small constants */
     bool any = false, all = n->n_inputs > 0;
@@ -289,6 +294,62 @@ static int wanted(fq *c, const pare_node *n, size_t slot, int have)
     return c->nt;
 }
 
+/* storage_only: each float32 initializer of more than 16 values that only
+ * converted nodes of the main graph read is stored narrow; a Cast to float32
+ * takes its name, so readers (and node names, --block-nodes) stay as they
+ * were and compute stays float32. Readers of such a weight are marked 2 in
+ * c->conv. onnxruntime's CPU provider has Cast but no bfloat16 MatMul, Conv,
+ * Gemm, Add, ... kernels, so this is the bf16 form that runs there. */
+static pare_status store_narrow(fq *c, pare_value **vals, size_t n_vals)
+{
+    pare_status st = PARE_OK;
+    for (size_t i = 0; i < n_vals && !st; i++) {
+        pare_value *v = vals[i];
+        if (!v || !v->init || v->is_input || v->is_output || v->dtype != PARE_DT_FLOAT ||
+            !v->n_uses || pare_tensor_numel(v->init) <= 16)
+            continue;
+        bool all = true;
+        for (size_t u = 0; u < v->n_uses && all; u++) {
+            const pare_node *n = v->uses[u].node;
+            all = n->graph == c->g && c->conv[n->id] && !slot_keeps_type(n, v->uses[u].input);
+        }
+        if (!all)
+            continue;
+        pare_tensor *t = pare_value_tensor(v, c->err), *nt;
+        if (!t)
+            return pare_error_set(c->err, PARE_ERR_INVALID, "initializer '%s' has no data",
+                                  v->name);
+        char name[512], hint[512];
+        snprintf(name, sizeof name, "%s", v->name);
+        if ((st = narrow_tensor(c, t, v->name, &nt)))
+            return st;
+        snprintf(hint, sizeof hint, "%s_%s", name, pare_dtype_name(c->nt));
+        pare_value *d, *f;
+        pare_node *cn;
+        if ((st = pare_tensor_set_name(nt, hint, c->err)) ||
+            (st = pare_graph_add_initializer(c->g, nt, &d, c->err))) {
+            pare_tensor_free(nt);
+            return st;
+        }
+        for (size_t u = 0; u < v->n_uses; u++)
+            c->conv[v->uses[u].node->id] = 2;
+        char old[512];
+        snprintf(hint, sizeof hint, "%s_float32", name);
+        pare_graph_unique_name(c->g, hint, old, sizeof old);
+        if ((st = pare_value_rename(v, old, c->err)) ||
+            (st = pare_graph_new_value(c->g, name, NULL, PARE_DT_FLOAT, &f, c->err)) ||
+            (st = pare_value_set_type(f, PARE_DT_FLOAT, &v->shape, c->err)))
+            return st;
+        snprintf(hint, sizeof hint, "%s_Cast", d->name);
+        pare_graph_unique_name(c->g, hint, name, sizeof name);
+        if ((st = pare_graph_add_node(c->g, name, "", "Cast", &d, 1, &f, 1, NULL, &cn, c->err)) ||
+            (st = pare_node_set_attr_int(cn, "to", PARE_DT_FLOAT, c->err)))
+            return st;
+        st = pare_value_replace_uses(v, f, c->err);
+    }
+    return st;
+}
+
 pare_status pare_quantize_float(pare_model *m, const pare_fq_opts *o, pare_quant_report *r,
                                 pare_error *err)
 {
@@ -358,11 +419,26 @@ pare_status pare_quantize_float(pare_model *m, const pare_fq_opts *o, pare_quant
             continue;
         }
         c.conv[n->id] = 1;
-        if (r)
+        if (r && !o->storage_only)
             st = pare_quant_report_node(r, PARE_QE_QUANTIZED, n, pare_dtype_name(c.nt), err);
     }
     if (st)
         goto done;
+
+    if (o->storage_only) {
+        if ((st = store_narrow(&c, vals, n_vals)))
+            goto done;
+        char how[64];
+        snprintf(how, sizeof how, "%s weights, float32 compute", pare_dtype_name(c.nt));
+        for (size_t i = 0; i < n_nodes && r && !st; i++)
+            if (c.conv[nodes[i]->id] == 2)
+                st = pare_quant_report_node(r, PARE_QE_QUANTIZED, nodes[i], how, err);
+            else if (c.conv[nodes[i]->id] == 1)
+                st = pare_quant_report_node(r, PARE_QE_FLOAT, nodes[i],
+                                            "no weight to store narrow (compute stays float32)",
+                                            err);
+        goto finish;
+    }
 
     /* 2. stored types of the values made by converted nodes */
     for (size_t i = 0; i < n_nodes; i++) {
@@ -526,6 +602,7 @@ pare_status pare_quantize_float(pare_model *m, const pare_fq_opts *o, pare_quant
                 st = pare_node_set_attr_int(cn, "to", PARE_DT_FLOAT, err);
         }
     }
+finish:
     if (!st)
         st = pare_graph_remove_dead(g, NULL, err);
     if (!st)

@@ -102,6 +102,18 @@ const char *pare_qx_filter_why(const pare_quant_filter *f, const pare_node *n,
     return NULL;
 }
 
+pare_status pare_qx_drop_if_unused(pare_value *v, pare_error *err)
+{
+    if (!v || !v->init || v->n_uses || v->is_output || v->is_input || !v->init->nbytes)
+        return PARE_OK;
+    int64_t zero = 0;
+    pare_tensor *t;
+    pare_status st = pare_tensor_new(v->init->name, v->init->dtype, 1, &zero, &t, err);
+    if (st)
+        return st;
+    return pare_value_set_tensor(v, t, err);
+}
+
 /* ---- opset ----------------------------------------------------------- */
 
 /* An op whose attributes or inputs change meaning at `since`. */
@@ -121,6 +133,7 @@ static const opset_change changes[] = {
     {"ReduceMin", 18, "axes"},  {"ReduceProd", 18, "axes"},  {"ReduceL1", 18, "axes"},
     {"ReduceL2", 18, "axes"},   {"ReduceLogSum", 18, "axes"}, {"ReduceLogSumExp", 18, "axes"},
     {"ReduceSumSquare", 18, "axes"}, {"Split", 18, NULL},
+    {"GridSample", 20, "mode"}, {"DFT", 20, NULL}, {"GroupNormalization", 21, NULL},
 };
 
 typedef struct opset_check {

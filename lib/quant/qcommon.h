@@ -28,6 +28,13 @@ bool pare_qx_excluded(const pare_quant_filter *f, const pare_node *n);
 /* True when name is in the NULL-terminated list. */
 bool pare_qx_in_list(const char *const *list, const char *name);
 
+/* Frees the data of initializer v once nothing reads it (a float weight just
+ * replaced by its quantized form), so that the float weights go one by one
+ * instead of all at the end: peak memory is then the loaded model plus one
+ * weight's work. v itself stays (a 0-element tensor) until
+ * pare_graph_remove_dead drops it. */
+pare_status pare_qx_drop_if_unused(pare_value *v, pare_error *err);
+
 /* Raises the default domain's opset to at least `target`, after checking
  * that no node (subgraphs included) changes meaning between the model's
  * opset and target; refuses (PARE_ERR_UNSUPPORTED naming the node) if one

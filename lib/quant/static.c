@@ -2,8 +2,17 @@
  * (pare_quantize_static in pare/quant.h).
  *
  * Steps, each over the main graph (subgraphs stay float):
- *   1. opset raised to 13 (per-axis DequantizeLinear) or 19 (float8), after
- *      checking that no node changes meaning;
+ *   1. opset raised to 13 (per-axis DequantizeLinear) or 21 (float8), after
+ *      checking that no node changes meaning. Float8 pairs carry no zero
+ *      point: QuantizeLinear names its type with output_dtype (opset 21),
+ *      DequantizeLinear takes it from its input. With a float8 zero point
+ *      (the opset-19 form) onnxruntime's graph optimizers (1.32, level
+ *      EXTENDED and up) break the model: ReluQuantFusion drops a Relu before
+ *      QuantizeLinear, since it only checks the zero point of int8/uint8
+ *      (wrong outputs), and ClipQuantFusion throws on a Clip before it
+ *      ("Unexpected data type for QuantizeLinear input y_zero_point of
+ *      17"); both skip a QuantizeLinear with two inputs. The values are the
+ *      same (zero points of float8 QDQ are 0); TensorRT reads opset 21;
  *   2. BatchNormalization after a Conv folded into the Conv's weight and bias
  *      (as onnxruntime's quant_pre_process does), so that Conv+BN+Relu fuse;
  *   3. SmoothQuant (alpha > 0): one calibration pass for max |x| per input
@@ -769,8 +778,12 @@ static pare_status quantize_weight(rw *c, pare_node *n, wcache **out, pare_error
         return st;
     }
     snprintf(hint, sizeof hint, "%s_zero_point", w->name);
-    if ((st = pare_qx_add_init(p->g, z, hint, &zv, err)) ||
-        (st = add_dq(p->g, qv, sv, zv, axis, w->name, w->init->rank, w->init->dims, &dq, err)))
+    zv = NULL;
+    if (p->fp8) /* float8: no zero point (see step 1) */
+        pare_tensor_free(z);
+    else if ((st = pare_qx_add_init(p->g, z, hint, &zv, err)))
+        return st;
+    if ((st = add_dq(p->g, qv, sv, zv, axis, w->name, w->init->rank, w->init->dims, &dq, err)))
         return st;
     if (c->nwc == c->capwc) {
         size_t cap = c->capwc ? c->capwc * 2 : 16;
@@ -874,12 +887,16 @@ static pare_status insert_qdq(splan *p, pare_value *v, const qparams *q, pare_er
     if (st)
         return st;
     snprintf(hint, sizeof hint, "%s_scale", v->name);
-    if ((st = pare_qx_add_init(g, st_, hint, &sv, err)) ||
-        (st = pare_qx_tensor(qt, &zp, 0, &zt, err)))
+    if ((st = pare_qx_add_init(g, st_, hint, &sv, err)))
         return st;
-    snprintf(hint, sizeof hint, "%s_zero_point", v->name);
-    if ((st = pare_qx_add_init(g, zt, hint, &zv, err)))
-        return st;
+    zv = NULL; /* float8: no zero point, output_dtype instead (see step 1) */
+    if (!p->fp8) {
+        if ((st = pare_qx_tensor(qt, &zp, 0, &zt, err)))
+            return st;
+        snprintf(hint, sizeof hint, "%s_zero_point", v->name);
+        if ((st = pare_qx_add_init(g, zt, hint, &zv, err)))
+            return st;
+    }
     snprintf(hint, sizeof hint, "%s_quantized", v->name);
     if ((st = pare_qx_new_value(g, hint, qt, &qv, err)))
         return st;
@@ -888,7 +905,8 @@ static pare_status insert_qdq(splan *p, pare_value *v, const qparams *q, pare_er
     pare_value *ins[3] = {v, sv, zv};
     pare_node *qn;
     snprintf(hint, sizeof hint, "%s_QuantizeLinear", v->name);
-    if ((st = pare_qx_add_node(g, hint, "QuantizeLinear", ins, 3, &qv, 1, &qn, err)))
+    if ((st = pare_qx_add_node(g, hint, "QuantizeLinear", ins, zv ? 3 : 2, &qv, 1, &qn, err)) ||
+        (!zv && (st = pare_node_set_attr_int(qn, "output_dtype", qt, err))))
         return st;
     /* the readers of v, before the DequantizeLinear exists */
     size_t nu = v->n_uses;
@@ -1061,8 +1079,9 @@ pare_status pare_quantize_static(pare_model *m, const pare_static_opts *o, pare_
     if ((st = pare_qx_check_filter(g, &o->filter, static_ops, fp8 ? "fp8" : "static", err)))
         return st;
     if ((st = pare_infer_shapes(m, NULL, NULL, err)) ||
-        (st = pare_qx_raise_opset(m, fp8 ? 19 : 13,
-                                  fp8 ? "float8 QDQ" : "per-axis DequantizeLinear", err)) ||
+        (st = pare_qx_raise_opset(m, fp8 ? 21 : 13,
+                                  fp8 ? "float8 QDQ without zero points"
+                                      : "per-axis DequantizeLinear", err)) ||
         (st = pare_graph_toposort(g, err)))
         return st;
     r->weight_bytes_before = pare_model_weight_bytes(m);

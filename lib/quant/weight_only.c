@@ -43,6 +43,7 @@
 #include "pare/stats.h"
 #include "internal.h"
 #include "exec/kernel.h"
+#include "quant/qcommon.h"
 #include "quant/wq.h"
 
 #define WQ_OPSET 21
@@ -510,6 +511,7 @@ static pare_status write_qdq(pare_graph *g, wq_target *t, const pare_wq_opts *o,
         (st = pare_node_set_attr_int(dq, "axis", nk ? 1 : 0, err)) ||
         (st = pare_node_set_attr_int(dq, "block_size", o->block_size, err)))
         return st;
+    t->shared[0] = out;
     return pare_node_set_input(n, t->kind == WQ_GATHER ? 0 : 1, out, err);
 }
 
@@ -524,8 +526,10 @@ static void put_field(uint8_t *p, int64_t idx, int bits, unsigned v)
     }
 }
 
+/* reuse: B, scales and zero points of an earlier target with the same
+ * weight and layout (NULL: made from t's codes). */
 static pare_status write_nbits(pare_graph *g, wq_target *t, const pare_wq_opts *o,
-                               pare_error *err)
+                               pare_value *const *reuse, pare_error *err)
 {
     pare_node *n = t->node;
     pare_value *wv = t->weight;
@@ -536,6 +540,12 @@ static pare_status write_nbits(pare_graph *g, wq_target *t, const pare_wq_opts *
     pare_tensor *bt, *st_, *zt = NULL;
     pare_value *bv, *sv, *zv = NULL, *bias = NULL;
     pare_status st;
+    if (reuse) {
+        bv = reuse[0];
+        sv = reuse[1];
+        zv = reuse[2];
+        goto node;
+    }
     if ((st = new_init(g, wv->name, "_q", PARE_DT_UINT8, 3, bdims, &bt, &bv, err)) ||
         (st = new_init(g, wv->name, "_scale", PARE_DT_FLOAT, 1, sdims, &st_, &sv, err)))
         return st;
@@ -555,6 +565,10 @@ static pare_status write_nbits(pare_graph *g, wq_target *t, const pare_wq_opts *
             if (zt)
                 put_field((uint8_t *)zt->data + j * zrow, b, bits, zp);
         }
+node:
+    t->shared[0] = bv;
+    t->shared[1] = sv;
+    t->shared[2] = zv;
     /* Gemm's C: MatMulNBits' bias when a constant [N], else an Add after it */
     pare_value *c = NULL;
     float beta = 1.0f;
@@ -687,9 +701,58 @@ pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare
     }
     /* one weight at a time: its float copy, codes and scales live only while
      * it is quantized and written */
-    char how[160];
-    for (size_t i = 0; i < nt && !st; i++) {
+    char how[800];
+    /* Rounding to nearest treats each weight on its own, so the weights the
+     * loader copied to the heap (unaligned in the file) go first: their
+     * memory is freed as they go (pare_qx_drop_if_unused) before the pages
+     * of the mapped ones are read, which keeps the peak near the loaded
+     * model's size. GPTQ keeps the graph's order. */
+    size_t *order = malloc((nt ? nt : 1) * sizeof *order), no = 0;
+    if (!order && !st)
+        st = pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    for (int pass = 0; pass < 2 && order; pass++)
+        for (size_t i = 0; i < nt; i++) {
+            bool heap = G == NULL && ts[i].weight->init && ts[i].weight->init->owns_data;
+            if (heap == (pass == 0))
+                order[no++] = i;
+        }
+    for (size_t oi = 0; oi < nt && !st; oi++) {
+        size_t i = order[oi];
         wq_target *t = &ts[i];
+        bool nbits = o->format == PARE_WQ_MATMULNBITS && t->kind != WQ_GATHER;
+        /* a weight read by several nodes is stored once when they read it in
+         * the same layout and it is rounded to nearest (GPTQ's codes depend
+         * on each reader's inputs) */
+        wq_target *same = NULL;
+        for (size_t j = 0; j < nt && !same; j++) {
+            wq_target *u = &ts[j]; /* written already when u->shared[0] is set */
+            if (j == i)
+                continue;
+            bool unbits = o->format == PARE_WQ_MATMULNBITS && u->kind != WQ_GATHER;
+            if (u->weight == t->weight && u->shared[0] && unbits == nbits &&
+                !(G && (t->x || u->x)) &&
+                (u->kind == WQ_GATHER || u->transB) == (t->kind == WQ_GATHER || t->transB) &&
+                (!nbits || u->alpha == t->alpha))
+                same = u;
+        }
+        if (same) {
+            snprintf(how, sizeof how, "%s %d-bit b%d %s rtn, stored once with %s",
+                     nbits ? "MatMulNBits" : "blocked DequantizeLinear", o->bits, o->block_size,
+                     o->symmetric ? "symmetric" : "asymmetric",
+                     same->node && same->node->name ? same->node->name : "another node");
+            if (r && (st = pare_quant_report_node(r, PARE_QE_QUANTIZED, t->node, how, err)))
+                break;
+            if (nbits)
+                st = write_nbits(g, t, o, same->shared, err);
+            else {
+                t->shared[0] = same->shared[0];
+                st = pare_node_set_input(t->node, t->kind == WQ_GATHER ? 0 : 1, same->shared[0],
+                                         err);
+            }
+            if (!st)
+                st = pare_qx_drop_if_unused(t->weight, err);
+            continue;
+        }
         if ((st = target_load(t, o->block_size, err)))
             break;
         if (G && t->x)
@@ -698,16 +761,18 @@ pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare
             pare__wq_rtn(pool, t, o->bits, o->block_size, o->symmetric);
         if (st)
             break;
-        bool nbits = o->format == PARE_WQ_MATMULNBITS && t->kind != WQ_GATHER;
         snprintf(how, sizeof how, "%s %d-bit b%d %s %s%s%s",
                  nbits ? "MatMulNBits" : "blocked DequantizeLinear", o->bits, o->block_size,
                  o->symmetric ? "symmetric" : "asymmetric", t->gptq ? "gptq" : "rtn",
                  t->note ? ": " : "", t->note ? t->note : "");
         if (r && (st = pare_quant_report_node(r, PARE_QE_QUANTIZED, t->node, how, err)))
             break;
-        st = nbits ? write_nbits(g, t, o, err) : write_qdq(g, t, o, err);
+        st = nbits ? write_nbits(g, t, o, NULL, err) : write_qdq(g, t, o, err);
         target_release(t);
+        if (!st)
+            st = pare_qx_drop_if_unused(t->weight, err);
     }
+    free(order);
     pare__wq_gptq_free(G);
     pare_threadpool_free(pool);
     if (!st && nt)

@@ -33,6 +33,9 @@ typedef struct wq_target {
     bool transB;         /* Gemm's B is stored [N, K] */
     bool gptq;           /* quantized by GPTQ (else RTN) */
     const char *note;    /* why GPTQ fell back to RTN; static string or NULL */
+    pare_value *shared[3]; /* once written: QDQ's DequantizeLinear output, or
+                              MatMulNBits' B, scales, zero points (NULL when
+                              symmetric), for other readers of the same weight */
 } wq_target;
 
 /* Scale and code zero point of one block of cnt weights (min/max, zero kept

@@ -30,10 +30,7 @@ bad1 "$TESTDATA/transformer_block_ref.npz" "labels are float32; expected int64 o
     -o "$out"
 bad1 "$tmp/none.npy" "" --mode dynamic --validate "$val" --labels "$tmp/none.npy" "$cnn" \
     -o "$out"
-# names that are not in the model
-bad1 "$cnn" "no_such_node" --mode static --calibrate "$train" --exclude-nodes no_such_node \
-    "$cnn" -o "$out"
-bad1 "$tb" "no_such_node" --mode weight-only --exclude-nodes no_such_node "$tb" -o "$out"
+# names that are not in the model: usage errors (exit 2, quant_usage.sh)
 # fewer labels than samples
 bad1 "$labels" "360 labels for 1437 samples" --mode dynamic --validate "$train" \
     --labels "$labels" "$cnn" -o "$out"

@@ -100,9 +100,26 @@ gate "$tmp/fp16.onnx" "$cnn" "$val" --min-cosine 0.999 --min-top1-agreement 1
 run "$PROG" --mode fp16 --keep-io-types "$tb" -o "$tmp/fp16-tb.onnx"
 expect_rc 0
 gate "$tmp/fp16-tb.onnx" "$tb" "$tdata" --min-cosine 0.999
+# bf16: by default bfloat16 weights with float32 compute (onnxruntime's CPU
+# provider has no bfloat16 Conv/MatMul/Gemm); --bf16-compute converts compute
+run "$PROG" --mode bf16 "$cnn" -o "$tmp/bf16.onnx" --json
+expect_rc 0
+expect_qjson
+expect_out '"compute": "float32"'
+expect_le "$(jnum weight_ratio)" 0.55 "bf16 weights, weight ratio"
+gate "$tmp/bf16.onnx" "$cnn" "$val" --min-cosine 0.999 --min-top1-agreement 1
 run "$PROG" --mode bf16 "$cnn" -o "$tmp/bf16.onnx"
 expect_rc 0
-gate "$tmp/bf16.onnx" "$cnn" "$val" --min-cosine 0.99
+expect_out "bf16 weights, float32 compute"
+expect_out "bfloat16 weights, float32 compute"
+run "$PROG" --mode bf16 --bf16-compute "$cnn" -o "$tmp/bf16c.onnx" --json
+expect_rc 0
+expect_qjson
+expect_out '"compute": "bfloat16"'
+gate "$tmp/bf16c.onnx" "$cnn" "$val" --min-cosine 0.99
+run "$PROG" --mode bf16 --bf16-compute --no-keep-io-types "$tb" -o "$tmp/bf16c-io.onnx"
+expect_rc 0
+expect_out "inputs and outputs converted"
 run "$PROG" --mode fp16 --block-ops Gemm --block-nodes conv3 "$cnn" -o "$tmp/fp16-b.onnx"
 expect_rc 0
 expect_out_re '^  fc +Gemm'

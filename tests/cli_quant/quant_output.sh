@@ -126,7 +126,7 @@ check
 check
 [ "$(cat "$tmp/o/r.json")" = old ] || fail "a failed run changed the report"
 run "$PROG" --mode dynamic --exclude-nodes no_such_node "$cnn" -o "$tmp/o/q.onnx"
-expect_rc 1
+expect_rc 2
 check
 [ "$(cat "$tmp/o/q.onnx")" = old ] || fail "a failed run changed the output"
 check

@@ -15,7 +15,7 @@ for opt in "--mode MODE" --requantize "--calibrate DATA" "--calib-samples N" "--
     "--activation-type T" --per-channel --per-tensor "--smooth-quant ALPHA" "--bits N" \
     "--block-size N" --symmetric "--format F" "--algo A" "--damp X" --act-order --embeddings \
     --keep-io-types --no-keep-io-types "--block-ops OPS" "--block-nodes NAMES" \
-    --no-default-block-list "--validate DATA" "--labels FILE" "--metric M" \
+    --no-default-block-list --bf16-compute "--validate DATA" "--labels FILE" "--metric M" \
     "--max-accuracy-drop X" --write-best "--output FILE" "--external-data BYTES" --json \
     "--report FILE" "--max-decompressed BYTES" --quiet --verbose; do
     expect_out "$opt"
@@ -93,6 +93,16 @@ usage "--keep-io-types applies to --mode fp16 and bf16" --mode dynamic --keep-io
 usage "--no-keep-io-types applies to" --mode weight-only --no-keep-io-types "$cnn" -o "$out"
 usage "--block-ops applies to" --mode dynamic --block-ops Conv "$cnn" -o "$out"
 usage "--block-nodes applies to" --mode dynamic --block-nodes conv1 "$cnn" -o "$out"
+usage "--bf16-compute applies to --mode bf16" --mode fp16 --bf16-compute "$cnn" -o "$out"
+usage "--no-keep-io-types needs --bf16-compute" --mode bf16 --no-keep-io-types "$cnn" -o "$out"
+# node names that are not in the model: a usage error naming the name
+usage "--exclude-nodes: no node named 'no_such_node'" --mode dynamic \
+    --exclude-nodes conv1,no_such_node "$cnn" -o "$out"
+usage "--exclude-nodes: no node named 'nope'" --mode static --calibrate "$train" \
+    --exclude-nodes nope "$cnn" -o "$out"
+usage "--block-nodes: no node named 'conv9'" --mode fp16 --block-nodes conv9 "$cnn" -o "$out"
+usage "--block-nodes: no node named 'conv9'" --mode bf16 --block-nodes conv1,conv9 "$cnn" \
+    -o "$out"
 usage "--no-default-block-list applies to" --mode dynamic --no-default-block-list "$cnn" -o "$out"
 usage "--keep-io-types and --no-keep-io-types exclude each other" --mode fp16 --keep-io-types \
     --no-keep-io-types "$cnn" -o "$out"

@@ -84,13 +84,13 @@ static void test_report_json(void **state)
     at(t, "\"weight_ratio\":0.25");
     at(t, "\"samples\":77,\"tensors\":3");
     /* ranges sorted by name */
-    size_t ra = at(t, "{\"tensor\":\"a\",\"lo\":-1e+02,\"hi\":3,\"scale\":0.5,\"zero_point\":0}");
+    size_t ra = at(t, "{\"tensor\":\"a\",\"lo\":-100,\"hi\":3,\"scale\":0.5,\"zero_point\":0}");
     size_t rb = at(t, "{\"tensor\":\"b\",\"lo\":-1");
     size_t rc = at(t, "{\"tensor\":\"c\",\"lo\":0");
     assert_true(ra < rb && rb < rc);
     /* outliers: widest first, against the median (2) */
     at(t, "\"median_abs_max\":2");
-    size_t oa = at(t, "{\"tensor\":\"a\",\"abs_max\":1e+02,\"times_median\":5e+01,\"scale\":0.5}");
+    size_t oa = at(t, "{\"tensor\":\"a\",\"abs_max\":100,\"times_median\":50,\"scale\":0.5}");
     size_t ob = at(t, "{\"tensor\":\"b\",\"abs_max\":2,\"times_median\":1");
     size_t oc = at(t, "{\"tensor\":\"c\",\"abs_max\":1,\"times_median\":0.5");
     assert_true(oa > rc && oa < ob && ob < oc);

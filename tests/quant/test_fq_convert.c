@@ -3,7 +3,8 @@
  * regions (never a Cast feeding a Cast, graph inputs and outputs float32),
  * clamping counted, --block-nodes and the default block list, shape
  * computations kept float32, keep_io_types off, bfloat16 in the executor,
- * control flow kept float32 with its borders. */
+ * control flow kept float32 with its borders, and storage_only (bfloat16
+ * weights with a Cast to float32, float32 compute). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -159,6 +160,82 @@ static void test_transformer_bf16(void **state)
                    PARE_DT_BFLOAT16, 0.99);
 }
 
+/* storage_only (pare-quantize --mode bf16's default): weights of more than
+ * 16 values stored bfloat16, each read through one Cast to float32 named as
+ * the weight was; everything else float32, as onnxruntime's CPU provider
+ * needs (it has no bfloat16 MatMul, Conv, Gemm, Add, ...). */
+static void check_storage(const char *model, const char *data, double min_cos)
+{
+    pare_model *ref = load(model), *m = load(model);
+    pare_fq_opts o = PARE_FQ_OPTS_INIT;
+    o.dtype = PARE_DT_BFLOAT16;
+    o.storage_only = true;
+    pare_quant_report r;
+    pare_quant_report_init(&r);
+    convert(m, &o, &r);
+    pare_graph *g = pare_model_graph(m), *rg = pare_model_graph(ref);
+    size_t narrow = 0;
+    for (size_t i = 0; i < g->n_values; i++) {
+        pare_value *v = g->values[i];
+        if (!v)
+            continue;
+        if (v->dtype != PARE_DT_BFLOAT16) {
+            /* no float32 weight that could have been narrow is left */
+            if (v->init && v->dtype == PARE_DT_FLOAT && pare_tensor_numel(v->init) > 16)
+                fail_msg("float32 weight '%s' (%llu values) left", v->name,
+                         (unsigned long long)pare_tensor_numel(v->init));
+            continue;
+        }
+        /* a bfloat16 value is an initializer read only by a Cast to float32
+         * whose output has the original weight's name and its rounded values */
+        assert_non_null(v->init);
+        assert_int_equal(v->n_uses, 1);
+        pare_node *c = v->uses[0].node;
+        assert_string_equal(c->op_type, "Cast");
+        assert_int_equal(pare_node_attr_int(c, "to", 0), PARE_DT_FLOAT);
+        pare_value *orig = pare_graph_find_value(rg, c->outputs[0]->name);
+        assert_non_null(orig);
+        assert_non_null(orig->init);
+        uint64_t cnt = pare_tensor_numel(orig->init);
+        assert_true(cnt > 16);
+        assert_int_equal(cnt, pare_tensor_numel(v->init));
+        const float *w = orig->init->data;
+        const uint16_t *b = v->init->data;
+        for (uint64_t k = 0; k < cnt; k++)
+            assert_int_equal(b[k], pare_f32_to_bf16(w[k]));
+        narrow++;
+    }
+    assert_true(narrow > 0);
+    /* compute stays float32: the same nodes, by name, plus the Casts */
+    for (size_t i = 0; i < rg->n_nodes; i++)
+        if (rg->nodes[i]->name && rg->nodes[i]->name[0])
+            assert_non_null(pare_graph_find_node(g, rg->nodes[i]->name));
+    assert_int_equal(g->n_nodes, rg->n_nodes + narrow);
+    check_borders(m, PARE_DT_BFLOAT16, true);
+    assert_true(r.weight_bytes_after < r.weight_bytes_before * 0.55);
+    size_t said = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.items[i].kind == PARE_QE_QUANTIZED)
+            said += strcmp(r.items[i].how, "bfloat16 weights, float32 compute") == 0;
+    assert_true(said > 0);
+    double cs = cosine(m, ref, data);
+    print_message("%s bf16 weights: cosine %.6f, %zu weights, %llu -> %llu bytes\n", model, cs,
+                  narrow, (unsigned long long)r.weight_bytes_before,
+                  (unsigned long long)r.weight_bytes_after);
+    assert_true(cs >= min_cos);
+    pare_quant_report_release(&r);
+    pare_model_free(m);
+    pare_model_free(ref);
+}
+
+static void test_bf16_storage(void **state)
+{
+    (void)state;
+    check_storage(PARE_TESTDATA "/cnn_digits.onnx", PARE_TESTDATA "/digits_val.npz", 0.999);
+    check_storage(PARE_TESTDATA "/transformer_block.onnx", PARE_TESTDATA "/transformer_data.npz",
+                  0.999);
+}
+
 static void test_small(void **state)
 {
     (void)state;
@@ -299,7 +376,7 @@ int main(void)
         cmocka_unit_test(test_cnn_fp16),        cmocka_unit_test(test_transformer_fp16),
         cmocka_unit_test(test_transformer_bf16), cmocka_unit_test(test_small),
         cmocka_unit_test(test_no_keep_io),      cmocka_unit_test(test_control_flow),
-        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_bad),             cmocka_unit_test(test_bf16_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

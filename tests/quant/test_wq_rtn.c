@@ -3,7 +3,7 @@
  * blocked DequantizeLinear and MatMulNBits layouts, K not a multiple of the
  * block, Gemm (transB, alpha, beta, C) and embedding Gather, the opset-21
  * rewrite, outputs in the executor against a dequantize-then-multiply
- * reference, and bad options. */
+ * reference, weights read by several nodes stored once, and bad options. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -409,6 +409,99 @@ static void test_nbits_matches_dequantized(void **state)
     pare_model_free(m);
 }
 
+/* ---- weights read by several nodes are stored once ---- */
+
+static size_t count_inits(pare_model *m)
+{
+    pare_graph *g = pare_model_graph(m);
+    size_t c = 0;
+    for (size_t i = 0; i < g->n_values; i++)
+        c += g->values[i] && g->values[i]->init && !g->values[i]->is_input;
+    return c;
+}
+
+static void check_shared(pare_wq_format fmt, bool sym)
+{
+    pare_model *ref = load("wq_shared.onnx"), *m = load("wq_shared.onnx");
+    pare_tensor *in[2];
+    int64_t xd[2] = {3, 32}, id[1] = {3};
+    pare_error err;
+    assert_int_equal(pare_tensor_new("x", PARE_DT_FLOAT, 2, xd, &in[0], &err), PARE_OK);
+    assert_int_equal(pare_tensor_new("ids", PARE_DT_INT64, 1, id, &in[1], &err), PARE_OK);
+    for (int i = 0; i < 96; i++)
+        ((float *)in[0]->data)[i] = (float)((i * 37) % 19) / 9.0f - 1.0f;
+    int64_t *ids = in[1]->data;
+    ids[0] = 4, ids[1] = 9, ids[2] = 0;
+    size_t nr, nq;
+    pare_tensor **yr = run(ref, in, 2, &nr);
+    pare_wq_opts o = PARE_WQ_OPTS_INIT;
+    o.format = fmt;
+    o.symmetric = sym;
+    o.bits = sym ? 8 : 4;
+    o.block_size = 32;
+    o.embeddings = true;
+    pare_quant_report r;
+    pare_quant_report_init(&r);
+    quantize(m, &o, &r);
+    pare_graph *g = pare_model_graph(m);
+    pare_node *mm1 = pare_graph_find_node(g, "mm1"), *mm2 = pare_graph_find_node(g, "mm2");
+    pare_node *emb = pare_graph_find_node(g, "embed"), *lm = pare_graph_find_node(g, "lm_head");
+    assert_non_null(mm1);
+    assert_non_null(mm2);
+    assert_non_null(emb);
+    assert_non_null(lm);
+    /* W: one quantized copy read by both MatMuls */
+    assert_ptr_equal(mm1->inputs[1], mm2->inputs[1]);
+    size_t per = sym ? 2 : 3; /* codes, scales (, zero points) */
+    if (fmt == PARE_WQ_QDQ) {
+        /* the tied table: Gather and Gemm (transB) read it as [V, D], one copy */
+        assert_ptr_equal(emb->inputs[0], lm->inputs[1]);
+        assert_int_equal(count_op(m, "DequantizeLinear"), 3); /* W, P, table */
+        assert_int_equal(count_inits(m), 3 * per);
+    } else {
+        assert_string_equal(mm1->op_type, "MatMulNBits");
+        assert_ptr_equal(mm1->inputs[2], mm2->inputs[2]);
+        if (!sym)
+            assert_ptr_equal(mm1->inputs[3], mm2->inputs[3]);
+        /* the table: the Gather's blocked DequantizeLinear and lm_head's
+         * MatMulNBits are different forms, so two copies */
+        assert_string_equal(lm->op_type, "MatMulNBits");
+        assert_int_equal(count_op(m, "DequantizeLinear"), 1);
+        assert_int_equal(count_inits(m), 4 * per);
+    }
+    /* the report says which node shares */
+    bool said = false;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.items[i].kind == PARE_QE_QUANTIZED && strcmp(r.items[i].name, "mm2") == 0)
+            said = strstr(r.items[i].how, "stored once with mm1") != NULL;
+    assert_true(said);
+    /* and the model still computes the same thing, roughly */
+    pare_tensor **yq = run(m, in, 2, &nq);
+    const float *a = out_named(yq, nq, "logits"), *b = out_named(yr, nr, "logits");
+    double d = 0, n2 = 0;
+    for (size_t j = 0; j < 30; j++)
+        d += (a[j] - b[j]) * (double)(a[j] - b[j]), n2 += (double)b[j] * b[j];
+    print_message("shared %s %s: logits rel L2 %.5f\n", fmt == PARE_WQ_QDQ ? "qdq" : "nbits",
+                  sym ? "sym" : "asym", sqrt(d / n2));
+    assert_true(sqrt(d / n2) < (sym ? 0.02 : 0.2));
+    pare_tensors_free(yq, nq);
+    pare_tensors_free(yr, nr);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    pare_quant_report_release(&r);
+    pare_model_free(ref);
+    pare_model_free(m);
+}
+
+static void test_shared_weights(void **state)
+{
+    (void)state;
+    check_shared(PARE_WQ_QDQ, false);
+    check_shared(PARE_WQ_QDQ, true);
+    check_shared(PARE_WQ_MATMULNBITS, false);
+    check_shared(PARE_WQ_MATMULNBITS, true);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -485,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_mixed_qdq),
         cmocka_unit_test(test_mixed_nbits),
         cmocka_unit_test(test_nbits_matches_dequantized),
+        cmocka_unit_test(test_shared_weights),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_opset_refusal),
     };

@@ -3,8 +3,9 @@
  *
  * usage: wq-write MODE IN OUT [CALIB]
  * MODE: qdq4 qdq4s qdq8 nbits4 nbits4s nbits8 gptq4 gptq-nbits4 gptq-ao-nbits4
- * gptq-nbits4s emb4 fp16 bf16 (s: symmetric; ao: act_order; emb: QDQ with
- * embeddings; gptq needs CALIB). */
+ * gptq-nbits4s emb4 fp16 bf16 bf16w (s: symmetric; ao: act_order; emb: QDQ with
+ * embeddings; gptq needs CALIB; bf16w: bfloat16 weights with float32
+ * compute, storage_only). */
 #include <stdio.h>
 #include <string.h>
 #include "pare/quant.h"
@@ -23,9 +24,10 @@ int main(int argc, char **argv)
         return 1;
     }
     pare_status st;
-    if (!strcmp(mode, "fp16") || !strcmp(mode, "bf16")) {
+    if (!strcmp(mode, "fp16") || !strncmp(mode, "bf16", 4)) {
         pare_fq_opts o = PARE_FQ_OPTS_INIT;
         o.dtype = mode[0] == 'f' ? PARE_DT_FLOAT16 : PARE_DT_BFLOAT16;
+        o.storage_only = !strcmp(mode, "bf16w");
         st = pare_quantize_float(m, &o, NULL, &err);
     } else {
         pare_wq_opts o = PARE_WQ_OPTS_INIT;

@@ -120,7 +120,35 @@ def dft17():
          "wq_dft17.onnx")
 
 
+def shared():
+    """Weights read by more than one node: W by two MatMuls, and a tied
+    embedding table read by a Gather and by the output Gemm (transB), so
+    both read it in the [V, D] layout with blocks along D."""
+    rng = np.random.default_rng(11)
+    w = rng.normal(0, 0.3, (32, 16)).astype(np.float32)
+    p = rng.normal(0, 0.3, (16, 32)).astype(np.float32)
+    table = rng.normal(0, 1.0, (10, 32)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["e"], name="embed", axis=0),
+        helper.make_node("MatMul", ["e", "W"], ["h1"], name="mm1"),
+        helper.make_node("MatMul", ["x", "W"], ["h2"], name="mm2"),
+        helper.make_node("Add", ["h1", "h2"], ["a"], name="add"),
+        helper.make_node("MatMul", ["a", "P"], ["p"], name="proj"),
+        helper.make_node("Gemm", ["p", "table"], ["logits"], name="lm_head", transB=1),
+    ]
+    g = helper.make_graph(
+        nodes, "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 32]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, [3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [3, 10])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(p, "P"),
+         numpy_helper.from_array(table, "table")])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+         "wq_shared.onnx")
+
+
 if __name__ == "__main__":
+    shared()
     dft17()
     known()
     mixed()
