@@ -51,6 +51,7 @@ struct pare_model {
     uint64_t external_bytes;
     pare_problems load_problems; /* what the loader saw that validate reports */
     pare_source *src;          /* bytes embedded tensors borrow; NULL: none */
+    size_t n_unaligned;        /* initializers still borrowed at misaligned addresses */
 };
 
 /* Defined in lib/ir/build.c */
@@ -74,11 +75,19 @@ void pare__model_proto_free(Onnx__ModelProto *proto, pare_source *src);
 bool pare__source_read(const pare_model *m, const void *p, void *dst, size_t len);
 
 /* Defined in lib/io/tensor_proto.c.
- * Converts a TensorProto. With borrow, raw_data (and external data) is
- * referenced, not copied; the proto must outlive the tensor. External data
- * needs m (for base_dir and the mapping cache); m NULL refuses it. */
-pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, bool borrow,
+ * Converts a TensorProto. With PARE__TP_BORROW, raw_data (and external data)
+ * is referenced, not copied; the proto must outlive the tensor. External
+ * data needs m (for base_dir and the mapping cache); m NULL refuses it.
+ * Borrowed bytes at an address misaligned for the element type are copied
+ * to aligned memory, except with PARE__TP_DEFER_ALIGN (graph initializers
+ * of at least PARE__DEFER_ALIGN_MIN bytes): those stay borrowed, counted in
+ * m->n_unaligned, until pare_model_align_weights copies them. */
+enum { PARE__TP_BORROW = 1, PARE__TP_DEFER_ALIGN = 2 };
+#define PARE__DEFER_ALIGN_MIN 4096
+pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, unsigned flags,
                                     pare_tensor **out, pare_error *err);
+/* Whether p is aligned for dtype's elements (as malloc'd data is). */
+bool pare__aligned_for(int dtype, const void *p);
 /* Resolves and maps an external location for m; returns address and length. */
 pare_status pare__extmap_get(pare_model *m, const char *location, const void **addr, size_t *len,
                              pare_error *err);

@@ -83,6 +83,17 @@ bool pare_io_durable(void);
 pare_status pare_model_save(pare_model *m, const char *path, const pare_save_opts *opts,
                             pare_error *err);
 
+/* Initializers whose bytes sit in the model file at an address misaligned
+ * for their element type (a float at an odd offset: any writer may place
+ * them so) are loaded without a copy, like aligned ones, so that loading,
+ * inspecting and saving never copy them; their data pointer is then not
+ * aligned for typed access. This copies them to aligned memory (once; a
+ * no-op when there are none). The library's functions that compute on
+ * weights (sessions, graph passes, quantize, prune, distill) call it
+ * themselves; call it before reading v->init->data through typed pointers
+ * in your own code, or read it with memcpy. */
+pare_status pare_model_align_weights(pare_model *m, pare_error *err);
+
 /* Serializes to a malloc'd buffer (no external data, no gzip). Caller frees *buf. */
 pare_status pare_model_save_buffer(pare_model *m, void **buf, size_t *len, pare_error *err);
 

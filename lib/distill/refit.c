@@ -491,6 +491,9 @@ static bool linear_at(pare_node *mm, linear *l)
 pare_status pare_distill_refit(pare_model *student, pare_model *teacher,
                                const pare_refit_opts *o, pare_refit_report *r, pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(student, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     memset(r, 0, sizeof *r);
     pare_graph *sg = pare_model_graph(student), *tg = pare_model_graph(teacher);
     linear l;

@@ -627,6 +627,9 @@ static pare_status new_init(pare_graph *g, const char *hint, int64_t d0, int64_t
 pare_status pare_distill_low_rank(pare_model *m, int64_t rank, double energy, size_t *factored,
                                   size_t *skipped, pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     pare_graph *g = pare_model_graph(m);
     size_t nf = 0, ns = 0, n0 = g->n_nodes;
     pare_node **list = malloc((n0 + 1) * sizeof *list);

@@ -854,6 +854,49 @@ pare_graph *pare_model_graph(pare_model *m)
     return m->graph;
 }
 
+static pare_status align_graph(pare_model *m, pare_graph *g, pare_error *err)
+{
+    for (size_t i = 0; i < g->n_values && m->n_unaligned; i++) {
+        pare_tensor *t = g->values[i]->init;
+        if (!t || t->owns_data || !t->data || pare__aligned_for(t->dtype, t->data))
+            continue;
+        void *copy = NULL;
+        if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 1))
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory aligning initializer "
+                                  "'%s' (%zu bytes)", t->name ? t->name : "", t->nbytes);
+        /* pread from the model file where it came from: no page of the
+         * mapping is faulted in for it */
+        if (!pare__source_read(m, t->data, copy, t->nbytes))
+            memcpy(copy, t->data, t->nbytes);
+        t->data = copy;
+        t->owns_data = true;
+        m->n_unaligned--;
+    }
+    for (size_t i = 0; i < g->n_nodes && m->n_unaligned; i++) {
+        pare_node *n = g->nodes[i];
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            pare_status st;
+            if (n->attrs[a].g && (st = align_graph(m, n->attrs[a].g, err)))
+                return st;
+            for (size_t j = 0; n->attrs[a].graphs && j < n->attrs[a].n; j++)
+                if ((st = align_graph(m, n->attrs[a].graphs[j], err)))
+                    return st;
+        }
+    }
+    return PARE_OK;
+}
+
+pare_status pare_model_align_weights(pare_model *m, pare_error *err)
+{
+    if (!m || !m->n_unaligned)
+        return PARE_OK;
+    pare_status st = align_graph(m, m->graph, err);
+    /* whatever was not found is no longer in the model (removed nodes) */
+    if (!st)
+        m->n_unaligned = 0;
+    return st;
+}
+
 static const char *s0(const char *s)
 {
     return s ? s : "";

@@ -218,7 +218,7 @@ static pare_status from_typed(const Onnx__TensorProto *tp, pare_tensor *t, uint6
 /* Borrowed data must be aligned for its element type, as malloc'd data is,
  * since kernels read it through typed pointers; a model file (or another
  * writer's external data) may place a tensor at any offset. */
-static bool aligned_for(int dtype, const void *p)
+bool pare__aligned_for(int dtype, const void *p)
 {
     int bits = pare_dtype_bits(dtype);
     uintptr_t a = bits >= 16 ? (uintptr_t)bits / 8 : 1;
@@ -227,12 +227,20 @@ static bool aligned_for(int dtype, const void *p)
     return ((uintptr_t)p & (a - 1)) == 0;
 }
 
-/* A tensor over data: borrowed when aligned, else an aligned copy. */
-static pare_status wrap_or_copy(const pare_model *m, const char *name, int dt, int rank,
-                                const int64_t *dims, const void *data, size_t need,
+/* A tensor over data: borrowed when aligned (or when the copy may wait:
+ * defer), else an aligned copy. */
+static pare_status wrap_or_copy(pare_model *m, const char *name, int dt, int rank,
+                                const int64_t *dims, const void *data, size_t need, bool defer,
                                 pare_tensor **out, pare_error *err)
 {
-    if (aligned_for(dt, data))
+    bool aligned = pare__aligned_for(dt, data);
+    if (!aligned && defer && m && need >= PARE__DEFER_ALIGN_MIN) {
+        pare_status st = pare_tensor_wrap(name, dt, rank, dims, (void *)data, need, out, err);
+        if (!st)
+            m->n_unaligned++;
+        return st;
+    }
+    if (aligned)
         return pare_tensor_wrap(name, dt, rank, dims, (void *)data, need, out, err);
     pare_status st = pare_tensor_new(name, dt, rank, dims, out, err);
     if (!st && need && !pare__source_read(m, data, (*out)->data, need))
@@ -240,9 +248,11 @@ static pare_status wrap_or_copy(const pare_model *m, const char *name, int dt, i
     return st;
 }
 
-pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, bool borrow,
+pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, unsigned flags,
                                     pare_tensor **out, pare_error *err)
 {
+    bool borrow = flags & PARE__TP_BORROW;
+    bool defer = flags & PARE__TP_DEFER_ALIGN;
     const char *name = tp->name ? tp->name : "";
     if (!tp->has_data_type || !pare_dtype_valid(tp->data_type))
         return pare_error_set(err, PARE_ERR_INVALID, "tensor '%s': %s data type %d", name,
@@ -313,7 +323,7 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
                                   "%zu bytes", name, (long long)len, need);
         m->external_bytes += (uint64_t)len;
         return wrap_or_copy(m, tp->name, dt, rank, tp->dims, (const uint8_t *)base + off, need,
-                            out, err);
+                            defer, out, err);
     }
 
     if (tp->has_raw_data && dt != PARE_DT_STRING) {
@@ -326,8 +336,8 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
                                   pare_dtype_name(dt), need);
         }
         if (borrow)
-            return wrap_or_copy(m, tp->name, dt, rank, tp->dims, tp->raw_data.data, need, out,
-                                err);
+            return wrap_or_copy(m, tp->name, dt, rank, tp->dims, tp->raw_data.data, need, defer,
+                                out, err);
         pare_status st = pare_tensor_new(tp->name, dt, rank, tp->dims, out, err);
         if (st)
             return st;
@@ -370,7 +380,7 @@ pare_status pare_tensor_pb_decode(const void *buf, size_t len, pare_tensor **out
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, buf);
     if (!tp)
         return pare_error_set(err, PARE_ERR_FORMAT, "not a TensorProto (protobuf parse failed)");
-    pare_status st = pare__tensor_from_proto(tp, NULL, false, out, err);
+    pare_status st = pare__tensor_from_proto(tp, NULL, 0, out, err);
     onnx__tensor_proto__free_unpacked(tp, NULL);
     return st;
 }

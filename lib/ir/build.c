@@ -127,7 +127,7 @@ static pare_status attr_from_proto(pare_model *m, pare_node *n, Onnx__AttributeP
         memcpy(a->s.data, ap->s.data, ap->s.len);
     a->s.data[ap->s.len] = 0;
     a->s.len = ap->s.len;
-    if (ap->t && (st = pare__tensor_from_proto(ap->t, m, true, &a->t, err)))
+    if (ap->t && (st = pare__tensor_from_proto(ap->t, m, PARE__TP_BORROW, &a->t, err)))
         return pare_error_prefix(err, "attribute '%s'", a->name);
     if (ap->g && (st = graph_from_proto(m, ap->g, n->graph, n, &a->g, err)))
         return st;
@@ -169,7 +169,7 @@ static pare_status attr_from_proto(pare_model *m, pare_node *n, Onnx__AttributeP
         if (!a->tensors)
             return PARE_NOMEM(err);
         for (size_t i = 0; i < a->n; i++)
-            if ((st = pare__tensor_from_proto(ap->tensors[i], m, true, &a->tensors[i], err)))
+            if ((st = pare__tensor_from_proto(ap->tensors[i], m, PARE__TP_BORROW, &a->tensors[i], err)))
                 return pare_error_prefix(err, "attribute '%s'", a->name);
         break;
     case PARE_ATTR_GRAPHS:
@@ -225,7 +225,8 @@ static pare_status graph_from_proto(pare_model *m, Onnx__GraphProto *gp, pare_gr
         if ((st = pare__value_new(g, name, &v, err)))
             goto fail;
         v->orig_init = tp;
-        if ((st = pare__tensor_from_proto(tp, m, true, &v->init, err)))
+        if ((st = pare__tensor_from_proto(tp, m, PARE__TP_BORROW | PARE__TP_DEFER_ALIGN, &v->init,
+                                           err)))
             goto fail;
         v->dtype = v->init->dtype;
         if ((st = pare_value_set_dims(v, v->init->dtype, v->init->rank, v->init->dims, err)))
@@ -457,9 +458,9 @@ pare_tensor *pare_value_tensor(pare_value *v, pare_error *err)
         return NULL;
     }
     pare_tensor *vals = NULL, *idx = NULL, *dense = NULL;
-    pare_status st = pare__tensor_from_proto(sp->values, v->graph->model, false, &vals, err);
+    pare_status st = pare__tensor_from_proto(sp->values, v->graph->model, 0, &vals, err);
     if (!st)
-        st = pare__tensor_from_proto(sp->indices, v->graph->model, false, &idx, err);
+        st = pare__tensor_from_proto(sp->indices, v->graph->model, 0, &idx, err);
     if (st)
         goto fail;
     if (sp->n_dims > PARE_MAX_RANK) {

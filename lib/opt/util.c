@@ -313,6 +313,9 @@ size_t opt_count_nodes(const pare_graph *g)
 pare_status opt_pass_begin(pare_model *m, size_t *changed, opt_pins *pins, opt_graphs *gs,
                            pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     if (changed)
         *changed = 0;
     pare_status st = opt_pins_collect(m, pins, err);

@@ -271,6 +271,9 @@ static pare_status prune_one(pare_model *m, const pare_sensitivity_opts *o, prun
 pare_status pare_prune_sensitivity(pare_model *m, const pare_sensitivity_opts *o,
                                    pare_sensitivity *out, pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     memset(out, 0, sizeof *out);
     const double *levels = o->levels ? o->levels : default_levels;
     size_t nl = o->levels ? o->n_levels : 4;
@@ -358,6 +361,9 @@ pare_status pare_prune_choose(pare_model *m, const pare_sensitivity_opts *o,
                               pare_prune_layer_sparsity **out, size_t *n_out, double *drop,
                               pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     *out = NULL;
     *n_out = 0;
     *drop = NAN;

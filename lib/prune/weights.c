@@ -276,6 +276,9 @@ static pare_status method_text(const pare_prune_opts *o, bool global, pare_prune
 pare_status pare_prune_weights(pare_model *m, const pare_prune_opts *o, pare_prune_report *r,
                                pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     pare_status st = check_opts(o, err);
     if (st)
         return st;

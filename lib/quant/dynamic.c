@@ -343,6 +343,9 @@ static pare_status quantize_node(dctx *c, pare_node *n, char *how, size_t howsz,
 pare_status pare_quantize_dynamic(pare_model *m, const pare_dynamic_opts *o, pare_quant_report *r,
                                   pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     double t0 = pare_now();
     if (o->weight_type != PARE_DT_INT8 && o->weight_type != PARE_DT_UINT8)
         return pare_error_set(err, PARE_ERR_ARG, "weight type %s: expected int8 or uint8",

@@ -353,6 +353,9 @@ static pare_status store_narrow(fq *c, pare_value **vals, size_t n_vals)
 pare_status pare_quantize_float(pare_model *m, const pare_fq_opts *o, pare_quant_report *r,
                                 pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     double t0 = pare_now();
     if (!m || !o)
         return pare_error_set(err, PARE_ERR_ARG, "no model or options");

@@ -1070,6 +1070,9 @@ static pare_status check_opts(const pare_static_opts *o, bool *fp8, pare_error *
 pare_status pare_quantize_static(pare_model *m, const pare_static_opts *o, pare_quant_report *r,
                                  pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     double t0 = pare_now();
     bool fp8;
     pare_status st = check_opts(o, &fp8, err);

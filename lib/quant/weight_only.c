@@ -644,6 +644,9 @@ static pare_status report_float(pare_quant_report *r, pare_node *n, const char *
 pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare_quant_report *r,
                                       pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     double t0 = pare_now();
     if (!m || !o)
         return pare_error_set(err, PARE_ERR_ARG, "no model or options");
