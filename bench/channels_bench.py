@@ -10,12 +10,15 @@ times the original and the pruned model in pare-run (--json p50 over
 2 s after 10 warmup, intra-op threads = --threads, sequential execution), alternating
 original and pruned --rounds times and keeping each one's best p50 (the
 machine is shared). Models: cnn_digits at batch 1 and 64 on digits_val.npz;
-with --light also light_resnet50 and light_squeezenet at batch 1, their
-ConstantOfShape weights first materialized as seeded random initializers
-(tests/interop/channels_check.py) since the stored files have no weights to
-prune. One row per model and batch: params before -> after, MACs before ->
-after (pare-prune's report over the layers it changed), p50 ms before ->
-after and the speedup, for each runtime.
+with --light also light_resnet50, light_squeezenet and light_shufflenet at
+batch 1, their ConstantOfShape weights first materialized as seeded random
+initializers (tests/interop/channels_check.py) since the stored files have
+no weights to prune. light_shufflenet (grouped 1x1 convs and channel
+shuffles) is first put through `pare-prune --cleanup-only` and that cleaned
+model is both the "before" model and the one pruned, so the two differ only
+by the channels removed. One row per model and batch: params before ->
+after, MACs before -> after (pare-prune's report over the layers it
+changed), p50 ms before -> after and the speedup, for each runtime.
 """
 
 import argparse
@@ -93,9 +96,16 @@ def main():
         if a.light:
             from channels_check import materialize, random_feeds
             light = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light")
-            for name in ("light_resnet50", "light_squeezenet"):
+            for name in ("light_resnet50", "light_squeezenet", "light_shufflenet"):
                 src = os.path.join(tmp, name + ".onnx")
                 materialize(os.path.join(light, name + ".onnx"), src)
+                if name == "light_shufflenet":
+                    from grouped_check import positive_variances
+                    positive_variances(src)  # NaN outputs otherwise
+                    clean = os.path.join(tmp, name + ".clean.onnx")
+                    subprocess.run([os.path.join(a.build, "tools/pare-prune"), "--cleanup-only",
+                                    src, "-o", clean, "-q"], check=True)
+                    src = clean
                 feeds = random_feeds(src)
                 data = os.path.join(tmp, name + "_in.npz")
                 np.savez(data, **feeds)

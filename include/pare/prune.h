@@ -172,10 +172,12 @@ typedef struct pare_channel_opts {
 #define PARE_CHANNEL_OPTS_INIT {0.0, NULL, 0, PARE_NORM_L1, {NULL, 0, NULL, 0, 0, false}, NULL, \
     {NULL, 0, 0, 0, 0, NULL, NULL}, 0}
 
-/* Removes whole output channels (Conv) and units (Gemm/MatMul) and rewrites
- * every consumer so the model stays dense and valid; channel groups coupled
- * through residual Add/Mul are pruned together or left dense (listed in
- * r->skipped). Errors: PARE_ERR_ARG for a ratio outside [0,1) or one that
+/* Removes whole output channels (Conv, ConvTranspose) and units
+ * (Gemm/MatMul) and rewrites every consumer so the model stays dense and
+ * valid; channel groups coupled through residual Add/Mul are pruned together
+ * or left dense (listed in r->skipped); grouped convolutions keep their
+ * group, each group losing as many channels, through channel shuffles too.
+ * Errors: PARE_ERR_ARG for a ratio outside [0,1) or one that
  * removes every channel of a layer. */
 pare_status pare_prune_channels(pare_model *m, const pare_channel_opts *o, pare_prune_report *r,
                                 pare_error *err);

@@ -1,7 +1,8 @@
 /* channels.c - structured channel pruning (pare_prune_channels).
  *
- * Sources are the layers whose output channels can be removed: Conv with
- * group 1, Gemm and MatMul with a constant 2-D float weight. Each source
+ * Sources are the layers whose output channels can be removed: Conv (any
+ * group but depthwise), ConvTranspose, Gemm and MatMul with a constant 2-D
+ * float weight. Each source
  * output starts a "space" of C channels. Walking the main graph in
  * topological order, every value that carries channels gets a descriptor:
  * the spaces along its channel axis (several after a Concat), the axis
@@ -15,6 +16,20 @@
  * of each member's per-channel norms, each normalized by its largest), and
  * only then are the recorded edits applied, so a model is either rewritten
  * consistently or left as it was.
+ *
+ * Grouped layers (Conv with 1 < group < channels, ConvTranspose) keep their
+ * group attribute: each group must keep the same number of its own
+ * channels. Their spaces carry that as a grouping (EQ: g equal groups) and
+ * are decided per group, k channels in each. A channel shuffle (Reshape to
+ * [N, g, C/g, ...], Transpose of axes 1 and 2, Reshape back) gives its
+ * output a shuffled descriptor over the same space: kept channels are
+ * listed in the pruned shuffle's order, not sorted, and every slice gathers
+ * by that list. A grouped Conv reading shuffled channels adds a SHUF
+ * grouping: cells (group before the shuffle, reader's group after it) each
+ * keep as many channels as the pruned shuffle puts there. After deciding,
+ * every grouped reader is checked (equal counts, each group its own
+ * channels); where several layers' decisions disagree, their spaces are
+ * left dense and the checks rerun.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -28,6 +43,16 @@
 
 /* ---- spaces (union-find) and descriptors ---- */
 
+/* a grouping the kept channels of a space must respect: EQ, g contiguous
+ * equal groups keep equal counts (a grouped Conv reads or writes them);
+ * SHUF, channel shuffle by g read by a Conv of G groups in shuffled order */
+typedef enum gkind { GC_EQ = 1, GC_SHUF } gkind;
+
+typedef struct gcons {
+    gkind kind;
+    int64_t g, G;
+} gcons;
+
 typedef struct space {
     size_t parent;
     int64_t c;             /* channels */
@@ -39,6 +64,8 @@ typedef struct space {
     int64_t *keep;         /* sorted kept channels (roots, when pruned) */
     int64_t n_keep;
     bool pruned;
+    gcons *cons;           /* groupings (roots only after merging) */
+    size_t n_cons, cap_cons;
 } space;
 
 typedef struct seg {
@@ -52,6 +79,7 @@ typedef struct cdesc {
     int64_t inner;         /* features per channel (H*W after a Flatten) */
     int ax_e;              /* channel axis counted from the last (0: last) */
     int64_t total;         /* channels (sum of segs[].n) */
+    int64_t shuf_g;        /* >1: channel-shuffled by this many groups (one segment) */
 } cdesc;
 
 typedef struct source {
@@ -61,9 +89,12 @@ typedef struct source {
     int64_t c;
     size_t space;
     double ratio;
+    int64_t grp;           /* ConvTranspose group: channel = row group * w dim 1 + column */
 } source;
 
-typedef enum edit_kind { ED_SLICE = 1, ED_GROUP, ED_RESHAPE } edit_kind;
+/* ED_GSLICE: axis 1 gathered per group of axis-0 rows (grouped weights);
+ * ED_SHUFFLE: the shape constants of a channel shuffle */
+typedef enum edit_kind { ED_SLICE = 1, ED_GROUP, ED_RESHAPE, ED_GSLICE, ED_SHUFFLE } edit_kind;
 
 typedef struct edit {
     edit_kind kind;
@@ -71,7 +102,16 @@ typedef struct edit {
     size_t input;
     int axis;
     const cdesc *d;
+    int64_t groups;
 } edit;
+
+/* a reader that needs equal kept counts in each of G contiguous groups of
+ * its input, each group keeping its own channels */
+typedef struct gcheck {
+    const pare_node *node;
+    const cdesc *d;
+    int64_t G;
+} gcheck;
 
 typedef struct ctx {
     pare_graph *g;
@@ -86,6 +126,8 @@ typedef struct ctx {
     size_t n_srcs, cap_srcs;
     edit *edits;
     size_t n_edits, cap_edits;
+    gcheck *checks;
+    size_t n_checks, cap_checks;
     pare_error *err;
 } ctx;
 
@@ -166,6 +208,12 @@ static pare_status unite(ctx *c, size_t a, size_t b)
         return nomem(c);
     memcpy(x->members + x->n_members, y->members, y->n_members * sizeof *y->members);
     x->n_members += y->n_members;
+    if (y->n_cons) {
+        if (!grow((void **)&x->cons, &x->cap_cons, x->n_cons + y->n_cons, sizeof *x->cons))
+            return nomem(c);
+        memcpy(x->cons + x->n_cons, y->cons, y->n_cons * sizeof *y->cons);
+        x->n_cons += y->n_cons;
+    }
     y->parent = a;
     if (y->dense && !x->dense) {
         x->dense = true;
@@ -214,14 +262,43 @@ static pare_status add_edit(ctx *c, edit_kind k, pare_node *n, size_t input, int
 {
     if (!grow((void **)&c->edits, &c->cap_edits, c->n_edits + 1, sizeof *c->edits))
         return nomem(c);
-    c->edits[c->n_edits++] = (edit){k, n, input, axis, d};
+    c->edits[c->n_edits++] = (edit){k, n, input, axis, d, 1};
+    return PARE_OK;
+}
+
+static pare_status add_gslice(ctx *c, pare_node *n, size_t input, int64_t groups, const cdesc *d)
+{
+    pare_status st = add_edit(c, ED_GSLICE, n, input, 1, d);
+    if (!st)
+        c->edits[c->n_edits - 1].groups = groups;
+    return st;
+}
+
+static pare_status add_cons(ctx *c, size_t s, gkind k, int64_t g, int64_t G)
+{
+    space *x = &c->sp[find(c, s)];
+    for (size_t i = 0; i < x->n_cons; i++)
+        if (x->cons[i].kind == k && x->cons[i].g == g && x->cons[i].G == G)
+            return PARE_OK;
+    if (!grow((void **)&x->cons, &x->cap_cons, x->n_cons + 1, sizeof *x->cons))
+        return nomem(c);
+    x->cons[x->n_cons++] = (gcons){k, g, G};
+    return PARE_OK;
+}
+
+static pare_status add_check(ctx *c, const pare_node *n, const cdesc *d, int64_t G)
+{
+    if (!grow((void **)&c->checks, &c->cap_checks, c->n_checks + 1, sizeof *c->checks))
+        return nomem(c);
+    c->checks[c->n_checks++] = (gcheck){n, d, G};
     return PARE_OK;
 }
 
 /* same layout: the same spaces' sizes in the same order */
 static bool same_layout(const cdesc *a, const cdesc *b)
 {
-    if (a->n_segs != b->n_segs || a->inner != b->inner || a->ax_e != b->ax_e)
+    if (a->n_segs != b->n_segs || a->inner != b->inner || a->ax_e != b->ax_e ||
+        a->shuf_g != b->shuf_g)
         return false;
     for (size_t i = 0; i < a->n_segs; i++)
         if (a->segs[i].n != b->segs[i].n)
@@ -317,6 +394,15 @@ static bool weight_layer(const pare_node *n, pare_value **w, int *axis, int64_t 
             return false;
         *w = n->inputs[1];
         *axis = 0;
+    } else if (strcmp(n->op_type, "ConvTranspose") == 0) {
+        /* weight [C_in, C_out / group, k...] */
+        if (n->n_inputs < 2 || !float_init(n->inputs[1]) || n->inputs[1]->shape.rank < 3)
+            return false;
+        *w = n->inputs[1];
+        *axis = 1;
+        int64_t grp = pare_node_attr_int(n, "group", 1);
+        *ch = grp > 0 ? (*w)->shape.dims[1].value * grp : -1;
+        return *ch > 0;
     } else if (strcmp(n->op_type, "Gemm") == 0 || strcmp(n->op_type, "MatMul") == 0) {
         if (n->n_inputs < 2 || !float_init(n->inputs[1]) || n->inputs[1]->shape.rank != 2 ||
             !n->inputs[0] || is_const(n->inputs[0]))
@@ -334,6 +420,8 @@ static bool weight_layer(const pare_node *n, pare_value **w, int *axis, int64_t 
 static double layer_macs(const pare_node *n, const pare_value *w, int axis)
 {
     int64_t ch = w->shape.dims[axis].value;
+    if (pare_node_is(n, "", "ConvTranspose"))
+        ch *= pare_node_attr_int(n, "group", 1);
     double per = ch > 0 ? (double)pare_value_numel(w) / (double)ch : 0;
     return per_sample(n->outputs[0]) * per;
 }
@@ -348,7 +436,11 @@ static pare_status add_source(ctx *c, pare_node *n, bool *made)
     *made = false;
     if (!n->n_outputs || !n->outputs[0] || !weight_layer(n, &w, &axis, &ch))
         return PARE_OK;
-    if (strcmp(n->op_type, "Conv") == 0 && pare_node_attr_int(n, "group", 1) != 1)
+    bool conv = strcmp(n->op_type, "Conv") == 0, convt = strcmp(n->op_type, "ConvTranspose") == 0;
+    int64_t grp = conv || convt ? pare_node_attr_int(n, "group", 1) : 1;
+    /* a grouped Conv is a source with every group keeping the same count;
+     * a depthwise one (one output per group) follows its input instead */
+    if (grp < 1 || (conv && grp > 1 && (ch % grp || ch / grp < 2 || desc_of(c, n->outputs[0]))))
         return PARE_OK;
     pare_status st;
     const pare_prune_filter *f = &c->o->filter;
@@ -379,18 +471,20 @@ static pare_status add_source(ctx *c, pare_node *n, bool *made)
             strncmp(lr, n->name, (size_t)(eq - lr)) == 0)
             ratio = strtod(eq + 1, NULL);
     }
-    c->srcs[c->n_srcs] = (source){n, w, axis, ch, s, ratio};
+    c->srcs[c->n_srcs] = (source){n, w, axis, ch, s, ratio, convt ? grp : 1};
     c->sp[s].members[c->sp[s].n_members++] = c->n_srcs++;
+    if (grp > 1 && (st = add_cons(c, s, GC_EQ, grp, 0)))
+        return st;
     cdesc *d;
     if ((st = new_desc(c, 1, &d)))
         return st;
     d->segs[0] = (seg){s, ch};
     d->total = ch;
-    d->ax_e = strcmp(n->op_type, "Conv") == 0 ? w->shape.rank - 2 : 0;
+    d->ax_e = conv || convt ? w->shape.rank - 2 : 0;
     set_desc(c, n->outputs[0], d);
     *made = true;
     /* own bias */
-    if (strcmp(n->op_type, "Conv") == 0 && n->n_inputs > 2 && n->inputs[2]) {
+    if ((conv || convt) && n->n_inputs > 2 && n->inputs[2]) {
         if (float_init(n->inputs[2]) && n->inputs[2]->shape.rank == 1)
             return add_edit(c, ED_SLICE, n, 2, 0, d);
         set_dense(c, s, n, "bias is not a float32 initializer");
@@ -416,6 +510,57 @@ static bool others_plain(ctx *c, pare_node *n, size_t keep_in, const cdesc *d)
             return false;
         }
     return true;
+}
+
+/* a reader of G groups: each group of d keeps the same count of its own
+ * channels. Plain channels: every layer's block must hold whole groups (its
+ * space then keeps equal counts per group); shuffled ones: the shuffle's
+ * space is told how the reader groups them. False: left dense. */
+static pare_status group_read(ctx *c, pare_node *n, const cdesc *d, int64_t G, bool *ok)
+{
+    char buf[160];
+    pare_status st;
+    int64_t gs = d->total / G, off = 0;
+    *ok = false;
+    if (d->shuf_g > 1) {
+        if ((st = add_cons(c, d->segs[0].space, GC_SHUF, d->shuf_g, G)))
+            return st;
+    } else {
+        for (size_t i = 0; i < d->n_segs; i++) {
+            if (off % gs || d->segs[i].n % gs) {
+                snprintf(buf, sizeof buf,
+                         "is grouped (group %" PRId64 ") across the channels of several layers", G);
+                dense_reads(c, d, n, buf);
+                return PARE_OK;
+            }
+            off += d->segs[i].n;
+        }
+        for (size_t i = 0; i < d->n_segs; i++)
+            if (d->segs[i].n / gs > 1 &&
+                (st = add_cons(c, d->segs[i].space, GC_EQ, d->segs[i].n / gs, 0)))
+                return st;
+    }
+    *ok = true;
+    return add_check(c, n, d, G);
+}
+
+static pare_status on_convt(ctx *c, pare_node *n, const cdesc *d)
+{
+    pare_value *w = n->n_inputs > 1 ? n->inputs[1] : NULL;
+    int64_t grp = pare_node_attr_int(n, "group", 1);
+    if (!others_plain(c, n, 0, d))
+        return PARE_OK;
+    if (!w || !float_init(w) || w->shape.rank < 3 || d->inner != 1 || d->ax_e != w->shape.rank - 2 ||
+        w->n_uses > 1 || grp < 1 || dim(w, 0) != d->total || d->total % grp) {
+        dense_reads(c, d, n, "reads the channels (weight not an unshared float32 initializer "
+                             "matching its input)");
+        return PARE_OK;
+    }
+    bool ok = true;
+    pare_status st;
+    if (grp > 1 && ((st = group_read(c, n, d, grp, &ok)) || !ok))
+        return st;
+    return add_edit(c, ED_SLICE, n, 1, 0, d);
 }
 
 static pare_status on_conv(ctx *c, pare_node *n, const cdesc *d)
@@ -455,8 +600,17 @@ static pare_status on_conv(ctx *c, pare_node *n, const cdesc *d)
         set_desc(c, n->outputs[0], d);
         return PARE_OK;
     }
-    char buf[80];
-    snprintf(buf, sizeof buf, "is a grouped Conv (group %" PRId64 ")", grp);
+    if (grp > 1 && d->total % grp == 0 && dim(w, 1) == d->total / grp && dim(w, 0) % grp == 0) {
+        /* grouped: each group's kept channels index its own weight columns */
+        bool ok;
+        pare_status st = group_read(c, n, d, grp, &ok);
+        if (st || !ok)
+            return st;
+        return add_gslice(c, n, 1, grp, d);
+    }
+    char buf[120];
+    snprintf(buf, sizeof buf, "is a grouped Conv (group %" PRId64 ") whose weight does not match its input",
+             grp);
     dense_reads(c, d, n, buf);
     return PARE_OK;
 }
@@ -604,7 +758,7 @@ static pare_status on_concat(ctx *c, pare_node *n)
         const cdesc *e = desc_of(c, n->inputs[i]);
         if (e) {
             nseg += e->n_segs;
-            if (e->ax_e != ax_e || e->inner != 1)
+            if (e->ax_e != ax_e || e->inner != 1 || e->shuf_g > 1)
                 ok = false;
         } else {
             nseg++;
@@ -652,7 +806,7 @@ static pare_status on_flatten(ctx *c, pare_node *n, const cdesc *d)
     bool reshape = strcmp(n->op_type, "Reshape") == 0;
     if (!others_plain(c, n, 0, d))
         return PARE_OK;
-    if (r < 2 || d->inner != 1 || d->ax_e != r - 2 || dim(x, 1) != d->total) {
+    if (r < 2 || d->inner != 1 || d->ax_e != r - 2 || dim(x, 1) != d->total || d->shuf_g > 1) {
         dense_reads(c, d, n, "reshapes them in a way that is not mapped");
         return PARE_OK;
     }
@@ -696,6 +850,98 @@ static pare_status on_flatten(ctx *c, pare_node *n, const cdesc *d)
     return PARE_OK;
 }
 
+/* int64 shape constant of n entries (copied: loaded data need not be
+ * aligned); a shared one gets a copy of its own when rewritten */
+static bool shape_const(const pare_value *s, int n, int64_t *out)
+{
+    if (!s || !is_const(s) || !s->init || !s->init->data || s->init->dtype != PARE_DT_INT64 ||
+        s->init->rank != 1 || s->init->dims[0] != n || s->is_output)
+        return false;
+    memcpy(out, s->init->data, (size_t)n * sizeof *out);
+    return true;
+}
+
+/* Reshape [N, C, rest] -> [N, g, C/g, rest], Transpose perm [0, 2, 1, ...],
+ * Reshape back to [N, C, rest]: the channel shuffle. Returns g (0: not one)
+ * and the closing Reshape. */
+static int64_t shuffle_of(ctx *c, pare_node *n, const cdesc *d, pare_node **last)
+{
+    pare_value *x = n->inputs[0], *y = n->outputs[0];
+    int r = x->shape.rank;
+    int64_t C = d->total, s1[PARE_MAX_RANK + 1], s2[PARE_MAX_RANK];
+    if (r < 3 || r + 1 > PARE_MAX_RANK || d->inner != 1 || d->ax_e != r - 2 || dim(x, 1) != C ||
+        n->n_inputs < 2 || !shape_const(n->inputs[1], r + 1, s1) ||
+        pare_node_attr_int(n, "allowzero", 0) != 0 || !y || y->is_output || y->n_uses != 1)
+        return 0;
+    pare_node *t = y->uses[0].node;
+    const int64_t *perm;
+    if (t->graph != c->g || !pare_node_is(t, "", "Transpose") || t->n_inputs != 1 ||
+        t->n_outputs != 1 || pare_node_attr_ints(t, "perm", &perm) != (size_t)(r + 1))
+        return 0;
+    for (int i = 0; i <= r; i++)
+        if (perm[i] != (i == 1 ? 2 : i == 2 ? 1 : i))
+            return 0;
+    pare_value *z = t->outputs[0];
+    if (!z || z->is_output || z->n_uses != 1)
+        return 0;
+    pare_node *b = z->uses[0].node;
+    if (b->graph != c->g || !pare_node_is(b, "", "Reshape") || b->n_inputs < 2 ||
+        b->inputs[0] != z || b->n_outputs != 1 || !b->outputs[0] ||
+        pare_node_attr_int(b, "allowzero", 0) != 0 || !shape_const(b->inputs[1], r, s2))
+        return 0;
+    /* the batch entry may be literal (the model fixes it) and the spatial
+     * ones (known) regrouped; only the channel entries change, and with
+     * them the size any -1 entry infers from stays the same */
+    int64_t g = s1[1], sp = 1, p1 = 1, p2 = 1;
+    int neg1 = 0, neg2 = 0;
+    if (g < 2 || C % g || !(s1[2] == C / g || s1[2] == -1) || s1[0] < -1 ||
+        !(s2[1] == C || s2[1] == -1) || s2[0] < -1)
+        return 0;
+    for (int i = 2; i < r; i++)
+        sp = dim(x, i) > 0 && sp > 0 ? sp * dim(x, i) : -1;
+    for (int i = 0; i <= r; i++) {
+        neg1 += s1[i] == -1;
+        if (i >= 3 && !(s1[i] > 0 || (s1[i] == 0 && dim(x, i) > 0 && dim(x, i) == dim(x, i - 1))))
+            return 0;
+        if (i >= 3)
+            p1 *= s1[i] > 0 ? s1[i] : dim(x, i);
+    }
+    for (int i = 0; i < r; i++) {
+        neg2 += s2[i] == -1;
+        if (i >= 2 && s2[i] < 1)
+            return 0;
+        if (i >= 2)
+            p2 *= s2[i];
+    }
+    if (neg1 > 1 || neg2 > 1 || sp < 1 || p1 != sp || p2 != sp)
+        return 0;
+    *last = b;
+    return g;
+}
+
+static pare_status on_shuffle(ctx *c, pare_node *n, const cdesc *d, int64_t g, pare_node *last)
+{
+    if (d->n_segs != 1 || d->shuf_g > 1) {
+        dense_reads(c, d, n, d->shuf_g > 1 ? "shuffles shuffled channels again"
+                                           : "shuffles the channels of several layers");
+        return PARE_OK;
+    }
+    pare_status st;
+    cdesc *e;
+    if ((st = add_cons(c, d->segs[0].space, GC_EQ, g, 0)) || (st = add_check(c, n, d, g)) ||
+        (st = new_desc(c, 1, &e)))
+        return st;
+    e->segs[0] = d->segs[0];
+    e->total = d->total;
+    e->ax_e = d->ax_e;
+    e->shuf_g = g;
+    if ((st = add_edit(c, ED_SHUFFLE, n, 1, 0, d)))
+        return st;
+    c->edits[c->n_edits - 1].groups = g;
+    set_desc(c, last->outputs[0], e);
+    return PARE_OK;
+}
+
 static pare_status visit(ctx *c, pare_node *n)
 {
     const cdesc *d = NULL;
@@ -705,6 +951,8 @@ static pare_status visit(ctx *c, pare_node *n)
             di = i;
     pare_status st = PARE_OK;
     bool plain = !n->domain || !n->domain[0] || strcmp(n->domain, "ai.onnx") == 0;
+    int64_t g;
+    pare_node *last;
     if (d) {
         const char *op = n->op_type;
         if (!plain || !n->n_outputs || !n->outputs[0])
@@ -727,6 +975,10 @@ static pare_status visit(ctx *c, pare_node *n)
             st = on_unary(c, n, d, false);
         else if (op_in(n, pool_ops))
             st = on_unary(c, n, d, true);
+        else if (strcmp(op, "ConvTranspose") == 0)
+            st = on_convt(c, n, d);
+        else if (strcmp(op, "Reshape") == 0 && (g = shuffle_of(c, n, d, &last)))
+            st = on_shuffle(c, n, d, g, last);
         else if (strcmp(op, "Flatten") == 0 || strcmp(op, "Reshape") == 0)
             st = on_flatten(c, n, d);
         else
@@ -805,17 +1057,97 @@ static pare_status source_norms(ctx *c, const source *s, double *out)
         return c->err->status;
     const float *w = t->data;
     int64_t per = (int64_t)(numel / (uint64_t)s->c);
+    /* ConvTranspose [C_in, C_out / group, k...]: rows in groups */
+    int64_t D = t->rank >= 3 ? t->dims[1] : 0, R = t->dims[0];
+    int64_t in1 = D > 0 && R > 0 ? (int64_t)numel / (R * D) : 1, rpg = R / (s->grp > 0 ? s->grp : 1);
     for (int64_t ch = 0; ch < s->c; ch++)
         out[ch] = 0;
     for (int64_t k = 0; k < (int64_t)numel; k++) {
-        /* axis 0: [C, per]; axis 1 (2-D [K, C]) */
-        int64_t ch = s->w_axis == 0 ? k / per : k % s->c;
+        /* axis 0: [C, per]; axis 1: 2-D [K, C] or ConvTranspose */
+        int64_t ch = s->w_axis == 0 ? k / per
+                   : t->rank >= 3 ? (k / (in1 * D)) / rpg * D + (k / in1) % D
+                                  : k % s->c;
         double a = fabs((double)w[k]);
         out[ch] += c->o->norm == PARE_NORM_L2 ? a * a : a;
     }
     if (c->o->norm == PARE_NORM_L2)
         for (int64_t ch = 0; ch < s->c; ch++)
             out[ch] = sqrt(out[ch]);
+    return PARE_OK;
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Cells of a grouped space and how many channels each keeps: k in each of
+ * L equal groups (EQ); with a shuffle by g = L read by a Conv of G groups,
+ * cell (gi, h) holds the channels of group gi that land in the reader's
+ * group h, and keeps as many as the pruned shuffle puts there, so each
+ * group's j-th kept channel lands in the reader's group the j-th pruned
+ * position belongs to. *k_out 0: nothing to prune; *why: left dense. */
+static pare_status group_cells(ctx *c, int64_t C, int64_t L, const gcons *sh, int64_t keep,
+                               int64_t M, int64_t **cell, int64_t **quota, int64_t *n_cell,
+                               int64_t *k_out, const char **why)
+{
+    int64_t s = C / L, G = sh ? sh->G : 1;
+    int64_t m2 = sh ? G / gcd64(L, G) : 1, m1 = 1;
+    if (M > 1 && C >= (2 * M > 32 ? 2 * M : 32))
+        m1 = M / gcd64(M, L);
+    int64_t m = m1 / gcd64(m1, m2) * m2;
+    if (m > s)
+        m = m2;
+    *k_out = 0;
+    *why = NULL;
+    if (m >= s) {
+        if (sh)
+            *why = "the channel shuffle and its grouped reader leave no smaller equal split";
+        return PARE_OK;
+    }
+    int64_t k = (int64_t)llround((double)keep / (double)L);
+    k = (k + m / 2) / m * m;
+    if (k < m)
+        k = m;
+    if (k >= s)
+        return PARE_OK;
+    *n_cell = sh ? L * G : L;
+    *cell = malloc((size_t)C * sizeof **cell);
+    *quota = calloc((size_t)*n_cell, sizeof **quota);
+    int64_t *size = calloc((size_t)*n_cell, sizeof *size);
+    if (!*cell || !*quota || !size) {
+        free(size);
+        return nomem(c);
+    }
+    if (!sh) {
+        for (int64_t ch = 0; ch < C; ch++)
+            (*cell)[ch] = ch / s;
+        for (int64_t i = 0; i < L; i++)
+            (*quota)[i] = k;
+    } else {
+        int64_t t = C / G, t2 = L * k / G;
+        for (int64_t ch = 0; ch < C; ch++) {
+            int64_t gi = ch / s, j = ch % s;
+            (*cell)[ch] = gi * G + (j * L + gi) / t;
+            size[(*cell)[ch]]++;
+        }
+        for (int64_t gi = 0; gi < L; gi++)
+            for (int64_t j = 0; j < k; j++)
+                (*quota)[gi * G + (j * L + gi) / t2]++;
+        for (int64_t i = 0; i < *n_cell; i++)
+            if ((*quota)[i] > size[i]) {
+                *why = "the channel shuffle and its grouped reader leave no equal split";
+                free(size);
+                return PARE_OK;
+            }
+    }
+    free(size);
+    *k_out = k;
     return PARE_OK;
 }
 
@@ -831,19 +1163,58 @@ static pare_status decide(ctx *c, size_t root)
     int64_t C = sp->c, remove = (int64_t)llround(ratio * (double)C), keep = C - remove;
     if (remove <= 0)
         return PARE_OK;
-    /* the kept count to the nearest multiple of M (8 unless asked), in layers
-     * wide enough for it: kernels block channels by 8 or 16 */
     int64_t M = c->o->channel_multiple > 0 ? c->o->channel_multiple : 8;
-    if (M > 1 && C >= (2 * M > 32 ? 2 * M : 32)) {
+    /* groupings of grouped layers and shuffles */
+    int64_t L = 1;
+    const gcons *sh = NULL;
+    for (size_t i = 0; i < sp->n_cons; i++) {
+        const gcons *k = &sp->cons[i];
+        if (k->kind == GC_SHUF) {
+            if (sh && (sh->g != k->g || sh->G != k->G)) {
+                set_dense(c, root, NULL, "its channels go through differently grouped shuffles");
+                return PARE_OK;
+            }
+            sh = k;
+        }
+        L = L / gcd64(L, k->g) * k->g;
+        if (L > C || C % L) {
+            set_dense(c, root, NULL, "the groups of its grouped layers do not divide its channels");
+            return PARE_OK;
+        }
+    }
+    if (sh && (L != sh->g || C % sh->G)) {
+        set_dense(c, root, NULL, "a channel shuffle and the groups of its layers disagree");
+        return PARE_OK;
+    }
+    int64_t *cell = NULL, *quota = NULL, n_cell = 0, *taken = NULL;
+    if (L > 1) {
+        int64_t k;
+        const char *why;
+        pare_status st = group_cells(c, C, L, sh, keep, M, &cell, &quota, &n_cell, &k, &why);
+        if (st || !k) {
+            free(cell);
+            free(quota);
+            if (!st && why)
+                set_dense(c, root, NULL, why);
+            return st;
+        }
+        keep = k * L;
+    } else if (M > 1 && C >= (2 * M > 32 ? 2 * M : 32)) {
+        /* the kept count to the nearest multiple of M (8 unless asked), in
+         * layers wide enough for it: kernels block channels by 8 or 16 */
         int64_t km = (keep + M / 2) / M * M;
         keep = km < M ? M : km > C ? C : km;
     }
-    if (keep >= C)
-        return PARE_OK;
-    double *score = calloc((size_t)C, sizeof *score), *tmp = malloc((size_t)C * sizeof *tmp);
-    int64_t *idx = malloc((size_t)C * sizeof *idx);
+    double *score = NULL, *tmp = NULL;
+    int64_t *idx = NULL;
     pare_status st = PARE_OK;
-    if (!score || !tmp || !idx) {
+    if (keep >= C)
+        goto out;
+    score = calloc((size_t)C, sizeof *score);
+    tmp = malloc((size_t)C * sizeof *tmp);
+    idx = malloc((size_t)C * sizeof *idx);
+    taken = calloc(n_cell ? (size_t)n_cell : 1, sizeof *taken);
+    if (!score || !tmp || !idx || !taken) {
         st = nomem(c);
         goto out;
     }
@@ -859,6 +1230,20 @@ static pare_status decide(ctx *c, size_t root)
     for (int64_t ch = 0; ch < C; ch++)
         idx[ch] = ch;
     rank_desc(idx, C, score);
+    if (cell) {
+        /* best first, each cell up to its quota */
+        int64_t n = 0;
+        for (int64_t i = 0; i < C; i++)
+            if (taken[cell[idx[i]]] < quota[cell[idx[i]]]) {
+                taken[cell[idx[i]]]++;
+                idx[n++] = idx[i];
+            }
+        if (n != keep) {
+            st = pare_error_set(c->err, PARE_ERR_INVALID, "grouped channels: kept %" PRId64
+                                " of %" PRId64, n, keep);
+            goto out;
+        }
+    }
     qsort(idx, (size_t)keep, sizeof *idx, cmp_i64);
     sp->keep = idx;
     idx = NULL;
@@ -868,6 +1253,9 @@ out:
     free(score);
     free(tmp);
     free(idx);
+    free(cell);
+    free(quota);
+    free(taken);
     return st;
 }
 
@@ -888,8 +1276,76 @@ static pare_status desc_keep(ctx *c, const cdesc *d, int64_t **out, int64_t *n_o
         }
         off += d->segs[i].n;
     }
+    if (d->shuf_g > 1 && n < d->total) {
+        /* pruned input (gi, j) holds original channel o = (go, jo) of group
+         * size s; the pruned shuffle puts it at j * g + gi, where the
+         * original put o at jo * g + go */
+        int64_t g = d->shuf_g, s = d->total / g, k = n / g;
+        int64_t *p = malloc((size_t)n * sizeof *p + 1);
+        if (!p) {
+            free(idx);
+            return nomem(c);
+        }
+        for (int64_t q = 0; q < n; q++) {
+            int64_t gi = q / (k ? k : 1), j = q % (k ? k : 1);
+            if (n % g || idx[q] / s != gi) {
+                free(p);
+                free(idx);
+                return pare_error_set(c->err, PARE_ERR_INVALID,
+                                      "channel shuffle: groups keep unequal channel counts");
+            }
+            p[j * g + gi] = idx[q] % s * g + idx[q] / s;
+        }
+        free(idx);
+        idx = p;
+    }
     *out = idx;
     *n_out = n;
+    return PARE_OK;
+}
+
+/* every space of d unpruned and dense (a grouped reader cannot take it) */
+static void undo_desc(ctx *c, const cdesc *d, const pare_node *n, const char *why)
+{
+    for (size_t i = 0; i < d->n_segs; i++) {
+        space *s = &c->sp[find(c, d->segs[i].space)];
+        if (s->pruned) {
+            free(s->keep);
+            s->keep = NULL;
+            s->pruned = false;
+            s->n_keep = 0;
+        }
+    }
+    dense_reads(c, d, n, why);
+}
+
+/* each grouped reader must see equal kept counts per group, each group its
+ * own channels (several layers' decisions meet there); where not, its
+ * inputs' spaces are left dense and every check is done again */
+static pare_status check_groups(ctx *c)
+{
+    for (size_t i = 0; i < c->n_checks; i++) {
+        const gcheck *k = &c->checks[i];
+        int64_t *idx, n, G = k->G;
+        pare_status st = desc_keep(c, k->d, &idx, &n);
+        if (st)
+            return st;
+        bool ok = true;
+        if (n < k->d->total) {
+            int64_t gs = k->d->total / G, per = n / G;
+            ok = n % G == 0 && per > 0;
+            for (int64_t q = 0; ok && q < n; q++)
+                ok = idx[q] / gs == q / per;
+        }
+        free(idx);
+        if (!ok) {
+            char buf[120];
+            snprintf(buf, sizeof buf, "is grouped (%" PRId64 " groups) and its input's layers "
+                     "would keep unequal counts per group", G);
+            undo_desc(c, k->d, (pare_node *)k->node, buf);
+            i = (size_t)-1; /* again from the first */
+        }
+    }
     return PARE_OK;
 }
 
@@ -904,6 +1360,14 @@ static int64_t desc_count(ctx *c, const cdesc *d)
 }
 
 /* ---- rewriting ---- */
+
+/* before IR 4 every initializer is also listed as a graph input */
+static pare_status legacy_input(ctx *c, pare_value *v)
+{
+    if (c->g->model && pare_model_ir_version(c->g->model) < 4)
+        return pare_graph_add_input(c->g, v, c->err);
+    return PARE_OK;
+}
 
 static pare_status slice_input(ctx *c, pare_node *n, size_t in, int axis, const int64_t *idx,
                                int64_t nidx)
@@ -950,11 +1414,116 @@ static pare_status slice_input(ctx *c, pare_node *n, size_t in, int axis, const 
             pare_tensor_free(nt);
             return st;
         }
+        if ((st = legacy_input(c, nv)))
+            return st;
         return pare_node_set_input(n, in, nv, c->err);
     }
     if ((st = pare_value_set_tensor(v, nt, c->err)))
         pare_tensor_free(nt);
     return st;
+}
+
+/* grouped weight [R, D, ...]: row r of group h = r / (R / groups) keeps
+ * columns idx[h * k + j] - h * D (idx: kept channels over all groups) */
+static pare_status gslice_input(ctx *c, pare_node *n, size_t in, int64_t groups,
+                                const int64_t *idx, int64_t nidx)
+{
+    pare_value *v = n->inputs[in];
+    pare_tensor *t = pare_value_tensor(v, c->err);
+    if (!t)
+        return c->err->status;
+    if (!t->owns_data && pare_tensor_own(t, c->err))
+        return c->err->status;
+    int64_t R = t->dims[0], D = t->rank >= 2 ? t->dims[1] : 0, k = nidx / groups;
+    if (t->dtype != PARE_DT_FLOAT || t->rank < 2 || !t->data || R % groups || nidx % groups ||
+        nidx < groups || D < 1)
+        return pare_error_set(c->err, PARE_ERR_UNSUPPORTED,
+                              "initializer '%s': cannot slice its groups", v->name);
+    int64_t inner = (int64_t)pare_tensor_numel(t) / (R * D), rpg = R / groups;
+    for (int64_t q = 0; q < nidx; q++)
+        if (idx[q] - q / k * D < 0 || idx[q] - q / k * D >= D)
+            return pare_error_set(c->err, PARE_ERR_INVALID,
+                                  "initializer '%s': channel %" PRId64 " outside its group",
+                                  v->name, idx[q]);
+    int64_t dims[PARE_MAX_RANK];
+    memcpy(dims, t->dims, (size_t)t->rank * sizeof *dims);
+    dims[1] = k;
+    pare_tensor *nt;
+    pare_status st = pare_tensor_new(v->name, t->dtype, t->rank, dims, &nt, c->err);
+    if (st)
+        return st;
+    const float *src = t->data;
+    float *dst = nt->data;
+    size_t blk = (size_t)inner * sizeof *src;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t h = r / rpg;
+        for (int64_t j = 0; j < k; j++)
+            memcpy(dst + (r * k + j) * inner, src + (r * D + idx[h * k + j] - h * D) * inner, blk);
+    }
+    if ((st = pare_value_set_tensor(v, nt, c->err)))
+        pare_tensor_free(nt);
+    return st;
+}
+
+static pare_status set_dim(ctx *c, pare_value *v, int p, int64_t x)
+{
+    if (!v || p < 0 || p >= v->shape.rank || v->shape.dims[p].value < 0)
+        return PARE_OK;
+    pare_shape s = {v->shape.rank, NULL};
+    s.dims = malloc((size_t)s.rank * sizeof *s.dims);
+    if (!s.dims)
+        return nomem(c);
+    memcpy(s.dims, v->shape.dims, (size_t)s.rank * sizeof *s.dims);
+    s.dims[p].value = x;
+    s.dims[p].param = NULL;
+    pare_status st = pare_value_set_type(v, v->dtype, &s, c->err);
+    free(s.dims);
+    return st;
+}
+
+/* shape constant entry i (input 1 of n) set to x unless it is -1 */
+static pare_status set_shape_entry(ctx *c, pare_node *node, int64_t i, int64_t x)
+{
+    pare_value *s = node->inputs[1];
+    int64_t n = s->init->dims[0];
+    pare_tensor *nt;
+    pare_status st = pare_tensor_new(s->name, PARE_DT_INT64, 1, &n, &nt, c->err);
+    if (st)
+        return st;
+    int64_t *p = nt->data;
+    memcpy(p, s->init->data, (size_t)n * sizeof *p);
+    if (p[i] != -1)
+        p[i] = x;
+    if (s->n_uses > 1) {
+        pare_value *nv;
+        char nm[256];
+        if ((st = pare_tensor_set_name(nt, pare_graph_unique_name(c->g, s->name, nm, sizeof nm),
+                                       c->err)) ||
+            (st = pare_graph_add_initializer(c->g, nt, &nv, c->err))) {
+            pare_tensor_free(nt);
+            return st;
+        }
+        if ((st = legacy_input(c, nv)))
+            return st;
+        return pare_node_set_input(node, 1, nv, c->err);
+    }
+    if ((st = pare_value_set_tensor(s, nt, c->err)))
+        pare_tensor_free(nt);
+    return st;
+}
+
+/* the shuffle's split to [N, g, k, ...], its transposed value, and the
+ * closing Reshape to [N, g * k, ...] */
+static pare_status apply_shuffle(ctx *c, const edit *e, int64_t nk)
+{
+    pare_node *n = e->node, *t = n->outputs[0]->uses[0].node;
+    pare_node *b = t->outputs[0]->uses[0].node;
+    int64_t k = nk / e->groups;
+    pare_status st;
+    if ((st = set_shape_entry(c, n, 2, k)) || (st = set_dim(c, n->outputs[0], 2, k)) ||
+        (st = set_dim(c, t->outputs[0], 1, k)))
+        return st;
+    return set_shape_entry(c, b, 1, nk);
 }
 
 static pare_status apply_edit(ctx *c, const edit *e)
@@ -969,6 +1538,10 @@ static pare_status apply_edit(ctx *c, const edit *e)
     }
     if (e->kind == ED_SLICE) {
         st = slice_input(c, e->node, e->input, e->axis, idx, nidx);
+    } else if (e->kind == ED_GSLICE) {
+        st = gslice_input(c, e->node, e->input, e->groups, idx, nidx);
+    } else if (e->kind == ED_SHUFFLE) {
+        st = apply_shuffle(c, e, nidx);
     } else if (e->kind == ED_GROUP) {
         st = pare_node_set_attr_int(e->node, "group", nidx, c->err);
     } else {
@@ -1226,6 +1799,9 @@ static pare_status check_ratios(pare_graph *g, const pare_channel_opts *o, pare_
 pare_status pare_prune_channels(pare_model *m, const pare_channel_opts *o, pare_prune_report *r,
                                 pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     pare_graph *g = pare_model_graph(m);
     pare_status st;
     if (!o)
@@ -1317,6 +1893,8 @@ pare_status pare_prune_channels(pare_model *m, const pare_channel_opts *o, pare_
     for (size_t i = 0; i < c.n_sp; i++)
         if (find(&c, i) == i && (st = decide(&c, i)))
             goto out;
+    if ((st = check_groups(&c)))
+        goto out;
     /* dense groups with layers in them go to the report */
     for (size_t i = 0; r && i < c.n_srcs; i++) {
         space *s = &c.sp[find(&c, c.srcs[i].space)];
@@ -1330,7 +1908,9 @@ pare_status pare_prune_channels(pare_model *m, const pare_channel_opts *o, pare_
     for (size_t i = 0; i < c.n_srcs; i++) {
         source *s = &c.srcs[i];
         const cdesc *d = desc_of(&c, s->node->outputs[0]);
-        if (d && (st = add_edit(&c, ED_SLICE, s->node, 1, s->w_axis, d)))
+        if (d && s->grp > 1 && (st = add_gslice(&c, s->node, 1, s->grp, d)))
+            goto out;
+        if (d && s->grp <= 1 && (st = add_edit(&c, ED_SLICE, s->node, 1, s->w_axis, d)))
             goto out;
     }
     for (size_t i = 0; i < c.n_edits; i++)
@@ -1360,6 +1940,8 @@ pare_status pare_prune_channels(pare_model *m, const pare_channel_opts *o, pare_
         ls->zeros_after = count_zeros(w, err);
         ls->channels_before = L->ch;
         ls->channels_after = dim(w, L->axis);
+        if (pare_node_is(L->node, "", "ConvTranspose"))
+            ls->channels_after *= pare_node_attr_int(L->node, "group", 1);
         ls->macs_before = L->macs;
         ls->macs_after = layer_macs(L->node, w, L->axis);
         ls->macs_effective = ls->params ? ls->macs_after * (double)(ls->params - ls->zeros_after) /
@@ -1386,6 +1968,7 @@ out:
         free(c.sp[i].why);
         free(c.sp[i].members);
         free(c.sp[i].keep);
+        free(c.sp[i].cons);
     }
     free(c.sp);
     for (size_t i = 0; i < c.n_descs; i++) {
@@ -1396,6 +1979,7 @@ out:
     free(c.vdesc);
     free(c.srcs);
     free(c.edits);
+    free(c.checks);
     free(lb);
     return st;
 }

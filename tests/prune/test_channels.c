@@ -2,7 +2,8 @@
  * built here whose removed channels are known (zero filters), so the pruned
  * model must give the same outputs; consumers rewritten (BatchNorm,
  * depthwise, Flatten->Gemm, MatMul, Concat offsets), residual groups pruned
- * together or left dense, bad ratios, and the trained CNN of testdata. */
+ * together or left dense, bad ratios, the trained CNN of testdata, grouped
+ * Convs (consumer and source), ConvTranspose and the channel shuffle. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -705,6 +706,305 @@ static void test_norms(void **state)
     norm_case(PARE_NORM_L2, 3);
 }
 
+
+/* ---- grouped convolutions, ConvTranspose, channel shuffle ---- */
+
+/* value i of an add_init tensor made with offset off (no zeroed slice) */
+static float init_val(int64_t i, int off)
+{
+    float x = (float)((int)((i * 7 + off) % 13) - 6) / 8.0f;
+    return x == 0 ? 0.25f : x;
+}
+
+static pare_value *add_shape(pare_model *m, const char *name, int64_t n, const int64_t *vals)
+{
+    pare_tensor *t;
+    pare_error err;
+    pare_value *v;
+    assert_int_equal(pare_tensor_new(name, PARE_DT_INT64, 1, &n, &t, &err), PARE_OK);
+    memcpy(t->data, vals, (size_t)n * sizeof *vals);
+    assert_int_equal(pare_graph_add_initializer(pare_model_graph(m), t, &v, &err), PARE_OK);
+    return v;
+}
+
+static void expect_shape(pare_model *m, const char *nname, size_t in, int64_t n,
+                         const int64_t *want)
+{
+    const pare_tensor *t = tensor(m, find_node(m, nname), in);
+    assert_int_equal(t->rank, 1);
+    assert_int_equal(t->dims[0], n);
+    int64_t v[8];
+    memcpy(v, t->data, (size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] != want[i])
+            fail_msg("%s shape entry %lld: %lld, expected %lld", nname, (long long)i,
+                     (long long)v[i], (long long)want[i]);
+}
+
+static pare_node *grouped(pare_model *m, const char *op, const char *out, pare_value *const *ins,
+                          size_t n_ins, int64_t group)
+{
+    pare_node *n = node(m, op, out, ins, n_ins);
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_int(n, "group", group, &err), PARE_OK);
+    return n;
+}
+
+/* conv0 (8) -> gconv (group 2, 8 -> 8) -> relu -> conv2: conv0 keeps two
+ * channels per gconv group (1, 2 | 4, 7), gconv is a source of its own
+ * (rows 1, 2, 4, 7 dead: two per group) and its group stays 2 */
+static void test_grouped_conv(void **state)
+{
+    (void)state;
+    pare_model *m = new_model();
+    int64_t xd[] = {1, 2, 4, 4}, w0[] = {8, 2, 1, 1}, wg[] = {8, 4, 3, 3}, c8 = 8,
+            w2[] = {3, 8, 1, 1};
+    const int z0[] = {0, 3, 5, 6, -1}, zg[] = {1, 2, 4, 7, -1};
+    pare_value *x = add_input(m, "x", 4, xd);
+    pare_node *c0 = node(m, "Conv", "conv0",
+                         (pare_value *[]){x, add_init(m, "w0", 4, w0, 0, 0, z0)}, 2);
+    pare_node *gc = grouped(m, "Conv", "gconv",
+                            (pare_value *[]){c0->outputs[0], add_init(m, "wg", 4, wg, 1, 0, zg),
+                                             add_init(m, "bg", 1, &c8, 2, 0, zg)}, 3, 2);
+    pare_error err;
+    int64_t pads[] = {1, 1, 1, 1};
+    assert_int_equal(pare_node_set_attr_ints(gc, "pads", pads, 4, &err), PARE_OK);
+    pare_node *re = node(m, "Relu", "relu", (pare_value *[]){gc->outputs[0]}, 1);
+    pare_node *c2 = node(m, "Conv", "conv2",
+                         (pare_value *[]){re->outputs[0], add_init(m, "w2", 4, w2, 3, 0, NULL)},
+                         2);
+    output(m, c2->outputs[0]);
+    pare_tensor *xt = input("x", 4, xd);
+    pare_prune_report r;
+    pare_prune_report_init(&r);
+    m = prune_equal(m, 0.5, xt, &r);
+    expect_dims(m, "conv0", 1, 4, 4, 2, 1, 1);
+    expect_dims(m, "gconv", 1, 4, 4, 2, 3, 3);
+    expect_dims(m, "gconv", 2, 1, 4);
+    assert_int_equal(pare_node_attr_int(find_node(m, "gconv"), "group", 0), 2);
+    expect_dims(m, "conv2", 1, 4, 3, 4, 1, 1);
+    /* gconv keeps rows 0, 3, 5, 6; its inputs 1, 2 (group 0) and 4, 7
+     * (group 1: columns 0, 3). New row 2 is old row 5, its column 1 old
+     * column 3 */
+    const float *w = tensor(m, find_node(m, "gconv"), 1)->data;
+    assert_float_equal(w[(2 * 2 + 1) * 9], init_val((5 * 4 + 3) * 9, 1), 1e-7);
+    assert_float_equal(w[(0 * 2 + 0) * 9 + 4], init_val((0 * 4 + 1) * 9 + 4, 1), 1e-7);
+    assert_int_equal(layer(&r, "gconv")->channels_before, 8);
+    assert_int_equal(layer(&r, "gconv")->channels_after, 4);
+    pare_prune_report_release(&r);
+    pare_tensor_free(xt);
+    pare_model_free(m);
+}
+
+/* ConvTranspose group 2 (4 -> 6, output channels 1 and 4 dead: column 1
+ * of both row groups) -> relu -> ConvTranspose group 1 (6 -> 4, channel 3
+ * dead) -> conv3 */
+static void test_conv_transpose(void **state)
+{
+    (void)state;
+    pare_model *m = new_model();
+    int64_t xd[] = {1, 4, 3, 3}, w1[] = {4, 3, 2, 2}, c6 = 6, w2[] = {6, 4, 3, 3},
+            w3[] = {2, 4, 1, 1};
+    const int z1[] = {1, -1}, zb[] = {1, 4, -1}, z2[] = {3, -1};
+    pare_value *x = add_input(m, "x", 4, xd);
+    pare_node *t1 = grouped(m, "ConvTranspose", "convt1",
+                            (pare_value *[]){x, add_init(m, "w1", 4, w1, 0, 1, z1),
+                                             add_init(m, "b1", 1, &c6, 1, 0, zb)}, 3, 2);
+    pare_error err;
+    int64_t st[] = {2, 2};
+    assert_int_equal(pare_node_set_attr_ints(t1, "strides", st, 2, &err), PARE_OK);
+    pare_node *re = node(m, "Relu", "relu", (pare_value *[]){t1->outputs[0]}, 1);
+    pare_node *t2 = node(m, "ConvTranspose", "convt2",
+                         (pare_value *[]){re->outputs[0], add_init(m, "w2", 4, w2, 2, 1, z2)}, 2);
+    pare_node *c3 = node(m, "Conv", "conv3",
+                         (pare_value *[]){t2->outputs[0], add_init(m, "w3", 4, w3, 3, 0, NULL)},
+                         2);
+    output(m, c3->outputs[0]);
+    pare_tensor *xt = input("x", 4, xd);
+    pare_prune_report r;
+    pare_prune_report_init(&r);
+    m = prune_equal(m, 1.0 / 3, xt, &r);
+    expect_dims(m, "convt1", 1, 4, 4, 2, 2, 2);
+    expect_dims(m, "convt1", 2, 1, 4);
+    assert_int_equal(pare_node_attr_int(find_node(m, "convt1"), "group", 0), 2);
+    expect_dims(m, "convt2", 1, 4, 4, 3, 3, 3);
+    expect_dims(m, "conv3", 1, 4, 2, 3, 1, 1);
+    /* convt1 keeps columns 0, 2 of each row group: new [3][1] is old [3][2] */
+    const float *w = tensor(m, find_node(m, "convt1"), 1)->data;
+    assert_float_equal(w[(3 * 2 + 1) * 4], init_val((3 * 3 + 2) * 4, 0), 1e-7);
+    /* convt2 keeps rows 0, 2, 3, 5: new row 2 is old row 3 */
+    w = tensor(m, find_node(m, "convt2"), 1)->data;
+    assert_float_equal(w[(2 * 3 + 0) * 9], init_val((3 * 4 + 0) * 9, 2), 1e-7);
+    assert_int_equal(layer(&r, "convt1")->channels_before, 6);
+    assert_int_equal(layer(&r, "convt1")->channels_after, 4);
+    assert_int_equal(layer(&r, "convt2")->channels_after, 3);
+    pare_prune_report_release(&r);
+    pare_tensor_free(xt);
+    pare_model_free(m);
+}
+
+/* ShuffleNet's unit: gconv_a (group 2, 4 -> 8) -> relu -> shuffle by 2 ->
+ * depthwise -> gconv_b (group 2, 8 -> 4). Shuffled, channel (gi, j) lands at
+ * j * 2 + gi; gconv_b's group 0 reads j 0-1 of both halves. Half of each
+ * (half, gconv_b group) cell is dead: 1, 2 | 4, 7. */
+static pare_model *shuffle_unit(const int *dead, const int64_t *split, int64_t C)
+{
+    pare_model *m = new_model();
+    int64_t xd[] = {1, 4, 3, 3}, wa[] = {C, 2, 1, 1}, wd[] = {C, 1, 3, 3}, wb[] = {4, C / 2, 1, 1},
+            back[] = {1, C, 3, 3};
+    pare_value *x = add_input(m, "x", 4, xd);
+    pare_node *a = grouped(m, "Conv", "gconv_a",
+                           (pare_value *[]){x, add_init(m, "wa", 4, wa, 0, 0, dead)}, 2, 2);
+    pare_node *re = node(m, "Relu", "relu", (pare_value *[]){a->outputs[0]}, 1);
+    pare_node *r1 = node(m, "Reshape", "split",
+                         (pare_value *[]){re->outputs[0], add_shape(m, "s1", 5, split)}, 2);
+    pare_node *tr = node(m, "Transpose", "swap", (pare_value *[]){r1->outputs[0]}, 1);
+    pare_error err;
+    int64_t perm[] = {0, 2, 1, 3, 4}, pads[] = {1, 1, 1, 1};
+    assert_int_equal(pare_node_set_attr_ints(tr, "perm", perm, 5, &err), PARE_OK);
+    pare_node *r2 = node(m, "Reshape", "join",
+                         (pare_value *[]){tr->outputs[0], add_shape(m, "s2", 4, back)}, 2);
+    pare_node *dw = grouped(m, "Conv", "dw",
+                            (pare_value *[]){r2->outputs[0], add_init(m, "wd", 4, wd, 1, 0, NULL)},
+                            2, C);
+    assert_int_equal(pare_node_set_attr_ints(dw, "pads", pads, 4, &err), PARE_OK);
+    pare_node *b = grouped(m, "Conv", "gconv_b",
+                           (pare_value *[]){dw->outputs[0], add_init(m, "wb", 4, wb, 2, 0, NULL)},
+                           2, 2);
+    output(m, b->outputs[0]);
+    return m;
+}
+
+static void test_channel_shuffle(void **state)
+{
+    (void)state;
+    int64_t xd[] = {1, 4, 3, 3}, split[] = {1, 2, 4, 3, 3};
+    const int dead[] = {1, 2, 4, 7, -1};
+    pare_tensor *xt = input("x", 4, xd);
+    pare_prune_report r;
+    pare_prune_report_init(&r);
+    pare_model *m = prune_equal(shuffle_unit(dead, split, 8), 0.5, xt, &r);
+    expect_dims(m, "gconv_a", 1, 4, 4, 2, 1, 1);
+    assert_int_equal(pare_node_attr_int(find_node(m, "gconv_a"), "group", 0), 2);
+    expect_shape(m, "split", 1, 5, (const int64_t[]){1, 2, 2, 3, 3});
+    expect_shape(m, "join", 1, 4, (const int64_t[]){1, 4, 3, 3});
+    expect_dims(m, "dw", 1, 4, 4, 1, 3, 3);
+    assert_int_equal(pare_node_attr_int(find_node(m, "dw"), "group", 0), 4);
+    expect_dims(m, "gconv_b", 1, 4, 4, 2, 1, 1);
+    assert_int_equal(pare_node_attr_int(find_node(m, "gconv_b"), "group", 0), 2);
+    /* kept 0, 3 | 5, 6 shuffle to old positions 0, 3, 6, 5 (not in order):
+     * gconv_b's group 1 reads old columns 2 then 1, dw's row 2 is old row 6 */
+    const float *w = tensor(m, find_node(m, "gconv_b"), 1)->data;
+    assert_float_equal(w[3 * 2 + 0], init_val(3 * 4 + 2, 2), 1e-7);
+    assert_float_equal(w[3 * 2 + 1], init_val(3 * 4 + 1, 2), 1e-7);
+    w = tensor(m, find_node(m, "dw"), 1)->data;
+    assert_float_equal(w[2 * 9], init_val(6 * 9, 1), 1e-7);
+    assert_null(skipped(&r, "gconv_a"));
+    pare_prune_report_release(&r);
+    pare_model_free(m);
+
+    /* the split written with -1 for the per-group count is kept as -1 */
+    int64_t split2[] = {0, 2, -1, 3, 3};
+    pare_prune_report_init(&r);
+    m = prune_equal(shuffle_unit(dead, split2, 8), 0.5, xt, &r);
+    expect_shape(m, "split", 1, 5, (const int64_t[]){0, 2, -1, 3, 3});
+    expect_dims(m, "gconv_b", 1, 4, 4, 2, 1, 1);
+    pare_prune_report_release(&r);
+    pare_model_free(m);
+
+    /* 6 channels, halves of 3: shuffled, gconv_b's group 0 reads j = 0, 1
+     * of half 0 but only j = 0 of half 1 (ShuffleNet's 34 per group of 4
+     * splits so too). Keeping 2 per half, each half keeps one channel in
+     * each reader group: dead 1 (of 0, 1) and 4 (of 4, 5) */
+    int64_t split3[] = {1, 2, 3, 3, 3};
+    const int dead3[] = {1, 4, -1};
+    pare_prune_report_init(&r);
+    m = prune_equal(shuffle_unit(dead3, split3, 6), 1.0 / 3, xt, &r);
+    expect_dims(m, "gconv_a", 1, 4, 4, 2, 1, 1);
+    expect_shape(m, "split", 1, 5, (const int64_t[]){1, 2, 2, 3, 3});
+    expect_shape(m, "join", 1, 4, (const int64_t[]){1, 4, 3, 3});
+    expect_dims(m, "gconv_b", 1, 4, 4, 2, 1, 1);
+    assert_null(skipped(&r, "gconv_a"));
+    pare_prune_report_release(&r);
+    pare_model_free(m);
+    pare_tensor_free(xt);
+}
+
+/* a grouped Conv (group 2: channels 0-3, 4-7) reading a Concat of 6 + 2
+ * channels straddles two layers: both stay dense, with the reason */
+static void test_grouped_dense(void **state)
+{
+    (void)state;
+    pare_model *m = new_model();
+    int64_t xd[] = {1, 2, 3, 3}, wa[] = {6, 2, 1, 1}, wb[] = {2, 2, 1, 1}, wg[] = {4, 4, 1, 1};
+    pare_value *x = add_input(m, "x", 4, xd);
+    pare_node *a = node(m, "Conv", "convA", (pare_value *[]){x, add_init(m, "wa", 4, wa, 0, 0,
+                                                                          NULL)}, 2);
+    pare_node *b = node(m, "Conv", "convB", (pare_value *[]){x, add_init(m, "wb", 4, wb, 1, 0,
+                                                                          NULL)}, 2);
+    pare_node *cc = node(m, "Concat", "cat", (pare_value *[]){a->outputs[0], b->outputs[0]}, 2);
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_int(cc, "axis", 1, &err), PARE_OK);
+    pare_node *g = grouped(m, "Conv", "gconv",
+                           (pare_value *[]){cc->outputs[0], add_init(m, "wg", 4, wg, 2, 0, NULL)},
+                           2, 2);
+    output(m, g->outputs[0]);
+    pare_tensor *xt = input("x", 4, xd);
+    pare_prune_report r;
+    pare_prune_report_init(&r);
+    m = prune_equal(m, 0.5, xt, &r);
+    expect_dims(m, "convA", 1, 4, 6, 2, 1, 1);
+    expect_dims(m, "gconv", 1, 4, 4, 4, 1, 1);
+    const pare_prune_skip *s = skipped(&r, "convA");
+    assert_non_null(s);
+    assert_non_null(strstr(s->why, "consumer 'gconv' (Conv) is grouped (group 2) across the "
+                                   "channels of several layers"));
+    assert_non_null(skipped(&r, "convB"));
+    assert_int_equal(r.params_after, r.params_before);
+    pare_prune_report_release(&r);
+    pare_model_free(m);
+    pare_tensor_free(xt);
+
+    /* aligned (8 + 8, one group each) but convA at 0.5 and convB at 0.25
+     * would give the groups 4 and 6 channels: both left dense, the grouped
+     * Conv named; without the override both keep 6 and shrink */
+    for (int over = 1; over >= 0; over--) {
+        m = new_model();
+        int64_t w8[] = {8, 2, 1, 1}, wg2[] = {4, 8, 1, 1};
+        x = add_input(m, "x", 4, xd);
+        a = node(m, "Conv", "convA", (pare_value *[]){x, add_init(m, "wa", 4, w8, 0, 0, NULL)}, 2);
+        b = node(m, "Conv", "convB", (pare_value *[]){x, add_init(m, "wb", 4, w8, 1, 0, NULL)}, 2);
+        cc = node(m, "Concat", "cat", (pare_value *[]){a->outputs[0], b->outputs[0]}, 2);
+        assert_int_equal(pare_node_set_attr_int(cc, "axis", 1, &err), PARE_OK);
+        g = grouped(m, "Conv", "gconv",
+                    (pare_value *[]){cc->outputs[0], add_init(m, "wg", 4, wg2, 2, 0, NULL)}, 2, 2);
+        output(m, g->outputs[0]);
+        m = reload(m);
+        pare_channel_opts o = PARE_CHANNEL_OPTS_INIT;
+        const char *lr[] = {"convA=0.5"};
+        o.ratio = 0.25;
+        o.layer_ratios = lr;
+        o.n_layer_ratios = (size_t)over;
+        pare_prune_report_init(&r);
+        assert_int_equal(pare_prune_channels(m, &o, &r, &err), PARE_OK);
+        m = reload(m);
+        expect_dims(m, "convA", 1, 4, over ? 8 : 6, 2, 1, 1);
+        expect_dims(m, "convB", 1, 4, over ? 8 : 6, 2, 1, 1);
+        expect_dims(m, "gconv", 1, 4, 4, over ? 8 : 6, 1, 1);
+        s = skipped(&r, "convA");
+        if (over) {
+            assert_non_null(s);
+            assert_non_null(strstr(s->why, "consumer 'gconv' (Conv) is grouped (2 groups) and its "
+                                           "input's layers would keep unequal counts per group"));
+            assert_non_null(skipped(&r, "convB"));
+        } else {
+            assert_null(s);
+        }
+        pare_prune_report_release(&r);
+        pare_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_concat_offsets), cmocka_unit_test(test_residual_group),
         cmocka_unit_test(test_bad_ratios),     cmocka_unit_test(test_cnn_digits),
         cmocka_unit_test(test_norms),          cmocka_unit_test(test_residual_ranking),
+        cmocka_unit_test(test_grouped_conv),   cmocka_unit_test(test_conv_transpose),
+        cmocka_unit_test(test_channel_shuffle), cmocka_unit_test(test_grouped_dense),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
