@@ -173,6 +173,8 @@ static void check_storage(const char *model, const char *data, double min_cos)
     pare_quant_report r;
     pare_quant_report_init(&r);
     convert(m, &o, &r);
+    pare_error aerr;
+    assert_int_equal(pare_model_align_weights(ref, &aerr), PARE_OK); /* typed reads below */
     pare_graph *g = pare_model_graph(m), *rg = pare_model_graph(ref);
     size_t narrow = 0;
     for (size_t i = 0; i < g->n_values; i++) {
