@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     pare_problems probs = {0};
     pare_model_validate(m, &probs, &err);
+    pare_model_align_weights(m, &err);
     pare_problems_release(&probs);
     void *buf;
     size_t len;

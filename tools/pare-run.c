@@ -1,5 +1,6 @@
-/* pare-run: runs a model on the CPU executor; measures speed, compares a
- * candidate with its reference, and gates CI on accuracy, speed and size. */
+/* pare-run: runs a model on the executor (CPU or CUDA); measures speed,
+ * compares a candidate with its reference (or the model on another device),
+ * and gates CI on accuracy, speed and size. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,11 @@ static cli_list opt_shapes;
 static int64_t opt_seed = 0, opt_batch = 1, opt_warmup = 5, opt_iterations = 0, opt_threads = 0;
 static int64_t opt_samples = 0, opt_concurrency = 0, opt_max_batch = 8, opt_max_delay_us = 1000;
 static int64_t opt_gpu = 0;
+static bool opt_tf32;
+static int opt_cuda_graph = 0;         /* index into cuda_graph_names */
+static int opt_reference_device = -1;  /* index into device_names; -1: not given */
+static const char *const cuda_graph_names[] = {"auto", "on", "off", NULL};
+static const char *const device_names[] = {"cpu", "cuda", "auto", NULL};
 static double opt_duration = 0;
 static bool opt_json, opt_per_tensor, opt_plan;
 static double opt_atol = -1, opt_rtol = -1, opt_min_cosine = -2, opt_min_top1 = -1;
@@ -57,10 +63,16 @@ static const cli_option options[] = {
             "dynamic batcher: wait at most D microseconds for more requests (1000)"),
     CLI_STRING(0, "device", &opt_device, "DEV", "cpu, cuda or auto (cpu)"),
     CLI_INT(0, "gpu", &opt_gpu, "N", 0, 1024, "GPU index for --device cuda (0)"),
+    CLI_FLAG(0, "tf32", &opt_tf32, "cuda: let float32 MatMul, Gemm and Conv use TF32 tensor cores"),
+    CLI_CHOICE(0, "cuda-graph", &opt_cuda_graph, "MODE", cuda_graph_names,
+               "cuda: capture and replay a CUDA graph (auto)"),
     CLI_FLAG(0, "plan", &opt_plan, "print which backend runs each node, then exit"),
     CLI_GROUP("Accuracy"),
     CLI_STRING('r', "reference", &opt_reference, "MODEL",
                "compare with this model (the original) on the same inputs"),
+    CLI_CHOICE(0, "reference-device", &opt_reference_device, "DEV", device_names,
+               "run the reference on DEV; without --reference the reference is MODEL "
+               "itself on DEV"),
     CLI_STRING(0, "labels", &opt_labels, "FILE",
                "labels (.npy, or .npz with one array) for accuracy against the truth"),
     CLI_FLAG(0, "per-tensor", &opt_per_tensor,
@@ -93,8 +105,9 @@ static const cli_option options[] = {
 static const cli_program prog = {
     .name = "pare-run",
     .usage = "[OPTIONS] MODEL\n--reference ORIGINAL [OPTIONS] CANDIDATE",
-    .summary = "Run an ONNX model on the CPU: latency and throughput, accuracy against a "
-               "reference model, and gates for CI (exit 3 when one fails).",
+    .summary = "Run an ONNX model on the CPU or a CUDA GPU: latency and throughput, accuracy "
+               "against a reference model (or the model on the CPU), and gates for CI (exit 3 "
+               "when one fails).",
     .footer = "Exit status: 0 done, 1 bad input or failure, 2 bad usage, 3 a gate failed.",
     .options = options,
     .args_name = "MODEL",
@@ -109,9 +122,14 @@ typedef struct runner {
     pare_model *m;
     pare_session *s;
     uint64_t file_size;
+    const char *device; /* the device that runs it: "cpu" or "cuda" */
+    char why[PARE_ERROR_MSG_MAX + 64]; /* --device auto: why this device and not the other */
 } runner;
 
-static int open_runner(runner *r, const char *path, pare_error *err)
+/* Loads path and makes its session on device (cpu, cuda or auto). auto tries
+ * CUDA and takes the CPU when CUDA is not usable (PARE_ERR_UNSUPPORTED: a
+ * build without it, no driver, no GPU), keeping the reason for the report. */
+static int open_runner(runner *r, const char *path, const char *device, pare_error *err)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
@@ -122,8 +140,33 @@ static int open_runner(runner *r, const char *path, pare_error *err)
     r->file_size = pare_model_file_size(r->m);
     pare_session_opts so = PARE_SESSION_OPTS_INIT;
     so.threads = (int)opt_threads;
-    so.device = opt_device;
     so.gpu = (int)opt_gpu;
+    so.tf32 = opt_tf32;
+    so.cuda_graph = opt_cuda_graph == 1 ? 1 : opt_cuda_graph == 2 ? 0 : -1;
+    if (strcmp(device, "auto") == 0) {
+        so.device = "cuda";
+        pare_error e;
+        pare_status st = pare_session_new(r->m, &so, &r->s, &e);
+        if (st == PARE_OK) {
+            r->device = "cuda";
+            snprintf(r->why, sizeof r->why,
+                     "--device auto: GPU %d is usable; the CPU runs only the nodes CUDA cannot",
+                     (int)opt_gpu);
+            return 0;
+        }
+        if (st != PARE_ERR_UNSUPPORTED) {
+            *err = e;
+            return 1;
+        }
+        snprintf(r->why, sizeof r->why, "--device auto: CUDA is not usable: %s", e.msg);
+        device = "cpu";
+    }
+    so.device = device;
+    r->device = strcmp(device, "cuda") == 0 ? "cuda" : "cpu";
+    if (strcmp(r->device, "cpu") == 0) {
+        so.cuda_graph = -1; /* the CUDA options mean nothing on the CPU */
+        so.tf32 = false;
+    }
     if (pare_session_new(r->m, &so, &r->s, err))
         return 1;
     return 0;
@@ -249,18 +292,27 @@ static pare_tensor **pick(pare_tensor **batch, const int *map, size_t n)
 /* ---- speed ---- */
 
 typedef struct speed {
-    pare_latency_summary lat;
+    pare_latency_summary lat;   /* end to end: inputs in, outputs back on the host */
     double throughput; /* samples per second */
     int64_t batch;
     size_t iterations;
+    /* on a device (pare_session_run_stats of each timed run) */
+    bool on_device;
+    pare_latency_summary compute; /* device time of the kernels of a run */
+    double h2d_ms, d2h_ms;        /* mean per run */
+    size_t graph_replays;         /* runs that replayed a CUDA graph */
+    uint64_t device_mem_peak, device_arena_bytes;
+    size_t nodes_device, nodes_cpu;
 } speed;
 
 static int measure(pare_session *s, pare_tensor **ins, size_t n_in, int64_t batch, speed *out,
                    pare_error *err)
 {
-    pare_latency lat = {0};
+    pare_latency lat = {0}, dev = {0};
     pare_tensor **outs;
     size_t n_outs;
+    double h2d = 0, d2h = 0;
+    memset(out, 0, sizeof *out);
     for (int64_t i = 0; i < opt_warmup; i++) {
         if (pare_session_run(s, ins, n_in, &outs, &n_outs, err))
             return 1;
@@ -283,9 +335,17 @@ static int measure(pare_session *s, pare_tensor **ins, size_t n_in, int64_t batc
         double ms = (pare_now() - t0) * 1e3;
         total += ms;
         pare_tensors_free(outs, n_outs);
-        if (pare_latency_add(&lat, ms, err)) {
+        pare_run_stats rs;
+        pare_session_run_stats(s, &rs);
+        out->on_device = rs.device && strcmp(rs.device, "cpu") != 0;
+        h2d += rs.h2d_ms;
+        d2h += rs.d2h_ms;
+        out->graph_replays += rs.graph_replayed;
+        if (pare_latency_add(&lat, ms, err) ||
+            (out->on_device && pare_latency_add(&dev, rs.compute_ms, err))) {
             cli_progress_stop(&prog_bar);
             pare_latency_release(&lat);
+            pare_latency_release(&dev);
             return 1;
         }
         if (!prog_bar && pare_now() - start > 1.0)
@@ -297,19 +357,39 @@ static int measure(pare_session *s, pare_tensor **ins, size_t n_in, int64_t batc
     }
     cli_progress_stop(&prog_bar);
     pare_latency_summarize(&lat, &out->lat);
+    if (out->on_device)
+        pare_latency_summarize(&dev, &out->compute);
     out->iterations = lat.n;
     out->batch = batch;
     out->throughput = total > 0 ? (double)batch * (double)lat.n / (total / 1e3) : 0;
+    out->h2d_ms = lat.n ? h2d / (double)lat.n : 0;
+    out->d2h_ms = lat.n ? d2h / (double)lat.n : 0;
+    pare_run_stats rs;
+    pare_session_run_stats(s, &rs);
+    out->device_mem_peak = rs.device_mem_peak;
+    out->device_arena_bytes = rs.device_arena_bytes;
+    out->nodes_device = rs.nodes_device;
+    out->nodes_cpu = rs.nodes_cpu;
     pare_latency_release(&lat);
+    pare_latency_release(&dev);
     return 0;
 }
 
 static void print_speed(const char *title, const speed *sp)
 {
     printf("%s: %zu runs of batch %lld\n", title, sp->iterations, (long long)sp->batch);
-    printf("  latency ms   min %.3f  mean %.3f  p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  max %.3f\n",
+    if (sp->on_device) {
+        /* like trtexec: device compute, the copies, then end to end */
+        const pare_latency_summary *c = &sp->compute;
+        printf("  GPU compute ms min %.3f  mean %.3f  p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  "
+               "max %.3f\n", c->min, c->mean, c->p50, c->p90, c->p95, c->p99, c->max);
+        printf("  H2D ms       %.3f per run   D2H ms %.3f per run\n", sp->h2d_ms, sp->d2h_ms);
+        printf("  CUDA graph   replayed in %zu of %zu runs\n", sp->graph_replays,
+               sp->iterations);
+    }
+    printf("  latency ms   min %.3f  mean %.3f  p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  max %.3f%s\n",
            sp->lat.min, sp->lat.mean, sp->lat.p50, sp->lat.p90, sp->lat.p95, sp->lat.p99,
-           sp->lat.max);
+           sp->lat.max, sp->on_device ? "  (end to end)" : "");
     printf("  throughput   %.2f samples/s\n", sp->throughput);
 }
 
@@ -327,6 +407,25 @@ static void json_speed(pare_json *j, const char *key, const speed *sp)
     pare_json_kv_double(j, "p99_ms", sp->lat.p99);
     pare_json_kv_double(j, "max_ms", sp->lat.max);
     pare_json_kv_double(j, "throughput", sp->throughput);
+    /* device figures: null on the CPU */
+    pare_json_key(j, "gpu_compute");
+    if (sp->on_device) {
+        const pare_latency_summary *c = &sp->compute;
+        pare_json_begin_object(j);
+        pare_json_kv_double(j, "min_ms", c->min);
+        pare_json_kv_double(j, "mean_ms", c->mean);
+        pare_json_kv_double(j, "p50_ms", c->p50);
+        pare_json_kv_double(j, "p90_ms", c->p90);
+        pare_json_kv_double(j, "p95_ms", c->p95);
+        pare_json_kv_double(j, "p99_ms", c->p99);
+        pare_json_kv_double(j, "max_ms", c->max);
+        pare_json_end_object(j);
+    } else {
+        pare_json_null(j);
+    }
+    pare_json_kv_double(j, "h2d_ms", sp->h2d_ms);
+    pare_json_kv_double(j, "d2h_ms", sp->d2h_ms);
+    pare_json_kv_int(j, "graph_replays", (int64_t)sp->graph_replays);
     pare_json_end_object(j);
 }
 
@@ -796,19 +895,23 @@ int main(int argc, char **argv)
         rc = cli_usage_error("--device must be cpu, cuda or auto, not '%s'", opt_device);
         goto done;
     }
-    if (strcmp(opt_device, "auto") == 0)
-        opt_device = "cpu"; /* this build has no CUDA backend */
+    /* the reference: --reference on --reference-device (else --device), or
+     * without --reference the model itself on --reference-device */
+    const char *ref_path = opt_reference ? opt_reference
+                           : opt_reference_device >= 0 ? path : NULL;
+    const char *ref_device =
+        opt_reference_device >= 0 ? device_names[opt_reference_device] : opt_device;
     if ((opt_atol >= 0) != (opt_rtol >= 0)) {
         if (opt_atol < 0)
             opt_atol = 0;
         if (opt_rtol < 0)
             opt_rtol = 0;
     }
-    if (!opt_reference && (opt_min_cosine > -2 || opt_min_top1 >= 0 || opt_max_drop >= 0 ||
-                           opt_min_speedup >= 0 || opt_max_size_ratio >= 0 || opt_atol >= 0 ||
-                           opt_per_tensor)) {
+    if (!ref_path && (opt_min_cosine > -2 || opt_min_top1 >= 0 || opt_max_drop >= 0 ||
+                      opt_min_speedup >= 0 || opt_max_size_ratio >= 0 || opt_atol >= 0 ||
+                      opt_per_tensor)) {
         rc = cli_usage_error("accuracy, speed-up and size gates and --per-tensor need "
-                             "--reference");
+                             "--reference or --reference-device");
         goto done;
     }
     if (opt_labels && !opt_inputs) {
@@ -826,7 +929,7 @@ int main(int argc, char **argv)
         free(name);
     }
 
-    if (open_runner(&cand, path, &err)) {
+    if (open_runner(&cand, path, opt_device, &err)) {
         rc = cli_fail(cli_display_name(path), &err);
         goto done;
     }
@@ -838,9 +941,9 @@ int main(int argc, char **argv)
         rc = CLI_EXIT_OK;
         goto done;
     }
-    if (opt_reference) {
-        if (open_runner(&ref, opt_reference, &err)) {
-            rc = cli_fail(cli_display_name(opt_reference), &err);
+    if (ref_path) {
+        if (open_runner(&ref, ref_path, ref_device, &err)) {
+            rc = cli_fail(cli_display_name(ref_path), &err);
             goto done;
         }
         have_ref = true;
@@ -862,11 +965,32 @@ int main(int argc, char **argv)
         pare_json_kv_string(j, "schema", "pare-run/1");
         pare_json_kv_string(j, "model", path);
         pare_json_kv_int(j, "file_bytes", (int64_t)cand.file_size);
-        pare_json_kv_string(j, "device", "cpu");
+        pare_json_kv_string(j, "device", cand.device);
         pare_json_kv_int(j, "threads", opt_threads ? opt_threads : pare_cpu_count());
-    } else {
+        pare_json_kv_string(j, "device_requested", opt_device);
+        if (cand.why[0])
+            pare_json_kv_string(j, "device_note", cand.why);
+        else
+            pare_json_kv_null(j, "device_note");
+        if (strcmp(cand.device, "cpu") != 0) {
+            pare_json_kv_int(j, "gpu", opt_gpu);
+        } else {
+            pare_json_kv_null(j, "gpu");
+        }
+        pare_json_kv_bool(j, "tf32", opt_tf32);
+        pare_json_kv_string(j, "cuda_graph", cuda_graph_names[opt_cuda_graph]);
+    } else if (strcmp(cand.device, "cpu") == 0) {
         printf("model: %s (%llu bytes), device cpu, %d threads\n", path,
                (unsigned long long)cand.file_size, opt_threads ? (int)opt_threads : pare_cpu_count());
+        if (cand.why[0])
+            printf("device: cpu (%s)\n", cand.why);
+    } else {
+        printf("model: %s (%llu bytes), device %s (GPU %d), %d threads\n", path,
+               (unsigned long long)cand.file_size, cand.device, (int)opt_gpu,
+               opt_threads ? (int)opt_threads : pare_cpu_count());
+        printf("device: %s%s%s%s, tf32 %s, CUDA graph %s\n", cand.device,
+               cand.why[0] ? " (" : "", cand.why, cand.why[0] ? ")" : "",
+               opt_tf32 ? "on" : "off", cuda_graph_names[opt_cuda_graph]);
     }
 
     size_t n_in = pare_session_input_count(cand.s);
@@ -959,7 +1083,7 @@ int main(int argc, char **argv)
             pare_tensor **a = NULL, **b = NULL;
             size_t na = 0, nb = 0;
             if (pare_session_run(ref.s, ins_ref, pare_session_input_count(ref.s), &b, &nb, &err)) {
-                rc = cli_fail(opt_reference, &err);
+                rc = cli_fail(ref_path, &err);
                 goto acc_batch_fail;
             }
             pare_session_set_observer(ref.s, NULL, NULL);
@@ -1088,7 +1212,7 @@ int main(int argc, char **argv)
     } else if (have_ref &&
                measure(ref.s, speed_in_ref, pare_session_input_count(ref.s), speed_bs, &sp_r,
                        &err)) {
-        rc = cli_fail(opt_reference, &err);
+        rc = cli_fail(ref_path, &err);
         speed_ok = false;
     }
     /* outputs of a single run when no comparison collected them */
@@ -1115,11 +1239,22 @@ int main(int argc, char **argv)
         json_speed(j, "speed", &sp_c);
         pare_json_kv_int(j, "peak_rss_bytes", (int64_t)rss);
         pare_json_kv_int(j, "arena_bytes", (int64_t)arena);
+        pare_json_kv_int(j, "nodes_device", (int64_t)sp_c.nodes_device);
+        pare_json_kv_int(j, "nodes_cpu", (int64_t)sp_c.nodes_cpu);
+        pare_json_kv_int(j, "device_mem_peak_bytes", (int64_t)sp_c.device_mem_peak);
+        pare_json_kv_int(j, "device_arena_bytes", (int64_t)sp_c.device_arena_bytes);
     } else {
         print_speed("speed", &sp_c);
         char b1[32], b2[32];
         printf("  peak RSS     %s   arena %s\n", cli_fmt_bytes(rss, b1, sizeof b1),
                cli_fmt_bytes(arena, b2, sizeof b2));
+        if (strcmp(cand.device, "cpu") != 0) {
+            printf("  GPU memory   peak %s   arena %s\n",
+                   cli_fmt_bytes(sp_c.device_mem_peak, b1, sizeof b1),
+                   cli_fmt_bytes(sp_c.device_arena_bytes, b2, sizeof b2));
+            printf("  nodes        %zu on %s, %zu on the CPU\n", sp_c.nodes_device, cand.device,
+                   sp_c.nodes_cpu);
+        }
     }
 
     /* ---- batch sweep ---- */
@@ -1128,8 +1263,11 @@ int main(int argc, char **argv)
             pare_json_key(j, "batch_sweep");
             pare_json_begin_array(j);
         } else {
-            printf("batch sweep:\n  %8s %10s %10s %14s\n", "batch", "p50 ms", "p99 ms",
+            printf("batch sweep:\n  %8s %10s %10s %14s", "batch", "p50 ms", "p99 ms",
                    "samples/s");
+            if (strcmp(cand.device, "cpu") != 0)
+                printf(" %12s %10s %10s", "GPU p50 ms", "H2D ms", "D2H ms");
+            printf("\n");
         }
         const char *p = opt_batch_sweep;
         while (*p) {
@@ -1158,10 +1296,18 @@ int main(int argc, char **argv)
                 pare_json_kv_double(j, "p50_ms", sp.lat.p50);
                 pare_json_kv_double(j, "p99_ms", sp.lat.p99);
                 pare_json_kv_double(j, "throughput", sp.throughput);
+                if (sp.on_device)
+                    pare_json_kv_double(j, "gpu_compute_p50_ms", sp.compute.p50);
+                else
+                    pare_json_kv_null(j, "gpu_compute_p50_ms");
+                pare_json_kv_double(j, "h2d_ms", sp.h2d_ms);
+                pare_json_kv_double(j, "d2h_ms", sp.d2h_ms);
                 pare_json_end_object(j);
             } else {
-                printf("  %8lld %10.3f %10.3f %14.2f\n", b, sp.lat.p50, sp.lat.p99,
-                       sp.throughput);
+                printf("  %8lld %10.3f %10.3f %14.2f", b, sp.lat.p50, sp.lat.p99, sp.throughput);
+                if (strcmp(cand.device, "cpu") != 0)
+                    printf(" %12.3f %10.3f %10.3f", sp.compute.p50, sp.h2d_ms, sp.d2h_ms);
+                printf("\n");
             }
             p = *end == ',' ? end + 1 : end;
             if (*end && *end != ',') {
@@ -1236,7 +1382,8 @@ int main(int argc, char **argv)
         size_ratio = ref.file_size ? (double)cand.file_size / (double)ref.file_size : NAN;
         char b[8][32];
         if (opt_json) {
-            pare_json_kv_string(j, "reference", opt_reference);
+            pare_json_kv_string(j, "reference", ref_path);
+            pare_json_kv_string(j, "reference_device", ref.device);
             pare_json_kv_int(j, "reference_file_bytes", (int64_t)ref.file_size);
             json_speed(j, "reference_speed", &sp_r);
             json_num(j, "speedup", speedup);
@@ -1244,8 +1391,9 @@ int main(int argc, char **argv)
             pare_json_key(j, "outputs");
             pare_json_begin_array(j);
         } else {
-            printf("reference: %s (%llu bytes)\n", opt_reference,
-                   (unsigned long long)ref.file_size);
+            printf("reference: %s (%llu bytes), device %s%s%s%s\n", ref_path,
+                   (unsigned long long)ref.file_size, ref.device, ref.why[0] ? " (" : "",
+                   ref.why, ref.why[0] ? ")" : "");
             print_speed("reference speed", &sp_r);
             printf("speed-up %s x (p50), size ratio %s\n",
                    fmt_metric(speedup, b[0], 32, "%.3f"), fmt_metric(size_ratio, b[1], 32, "%.3f"));

@@ -44,9 +44,19 @@ typedef struct pare_session_opts {
     bool tf32;            /* cuda: let float32 MatMul/Gemm/Conv use TF32 tensor cores */
     int cuda_graph;       /* cuda: -1 capture and replay a CUDA graph where shapes are
                            * static (default), 0 never, 1 always (error where it cannot) */
+    /* Fusion (CPU plans): a float Conv absorbs the nodes after it whose
+     * intermediates nothing else reads and that are not graph outputs: an
+     * inference BatchNormalization with constant parameters (folded into a
+     * copy of the weights, never into the model), a residual Add/Sum of the
+     * same shape, then Relu, Clip, LeakyRelu, Sigmoid, Tanh, HardSigmoid or
+     * HardSwish. The absorbed nodes are skipped (plan text: "Relu fused into
+     * conv1"); results match the unfused run within float rounding. Runs
+     * with an observer set run every node as it is. no_fusion (or keep_all,
+     * or the environment variable PARE_NO_FUSION=1) turns it off. */
+    bool no_fusion;
 } pare_session_opts;
 
-#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false, false, -1}
+#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false, false, -1, false}
 
 pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
                              pare_error *err);

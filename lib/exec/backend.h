@@ -76,8 +76,10 @@ struct pare_backend {
     bool (*available)(const pare_backend *b, int gpu, char *why, size_t why_size);
     /* Optional: a context for one session (its device, stream, handles), made
      * when the session is made and closed when it is freed; passed as sctx
-     * below and to kernels as pare_kctx.dev. Without open, sctx is NULL. */
-    pare_status (*open)(const pare_backend *b, int gpu, void **sctx, pare_error *err);
+     * below and to kernels as pare_kctx.dev. Without open, sctx is NULL.
+     * opts are the session's options (device index, tf32, cuda_graph). */
+    pare_status (*open)(const pare_backend *b, const pare_session_opts *opts, void **sctx,
+                        pare_error *err);
     void (*close)(const pare_backend *b, void *sctx);
     /* The kernel for node n at opset with these input dtypes (n_in entries:
      * -1 an omitted optional input, 0 unknown), or NULL and why. Plan time
@@ -94,6 +96,27 @@ struct pare_backend {
     pare_status (*to_host)(const pare_backend *b, void *sctx, void *dst, const void *src,
                            size_t bytes, pare_error *err);
     pare_status (*sync)(const pare_backend *b, void *sctx, pare_error *err);
+    /* Optional, for figures (pare_session_run_stats): run_begin is called
+     * before the first step of a run of the main graph of a plan that uses
+     * the backend, run_end after its last node (before the copies of the
+     * graph outputs and the final sync); stats fills the device fields of
+     * out (h2d_ms, d2h_ms, compute_ms, device_mem_peak, graph_replayed) for
+     * the last run. */
+    void (*run_begin)(const pare_backend *b, void *sctx);
+    pare_status (*run_end)(const pare_backend *b, void *sctx, pare_error *err);
+    void (*stats)(const pare_backend *b, void *sctx, pare_run_stats *out);
+    /* Optional, CUDA graphs. The session uses them (pare_session_opts.
+     * cuda_graph -1 or 1) on runs where they apply: every node of the main
+     * graph on this backend, its buffers taken from the arena (same input
+     * shapes as the run before), no observer. graph_begin, called right
+     * after run_begin, starts capturing the device work that follows
+     * (copies to the device included); graph_end, before run_end, ends the
+     * capture and with ok launches it (reusing the previous instantiation
+     * when it still fits), without ok (the run failed) discards it. When a
+     * captured run fails, the session runs it again without a graph and
+     * does not try graphs again (cuda_graph 1: the run fails instead). */
+    pare_status (*graph_begin)(const pare_backend *b, void *sctx, pare_error *err);
+    pare_status (*graph_end)(const pare_backend *b, void *sctx, bool ok, pare_error *err);
 };
 
 /* The CPU backend (lib/exec/backend_cpu.c): the CPU kernel registry. */

@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exec/backend.h"
+#include "pare_config.h"
+#if PARE_HAVE_CUDA
+#include <pthread.h>
+const pare_backend *pare_backend_cuda(void); /* lib/cuda/backend.c */
+#endif
 
 static const pare_kernel *cpu_supports(const pare_backend *b, const pare_node *n, int64_t opset,
                                        const int *dtypes, size_t n_in, char *why,
@@ -115,9 +120,26 @@ static bool usable(const pare_backend *b, int gpu, char *why, size_t why_size)
     return !b->available || b->available(b, gpu, why, why_size);
 }
 
+#if PARE_HAVE_CUDA
+/* A CUDA build registers its backend before the first lookup, unless a
+ * test registered a backend of that name first. */
+static void register_cuda(void)
+{
+    pare_error err;
+    for (int i = 0; i < MAX_BACKENDS; i++)
+        if (registered[i] && strcmp(registered[i]->name, "cuda") == 0)
+            return;
+    pare_backend_register(pare_backend_cuda(), &err);
+}
+static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
+#endif
+
 pare_status pare_backend_get(const char *device, int gpu, const pare_backend **out,
                              pare_error *err)
 {
+#if PARE_HAVE_CUDA
+    pthread_once(&cuda_once, register_cuda);
+#endif
     *out = &cpu_backend;
     if (!device || strcmp(device, "cpu") == 0)
         return PARE_OK;

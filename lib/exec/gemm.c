@@ -20,7 +20,14 @@
  *  - shared: one parallel pass packs A and B (in depth-block x column-group
  *    pieces), a second computes (m-block x n-block) tasks over the packs.
  * B may be a plain matrix or the implicit im2col matrix of a convolution,
- * packed straight from the image (no im2col buffer).
+ * packed straight from the image (no im2col buffer). In private mode a plain
+ * B is read in place, without packing, when M is small and the depth blocks
+ * shallow or the rows short (bdirect_pays): packing costs K*N whatever M is.
+ *
+ * Epilogue (pare_gemm_epilogue): a per-row bias is added by the microkernel
+ * in the first depth block; after the last one, column bias, residual and
+ * activation run on the accumulators before the store (kepi), or for partial
+ * tiles and sigmoid/tanh as a pass over the tile (epirow) while it is in L1.
  */
 #ifndef PARE_GEMM_TEMPLATE
 
@@ -46,14 +53,58 @@
 #define GEMM_CAT_(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT_(a, b)
 
-typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                       float beta, const float *bias);
+/* The epilogue of one full tile, applied by the microkernel on its registers
+ * (kernels with VMAX only): cb and r point at the tile's first column / first
+ * element; act is never SIGMOID or TANH (those run as a pass over the tile). */
+typedef struct kepi {
+    const float *cb, *r;
+    int64_t ldr;
+    int act;
+    float a, b;
+} kepi;
+
+/* MR x NR tile: a packed A strip ([kc][MR]) times kc rows of NR floats of B,
+ * ldb apart (NR for a packed strip; a plain B's row stride when it is read
+ * in place). */
+typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, int64_t ldb, float *c,
+                       int64_t ldc, float beta, const float *bias, const kepi *e);
 /* The same with A read in place: MR rows lda apart (no packing). */
-typedef void (*ukrd_fn)(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
-                        int64_t ldc, float beta, const float *bias);
+typedef void (*ukrd_fn)(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
+                        float *c, int64_t ldc, float beta, const float *bias, const kepi *e);
 typedef float (*dot_fn)(int64_t n, const float *x, const float *y);
 typedef void (*axpy_fn)(int64_t n, float a, const float *x, float *y);
 typedef void (*packb_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
+/* One row of the epilogue: c[j] = act(c[j] + rb + cb[j] + r[j]) for j < n
+ * (cb, r may be NULL). */
+typedef void (*epirow_fn)(int64_t n, float *c, float rb, const float *cb, const float *r, int act,
+                          float a, float b);
+
+/* Scalar activation of the epilogue (PARE_GEMM_ACT_*). */
+static inline float act1(int act, float x, float a, float b)
+{
+    switch (act) {
+    case PARE_GEMM_ACT_RELU:
+        return x < 0.0f ? 0.0f : x;
+    case PARE_GEMM_ACT_CLIP:
+        return x < a ? a : x > b ? b : x;
+    case PARE_GEMM_ACT_LEAKY_RELU:
+        return x < 0.0f ? a * x : x;
+    case PARE_GEMM_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-x));
+    case PARE_GEMM_ACT_HARDSIGMOID: {
+        float t = a * x + b;
+        return t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+    }
+    case PARE_GEMM_ACT_HARDSWISH: {
+        float t = a * x + b;
+        return x * (t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t);
+    }
+    case PARE_GEMM_ACT_TANH:
+        return tanhf(x);
+    default:
+        return x;
+    }
+}
 
 typedef struct gemm_arch {
     const char *name;
@@ -63,6 +114,8 @@ typedef struct gemm_arch {
     dot_fn dot;
     axpy_fn axpy;
     packb_fn packb; /* kc rows of NR floats (row stride ld) into [kc][NR] */
+    epirow_fn epirow;
+    bool regepi; /* the microkernels apply a kepi */
 } gemm_arch;
 
 #define GEMM_MAX_TILE (16 * 64)
@@ -125,6 +178,9 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define VZERO() _mm256_setzero_ps()
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm256_add_ps((a), (b))
+#define VMUL(a, b) _mm256_mul_ps((a), (b))
+#define VMAX(a, b) _mm256_max_ps((a), (b))
+#define VMIN(a, b) _mm256_min_ps((a), (b))
 #define VHSUM(v) avx2_hsum(v)
 #include "gemm.c"
 
@@ -141,6 +197,9 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define VZERO() _mm512_setzero_ps()
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm512_add_ps((a), (b))
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VMAX(a, b) _mm512_max_ps((a), (b))
+#define VMIN(a, b) _mm512_min_ps((a), (b))
 #define VHSUM(v) _mm512_reduce_add_ps(v)
 #include "gemm.c"
 
@@ -157,22 +216,52 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #define VZERO() _mm512_setzero_ps()
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm512_add_ps((a), (b))
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VMAX(a, b) _mm512_max_ps((a), (b))
+#define VMIN(a, b) _mm512_min_ps((a), (b))
 #define VHSUM(v) _mm512_reduce_add_ps(v)
 #define GEMM_UKR_ONLY
 #include "gemm.c"
 #undef GEMM_UKR_ONLY
+
+/* a 12 x 16 tile for products with at most 16 columns (e.g. attention's
+ * probs x V with a head size of 16), which a 32-wide tile would half waste */
+#define ARCH avx512n16
+#define ATTR __attribute__((target("avx512f")))
+#define V __m512
+#define VW 16
+#define MR 12
+#define NV 1
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSET1(x) _mm512_set1_ps(x)
+#define VZERO() _mm512_setzero_ps()
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VMAX(a, b) _mm512_max_ps((a), (b))
+#define VMIN(a, b) _mm512_min_ps((a), (b))
+#include "gemm.c"
 #endif
 #undef PARE_GEMM_TEMPLATE
 
-static const gemm_arch arch_generic = {"generic",    4,           8,           ukr_generic,
-                                       ukrd_generic, dot_generic, axpy_generic, packb_generic};
+static const gemm_arch arch_generic = {"generic",     4,           8,
+                                       ukr_generic,   ukrd_generic, dot_generic,
+                                       axpy_generic,  packb_generic, epirow_generic, false};
 #if GEMM_X86
-static const gemm_arch arch_avx2 = {"avx2",    6,         16,        ukr_avx2,
-                                    ukrd_avx2, dot_avx2, axpy_avx2, packb_avx2};
-static const gemm_arch arch_avx512 = {"avx512",    12,         32,          ukr_avx512,
-                                      ukrd_avx512, dot_avx512, axpy_avx512, packb_avx512};
-static const gemm_arch arch_avx512x8 = {"avx512x8",    8,          32,          ukr_avx512x8,
-                                        ukrd_avx512x8, dot_avx512, axpy_avx512, packb_avx512};
+static const gemm_arch arch_avx2 = {"avx2",    6,          16,        ukr_avx2,      ukrd_avx2,
+                                    dot_avx2,  axpy_avx2,  packb_avx2, epirow_avx2, true};
+static const gemm_arch arch_avx512 = {"avx512",    12,          32,          ukr_avx512,
+                                      ukrd_avx512, dot_avx512,  axpy_avx512, packb_avx512,
+                                      epirow_avx512, true};
+static const gemm_arch arch_avx512x8 = {"avx512x8",    8,           32,          ukr_avx512x8,
+                                        ukrd_avx512x8, dot_avx512,  axpy_avx512, packb_avx512,
+                                        epirow_avx512, true};
+static const gemm_arch arch_avx512n16 = {"avx512n16",   12,          16,
+                                         ukr_avx512n16, ukrd_avx512n16, dot_avx512n16,
+                                         axpy_avx512n16, packb_avx512n16, epirow_avx512n16,
+                                         true};
 #endif
 
 static const gemm_arch *arch_cur;
@@ -208,6 +297,19 @@ static const gemm_arch *arch_for(int64_t M)
     if (ar == &arch_avx512 && (M + 7) / 8 * 8 < (M + 11) / 12 * 12)
         return &arch_avx512x8;
 #endif
+    return ar;
+}
+
+/* The kernel for an M x N product whose A is not packed ahead of time: the
+ * 16-wide AVX-512 tile when N fits it. */
+static const gemm_arch *arch_for_mn(int64_t M, int64_t N)
+{
+    const gemm_arch *ar = arch_for(M);
+#if GEMM_X86
+    if ((ar == &arch_avx512 || ar == &arch_avx512x8) && N <= 16)
+        return &arch_avx512n16;
+#endif
+    (void)N;
     return ar;
 }
 
@@ -454,6 +556,35 @@ typedef struct bsrc {
     const pare_im2col *img; /* non-NULL: B is the implicit im2col matrix */
 } bsrc;
 
+#if GEMM_X86
+/* Short contiguous copies and zero fills (at most one NR-wide piece) with
+ * masked AVX-512 moves: no scalar tail loop, no libc call. Masked-out lanes
+ * are neither read nor written. */
+__attribute__((target("avx512f"))) static void put_piece_avx512(float *d, const float *src,
+                                                                 int64_t n)
+{
+    for (; n >= 16; n -= 16, d += 16) {
+        _mm512_storeu_ps(d, src ? _mm512_loadu_ps(src) : _mm512_setzero_ps());
+        if (src)
+            src += 16;
+    }
+    if (n > 0) {
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        _mm512_mask_storeu_ps(d, m, src ? _mm512_maskz_loadu_ps(m, src) : _mm512_setzero_ps());
+    }
+}
+#endif
+
+static bool put_avx512;
+static pthread_once_t put_once = PTHREAD_ONCE_INIT;
+static void put_pick(void)
+{
+#if GEMM_X86
+    __builtin_cpu_init();
+    put_avx512 = __builtin_cpu_supports("avx512f");
+#endif
+}
+
 /* Writes `count` values of packed row kk starting at block column j (strips
  * of kc*NR floats): from src with stride `inc`, or zeros when src is NULL. */
 static void put_run(float *dst, int64_t kk, int64_t kc, int nr, int64_t j, int64_t count,
@@ -464,6 +595,11 @@ static void put_run(float *dst, int64_t kk, int64_t kc, int nr, int64_t j, int64
         int64_t piece = min64(count, nr - lane);
         float *d = dst + strip * kc * nr + kk * nr + lane;
         /* pieces are at most NR floats: plain loops beat a libc call */
+#if GEMM_X86
+        if (put_avx512 && (!src || inc == 1))
+            put_piece_avx512(d, src, piece);
+        else
+#endif
         if (!src)
             for (int64_t t = 0; t < piece; t++)
                 d[t] = 0.0f;
@@ -486,6 +622,7 @@ static void put_run(float *dst, int64_t kk, int64_t kc, int nr, int64_t j, int64
 static void pack_b_im2col(const pare_im2col *g, int64_t k0, int64_t kc, int64_t n0, int64_t nn,
                           int nr, float *dst)
 {
+    pthread_once(&put_once, put_pick);
     int64_t khw = g->kh * g->kw;
     int64_t oy0 = n0 / g->ow, ox0 = n0 - oy0 * g->ow;
     int64_t c = k0 / khw, r = k0 - c * khw;
@@ -650,12 +787,17 @@ typedef struct drive {
     int64_t lda;
     int64_t a_strips; /* A strips the pack pass does */
     bsrc b;
+    bool bdirect; /* plain B read in place (private mode only) */
     float *pb; /* shared packed B for the current N chunk (shared mode) */
     int64_t n0, nc, npad;
     float beta;
-    const float *bias;
-    bool clamp;
-    float lo, hi;
+    const float *bias; /* per row, added by the microkernels in the first depth block */
+    bool post;         /* an epilogue pass over each tile after its last depth block */
+    const float *cbias; /* per column */
+    const float *res;
+    int64_t ldr;
+    int act;
+    float act_a, act_b;
     float *C;
     int64_t ldc;
     int64_t mb, nb, tn; /* strips per task along m and n, tasks along n */
@@ -684,7 +826,9 @@ static void pack_range(void *ctx, int64_t b, int64_t e)
 }
 
 /* Strips s0..s1 of A times strips u0..u1 of B over one depth block; pb
- * points at strip u0 of the block, strips kc*nr apart. */
+ * points at strip u0 of the block, strips kc*nr apart. When B is read in
+ * place (d->bdirect) its full strips come from B itself and pb holds only
+ * the packed partial last strip. */
 static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
                           int64_t u0, int64_t u1, const float *pb)
 {
@@ -693,26 +837,48 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
     float tmp[GEMM_MAX_TILE] __attribute__((aligned(64)));
     float beta = k0 == 0 ? d->beta : 1.0f;
     const float *bias = k0 == 0 ? d->bias : NULL;
-    bool last = d->clamp && k0 + kc == d->K;
+    bool last = d->post && k0 + kc == d->K;
+    /* full tiles of the last block: the epilogue runs in the microkernel */
+    bool inreg = last && ar->regepi && d->act != PARE_GEMM_ACT_SIGMOID &&
+                 d->act != PARE_GEMM_ACT_TANH;
+    kepi ke = {NULL, NULL, d->ldr, d->act, d->act_a, d->act_b};
     const float *pa = d->ad ? d->pa + k0 * mr : d->pa + k0 * d->mpad;
     for (int64_t u = u0; u < u1; u++) {
         int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
         const float *bp = pb + (u - u0) * kc * nr;
+        int64_t ldb = nr;
+        if (d->bdirect) {
+            if (nn == nr) {
+                bp = d->b.B + k0 * d->b.ldb + d->n0 + j0;
+                ldb = d->b.ldb;
+            } else {
+                bp = pb;
+            }
+        }
         for (int64_t s = s0; s < s1; s++) {
             int64_t i0 = s * mr, mm = min64(mr, d->M - i0);
             bool direct = d->ad && mm == mr;
             const float *ap = direct ? d->ad + i0 * d->lda + k0 : d->ad ? pa : pa + s * kc * mr;
             float *c = d->C + i0 * d->ldc + d->n0 + j0;
+            bool done = false;
             if (mm == mr && nn == nr) {
+                const kepi *e = NULL;
+                if (inreg) {
+                    int64_t jc = d->n0 + j0;
+                    ke.cb = d->cbias ? d->cbias + jc : NULL;
+                    ke.r = d->res ? d->res + i0 * d->ldr + jc : NULL;
+                    e = &ke;
+                    done = true;
+                }
                 if (direct)
-                    ar->ukrd(kc, ap, d->lda, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
+                    ar->ukrd(kc, ap, d->lda, bp, ldb, c, d->ldc, beta, bias ? bias + i0 : NULL, e);
                 else
-                    ar->ukr(kc, ap, bp, c, d->ldc, beta, bias ? bias + i0 : NULL);
+                    ar->ukr(kc, ap, bp, ldb, c, d->ldc, beta, bias ? bias + i0 : NULL, e);
             } else {
                 if (direct)
-                    ar->ukrd(kc, ap, d->lda, bp, tmp, nr, 0.0f, NULL);
+                    ar->ukrd(kc, ap, d->lda, bp, ldb, tmp, nr, 0.0f, NULL, NULL);
                 else
-                    ar->ukr(kc, ap, bp, tmp, nr, 0.0f, NULL);
+                    ar->ukr(kc, ap, bp, ldb, tmp, nr, 0.0f, NULL, NULL);
                 for (int64_t i = 0; i < mm; i++) {
                     float bi = bias ? bias[i0 + i] : 0.0f;
                     float *cr = c + i * d->ldc;
@@ -725,14 +891,14 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
                             cr[j] = tr[j] + beta * cr[j] + bi;
                 }
             }
-            if (last)
-                for (int64_t i = 0; i < mm; i++) {
-                    float *cr = c + i * d->ldc;
-                    for (int64_t j = 0; j < nn; j++) {
-                        float v = cr[j];
-                        cr[j] = v < d->lo ? d->lo : v > d->hi ? d->hi : v;
-                    }
-                }
+            if (last && !done) {
+                int64_t jc = d->n0 + j0;
+                const float *cb = d->cbias ? d->cbias + jc : NULL;
+                for (int64_t i = 0; i < mm; i++)
+                    ar->epirow(nn, c + i * d->ldc, 0.0f, cb,
+                               d->res ? d->res + (i0 + i) * d->ldr + jc : NULL, d->act, d->act_a,
+                               d->act_b);
+            }
         }
     }
 }
@@ -769,12 +935,27 @@ static void compute_private(void *ctx, int64_t b, int64_t e)
         int64_t u0 = t * d->nb, u1 = min64(u0 + d->nb, ns);
         for (int64_t k0 = 0; k0 < d->K; k0 += d->kb) {
             int64_t kc = min64(d->kb, d->K - k0);
-            pack_b_block(d->ar, &d->b, k0, kc, d->n0 + u0 * nr,
-                         min64((u1 - u0) * nr, d->nc - u0 * nr), pb);
+            if (!d->bdirect)
+                pack_b_block(d->ar, &d->b, k0, kc, d->n0 + u0 * nr,
+                             min64((u1 - u0) * nr, d->nc - u0 * nr), pb);
+            else if (d->nc % nr && u1 == ns) /* only the partial last strip */
+                pack_b_block(d->ar, &d->b, k0, kc, d->n0 + (ns - 1) * nr, d->nc % nr, pb);
             for (int64_t s0 = 0; s0 < ms; s0 += d->mb)
                 compute_block(d, k0, kc, s0, min64(s0 + d->mb, ms), u0, u1, pb);
         }
     }
+}
+
+/* Whether a plain B is better read in place than packed: packing costs
+ * K*N whatever M is, so it does not pay off when few A strips reuse each
+ * B panel (small M); but B's rows are ldb apart, and a deep panel of long
+ * rows maps its rows onto few L1 sets (conflict misses) and many pages, so
+ * only shallow depth blocks or short rows qualify (measured on AVX-512 with
+ * bench/gemm_bench: 24x3136x64, 16x2916x128, 48x729x384 gain 10-30 %,
+ * 32x2916x256 and 64x3136x256 lose as much). */
+static bool bdirect_pays(const bsrc *b, int64_t M, int64_t kb)
+{
+    return !b->img && !b->trans && M <= 64 && (kb <= 128 || b->ldb <= 1024);
 }
 
 /* Budget for one chunk of shared packed B (floats). */
@@ -782,7 +963,7 @@ static void compute_private(void *ctx, int64_t b, int64_t e)
 
 static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t M, int64_t N,
                              int64_t K, const pare_sgemm_packed_a *pka, const pack_a_job *apj,
-                             const bsrc *b, float beta, const pare_gemm_epi *epi, float *C,
+                             const bsrc *b, float beta, const pare_gemm_epilogue *ep, float *C,
                              int64_t ldc)
 {
     int mr = ar->mr, nr = ar->nr;
@@ -795,10 +976,16 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     d.mpad = (M + mr - 1) / mr * mr;
     d.b = *b;
     d.beta = beta;
-    d.bias = epi ? epi->bias : NULL;
-    d.lo = epi ? epi->lo : -INFINITY;
-    d.hi = epi ? epi->hi : INFINITY;
-    d.clamp = d.lo > -INFINITY || d.hi < INFINITY;
+    if (ep) {
+        d.bias = ep->bias_axis == 0 ? ep->bias : NULL;
+        d.cbias = ep->bias_axis == 1 ? ep->bias : NULL;
+        d.res = ep->residual;
+        d.ldr = ep->ldr;
+        d.act = ep->act;
+        d.act_a = ep->act_alpha;
+        d.act_b = ep->act_beta;
+        d.post = d.cbias || d.res || d.act != PARE_GEMM_ACT_NONE;
+    }
     d.C = C;
     d.ldc = ldc;
     if (pka) {
@@ -837,7 +1024,13 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     int64_t nb = min64(ns_all, nb_max);
     while (nb > 1 && (ns_all + nb - 1) / nb < want)
         nb = (nb + 1) / 2;
-    if ((ns_all + nb - 1) / nb >= (threads > 1 ? 2 * (int64_t)threads : 1) || ms <= 1) {
+    /* Small products take one n-block per thread even if that balances less
+     * well: a second pool pass (the shared pack) costs more than the
+     * imbalance. */
+    int64_t tn_priv = (ns_all + nb - 1) / nb;
+    bool small = M * N * K < ((int64_t)1 << 22);
+    if (tn_priv >= (threads > 1 ? 2 * (int64_t)threads : 1) || ms <= 1 ||
+        (small && tn_priv >= threads && (pka || d.ad))) {
         if (!pka && !d.ad) {
             d.a_strips = ms;
             d.nc = 0;
@@ -846,6 +1039,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         d.n0 = 0;
         d.nc = N;
         d.npad = ns_all * nr;
+        d.bdirect = bdirect_pays(b, M, d.kb);
         d.mb = mb_max;
         d.nb = nb;
         d.tn = (ns_all + nb - 1) / nb;
@@ -873,7 +1067,10 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
         int64_t items = d.a_strips + kblocks * d.bgroups;
         /* aim for ~16K floats a chunk */
         int64_t per_item = d.a_strips ? K * mr : d.kb * d.bgroup * nr;
-        pare_parallel_for(pool, items, max64(1, 16384 / max64(1, per_item)), pack_range, &d);
+        /* a small B alone is packed here: a pool pass would cost more */
+        bool serial = !d.a_strips && d.npad * K <= 16384;
+        pare_parallel_for(serial ? NULL : pool, items, max64(1, 16384 / max64(1, per_item)),
+                          pack_range, &d);
         d.a_strips = 0;
 
         int64_t mb = min64(ms, mb_max);
@@ -1037,7 +1234,7 @@ pare_status pare_sgemm_portable(pare_threadpool *pool, bool transA, bool transB,
         scale_c(M, N, beta, C, ldc);
         return PARE_OK;
     }
-    const gemm_arch *ar = arch_for(M);
+    const gemm_arch *ar = arch_for_mn(M, N);
     if (M * N * K <= 4096 || (M < 4 && N < 4)) {
         naive_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return PARE_OK;
@@ -1080,43 +1277,122 @@ pare_status pare_sgemm(pare_threadpool *pool, bool transA, bool transB, int64_t 
     return pare_sgemm_portable(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* C = epi(beta*C) for K == 0 */
-static void epi_only(int64_t M, int64_t N, float beta, const pare_gemm_epi *epi, float *C,
-                     int64_t ldc)
+/* The old bias + clamp epilogue as a full one. */
+static const pare_gemm_epilogue *epi_from_old(const pare_gemm_epi *epi, pare_gemm_epilogue *buf)
 {
-    scale_c(M, N, beta, C, ldc);
     if (!epi)
+        return NULL;
+    memset(buf, 0, sizeof *buf);
+    buf->bias = epi->bias;
+    if (epi->lo > -INFINITY || epi->hi < INFINITY) {
+        buf->act = PARE_GEMM_ACT_CLIP;
+        buf->act_alpha = epi->lo;
+        buf->act_beta = epi->hi;
+    }
+    return buf;
+}
+
+static bool epi_valid(const pare_gemm_epilogue *ep)
+{
+    return !ep || ((ep->bias_axis == 0 || ep->bias_axis == 1) && ep->act >= PARE_GEMM_ACT_NONE &&
+                   ep->act <= PARE_GEMM_ACT_TANH);
+}
+
+static bool epi_empty(const pare_gemm_epilogue *ep)
+{
+    return !ep || (!ep->bias && !ep->residual && ep->act == PARE_GEMM_ACT_NONE);
+}
+
+typedef struct epi_pass {
+    const gemm_arch *ar;
+    const pare_gemm_epilogue *ep;
+    int64_t N;
+    float *C;
+    int64_t ldc;
+} epi_pass;
+
+static void epi_pass_range(void *ctx, int64_t b, int64_t e)
+{
+    const epi_pass *p = ctx;
+    const pare_gemm_epilogue *ep = p->ep;
+    for (int64_t i = b; i < e; i++)
+        p->ar->epirow(p->N, p->C + i * p->ldc, ep->bias && ep->bias_axis == 0 ? ep->bias[i] : 0.0f,
+                      ep->bias && ep->bias_axis == 1 ? ep->bias : NULL,
+                      ep->residual ? ep->residual + i * ep->ldr : NULL, ep->act, ep->act_alpha,
+                      ep->act_beta);
+}
+
+/* C = ep(C) as a separate pass over C (paths that do not tile). */
+static void epi_apply(pare_threadpool *pool, int64_t M, int64_t N, const pare_gemm_epilogue *ep,
+                      float *C, int64_t ldc)
+{
+    if (epi_empty(ep) || M <= 0 || N <= 0)
         return;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            float v = C[i * ldc + j] + (epi->bias ? epi->bias[i] : 0.0f);
-            C[i * ldc + j] = v < epi->lo ? epi->lo : v > epi->hi ? epi->hi : v;
-        }
+    epi_pass p = {arch_get(), ep, N, C, ldc};
+    pare_parallel_for(pool, M, max64(1, 16384 / N), epi_pass_range, &p);
+}
+
+pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                          int64_t ldb, float beta, float *C, int64_t ldc,
+                          const pare_gemm_epilogue *ep)
+{
+    if (!epi_valid(ep))
+        return PARE_ERR_ARG;
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+    bool tiled = !pare_sgemm_uses_blas() && K > 0 && alpha != 0.0f && M * N * K > 4096 &&
+                 !(M < 4 && N < 4) && M != 1 && N != 1;
+    if (!tiled || epi_empty(ep)) {
+        pare_status st =
+            pare_sgemm(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (st == PARE_OK)
+            epi_apply(pool, M, N, ep, C, ldc);
+        return st;
+    }
+    pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
+    bsrc b = {transB, B, ldb, NULL};
+    return drive_run(pool, arch_for_mn(M, N), M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
+}
+
+pare_status pare_sgemm_packed_ex(pare_threadpool *pool, const pare_sgemm_packed_a *pa,
+                                 bool transB, int64_t N, const float *B, int64_t ldb, float beta,
+                                 const pare_gemm_epilogue *ep, float *C, int64_t ldc)
+{
+    if (!epi_valid(ep))
+        return PARE_ERR_ARG;
+    if (pa->M <= 0 || N <= 0)
+        return PARE_OK;
+    if (pa->K <= 0) {
+        scale_c(pa->M, N, beta, C, ldc);
+        epi_apply(pool, pa->M, N, ep, C, ldc);
+        return PARE_OK;
+    }
+    bsrc b = {transB, B, ldb, NULL};
+    return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, ep, C, ldc);
 }
 
 pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
                               int64_t N, const float *B, int64_t ldb, float beta,
                               const pare_gemm_epi *epi, float *C, int64_t ldc)
 {
-    if (pa->M <= 0 || N <= 0)
-        return PARE_OK;
-    if (pa->K <= 0) {
-        epi_only(pa->M, N, beta, epi, C, ldc);
-        return PARE_OK;
-    }
-    bsrc b = {transB, B, ldb, NULL};
-    return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, epi, C, ldc);
+    pare_gemm_epilogue buf;
+    return pare_sgemm_packed_ex(pool, pa, transB, N, B, ldb, beta, epi_from_old(epi, &buf), C,
+                                ldc);
 }
 
-pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
-                            const float *A, int64_t lda, const pare_im2col *img, float beta,
-                            const pare_gemm_epi *epi, float *C, int64_t ldc)
+pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                               const float *A, int64_t lda, const pare_im2col *img, float beta,
+                               const pare_gemm_epilogue *ep, float *C, int64_t ldc)
 {
+    if (!epi_valid(ep))
+        return PARE_ERR_ARG;
     int64_t K = img->c * img->kh * img->kw, N = img->oh * img->ow;
     if (M <= 0 || N <= 0)
         return PARE_OK;
     if (K <= 0) {
-        epi_only(M, N, beta, epi, C, ldc);
+        scale_c(M, N, beta, C, ldc);
+        epi_apply(pool, M, N, ep, C, ldc);
         return PARE_OK;
     }
     bsrc b = {false, NULL, 0, img};
@@ -1129,9 +1405,17 @@ pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_p
         b.img = NULL;
     }
     if (pa)
-        return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, epi, C, ldc);
+        return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, ep, C, ldc);
     pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
-    return drive_run(pool, arch_for(M), M, N, K, NULL, &apj, &b, beta, epi, C, ldc);
+    return drive_run(pool, arch_for_mn(M, N), M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
+}
+
+pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                            const float *A, int64_t lda, const pare_im2col *img, float beta,
+                            const pare_gemm_epi *epi, float *C, int64_t ldc)
+{
+    pare_gemm_epilogue buf;
+    return pare_sgemm_conv_ex(pool, M, pa, A, lda, img, beta, epi_from_old(epi, &buf), C, ldc);
 }
 
 typedef struct fill_job {
@@ -1218,9 +1502,80 @@ pare_status pare_dgemm(pare_threadpool *pool, bool transA, bool transB, int64_t 
 #define NR (VW * NV)
 #define FN(name) GEMM_CAT(name, GEMM_CAT(_, ARCH))
 
+/* The end of a microkernel: acc + bias[i] + beta*C (C unread if beta == 0),
+ * then, when e is given, the epilogue (column bias, residual, activation) on
+ * the registers, and the store. */
+#ifdef VMAX
+#define GEMM_TILE_EPI()                                                                           \
+    if (e) {                                                                                      \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)                                 \
+        {                                                                                         \
+            if (e->cb)                                                                            \
+                acc[i][j] = VADD(acc[i][j], VLOAD(e->cb + j * VW));                               \
+            if (e->r)                                                                             \
+                acc[i][j] = VADD(acc[i][j], VLOAD(e->r + i * e->ldr + j * VW));                   \
+        }                                                                                         \
+        V va = VSET1(e->a), vb = VSET1(e->b), z = VZERO(), one = VSET1(1.0f);                     \
+        switch (e->act) {                                                                         \
+        case PARE_GEMM_ACT_RELU:                                                                  \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VMAX(z, acc[i][j]);                                                           \
+            break;                                                                                \
+        case PARE_GEMM_ACT_CLIP:                                                                  \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VMIN(vb, VMAX(va, acc[i][j]));                                                \
+            break;                                                                                \
+        case PARE_GEMM_ACT_LEAKY_RELU:                                                            \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VADD(VMAX(z, acc[i][j]), VMUL(va, VMIN(z, acc[i][j])));                       \
+            break;                                                                                \
+        case PARE_GEMM_ACT_HARDSIGMOID:                                                           \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VMAX(z, VMIN(one, VFMA(va, acc[i][j], vb)));                                  \
+            break;                                                                                \
+        case PARE_GEMM_ACT_HARDSWISH:                                                             \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VMUL(acc[i][j], VMAX(z, VMIN(one, VFMA(va, acc[i][j], vb))));                 \
+            break;                                                                                \
+        default:                                                                                  \
+            break;                                                                                \
+        }                                                                                         \
+    }
+#else
+#define GEMM_TILE_EPI() (void)e
+#endif
+#define GEMM_TILE_OUT()                                                                           \
+    do {                                                                                          \
+        if (bias) {                                                                               \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+            {                                                                                     \
+                V bi = VSET1(bias[i]);                                                            \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VADD(acc[i][j], bi);                                                          \
+            }                                                                                     \
+        }                                                                                         \
+        if (beta != 0.0f) {                                                                       \
+            V bt = VSET1(beta);                                                                   \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                 \
+                    VFMA(bt, VLOAD(c + i * ldc + j * VW), acc[i][j]);                             \
+        }                                                                                         \
+        GEMM_TILE_EPI();                                                                          \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)                                 \
+                VSTORE(c + i * ldc + j * VW, acc[i][j]);                                          \
+    } while (0)
+
 /* C[MR x NR] (row stride ldc) = acc + beta*C (C unread if beta == 0) + bias[i] */
 ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restrict b,
-                         float *restrict c, int64_t ldc, float beta, const float *restrict bias)
+                         int64_t ldb, float *restrict c, int64_t ldc, float beta,
+                         const float *restrict bias, const kepi *e)
 {
     V acc[MR][NV];
 #pragma GCC unroll 16
@@ -1235,7 +1590,7 @@ ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restr
         V bv[NV];
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++)
-            bv[j] = VLOAD(b + p * NR + j * VW);
+            bv[j] = VLOAD(b + p * ldb + j * VW);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             V av = VSET1(a[p * MR + i]);
@@ -1244,35 +1599,13 @@ ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restr
                 acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
     }
-    if (bias) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            V bi = VSET1(bias[i]);
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                acc[i][j] = VADD(acc[i][j], bi);
-        }
-    }
-    if (beta == 0.0f) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                VSTORE(c + i * ldc + j * VW, acc[i][j]);
-    } else {
-        V bt = VSET1(beta);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                VSTORE(c + i * ldc + j * VW, VFMA(bt, VLOAD(c + i * ldc + j * VW), acc[i][j]));
-    }
+    GEMM_TILE_OUT();
 }
 
 /* ukr with A unpacked: row i of the strip at a + i*lda */
 ATTR static void FN(ukrd)(int64_t kc, const float *restrict a, int64_t lda,
-                          const float *restrict b, float *restrict c, int64_t ldc, float beta,
-                          const float *restrict bias)
+                          const float *restrict b, int64_t ldb, float *restrict c, int64_t ldc,
+                          float beta, const float *restrict bias, const kepi *e)
 {
     V acc[MR][NV];
 #pragma GCC unroll 16
@@ -1285,7 +1618,7 @@ ATTR static void FN(ukrd)(int64_t kc, const float *restrict a, int64_t lda,
         V bv[NV];
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++)
-            bv[j] = VLOAD(b + p * NR + j * VW);
+            bv[j] = VLOAD(b + p * ldb + j * VW);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             V av = VSET1(a[i * lda + p]);
@@ -1294,29 +1627,7 @@ ATTR static void FN(ukrd)(int64_t kc, const float *restrict a, int64_t lda,
                 acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
     }
-    if (bias) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            V bi = VSET1(bias[i]);
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                acc[i][j] = VADD(acc[i][j], bi);
-        }
-    }
-    if (beta == 0.0f) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                VSTORE(c + i * ldc + j * VW, acc[i][j]);
-    } else {
-        V bt = VSET1(beta);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                VSTORE(c + i * ldc + j * VW, VFMA(bt, VLOAD(c + i * ldc + j * VW), acc[i][j]));
-    }
+    GEMM_TILE_OUT();
 }
 
 #ifndef GEMM_UKR_ONLY
@@ -1361,8 +1672,57 @@ ATTR static void FN(axpy)(int64_t n, float a, const float *x, float *y)
     for (; i < n; i++)
         y[i] += a * x[i];
 }
+
+ATTR static void FN(epirow)(int64_t n, float *restrict c, float rb, const float *restrict cb,
+                            const float *restrict r, int act, float a, float b)
+{
+    int64_t j = 0;
+#ifdef VMAX
+    if (act != PARE_GEMM_ACT_SIGMOID && act != PARE_GEMM_ACT_TANH) {
+        V vrb = VSET1(rb), va = VSET1(a), vb = VSET1(b), z = VZERO(), one = VSET1(1.0f);
+        for (; j + VW <= n; j += VW) {
+            V x = VADD(VLOAD(c + j), vrb);
+            if (cb)
+                x = VADD(x, VLOAD(cb + j));
+            if (r)
+                x = VADD(x, VLOAD(r + j));
+            /* max/min return their second operand when one is NaN: NaN stays */
+            switch (act) {
+            case PARE_GEMM_ACT_RELU:
+                x = VMAX(z, x);
+                break;
+            case PARE_GEMM_ACT_CLIP:
+                x = VMIN(vb, VMAX(va, x));
+                break;
+            case PARE_GEMM_ACT_LEAKY_RELU:
+                x = VADD(VMAX(z, x), VMUL(va, VMIN(z, x)));
+                break;
+            case PARE_GEMM_ACT_HARDSIGMOID:
+                x = VMAX(z, VMIN(one, VFMA(va, x, vb)));
+                break;
+            case PARE_GEMM_ACT_HARDSWISH:
+                x = VMUL(x, VMAX(z, VMIN(one, VFMA(va, x, vb))));
+                break;
+            default:
+                break;
+            }
+            VSTORE(c + j, x);
+        }
+    }
+#endif
+    for (; j < n; j++) {
+        float x = c[j] + rb;
+        if (cb)
+            x += cb[j];
+        if (r)
+            x += r[j];
+        c[j] = act1(act, x, a, b);
+    }
+}
 #endif /* GEMM_UKR_ONLY */
 
+#undef GEMM_TILE_EPI
+#undef GEMM_TILE_OUT
 #undef FN
 #undef NR
 #undef ARCH
@@ -1378,5 +1738,8 @@ ATTR static void FN(axpy)(int64_t n, float a, const float *x, float *y)
 #undef VFMA
 #undef VADD
 #undef VHSUM
+#undef VMUL
+#undef VMAX
+#undef VMIN
 
 #endif /* PARE_GEMM_TEMPLATE */

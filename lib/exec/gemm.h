@@ -67,6 +67,65 @@ typedef struct pare_gemm_epi {
     float lo, hi;
 } pare_gemm_epi;
 
+/* Fused epilogue of the _ex entry points (perf-graph fuses Conv/Gemm/MatMul
+ * with what follows them). With P = alpha * op(A) * op(B) (the conv entry
+ * points: A * im2col(img)), every element of C becomes
+ *
+ *     C[i][j] = act(P[i][j] + beta*C[i][j] + bias_term + residual[i*ldr + j])
+ *
+ * evaluated in float, in that order (the residual is added before the
+ * activation, as in Conv -> Add -> Relu), where
+ *   bias_term = bias[i] (bias_axis 0: one value per row, e.g. per output
+ *               channel of a conv) or bias[j] (bias_axis 1: one per column,
+ *               e.g. Gemm's C of shape [N]); 0 when bias is NULL;
+ *   residual  = 0 when residual is NULL; else an M x N matrix with row stride
+ *               ldr that must not overlap C (use beta = 1 to accumulate in
+ *               place instead);
+ *   act (PARE_GEMM_ACT_*, with a = act_alpha, b = act_beta):
+ *     NONE        x
+ *     RELU        max(x, 0)
+ *     CLIP        min(max(x, a), b)         (Clip: a = min, b = max; NaN stays NaN)
+ *     LEAKY_RELU  x < 0 ? a*x : x
+ *     SIGMOID     1 / (1 + exp(-x))
+ *     HARDSIGMOID max(0, min(1, a*x + b))
+ *     HARDSWISH   x * max(0, min(1, a*x + b))  (ONNX: a = 1/6, b = 0.5)
+ *     TANH        tanh(x)
+ * A NULL epilogue is the same as an all-zero one (no bias, no residual,
+ * act NONE). bias has M (axis 0) or N (axis 1) elements. NaN stays NaN
+ * through every act. The epilogue is applied to each output tile right
+ * after its last depth block: on the microkernel's registers before the
+ * store for full tiles (AVX2 and AVX-512 kernels; SIGMOID and TANH, and the
+ * generic kernel, take a pass over the tile while it is in L1); results
+ * match the unfused sequence within float rounding. */
+enum {
+    PARE_GEMM_ACT_NONE = 0,
+    PARE_GEMM_ACT_RELU,
+    PARE_GEMM_ACT_CLIP,
+    PARE_GEMM_ACT_LEAKY_RELU,
+    PARE_GEMM_ACT_SIGMOID,
+    PARE_GEMM_ACT_HARDSIGMOID,
+    PARE_GEMM_ACT_HARDSWISH,
+    PARE_GEMM_ACT_TANH,
+};
+
+typedef struct pare_gemm_epilogue {
+    const float *bias;
+    int bias_axis; /* 0: bias[i] per row, 1: bias[j] per column */
+    int act;       /* PARE_GEMM_ACT_* */
+    float act_alpha, act_beta;
+    const float *residual; /* M x N, row stride ldr, or NULL */
+    int64_t ldr;
+} pare_gemm_epilogue;
+
+/* pare_sgemm (portable kernels unless CBLAS is in use; with CBLAS the
+ * epilogue runs as a pass over C after the product) and the two entry points
+ * below, with an epilogue (NULL: none). They return PARE_ERR_ARG for an
+ * unknown act or bias_axis. */
+pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
+                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                          int64_t ldb, float beta, float *C, int64_t ldc,
+                          const pare_gemm_epilogue *ep);
+
 /* C[M, oh*ow] = epi(A * im2col(img) + beta*C).
  * A is either packed (pa != NULL; then A/lda are ignored) or plain M x K
  * (K = c*kh*kw) with row stride lda. Uses the portable kernels. */
@@ -78,6 +137,14 @@ pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_p
 pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *pa, bool transB,
                               int64_t N, const float *B, int64_t ldb, float beta,
                               const pare_gemm_epi *epi, float *C, int64_t ldc);
+
+/* pare_sgemm_conv / pare_sgemm_packed with the full epilogue above. */
+pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                               const float *A, int64_t lda, const pare_im2col *img, float beta,
+                               const pare_gemm_epilogue *ep, float *C, int64_t ldc);
+pare_status pare_sgemm_packed_ex(pare_threadpool *pool, const pare_sgemm_packed_a *pa,
+                                 bool transB, int64_t N, const float *B, int64_t ldb, float beta,
+                                 const pare_gemm_epilogue *ep, float *C, int64_t ldc);
 
 /* Writes the im2col matrix of img (rows c*kh*kw, columns oh*ow, row stride
  * oh*ow) into dst, for BLAS paths that need it materialised. */

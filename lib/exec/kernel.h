@@ -41,7 +41,38 @@ struct pare_kctx {
     void *dev;                    /* the session's context of the backend running the
                                      node (pare_backend.open; NULL on the CPU) */
     void *exec;                   /* executor-private */
+    /* Set when the executor runs the node in the fused form its kernel's
+     * fuse accepted at plan time (see pare_kfuse); then in[] has at least 4
+     * entries and in[3] is the residual (NULL when the fusion has none). */
+    bool fused;
 };
+
+/* What the executor asks a kernel to absorb from the nodes after it (plan
+ * time, main graph, CPU only). The fused node computes
+ *     y = act(scale[c] * op(x) + shift[c] + residual)
+ * per output channel c: scale/shift (n_ch values each, NULL: 1 and 0) are
+ * what inference BatchNormalizations and Mul/Add by per-channel constants
+ * after the op come to; fold them into constant weights in the state, never
+ * into the model. The residual is an Add/Sum operand of y's exact shape,
+ * given at run time as in[3]; act is PARE_KACT_*. */
+enum {
+    PARE_KACT_NONE = 0,
+    PARE_KACT_RELU,
+    PARE_KACT_CLIP,        /* a = min, b = max */
+    PARE_KACT_LEAKY_RELU,  /* a = alpha */
+    PARE_KACT_SIGMOID,
+    PARE_KACT_TANH,
+    PARE_KACT_HARDSIGMOID, /* a = alpha, b = beta */
+    PARE_KACT_HARDSWISH,   /* x * hardsigmoid(x) with a = 1/6, b = 0.5 */
+};
+
+typedef struct pare_kfuse {
+    const double *scale, *shift; /* per output channel, or both NULL */
+    int64_t n_ch;
+    bool residual;
+    int act;
+    float act_a, act_b;
+} pare_kfuse;
 
 typedef struct pare_kernel {
     const char *domain;      /* "" for ai.onnx, "com.microsoft", ... */
@@ -68,6 +99,13 @@ typedef struct pare_kernel {
      * test (pare_kreg_check). */
     const char *types;
 } pare_kernel;
+
+/* Asks kernel k (of node n, state from its init) to prepare the fused form
+ * described by f (plan time; lib/exec/kernels_linalg_ops.c: float Conv).
+ * PARE_OK accepts it: run then computes it when it sees k->fused. Any other
+ * status refuses and leaves the plain form intact. */
+pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *state,
+                             const pare_kfuse *f, pare_error *err);
 
 /* Each kernel family exports a table ending with a zeroed record. */
 extern const pare_kernel pare_kernels_elementwise[];

@@ -473,7 +473,8 @@ static pare_status sp_geom(const sp_attrs *a, int nsp, const int64_t *in, const 
 /* ===================================================================== */
 /* Conv                                                                  */
 
-enum { ACT_NONE, ACT_RELU, ACT_CLIP, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_HARDSIGMOID };
+enum { ACT_NONE, ACT_RELU, ACT_CLIP, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_HARDSIGMOID,
+       ACT_HARDSWISH };
 
 typedef struct conv_st {
     sp_attrs a;
@@ -490,6 +491,14 @@ typedef struct conv_st {
     pthread_mutex_t mu;
     bool mu_ok, wino_tried;
     pare_sgemm_packed_a **wino;
+    /* the form fused at plan time (pare_kernel_fuse), run when k->fused:
+     * its own attrs, activation and packs; fold_w/fold_b replace W and B
+     * when a BatchNormalization was folded in */
+    struct conv_st *fz;
+    pare_tensor *fold_w, *fold_b;
+    /* plain form of a fused conv: its packs were dropped to save memory and
+     * are made again (under mu) the first time it runs, with an observer */
+    const pare_tensor *repack;
 } conv_st;
 
 static void conv_release(void *p)
@@ -505,7 +514,40 @@ static void conv_release(void *p)
     free(st->wino);
     if (st->mu_ok)
         pthread_mutex_destroy(&st->mu);
+    conv_release(st->fz);
+    pare_tensor_free(st->fold_w);
+    pare_tensor_free(st->fold_b);
     free(st);
+}
+
+/* Packs constant float32 weights w once into st (portable GEMM); leaves st
+ * unpacked (run packs per call) when that does not apply or fails. */
+static void conv_pack(conv_st *st, const pare_tensor *w)
+{
+    if (!w || w->dtype != PARE_DT_FLOAT || w->rank < 3 || w->rank > 4 || pare_sgemm_uses_blas())
+        return;
+    int64_t M = w->dims[0], g = st->a.group;
+    if (M <= 0 || M % g != 0 || (g > 1 && M == g && w->dims[1] == 1))
+        return; /* depthwise convs run direct */
+    int64_t Kg = prod64(w->rank - 1, w->dims + 1), Mg = M / g;
+    if (Kg <= 0 || (uint64_t)M * (uint64_t)Kg * sizeof(float) != w->nbytes)
+        return;
+    st->packed = calloc((size_t)g, sizeof *st->packed);
+    if (!st->packed)
+        return;
+    for (int64_t i = 0; i < g; i++) {
+        if (pare_sgemm_pack_a(false, Mg, Kg, 1.0f, (const float *)w->data + i * Mg * Kg, Kg,
+                              &st->packed[i])) {
+            for (int64_t j = 0; j < i; j++)
+                pare_sgemm_packed_a_free(st->packed[j]);
+            free(st->packed);
+            st->packed = NULL;
+            return;
+        }
+    }
+    st->n_packed = g;
+    st->w_data = w->data;
+    memcpy(st->w_dims, w->dims, (size_t)w->rank * sizeof *w->dims);
 }
 
 static pare_status conv_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
@@ -551,32 +593,94 @@ static pare_status conv_init(const pare_node *n, int64_t opset, void **state, pa
     *state = st;
     /* Pack constant float32 weights once. */
     const pare_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
-    const pare_tensor *w = wv ? wv->init : NULL;
-    if (!w || w->dtype != PARE_DT_FLOAT || w->rank < 3 || w->rank > 4 || pare_sgemm_uses_blas())
-        return PARE_OK;
-    int64_t M = w->dims[0], g = st->a.group;
-    if (M <= 0 || M % g != 0 || (g > 1 && M == g && w->dims[1] == 1))
-        return PARE_OK; /* depthwise convs run direct */
-    int64_t Kg = prod64(w->rank - 1, w->dims + 1), Mg = M / g;
-    if (Kg <= 0 || (uint64_t)M * (uint64_t)Kg * sizeof(float) != w->nbytes)
-        return PARE_OK;
-    st->packed = calloc((size_t)g, sizeof *st->packed);
-    if (!st->packed)
-        return PARE_OK; /* run packs per call instead */
-    for (int64_t i = 0; i < g; i++) {
-        if (pare_sgemm_pack_a(false, Mg, Kg, 1.0f, (const float *)w->data + i * Mg * Kg, Kg,
-                              &st->packed[i])) {
-            for (int64_t j = 0; j < i; j++)
-                pare_sgemm_packed_a_free(st->packed[j]);
-            free(st->packed);
-            st->packed = NULL;
-            return PARE_OK;
-        }
-    }
-    st->n_packed = g;
-    st->w_data = w->data;
-    memcpy(st->w_dims, w->dims, (size_t)w->rank * sizeof *w->dims);
+    conv_pack(st, wv ? wv->init : NULL);
     return PARE_OK;
+}
+
+/* a float32 vector of exactly m elements, or NULL */
+static const float *fuse_vec(const pare_tensor *t, int64_t m)
+{
+    return t && t->dtype == PARE_DT_FLOAT && pare_tensor_numel(t) == (uint64_t)m
+               ? (const float *)t->data
+               : NULL;
+}
+
+/* The fused form of a plain float Conv: the per-channel affine folded into
+ * copies of its constant weights and bias, then the residual and the
+ * activation of FusedConv. */
+static pare_status conv_fuse(const pare_node *n, conv_st *st, const pare_kfuse *f,
+                             pare_error *err)
+{
+    static const int acts[] = {
+        [PARE_KACT_NONE] = ACT_NONE,       [PARE_KACT_RELU] = ACT_RELU,
+        [PARE_KACT_CLIP] = ACT_CLIP,       [PARE_KACT_LEAKY_RELU] = ACT_LEAKY,
+        [PARE_KACT_SIGMOID] = ACT_SIGMOID, [PARE_KACT_TANH] = ACT_TANH,
+        [PARE_KACT_HARDSIGMOID] = ACT_HARDSIGMOID, [PARE_KACT_HARDSWISH] = ACT_HARDSWISH,
+    };
+    if (st->fused || st->fz || f->act < 0 || f->act >= (int)(sizeof acts / sizeof *acts) ||
+        n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] ||
+        n->inputs[0]->dtype != PARE_DT_FLOAT)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "not a plain float32 Conv");
+    conv_st *fz = calloc(1, sizeof *fz);
+    if (!fz)
+        return nomem(err);
+    fz->a = st->a;
+    fz->fused = true;
+    fz->act = acts[f->act];
+    fz->act_a = f->act_a;
+    fz->act_b = f->act_b;
+    const pare_tensor *w = n->inputs[1]->init;
+    if (f->scale || f->shift) {
+        const pare_value *bv = n->n_inputs > 2 ? n->inputs[2] : NULL;
+        const pare_tensor *b = bv ? bv->init : NULL;
+        int64_t M = w && w->rank >= 1 ? w->dims[0] : 0;
+        const float *b0 = b ? fuse_vec(b, M) : NULL;
+        if (!w || w->dtype != PARE_DT_FLOAT || w->rank < 3 || M <= 0 || M != f->n_ch ||
+            (bv && !b0) || n->inputs[1]->producer || (bv && bv->producer)) {
+            free(fz);
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED, "weights not constant");
+        }
+        pare_status s = pare_tensor_new(NULL, PARE_DT_FLOAT, w->rank, w->dims, &fz->fold_w, err);
+        if (!s)
+            s = pare_tensor_new(NULL, PARE_DT_FLOAT, 1, &M, &fz->fold_b, err);
+        if (s) {
+            conv_release(fz);
+            return s;
+        }
+        int64_t per = (int64_t)(pare_tensor_numel(w) / (uint64_t)M);
+        float *fw = fz->fold_w->data, *fb = fz->fold_b->data;
+        const float *w0 = w->data;
+        for (int64_t m = 0; m < M; m++) {
+            double a = f->scale ? f->scale[m] : 1.0, sh = f->shift ? f->shift[m] : 0.0;
+            for (int64_t i = 0; i < per; i++)
+                fw[m * per + i] = (float)(w0[m * per + i] * a);
+            fb[m] = (float)((b0 ? (double)b0[m] : 0.0) * a + sh);
+        }
+        w = fz->fold_w;
+    }
+    fz->mu_ok = pthread_mutex_init(&fz->mu, NULL) == 0;
+    conv_pack(fz, w);
+    st->fz = fz;
+    /* the plain form only runs for observers: pack it again if it does */
+    if (st->packed && st->mu_ok) {
+        for (int64_t g = 0; g < st->n_packed; g++)
+            pare_sgemm_packed_a_free(st->packed[g]);
+        free(st->packed);
+        st->packed = NULL;
+        st->n_packed = 0;
+        st->repack = n->inputs[1]->init;
+    }
+    return PARE_OK;
+}
+
+static pare_status conv_run(pare_kctx *k, pare_error *err);
+
+pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *state,
+                             const pare_kfuse *f, pare_error *err)
+{
+    if (k && k->run == conv_run && state)
+        return conv_fuse(n, state, f, err);
+    return pare_error_set(err, PARE_ERR_UNSUPPORTED, "the kernel does not fuse");
 }
 
 /* Depthwise 2-D conv (one input and one output channel per group), direct. */
@@ -642,11 +746,39 @@ typedef struct cgroup_job {
     const pare_im2col *tmpl; /* geometry; x replaced per item */
     const float *x, *w, *b;
     float *y;
-    float beta, lo, hi;
+    float beta;     /* 1: y already holds the sum input */
+    const float *z; /* residual (FusedConv's Z), N x M x outP, or NULL */
+    int act;        /* PARE_GEMM_ACT_* */
+    float act_a, act_b;
     pare_sgemm_packed_a *const *packed;
     pare_threadpool *pool;
     int fail;
 } cgroup_job;
+
+/* The GEMM epilogue's activation for a conv's ACT_*, or -1 when it has none. */
+static int conv_gemm_act(int act)
+{
+    switch (act) {
+    case ACT_NONE:
+        return PARE_GEMM_ACT_NONE;
+    case ACT_RELU:
+        return PARE_GEMM_ACT_RELU;
+    case ACT_CLIP:
+        return PARE_GEMM_ACT_CLIP;
+    case ACT_LEAKY:
+        return PARE_GEMM_ACT_LEAKY_RELU;
+    case ACT_SIGMOID:
+        return PARE_GEMM_ACT_SIGMOID;
+    case ACT_TANH:
+        return PARE_GEMM_ACT_TANH;
+    case ACT_HARDSIGMOID:
+        return PARE_GEMM_ACT_HARDSIGMOID;
+    case ACT_HARDSWISH:
+        return PARE_GEMM_ACT_HARDSWISH;
+    default:
+        return -1;
+    }
+}
 
 static void cgroup_range(void *ctx, int64_t b, int64_t e)
 {
@@ -655,11 +787,17 @@ static void cgroup_range(void *ctx, int64_t b, int64_t e)
         int64_t n = it / j->g, g = it - n * j->g;
         pare_im2col img = *j->tmpl;
         img.x = j->x + (n * j->C + g * j->Cg) * j->inP;
-        int64_t Kg = j->Cg * img.kh * img.kw;
-        pare_gemm_epi epi = {j->b ? j->b + g * j->Mg : NULL, j->lo, j->hi};
-        pare_status s = pare_sgemm_conv(j->pool, j->Mg, j->packed ? j->packed[g] : NULL,
-                                        j->w + g * j->Mg * Kg, Kg, &img, j->beta, &epi,
-                                        j->y + (n * j->M + g * j->Mg) * j->outP, j->outP);
+        int64_t Kg = j->Cg * img.kh * img.kw, yo = (n * j->M + g * j->Mg) * j->outP;
+        pare_gemm_epilogue ep = {j->b ? j->b + g * j->Mg : NULL,
+                                 0,
+                                 j->act,
+                                 j->act_a,
+                                 j->act_b,
+                                 j->z ? j->z + yo : NULL,
+                                 j->outP};
+        pare_status s = pare_sgemm_conv_ex(j->pool, j->Mg, j->packed ? j->packed[g] : NULL,
+                                           j->w + g * j->Mg * Kg, Kg, &img, j->beta, &ep, j->y + yo,
+                                           j->outP);
         if (s)
             __atomic_store_n(&j->fail, 1, __ATOMIC_RELAXED);
     }
@@ -689,6 +827,10 @@ static double act_apply(int act, double v, double a, double b)
     case ACT_HARDSIGMOID: {
         double t = a * v + b;
         return t < 0 ? 0 : t > 1 ? 1 : t;
+    }
+    case ACT_HARDSWISH: {
+        double t = v / 6.0 + 0.5;
+        return v * (t < 0 ? 0 : t > 1 ? 1 : t);
     }
     default:
         return v;
@@ -796,15 +938,85 @@ typedef struct wino_job {
     float *y;
 } wino_job;
 
+#if GEMM_X86
+/* Lanes l of a 16-float load at row offset off that fall inside [0, w). */
+static inline __mmask16 wino_lanes(int64_t off, int64_t w)
+{
+    int64_t lo = off < 0 ? -off : 0, hi = w - off < 16 ? w - off : 16;
+    if (hi <= lo)
+        return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* wino_in_range's work for one row of tiles (channel plane xc, tile row ty,
+ * output v = V + c*T + ty*tw), 16 tiles at a time: the 4 x 4 input patches
+ * of 16 neighbouring tiles are deinterleaved from stride-2 loads, out-of-image
+ * points are masked to 0, and B^T d B is done on whole vectors. */
+__attribute__((target("avx512f"))) static void wino_in_row_avx512(const wino_job *j,
+                                                                   const float *xc, int64_t ty,
+                                                                   float *v)
+{
+    int64_t CT = j->vs, y0 = 2 * ty - j->ph;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t tx0 = 0; tx0 < j->tw; tx0 += 16) {
+        int64_t nt = j->tw - tx0 < 16 ? j->tw - tx0 : 16;
+        __mmask16 tm = (__mmask16)((1u << nt) - 1);
+        int64_t xb = 2 * tx0 - j->pw; /* input column of lane 0's q = 0 */
+        __m512 d[4][4];
+        for (int r = 0; r < 4; r++) {
+            int64_t yy = y0 + r;
+            if (yy < 0 || yy >= j->H) {
+                for (int q = 0; q < 4; q++)
+                    d[r][q] = _mm512_setzero_ps();
+                continue;
+            }
+            const float *row = xc + yy * j->W;
+            __m512 a0 = _mm512_maskz_loadu_ps(wino_lanes(xb, j->W), row + xb);
+            __m512 a1 = _mm512_maskz_loadu_ps(wino_lanes(xb + 16, j->W), row + xb + 16);
+            __m512 b0 = _mm512_maskz_loadu_ps(wino_lanes(xb + 2, j->W), row + xb + 2);
+            __m512 b1 = _mm512_maskz_loadu_ps(wino_lanes(xb + 18, j->W), row + xb + 18);
+            d[r][0] = _mm512_permutex2var_ps(a0, ev, a1);
+            d[r][1] = _mm512_permutex2var_ps(a0, od, a1);
+            d[r][2] = _mm512_permutex2var_ps(b0, ev, b1);
+            d[r][3] = _mm512_permutex2var_ps(b0, od, b1);
+        }
+        __m512 t[4][4];
+        for (int q = 0; q < 4; q++) { /* B^T d */
+            t[0][q] = _mm512_sub_ps(d[0][q], d[2][q]);
+            t[1][q] = _mm512_add_ps(d[1][q], d[2][q]);
+            t[2][q] = _mm512_sub_ps(d[2][q], d[1][q]);
+            t[3][q] = _mm512_sub_ps(d[1][q], d[3][q]);
+        }
+        float *vt = v + tx0;
+        for (int r = 0; r < 4; r++) { /* (B^T d) B */
+            _mm512_mask_storeu_ps(vt + (r * 4 + 0) * CT, tm, _mm512_sub_ps(t[r][0], t[r][2]));
+            _mm512_mask_storeu_ps(vt + (r * 4 + 1) * CT, tm, _mm512_add_ps(t[r][1], t[r][2]));
+            _mm512_mask_storeu_ps(vt + (r * 4 + 2) * CT, tm, _mm512_sub_ps(t[r][2], t[r][1]));
+            _mm512_mask_storeu_ps(vt + (r * 4 + 3) * CT, tm, _mm512_sub_ps(t[r][1], t[r][3]));
+        }
+    }
+}
+#endif
+
 static void wino_in_range(void *ctx, int64_t b, int64_t e)
 {
     const wino_job *j = ctx;
     int64_t CT = j->vs;
+#if GEMM_X86
+    pthread_once(&put_once, put_pick);
+#endif
     for (int64_t it = b; it < e; it++) {
         int64_t c = it / j->th, ty = it - c * j->th;
         const float *xc = j->x + c * j->H * j->W;
         int64_t y0 = 2 * ty - j->ph;
         float *v = j->V + c * j->T + ty * j->tw;
+#if GEMM_X86
+        if (put_avx512) {
+            wino_in_row_avx512(j, xc, ty, v);
+            continue;
+        }
+#endif
         for (int64_t tx = 0; tx < j->tw; tx++) {
             int64_t x0 = 2 * tx - j->pw;
             float d[4][4];
@@ -851,16 +1063,76 @@ static void wino_gemm_range(void *ctx, int64_t b, int64_t e)
     }
 }
 
+#if GEMM_X86
+/* wino_out_range's work for one row of tiles, 16 tiles at a time: A^T M A on
+ * vectors, then the two outputs of each tile interleaved into 32 contiguous
+ * columns of each of the two output rows (bias, sum input, clamp there). */
+__attribute__((target("avx512f"))) static void wino_out_row_avx512(const wino_job *j,
+                                                                    const float *mx, int64_t ty,
+                                                                    float bv, float *ym,
+                                                                    const float *zm)
+{
+    int64_t MT = j->ms;
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    __m512 vb = _mm512_set1_ps(bv), vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
+    for (int64_t tx0 = 0; tx0 < j->tw; tx0 += 16) {
+        __m512 r[2][4];
+        for (int q = 0; q < 4; q++) { /* A^T M */
+            __m512 m0 = _mm512_loadu_ps(mx + (0 * 4 + q) * MT + tx0);
+            __m512 m1 = _mm512_loadu_ps(mx + (1 * 4 + q) * MT + tx0);
+            __m512 m2 = _mm512_loadu_ps(mx + (2 * 4 + q) * MT + tx0);
+            __m512 m3 = _mm512_loadu_ps(mx + (3 * 4 + q) * MT + tx0);
+            r[0][q] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+            r[1][q] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+        }
+        int64_t ox0 = 2 * tx0, cols = j->ow - ox0 < 32 ? j->ow - ox0 : 32;
+        __mmask16 k0 = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+        __mmask16 k1 = (__mmask16)(cols <= 16 ? 0u : cols >= 32 ? 0xffffu : (1u << (cols - 16)) - 1);
+        for (int i = 0; i < 2; i++) {
+            int64_t oy = 2 * ty + i;
+            if (oy >= j->oh)
+                break;
+            __m512 o0 = _mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]);
+            __m512 o1 = _mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]);
+            __m512 a = _mm512_add_ps(_mm512_permutex2var_ps(o0, lo, o1), vb);
+            __m512 c = _mm512_add_ps(_mm512_permutex2var_ps(o0, hi, o1), vb);
+            float *yr = ym + oy * j->ow + ox0;
+            if (zm) {
+                const float *zr = zm + oy * j->ow + ox0;
+                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k0, zr));
+                c = _mm512_add_ps(c, _mm512_maskz_loadu_ps(k1, zr + 16));
+            }
+            /* min/max return the second operand for NaN: NaN stays */
+            a = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a));
+            c = _mm512_min_ps(vhi, _mm512_max_ps(vlo, c));
+            _mm512_mask_storeu_ps(yr, k0, a);
+            _mm512_mask_storeu_ps(yr + 16, k1, c);
+        }
+    }
+}
+#endif
+
 static void wino_out_range(void *ctx, int64_t b, int64_t e)
 {
     const wino_job *j = ctx;
     int64_t MT = j->ms;
+#if GEMM_X86
+    pthread_once(&put_once, put_pick);
+#endif
     for (int64_t it = b; it < e; it++) {
         int64_t m = it / j->th, ty = it - m * j->th;
         const float *mx = j->Mx + m * j->T + ty * j->tw;
         float bv = j->bias ? j->bias[m] : 0.0f;
         float *ym = j->y + m * j->oh * j->ow;
         const float *zm = j->z ? j->z + m * j->oh * j->ow : NULL;
+#if GEMM_X86
+        if (put_avx512) {
+            wino_out_row_avx512(j, mx, ty, bv, ym, zm);
+            continue;
+        }
+#endif
         for (int64_t tx = 0; tx < j->tw; tx++) {
             float r[2][4];
             for (int q = 0; q < 4; q++) { /* A^T M */
@@ -910,11 +1182,17 @@ static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int6
 static pare_status conv_run(pare_kctx *k, pare_error *err)
 {
     const conv_st *st = k->state;
+    if (k->fused && st->fz)
+        st = st->fz;
     const sp_attrs *a = &st->a;
     pare_status s;
     if ((s = need_in(k, 0, "X", err)) || (s = need_in(k, 1, "W", err)))
         return s;
     const pare_tensor *X = k->in[0], *W = k->in[1], *B = k->n_in > 2 ? k->in[2] : NULL;
+    if (st->fold_w) {
+        W = st->fold_w;
+        B = st->fold_b;
+    }
     int dt = X->dtype;
     if (!is_fp(dt))
         return bad_dtype(dt, err);
@@ -984,6 +1262,14 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
             goto post;
         }
         pare_im2col img = {x, Cg, ih, iw, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow};
+        if (__atomic_load_n(&st->repack, __ATOMIC_ACQUIRE)) {
+            conv_st *mst = (conv_st *)st;
+            pthread_mutex_lock(&mst->mu);
+            if (mst->repack && !mst->packed)
+                conv_pack(mst, mst->repack);
+            __atomic_store_n(&mst->repack, NULL, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&mst->mu);
+        }
         pare_sgemm_packed_a *const *packed =
             st->packed && W->data == st->w_data && W->dtype == PARE_DT_FLOAT ? st->packed : NULL;
         if (pare_sgemm_uses_blas()) {
@@ -1071,20 +1357,28 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 goto post;
             }
         }
-        /* the sum input is the GEMM's C (beta 1); Relu/Clip are its epilogue */
-        float beta = 0.0f, lo = -INFINITY, hi = INFINITY;
+        /* the sum input and the activation are the GEMM's epilogue, applied
+         * per output tile while it is in cache */
+        int gact = conv_gemm_act(st->act);
+        float beta = 0.0f, ga = st->act_a, gb = st->act_b;
+        const float *zp = NULL;
         if (Z) {
-            memcpy(yp, zv.p, (size_t)pare_tensor_numel(y.t) * sizeof *yp);
-            beta = 1.0f;
+            if (zv.p == yp) /* Z is y's own storage: accumulate onto it */
+                beta = 1.0f;
+            else
+                zp = zv.p;
             z_done = true;
         }
-        if (st->act == ACT_RELU || st->act == ACT_CLIP) {
-            lo = st->act == ACT_RELU ? 0.0f : st->act_a;
-            hi = st->act == ACT_RELU ? INFINITY : st->act_b;
-            act_done = true;
+        if (gact == PARE_GEMM_ACT_HARDSWISH) { /* as act_apply: alpha 1/6, beta 0.5 */
+            ga = 1.0f / 6.0f;
+            gb = 0.5f;
         }
-        cgroup_job j = {C, M, g,  Cg,   Mg, inP, outP,   &img,    x,
-                        w, b, yp, beta, lo, hi,  packed, k->pool, 0};
+        if (gact >= 0)
+            act_done = true;
+        else
+            gact = PARE_GEMM_ACT_NONE;
+        cgroup_job j = {C,  M,    g,  Cg,   Mg, inP, outP,   &img,    x, w, b,
+                        yp, beta, zp, gact, ga, gb,  packed, k->pool, 0};
         double flops = (double)Mg * (double)Kg * (double)outP;
         if (N * g > 1 && flops < 2e6)
             pare_parallel_for(k->pool, N * g, lmax(1, (int64_t)(1e6 / (flops + 1))), cgroup_range,

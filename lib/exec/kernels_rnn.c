@@ -484,7 +484,8 @@ static pare_status dropout_run(pare_kctx *k, pare_error *err)
         return pare_error_set(err, PARE_ERR_INVALID, "ratio %g must be in [0, 1)", ratio);
     pare_tensor *y, *mask = NULL;
     pare_status st = k->alloc_out(k, 0, x->dtype, x->rank, x->dims, &y, err);
-    if (!st && k->n_out > 1)
+    /* the mask only when the node names it (an omitted one is not made) */
+    if (!st && k->n_out > 1 && k->node->outputs[1])
         st = k->alloc_out(k, 1, k->opset >= 10 ? PARE_DT_BOOL : x->dtype, x->rank, x->dims,
                           &mask, err);
     if (st)
@@ -495,11 +496,16 @@ static pare_status dropout_run(pare_kctx *k, pare_error *err)
             return pare_error_set(err, PARE_ERR_INVALID, "Dropout of strings");
         memcpy(y->data, x->data, x->nbytes);
         if (mask) {
-            if (mask->dtype == PARE_DT_BOOL)
+            if (mask->dtype == PARE_DT_BOOL) {
                 memset(mask->data, 1, n);
-            else
+            } else if (mask->dtype == PARE_DT_FLOAT) {
+                float *mf = mask->data;
+                for (size_t i = 0; i < n; i++)
+                    mf[i] = 1.0f;
+            } else {
                 for (size_t i = 0; i < n; i++)
                     pare_dtype_set_f64(mask->dtype, mask->data, i, 1.0);
+            }
         }
         return PARE_OK;
     }

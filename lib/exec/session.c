@@ -3,8 +3,10 @@
  * and lays the main graph's intermediates out in one arena per backend by
  * liveness once the sizes of a set of input shapes are known. How backends,
  * fallbacks and border copies are planned: exec/backend.h. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "exec/backend.h"
@@ -39,6 +41,15 @@ typedef struct gplan {
     pare_tensor **cmirror;    /* per value: initializer uploaded to the device once */
     const pare_backend *dev;  /* backend 1 of this plan, for cmirror */
     void *dev_ctx;            /* and its session context */
+    /* fusion (main graph, CPU only; NULL arrays: none): a node whose kernel
+     * absorbed the nodes after it writes fz_out[i] (reading fz_res[i] as
+     * its residual); the absorbed nodes have fused_into = that position and
+     * are skipped while no observer is set */
+    size_t *fused_into;       /* per node: SIZE_MAX or the absorbing node */
+    pare_value **fz_out;      /* per node: the value the fused node writes */
+    const pare_value **fz_res;
+    size_t *first_pos;        /* per value: where the fused form writes it, SIZE_MAX */
+    size_t n_fused;           /* nodes absorbed */
 } gplan;
 
 /* one arena slot per buffer of the main graph: key 2*id is a value's home
@@ -60,6 +71,11 @@ struct pare_session {
     pare_observer_fn observer;
     void *observer_ctx;
     bool keep_all;
+    bool no_fusion;           /* opts.no_fusion, keep_all or PARE_NO_FUSION */
+    /* CUDA graphs (backend.h, graph_begin): opts.cuda_graph; graph_off once
+     * a captured run failed; graph_run: the current run is captured */
+    int cuda_graph;
+    bool graph_off, graph_run;
     /* arena */
     int64_t *planned_dims;    /* concatenated input dims of the current plan */
     size_t n_planned_dims;
@@ -123,6 +139,10 @@ static void gplan_free(gplan *p)
     free(p->mirror_pos);
     free(p->copies);
     free(p->copy_at);
+    free(p->fused_into);
+    free(p->fz_out);
+    free(p->fz_res);
+    free(p->first_pos);
     free(p);
 }
 
@@ -301,6 +321,263 @@ static pare_status plan_copies(pare_session *s, gplan *p, pare_error *err)
     return PARE_OK;
 }
 
+/* ---- fusion ---- */
+
+/* the one node of g reading v, when v is an intermediate nothing else
+ * (no other node, no subgraph, no caller) needs */
+static pare_node *sole_reader(const gplan *p, const pare_value *v)
+{
+    if (!v || v->graph != p->g || v->is_output || v->is_input || v->n_uses != 1 ||
+        v->uses[0].node->graph != p->g)
+        return NULL;
+    return v->uses[0].node;
+}
+
+static bool is_op(const pare_node *n, const char *op)
+{
+    return !n->domain[0] && !strcmp(n->op_type, op);
+}
+
+/* a constant float32 scalar (an initializer nothing computes), or NAN */
+static float const_scalar(const pare_value *v, float dflt)
+{
+    if (!v)
+        return dflt;
+    const pare_tensor *t = v->init;
+    if (!t || v->producer || v->is_input || t->dtype != PARE_DT_FLOAT || pare_tensor_numel(t) != 1)
+        return NAN;
+    return *(const float *)t->data;
+}
+
+static bool is_const(const pare_value *v)
+{
+    return v && v->init && !v->producer && !v->is_input;
+}
+
+static bool same_shape(const pare_value *a, const pare_value *b)
+{
+    if (a->shape.rank < 0 || a->shape.rank != b->shape.rank)
+        return false;
+    for (int d = 0; d < a->shape.rank; d++) {
+        const pare_dim *x = &a->shape.dims[d], *y = &b->shape.dims[d];
+        if (x->value >= 0 ? x->value != y->value
+                          : y->value >= 0 || !x->param || !y->param || strcmp(x->param, y->param))
+            return false;
+    }
+    return true;
+}
+
+/* Reads an activation node into f; false when c is none we fuse. */
+static bool fuse_act(const pare_node *c, int64_t opset, pare_kfuse *f)
+{
+    if (c->n_outputs != 1 || !c->outputs[0])
+        return false;
+    f->act_a = f->act_b = 0;
+    if (is_op(c, "Relu")) {
+        f->act = PARE_KACT_RELU;
+    } else if (is_op(c, "Sigmoid")) {
+        f->act = PARE_KACT_SIGMOID;
+    } else if (is_op(c, "Tanh")) {
+        f->act = PARE_KACT_TANH;
+    } else if (is_op(c, "HardSwish")) {
+        f->act = PARE_KACT_HARDSWISH;
+    } else if (is_op(c, "LeakyRelu")) {
+        f->act = PARE_KACT_LEAKY_RELU;
+        f->act_a = pare_node_attr_float(c, "alpha", 0.01f);
+    } else if (is_op(c, "HardSigmoid")) {
+        f->act = PARE_KACT_HARDSIGMOID;
+        f->act_a = pare_node_attr_float(c, "alpha", 0.2f);
+        f->act_b = pare_node_attr_float(c, "beta", 0.5f);
+    } else if (is_op(c, "Clip")) {
+        f->act = PARE_KACT_CLIP;
+        if (opset < 11) {
+            f->act_a = pare_node_attr_float(c, "min", -3.402823e+38f);
+            f->act_b = pare_node_attr_float(c, "max", 3.402823e+38f);
+        } else {
+            f->act_a = const_scalar(c->n_inputs > 1 ? c->inputs[1] : NULL, -INFINITY);
+            f->act_b = const_scalar(c->n_inputs > 2 ? c->inputs[2] : NULL, INFINITY);
+            if (isnan(f->act_a) || isnan(f->act_b))
+                return false;
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static size_t node_pos(const pare_node *n)
+{
+    return (size_t)(uintptr_t)n->user;
+}
+
+/* the float32 data of v when it is a constant of exactly m elements: an
+ * initializer, or one seen through Unsqueeze/Reshape/Squeeze/Identity */
+static const float *const_vec(const pare_value *v, int64_t m)
+{
+    if (v && !is_const(v) && v->producer && v->producer->n_inputs >= 1 &&
+        (is_op(v->producer, "Unsqueeze") || is_op(v->producer, "Reshape") ||
+         is_op(v->producer, "Squeeze") || is_op(v->producer, "Identity")))
+        v = v->producer->inputs[0];
+    if (!is_const(v) || v->init->dtype != PARE_DT_FLOAT ||
+        pare_tensor_numel(v->init) != (uint64_t)m)
+        return NULL;
+    return v->init->data;
+}
+
+/* per-channel constant data of v for an output of rank r with m channels
+ * (axis 1): v's shape broadcasts to [1, m, 1, ...] without growing it */
+static const float *chan_const(const pare_value *v, int64_t m, int r)
+{
+    if (!v || v->shape.rank < r - 1 || v->shape.rank > r)
+        return NULL;
+    for (int j = 0; j < v->shape.rank; j++)
+        if (v->shape.dims[j].value != (j + r - v->shape.rank == 1 ? m : 1))
+            return NULL;
+    return const_vec(v, m);
+}
+
+/* Conv [-> BatchNormalization | Mul/Add by a per-channel constant]...
+ * [-> Add/Sum(residual)] [-> activation]: asks the kernel of node i to
+ * absorb what follows it. */
+static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
+{
+    pare_node *n = p->order[i];
+    if (!is_op(n, "Conv") || n->n_outputs != 1 || !n->outputs[0] ||
+        n->outputs[0]->dtype != PARE_DT_FLOAT || n->n_inputs < 2 || !n->inputs[1])
+        return PARE_OK;
+    pare_kfuse f;
+    memset(&f, 0, sizeof f);
+    size_t absorbed[64], na = 0;
+    const pare_value *res = NULL;
+    pare_value *cur = n->outputs[0];
+    pare_node *c = sole_reader(p, cur);
+    /* the per-channel affine: needs constant weights [M, ...] */
+    const pare_tensor *w = is_const(n->inputs[1]) ? n->inputs[1]->init : NULL;
+    int64_t M = w && w->rank >= 3 && w->rank <= 5 ? w->dims[0] : 0;
+    double *sc = NULL, *sh = NULL;
+    if (M > 0) {
+        sc = malloc((size_t)M * sizeof *sc);
+        sh = malloc((size_t)M * sizeof *sh);
+        if (!sc || !sh) {
+            free(sc);
+            free(sh);
+            return PARE_NOMEM(err);
+        }
+        for (int64_t m = 0; m < M; m++) {
+            sc[m] = 1.0;
+            sh[m] = 0.0;
+        }
+    }
+    while (M > 0 && c && na < 60 && c->n_outputs == 1 && c->outputs[0]) {
+        const float *v1, *v2, *v3, *v4;
+        if (is_op(c, "BatchNormalization") && c->n_inputs == 5 && c->inputs[0] == cur &&
+            pare_node_attr_int(c, "training_mode", 0) == 0 &&
+            pare_node_attr_int(c, "spatial", 1) == 1 &&
+            (p->opset[node_pos(c)] >= 7 || pare_node_attr_int(c, "is_test", 0)) &&
+            (v1 = const_vec(c->inputs[1], M)) && (v2 = const_vec(c->inputs[2], M)) &&
+            (v3 = const_vec(c->inputs[3], M)) && (v4 = const_vec(c->inputs[4], M))) {
+            double eps = pare_node_attr_float(c, "epsilon", 1e-5f);
+            for (int64_t m = 0; m < M; m++) {
+                double k = (double)v1[m] / sqrt((double)v4[m] + eps);
+                sc[m] *= k;
+                sh[m] = (sh[m] - v3[m]) * k + v2[m];
+            }
+        } else if ((is_op(c, "Mul") || is_op(c, "Add")) && c->n_inputs == 2 &&
+                   (c->inputs[0] == cur) != (c->inputs[1] == cur) &&
+                   (v1 = chan_const(c->inputs[c->inputs[0] == cur], M, w->rank))) {
+            bool mul = is_op(c, "Mul");
+            for (int64_t m = 0; m < M; m++) {
+                if (mul) {
+                    sc[m] *= v1[m];
+                    sh[m] *= v1[m];
+                } else {
+                    sh[m] += v1[m];
+                }
+            }
+        } else {
+            break;
+        }
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+        c = sole_reader(p, cur);
+    }
+    if (na) {
+        f.scale = sc;
+        f.shift = sh;
+        f.n_ch = M;
+    }
+    if (c && (is_op(c, "Add") || is_op(c, "Sum")) && c->n_inputs == 2 && c->n_outputs == 1 &&
+        c->outputs[0]) {
+        const pare_value *o = c->inputs[0] == cur ? c->inputs[1] : c->inputs[0];
+        /* the residual must exist when the conv runs, with the sum's shape */
+        if (o && o != cur && o->graph == p->g && o->dtype == PARE_DT_FLOAT &&
+            (!o->producer || node_pos(o->producer) < i) && same_shape(o, c->outputs[0]) &&
+            same_shape(cur, c->outputs[0])) {
+            f.residual = true;
+            res = o;
+            absorbed[na++] = node_pos(c);
+            cur = c->outputs[0];
+            c = sole_reader(p, cur);
+        }
+    }
+    if (c && c->inputs[0] == cur && fuse_act(c, p->opset[node_pos(c)], &f)) {
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+    }
+    pare_status st = PARE_OK;
+    if (na) {
+        pare_error ferr;
+        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
+        if (st == PARE_ERR_NOMEM) {
+            st = PARE_NOMEM(err);
+        } else if (st) {
+            st = PARE_OK; /* refused: the nodes run as they are */
+        } else {
+            for (size_t a = 0; a < na; a++)
+                p->fused_into[absorbed[a]] = i;
+            p->n_fused += na;
+            p->fz_out[i] = cur;
+            p->fz_res[i] = res;
+            p->first_pos[cur->id] = i;
+        }
+    }
+    free(sc);
+    free(sh);
+    return st;
+}
+
+/* whether fusion is off for session options o (or PARE_NO_FUSION=1) */
+static bool fusion_off(const pare_session_opts *o)
+{
+    const char *e = getenv("PARE_NO_FUSION");
+    return o->no_fusion || o->keep_all || (e && *e && strcmp(e, "0"));
+}
+
+static pare_status plan_fusion(gplan *p, pare_error *err)
+{
+    size_t nn = p->n ? p->n : 1, nv = p->g->n_values ? p->g->n_values : 1;
+    p->fused_into = malloc(nn * sizeof *p->fused_into);
+    p->fz_out = calloc(nn, sizeof *p->fz_out);
+    p->fz_res = calloc(nn, sizeof *p->fz_res);
+    p->first_pos = malloc(nv * sizeof *p->first_pos);
+    if (!p->fused_into || !p->fz_out || !p->fz_res || !p->first_pos)
+        return PARE_NOMEM(err);
+    for (size_t i = 0; i < p->n; i++)
+        p->fused_into[i] = SIZE_MAX;
+    for (size_t i = 0; i < p->g->n_values; i++)
+        p->first_pos[i] = SIZE_MAX;
+    for (size_t i = 0; i < p->n; i++)
+        p->order[i]->user = (void *)(uintptr_t)i;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->fused_into[i] != SIZE_MAX)
+            continue;
+        pare_status st = fuse_node(p, i, err);
+        if (st)
+            return st;
+    }
+    return PARE_OK;
+}
+
 static pare_status plan_graph(pare_session *s, const pare_graph *g, gplan **out, pare_error *err)
 {
     gplan *p = find_plan(s, g);
@@ -400,6 +677,9 @@ static bool dtypes_missing(const pare_graph *g)
 pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
                              pare_error *err)
 {
+    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
+    if (align_st)
+        return align_st;
     pare_session_opts o = PARE_SESSION_OPTS_INIT;
     if (opts)
         o = *opts;
@@ -414,9 +694,11 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
     s->m = m;
     s->g = pare_model_graph(m);
     s->keep_all = o.keep_all;
+    s->cuda_graph = o.cuda_graph;
+    s->no_fusion = fusion_off(&o);
     s->be[0] = pare_backend_cpu();
     s->be[1] = pref == s->be[0] ? NULL : pref;
-    if (s->be[1] && s->be[1]->open && (st = s->be[1]->open(s->be[1], o.gpu, &s->bctx[1], err))) {
+    if (s->be[1] && s->be[1]->open && (st = s->be[1]->open(s->be[1], &o, &s->bctx[1], err))) {
         s->be[1] = NULL; /* nothing to close */
         goto fail;
     }
@@ -452,6 +734,8 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
         }
     }
     if ((st = plan_graph(s, s->g, &s->main, err)))
+        goto fail;
+    if (!s->be[1] && !s->no_fusion && (st = plan_fusion(s->main, err)))
         goto fail;
     *out = s;
     return PARE_OK;
@@ -522,6 +806,8 @@ void pare_session_run_stats(const pare_session *s, pare_run_stats *out)
     }
     if (dev && s->have_plan)
         out->device_arena_bytes = s->arena_size[1];
+    if (dev && dev->stats)
+        dev->stats(dev, s->bctx[1], out); /* copies, device time, memory */
 }
 
 size_t pare_session_arena_bytes(const pare_session *s)
@@ -671,6 +957,13 @@ char *pare_session_plan_text(pare_session *s)
             snprintf(kern + ko, sizeof kern - ko, ")");
         if (p->why && p->why[i])
             snprintf(note, sizeof note, "fallback from %s: %s", s->be[1]->name, p->why[i]);
+        if (p->fused_into && p->fused_into[i] != SIZE_MAX) {
+            const pare_node *into = p->order[p->fused_into[i]];
+            if (into->name && *into->name)
+                snprintf(note, sizeof note, "%s fused into %s", n->op_type, into->name);
+            else
+                snprintf(note, sizeof note, "%s fused into #%zu", n->op_type, into->id);
+        }
         plan_row(&sb, name, n->op_type, s->be[be]->name, kern, note);
     }
     if (p->multi)
@@ -744,6 +1037,7 @@ typedef struct kctx_ext {
     pare_node *node;
     scratch *scratch;       /* outputs omitted in the node */
     size_t n_scratch;
+    pare_value *out0;       /* fused form: the value output 0 writes, else NULL */
 } kctx_ext;
 
 /* frees a frame's tensor by its ownership code; be: the backend holding it */
@@ -814,7 +1108,7 @@ static pare_status alloc_out(pare_kctx *k, size_t i, int dtype, int rank, const 
     pare_session *s = f->s;
     if (i >= k->n_out)
         return pare_error_set(err, PARE_ERR_INVALID, "output %zu does not exist", i);
-    pare_value *v = x->node->outputs[i];
+    pare_value *v = i == 0 && x->out0 ? x->out0 : x->node->outputs[i];
     if (v && f->vals[v->id])
         return pare_error_set(err, PARE_ERR_INVALID, "output %zu allocated twice", i);
     uint8_t be = frame_be(f), code = OWN_NONE;
@@ -943,12 +1237,34 @@ static pare_status run_graph_cb(pare_kctx *k, const pare_graph *g, const pare_te
     return exec_graph(x->f->s, p, x->f, inputs, n_inputs, outputs, n_outputs, err);
 }
 
+/* frees what node n (at position i) was the last to need */
+static void release_after(frame *f, const pare_node *n, size_t i)
+{
+    const gplan *p = f->p;
+    /* free inputs whose last reader was this node */
+    for (size_t k = 0; k < n->n_inputs; k++) {
+        pare_value *v = n->inputs[k];
+        if (v && v->graph == p->g && !v->is_output && p->last_use[v->id] == i &&
+            (f->vals[v->id] || (f->mirror && f->mirror[v->id])))
+            frame_release(f, v->id);
+    }
+    /* outputs nobody reads */
+    for (size_t o = 0; o < n->n_outputs; o++) {
+        pare_value *v = n->outputs[o];
+        if (v && !v->is_output && p->last_use[v->id] == SIZE_MAX)
+            frame_release(f, v->id);
+    }
+}
+
 static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                               const pare_tensor *const *inputs, size_t n_inputs,
                               pare_tensor ***outs, size_t *n_outs, pare_error *err)
 {
     const pare_graph *g = p->g;
+    /* the fused plan, unless an observer wants every intermediate */
+    bool fuse_on = parent == NULL && p->fused_into && !s->observer;
     frame f = {s, p, NULL, NULL, NULL, NULL, parent, 0};
+    bool capturing = false; /* the device work of this run goes into a CUDA graph */
     size_t nv = g->n_values ? g->n_values : 1;
     f.vals = calloc(nv, sizeof *f.vals);
     f.owned = calloc(nv, 1);
@@ -975,20 +1291,44 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             continue; /* main graph: fed inputs exclude initializers, bound below */
         f.vals[v->id] = (pare_tensor *)inputs[bound++];
     }
+    if (parent == NULL && p->multi && s->be[1]->run_begin)
+        s->be[1]->run_begin(s->be[1], s->bctx[1]); /* device timing of this run */
+    if (parent == NULL && s->graph_run) {
+        if ((st = s->be[1]->graph_begin(s->be[1], s->bctx[1], err)))
+            goto out;
+        capturing = true;
+    }
     for (size_t i = 0; i < p->n; i++) {
         pare_node *n = p->order[i];
         f.pos = i;
+        if (fuse_on && p->fused_into[i] != SIZE_MAX) {
+            /* computed by the node that absorbed it */
+            if (!s->keep_all)
+                release_after(&f, n, i);
+            continue;
+        }
         if (p->multi && (st = run_copies(&f, i, err)))
             goto out;
         kctx_ext x;
         memset(&x, 0, sizeof x);
+        bool fz = fuse_on && p->fz_out[i];
+        size_t n_in = fz && n->n_inputs < 4 ? 4 : n->n_inputs;
         const pare_tensor *inbuf[16];
-        const pare_tensor **ins = n->n_inputs <= 16 ? inbuf : malloc(n->n_inputs * sizeof *ins);
+        const pare_tensor **ins = n_in <= 16 ? inbuf : malloc(n_in * sizeof *ins);
         if (!ins) {
             st = PARE_NOMEM(err);
             goto out;
         }
         uint8_t nbe = frame_be(&f);
+        for (size_t k = n->n_inputs; k < n_in; k++)
+            ins[k] = NULL;
+        if (fz && p->fz_res[i] && !(ins[3] = lookup_be(&f, p->fz_res[i], nbe))) {
+            if (ins != inbuf)
+                free(ins);
+            st = pare_error_set(err, PARE_ERR_INVALID, "node %s: residual '%s' has no value",
+                                pare_node_label(n, lbl, sizeof lbl), p->fz_res[i]->name);
+            goto out;
+        }
         for (size_t k = 0; k < n->n_inputs; k++) {
             ins[k] = n->inputs[k] ? lookup_be(&f, n->inputs[k], nbe) : NULL;
             if (n->inputs[k] && !ins[k] && n->inputs[k]->producer == NULL &&
@@ -1003,7 +1343,9 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.node = n;
         x.k.opset = p->opset[i];
         x.k.in = ins;
-        x.k.n_in = n->n_inputs;
+        x.k.n_in = n_in;
+        x.k.fused = fz;
+        x.out0 = fz ? p->fz_out[i] : NULL;
         x.k.n_out = n->n_outputs;
         x.k.state = p->state[i];
         x.k.pool = s->pool;
@@ -1028,7 +1370,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             goto out;
         }
         for (size_t o = 0; o < n->n_outputs; o++) {
-            pare_value *v = n->outputs[o];
+            pare_value *v = o == 0 && x.out0 ? x.out0 : n->outputs[o];
             if (v && !f.vals[v->id]) {
                 st = pare_error_set(err, PARE_ERR_RUNTIME, "node %s: output %zu was not produced",
                                     pare_node_label(n, lbl, sizeof lbl), o);
@@ -1052,24 +1394,19 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                 }
             }
         }
-        if (!s->keep_all) {
-            /* free inputs whose last reader was this node */
-            for (size_t k = 0; k < n->n_inputs; k++) {
-                pare_value *v = n->inputs[k];
-                if (v && v->graph == g && !v->is_output && p->last_use[v->id] == i &&
-                    (f.vals[v->id] || (f.mirror && f.mirror[v->id])))
-                    frame_release(&f, v->id);
-            }
-            /* outputs nobody reads */
-            for (size_t o = 0; o < n->n_outputs; o++) {
-                pare_value *v = n->outputs[o];
-                if (v && !v->is_output && p->last_use[v->id] == SIZE_MAX)
-                    frame_release(&f, v->id);
-            }
-        }
+        if (!s->keep_all)
+            release_after(&f, n, i);
     }
     if (p->multi) {
         f.pos = p->n;
+        if (capturing) {
+            capturing = false;
+            if ((st = s->be[1]->graph_end(s->be[1], s->bctx[1], true, err)))
+                goto out;
+        }
+        if (parent == NULL && s->be[1]->run_end &&
+            (st = s->be[1]->run_end(s->be[1], s->bctx[1], err)))
+            goto out;
         if ((st = run_copies(&f, p->n, err)) || (st = s->be[1]->sync(s->be[1], s->bctx[1], err)))
             goto out;
     }
@@ -1120,6 +1457,10 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
     *n_outs = g->n_outputs;
     results = NULL;
 out:
+    if (capturing) {
+        pare_error gerr;
+        s->be[1]->graph_end(s->be[1], s->bctx[1], false, &gerr);
+    }
     if (results)
         pare_tensors_free(results, g->n_outputs);
     if (f.vals && f.owned) {
@@ -1210,6 +1551,9 @@ static pare_status build_arena(pare_session *s, pare_error *err)
                 if (!v->producer)
                     continue;
                 first = (size_t)(uintptr_t)v->producer->user;
+                /* written earlier by the node its producer was fused into */
+                if (p->first_pos && p->first_pos[id] < first)
+                    first = p->first_pos[id];
             }
             last = v->is_output ? p->n : p->last_use[id] == SIZE_MAX ? first : p->last_use[id];
             ls[n].key = key;
@@ -1322,6 +1666,42 @@ static pare_status remember_shapes(pare_session *s, const pare_tensor **bound, p
     return PARE_OK;
 }
 
+/* Whether this run captures its device work into a CUDA graph
+ * (backend.h, graph_begin): sets s->graph_run. With cuda_graph 1, a run
+ * where graphs cannot apply fails with the reason (the first run with new
+ * shapes records sizes and runs without one). */
+static pare_status graph_decision(pare_session *s, bool same, pare_error *err)
+{
+    s->graph_run = false;
+    if (s->cuda_graph == 0 || s->graph_off)
+        return PARE_OK;
+    const char *why = NULL;
+    size_t on_cpu = 0;
+    const gplan *p = s->main;
+    if (!s->be[1] || !s->be[1]->graph_begin || !s->be[1]->graph_end)
+        why = "the device backend has no graphs";
+    else if (s->observer)
+        why = "an observer is set";
+    else if (s->keep_all)
+        why = "keep_all: buffers are not from the arena";
+    else if (!p->multi)
+        why = "no node runs on the device";
+    for (size_t i = 0; !why && i < p->n; i++)
+        if (!p->nbe[i])
+            on_cpu++;
+    if (!why && on_cpu)
+        why = "nodes run on the cpu";
+    if (why) {
+        if (s->cuda_graph == 1)
+            return on_cpu ? pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                                           "cuda_graph=1: %zu nodes run on the cpu", on_cpu)
+                          : pare_error_set(err, PARE_ERR_UNSUPPORTED, "cuda_graph=1: %s", why);
+        return PARE_OK;
+    }
+    s->graph_run = same && s->have_plan; /* buffers laid out: from the second run on */
+    return PARE_OK;
+}
+
 pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t n_inputs,
                              pare_tensor ***outputs, size_t *n_outputs, pare_error *err)
 {
@@ -1350,7 +1730,20 @@ pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t
         if ((st = remember_shapes(s, bound, err)))
             goto out;
     }
+    if ((st = graph_decision(s, same, err)))
+        goto out;
     st = exec_graph(s, s->main, NULL, bound, s->n_inputs, outputs, n_outputs, err);
+    if (st && s->graph_run) {
+        /* a captured run failed (a call a capture does not allow, e.g. a
+         * kernel reading a computed shape on the host): without graphs from
+         * now on, this run again; cuda_graph 1 fails instead */
+        s->graph_off = true;
+        s->graph_run = false;
+        if (s->cuda_graph == 1)
+            pare_error_prefix(err, "cuda_graph=1: the captured run failed");
+        else
+            st = exec_graph(s, s->main, NULL, bound, s->n_inputs, outputs, n_outputs, err);
+    }
     if (!st && s->recording) {
         s->recording = false;
         if ((st = build_arena(s, err)))
@@ -1359,6 +1752,7 @@ pare_status pare_session_run(pare_session *s, pare_tensor *const *inputs, size_t
     }
 out:
     s->recording = false;
+    s->graph_run = false;
     if (bound != bound_buf)
         free(bound);
     return st;

@@ -12,11 +12,13 @@ expect_err_empty
 expect_out_re '^node +op +backend +kernel\(input dtypes\) +note$'
 # every node, in the order it runs, on the CPU with the kernel for float32
 expect_out_re '^conv1 +Conv +cpu +Conv/1\(float32,float32\)$'
-expect_out_re '^bn1 +BatchNormalization +cpu +BatchNormalization/1\(float32,float32,float32,float32,float32\)$'
-expect_out_re '^relu1 +Relu +cpu +Relu/1\(float32\)$'
+# fusion (pare/exec.h): bn1 and relu1 run inside conv1, the residual Add
+# inside proj
+expect_out_re '^bn1 +BatchNormalization +cpu +BatchNormalization/1\(float32,float32,float32,float32,float32\) +BatchNormalization fused into conv1$'
+expect_out_re '^relu1 +Relu +cpu +Relu/1\(float32\) +Relu fused into conv1$'
 expect_out_re '^conv2 +Conv +cpu +Conv/1\(float32,float32,float32\)$'
 expect_out_re '^pool +MaxPool +cpu +MaxPool/1\(float32\)$'
-expect_out_re '^residual +Add +cpu +Add/1\(float32,float32\)$'
+expect_out_re '^residual +Add +cpu +Add/1\(float32,float32\) +Add fused into proj$'
 expect_out_re '^gap +GlobalAveragePool +cpu +GlobalAveragePool/1\(float32\)$'
 expect_out_re '^flatten +Flatten +cpu +Flatten/1\(float32\)$'
 expect_out_re '^fc +Gemm +cpu +Gemm/1\(float32,float32,float32\)$'
@@ -29,19 +31,35 @@ check
 expect_no_out_text "copy:"
 expect_no_out_text "fallback"
 cp "$tmp/out" "$tmp/plan_cpu"
+[ "$(grep -c ' fused into ' "$tmp/out")" -eq 6 ] || fail "expected 6 fused nodes"
 
-# auto without a usable GPU: the same plan
-run "$PROG" --plan --device auto "$cnn"
+# PARE_NO_FUSION=1: every node runs on its own
+run env PARE_NO_FUSION=1 "$PROG" --plan "$cnn"
 expect_rc 0
-check
-cmp -s "$tmp/out" "$tmp/plan_cpu" || fail "--device auto planned differently from cpu"
+expect_out_re '^relu1 +Relu +cpu +Relu/1\(float32\)$'
+expect_no_out_text "fused"
 
-# cuda in a build without it fails cleanly when the model is loaded
+# cuda without a usable GPU fails cleanly when the model is loaded: in a
+# build without CUDA, or (PARE_HAVE_CUDA=1) with the driver's reason
 run "$PROG" --plan --device cuda "$cnn"
-expect_rc 1
-expect_one_error "$cnn"
-expect_err "pare was built without CUDA"
-expect_out_empty
+if [ "${PARE_HAVE_CUDA:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
+    echo "a GPU is usable: the no-GPU checks of --device are skipped"
+else
+    expect_rc 1
+    expect_one_error "$cnn"
+    if [ "${PARE_HAVE_CUDA:-0}" = 1 ]; then
+        expect_err "device 'cuda' is not usable: "
+    else
+        expect_err "pare was built without CUDA"
+    fi
+    expect_out_empty
+
+    # auto without a usable GPU: the same plan
+    run "$PROG" --plan --device auto "$cnn"
+    expect_rc 0
+    check
+    cmp -s "$tmp/out" "$tmp/plan_cpu" || fail "--device auto planned differently from cpu"
+fi
 
 # control flow: If, Loop and Scan on the CPU; an omitted input shows as -
 run "$PROG" --plan "$cf"

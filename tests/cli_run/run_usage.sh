@@ -8,7 +8,8 @@ run "$PROG" --help
 expect_rc 0
 for opt in "--inputs DATA" "--shape NAME=DIMS" "--seed N" "--batch N" "--samples N" "--warmup N" \
     "--iterations N" "--duration S" "--threads N" "--batch-sweep LIST" "--concurrency C" \
-    "--max-batch B" "--max-delay-us D" "--device DEV" "--gpu N" --plan "--reference MODEL" \
+    "--max-batch B" "--max-delay-us D" "--device DEV" "--gpu N" --tf32 "--cuda-graph MODE" --plan \
+    "--reference MODEL" "--reference-device DEV" \
     "--labels FILE" --per-tensor "--tensor-min-cosine X" "--save-outputs FILE.npz" "--atol X" \
     "--rtol X" "--min-cosine X" "--min-top1-agreement X" "--max-accuracy-drop X" \
     "--min-speedup X" "--max-p99-ms MS" "--max-size-ratio X" --json "--max-decompressed BYTES"; do

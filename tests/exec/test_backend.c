@@ -15,6 +15,7 @@
 #include "pare/exec.h"
 #include "pare/model.h"
 #include "exec/backend.h"
+#include "pare_config.h"
 
 /* ---- models built in the test ---- */
 
@@ -276,17 +277,29 @@ static void test_devices(void **state)
     pare_session_opts so = PARE_SESSION_OPTS_INIT;
     pare_session *s;
     so.device = "cuda";
+    bool gpu = false; /* a CUDA build on a machine with a usable GPU */
+#if PARE_HAVE_CUDA
+    const pare_backend *cb;
+    gpu = pare_backend_get("cuda", 0, &cb, &err) == PARE_OK;
+    if (!gpu) {
+        assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "device 'cuda' is not usable: "));
+    }
+#else
     assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "pare was built without CUDA"));
+#endif
     so.device = "tpu";
     assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_ERR_ARG);
     assert_non_null(strstr(err.msg, "unknown device 'tpu'"));
-    so.device = "auto"; /* no device backend: the CPU */
+    so.device = "auto"; /* no usable device backend: the CPU */
     assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
     char *text = pare_session_plan_text(s);
     assert_non_null(strstr(text, "Relu/1(float32)"));
-    assert_non_null(strstr(text, " cpu "));
-    assert_null(strstr(text, "copy"));
+    if (!gpu) {
+        assert_non_null(strstr(text, " cpu "));
+        assert_null(strstr(text, "copy"));
+    }
     free(text);
     pare_tensor *in = tensor_f32("x", 2, 3, -1.0f), **o;
     size_t no;
@@ -307,6 +320,13 @@ static struct {
     size_t n[FAKE_MAX];
     int allocs, frees, to_dev, to_host, syncs;
     int opens, closes;
+    bool tf32;           /* the session options open received */
+    int cuda_graph;
+    int begins, ends, stats; /* run_begin, run_end and stats hooks called */
+    int graph_begins, graph_ends, graph_discards;
+    bool in_run;         /* between run_begin and run_end */
+    bool capturing;      /* between graph_begin and graph_end */
+    bool fail_capture;   /* fake kernels fail while capturing */
     int foreign;   /* inputs of fake kernels not in fake memory */
     int stray;     /* copies whose source or destination is on the wrong side */
     bool usable;
@@ -399,12 +419,15 @@ static bool fake_available(const pare_backend *b, int gpu, char *why, size_t why
 }
 
 /* One session context per session: the state itself, counted. */
-static pare_status fake_open(const pare_backend *b, int gpu, void **sctx, pare_error *err)
+static pare_status fake_open(const pare_backend *b, const pare_session_opts *opts, void **sctx,
+                             pare_error *err)
 {
     (void)b;
     (void)err;
-    if (gpu != 0)
+    if (opts->gpu != 0)
         return pare_error_set(err, PARE_ERR_ARG, "fake has one device");
+    fk.tf32 = opts->tf32;
+    fk.cuda_graph = opts->cuda_graph;
     fk.opens++;
     *sctx = &fk;
     return PARE_OK;
@@ -429,6 +452,8 @@ static pare_status fake_run(pare_kctx *k, pare_error *err)
             fk.foreign++;
     if (k->dev != &fk)
         fk.stray++;
+    if (fk.capturing && fk.fail_capture)
+        return pare_error_set(err, PARE_ERR_RUNTIME, "not allowed while capturing");
     return pare_kernel_find("", k->node->op_type, k->opset)->run(k, err);
 }
 
@@ -453,6 +478,64 @@ static const pare_kernel *fake_supports(const pare_backend *b, const pare_node *
     return k;
 }
 
+static void fake_run_begin(const pare_backend *b, void *sctx)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    fk.in_run = true; /* a failed run has no run_end: a new begin just starts over */
+    fk.begins++;
+}
+
+static pare_status fake_run_end(const pare_backend *b, void *sctx, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (sctx != &fk || !fk.in_run || fk.capturing)
+        fk.stray++; /* a capture ends before run_end */
+    fk.in_run = false;
+    fk.ends++;
+    return PARE_OK;
+}
+
+/* device figures of the last run: distinctive values the session passes on */
+static void fake_stats(const pare_backend *b, void *sctx, pare_run_stats *out)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    fk.stats++;
+    out->h2d_ms = 1.5;
+    out->d2h_ms = 2.5;
+    out->compute_ms = 3.5;
+    out->device_mem_peak = 4096;
+}
+
+static pare_status fake_graph_begin(const pare_backend *b, void *sctx, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (sctx != &fk || fk.capturing || !fk.in_run)
+        fk.stray++; /* after run_begin, never nested */
+    fk.capturing = true;
+    fk.graph_begins++;
+    return PARE_OK;
+}
+
+static pare_status fake_graph_end(const pare_backend *b, void *sctx, bool ok, pare_error *err)
+{
+    (void)b;
+    (void)err;
+    if (sctx != &fk || !fk.capturing)
+        fk.stray++;
+    fk.capturing = false;
+    if (ok)
+        fk.graph_ends++;
+    else
+        fk.graph_discards++;
+    return PARE_OK;
+}
+
 static const pare_backend fake = {
     .name = "fake",
     .host_memory = false,
@@ -465,11 +548,23 @@ static const pare_backend fake = {
     .to_device = fake_to_device,
     .to_host = fake_to_host,
     .sync = fake_sync,
+    .run_begin = fake_run_begin,
+    .run_end = fake_run_end,
+    .stats = fake_stats,
+    .graph_begin = fake_graph_begin,
+    .graph_end = fake_graph_end,
 };
 
 static int setup_fake(void **state)
 {
     (void)state;
+    /* a CUDA build registers "cuda" on the first lookup: take it out so
+     * that the fake is the only device backend ("auto" finds it even on a
+     * machine with a GPU) */
+    const pare_backend *cpu;
+    pare_error gerr;
+    assert_int_equal(pare_backend_get(NULL, 0, &cpu, &gerr), PARE_OK);
+    pare_backend_unregister("cuda");
     memset(&fk, 0, sizeof fk);
     fk.usable = true;
     fake_relu = *pare_kernel_find("", "Relu", 14);
@@ -687,6 +782,178 @@ static void test_fake_backend_selection(void **state)
     assert_int_equal(fk.allocs, fk.frees);
 }
 
+/* The session options reach the backend's open, and the figures hooks are
+ * called once per run and passed on by pare_session_run_stats. */
+static void test_fake_backend_options_and_stats(void **state)
+{
+    (void)state;
+    pare_model *m = mixed_model();
+    pare_error err;
+    pare_session *s;
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    so.device = "fake";
+    so.tf32 = true;
+    so.cuda_graph = 0;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    assert_true(fk.tf32);
+    assert_int_equal(fk.cuda_graph, 0);
+    pare_run_stats rs;
+    pare_session_run_stats(s, &rs);
+    assert_string_equal(rs.device, "fake");
+    assert_int_equal(fk.begins, 0);
+    pare_tensor *in[2];
+    in[0] = tensor_f32("x", 2, 3, -1.0f);
+    int64_t d[2] = {2, 3};
+    assert_int_equal(pare_tensor_new("c", PARE_DT_INT64, 2, d, &in[1], &err), PARE_OK);
+    pare_tensor **o;
+    size_t n;
+    for (int round = 0; round < 2; round++) {
+        if (pare_session_run(s, in, 2, &o, &n, &err))
+            fail_msg("%s", err.msg);
+        pare_tensors_free(o, n);
+        assert_int_equal(fk.begins, round + 1);
+        assert_int_equal(fk.ends, round + 1);
+    }
+    int before = fk.stats;
+    pare_session_run_stats(s, &rs);
+    assert_int_equal(fk.stats, before + 1);
+    assert_true(rs.h2d_ms == 1.5 && rs.d2h_ms == 2.5 && rs.compute_ms == 3.5);
+    assert_int_equal(rs.device_mem_peak, 4096);
+    assert_int_equal(rs.nodes_device, 3);
+    assert_int_equal(rs.nodes_cpu, 3);
+    assert_int_equal(fk.stray, 0);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    pare_session_free(s);
+    /* the defaults: no TF32, graphs where they apply */
+    so.tf32 = false;
+    so.cuda_graph = -1;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    assert_false(fk.tf32);
+    assert_int_equal(fk.cuda_graph, -1);
+    pare_session_free(s);
+    pare_model_free(m);
+}
+
+/* x -> relu -> r -> add(r + W) -> y: every node on the fake */
+static pare_model *device_model(void)
+{
+    pare_model *m = new_model(14);
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    int64_t d[2] = {2, 3};
+    pare_value *x = add_input(g, "x", PARE_DT_FLOAT, 2, d);
+    pare_value *w;
+    assert_int_equal(pare_graph_add_initializer(g, tensor_f32("W", 2, 3, 0.25f), &w, &err),
+                     PARE_OK);
+    pare_value *r = add_node(g, "relu", "Relu", &x, 1, "r");
+    pare_value *y = add_node(g, "add", "Add", (pare_value *[]){r, w}, 2, "y");
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    return m;
+}
+
+/* runs s `runs` times on x, checking y = relu(x) + W each time */
+static pare_status run_device_model(pare_session *s, int runs, pare_error *err)
+{
+    pare_tensor *x = tensor_f32("x", 2, 3, -1.0f), *w = tensor_f32("W", 2, 3, 0.25f), **o;
+    size_t n;
+    pare_status st = PARE_OK;
+    for (int r = 0; r < runs && !st; r++) {
+        if ((st = pare_session_run(s, &x, 1, &o, &n, err)))
+            break;
+        for (int i = 0; i < 6; i++)
+            assert_true(((float *)o[0]->data)[i] ==
+                        fmaxf(((float *)x->data)[i], 0.0f) + ((float *)w->data)[i]);
+        pare_tensors_free(o, n);
+    }
+    pare_tensor_free(x);
+    pare_tensor_free(w);
+    return st;
+}
+
+/* CUDA graphs as the session decides them: captured from the second run
+ * with the same shapes when every node is on the device; a failed capture
+ * runs again without one (cuda_graph -1) or fails (1); never with CPU
+ * nodes, an observer, or cuda_graph 0. */
+static void test_fake_backend_graphs(void **state)
+{
+    (void)state;
+    pare_error err;
+    pare_session *s;
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    so.device = "fake";
+    pare_model *m = device_model();
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    assert_int_equal(run_device_model(s, 1, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, 0); /* the recording run */
+    assert_int_equal(run_device_model(s, 2, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, 2);
+    assert_int_equal(fk.graph_ends, 2);
+    assert_int_equal(fk.graph_discards, 0);
+    /* an observer: every node is seen, no graph */
+    struct seen seen = {0};
+    pare_session_set_observer(s, observe_r1, &seen);
+    assert_int_equal(run_device_model(s, 1, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, 2);
+    assert_int_equal(seen.calls, 2);
+    pare_session_set_observer(s, NULL, NULL);
+    /* a capture that fails: discarded, the run done again without one, and
+     * no graph tried after that */
+    fk.fail_capture = true;
+    assert_int_equal(run_device_model(s, 1, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, 3);
+    assert_int_equal(fk.graph_discards, 1);
+    assert_int_equal(run_device_model(s, 1, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, 3);
+    pare_session_free(s);
+    /* cuda_graph 1: the same failure fails the run, with the reason */
+    so.cuda_graph = 1;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    assert_int_equal(run_device_model(s, 1, &err), PARE_OK);
+    assert_int_equal(run_device_model(s, 1, &err), PARE_ERR_RUNTIME);
+    assert_non_null(strstr(err.msg, "cuda_graph=1: the captured run failed"));
+    assert_non_null(strstr(err.msg, "not allowed while capturing"));
+    assert_int_equal(fk.graph_discards, 2);
+    pare_session_free(s);
+    fk.fail_capture = false;
+    /* cuda_graph 0: never */
+    so.cuda_graph = 0;
+    int before = fk.graph_begins;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    assert_int_equal(run_device_model(s, 3, &err), PARE_OK);
+    assert_int_equal(fk.graph_begins, before);
+    pare_session_free(s);
+    pare_model_free(m);
+    /* CPU nodes in the plan: no graph; cuda_graph 1 says why */
+    m = mixed_model();
+    so.cuda_graph = 1;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    pare_tensor *in[2];
+    in[0] = tensor_f32("x", 2, 3, -1.0f);
+    int64_t d[2] = {2, 3};
+    assert_int_equal(pare_tensor_new("c", PARE_DT_INT64, 2, d, &in[1], &err), PARE_OK);
+    pare_tensor **o;
+    size_t n;
+    assert_int_equal(pare_session_run(s, in, 2, &o, &n, &err), PARE_ERR_UNSUPPORTED);
+    assert_string_equal(err.msg, "cuda_graph=1: 3 nodes run on the cpu");
+    pare_session_free(s);
+    so.cuda_graph = -1;
+    before = fk.graph_begins;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(pare_session_run(s, in, 2, &o, &n, &err), PARE_OK);
+        pare_tensors_free(o, n);
+    }
+    assert_int_equal(fk.graph_begins, before);
+    pare_session_free(s);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    pare_model_free(m);
+    assert_int_equal(fk.stray, 0);
+    assert_false(fk.capturing);
+    assert_int_equal(fk.allocs, fk.frees);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +963,9 @@ int main(void)
         cmocka_unit_test(test_int8_gemm_fails_at_plan),
         cmocka_unit_test(test_inferred_dtype_fails_at_plan),
         cmocka_unit_test(test_devices),
+        cmocka_unit_test_setup_teardown(test_fake_backend_options_and_stats, setup_fake,
+                                        teardown_fake),
+        cmocka_unit_test_setup_teardown(test_fake_backend_graphs, setup_fake, teardown_fake),
         cmocka_unit_test_setup_teardown(test_fake_backend_plan_and_run, setup_fake,
                                         teardown_fake),
         cmocka_unit_test_setup_teardown(test_fake_backend_selection, setup_fake, teardown_fake),

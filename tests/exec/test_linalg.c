@@ -80,7 +80,7 @@ typedef struct gcase {
 static const gcase gcases[] = {
     {1, 1, 1},      {3, 5, 7},      {17, 33, 65},  {8, 32, 256}, {9, 31, 257},
     {64, 200, 96},  {1, 300, 70},   {300, 1, 70},  {70, 90, 1},  {2, 2, 3000},
-    {130, 70, 600}, {40, 1000, 40}, {520, 7, 300},
+    {130, 70, 600}, {40, 1000, 40}, {520, 7, 300}, {100, 16, 200}, {33, 9, 70},
 };
 
 typedef pare_status (*sgemm_fn)(pare_threadpool *, bool, bool, int64_t, int64_t, int64_t, float,
@@ -188,6 +188,206 @@ static void test_sgemm_packed_bias(void **state)
         free(C);
         free(R);
     }
+    pare_threadpool_free(pool);
+}
+
+/* The fused epilogue in double: act(v + bias + residual) */
+static double ref_act(int act, double x, double a, double b)
+{
+    switch (act) {
+    case PARE_GEMM_ACT_RELU:
+        return x < 0 ? 0 : x;
+    case PARE_GEMM_ACT_CLIP:
+        return x < a ? a : x > b ? b : x;
+    case PARE_GEMM_ACT_LEAKY_RELU:
+        return x < 0 ? a * x : x;
+    case PARE_GEMM_ACT_SIGMOID:
+        return 1.0 / (1.0 + exp(-x));
+    case PARE_GEMM_ACT_HARDSIGMOID: {
+        double t = a * x + b;
+        return t < 0 ? 0 : t > 1 ? 1 : t;
+    }
+    case PARE_GEMM_ACT_HARDSWISH: {
+        double t = a * x + b;
+        return x * (t < 0 ? 0 : t > 1 ? 1 : t);
+    }
+    case PARE_GEMM_ACT_TANH:
+        return tanh(x);
+    default:
+        return x;
+    }
+}
+
+static void ref_epilogue(int64_t M, int64_t N, const pare_gemm_epilogue *ep, float *R, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double v = R[i * ldc + j];
+            if (ep->bias)
+                v += ep->bias[ep->bias_axis ? j : i];
+            if (ep->residual)
+                v += ep->residual[i * ep->ldr + j];
+            R[i * ldc + j] = (float)ref_act(ep->act, v, ep->act_alpha, ep->act_beta);
+        }
+}
+
+/* pare_sgemm_ex / pare_sgemm_packed_ex over odd sizes, transposes,
+ * alpha/beta, every activation, both bias axes and a residual, on every
+ * kernel this CPU runs, against a double reference. */
+static void test_sgemm_epilogue(void **state)
+{
+    (void)state;
+    static const gcase cases[] = {{1, 1, 1},    {1, 33, 7},   {7, 1, 33},   {7, 33, 1000},
+                                  {33, 1000, 7}, {13, 37, 300}, {64, 200, 96}, {25, 50, 513},
+                                  {130, 70, 33}, {29, 13, 150}, {40, 16, 64}};
+    const char *orig = pare_sgemm_arch();
+    static const char *const arches[] = {"generic", "avx2", "avx512", "avx512x8"};
+    pare_threadpool *pool = pare_threadpool_new(2);
+    for (size_t a = 0; a < 4; a++) {
+        if (!pare_sgemm_force_arch(arches[a]))
+            continue;
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+            for (int v = 0; v < 16; v++) {
+                int64_t M = cases[c].M, N = cases[c].N, K = cases[c].K;
+                bool tA = v & 1, tB = (v >> 1) & 1;
+                int act = v % 8; /* every activation, each with two transpose pairs */
+                float alpha = v & 4 ? -0.5f : 1.0f, beta = v & 8 ? 0.75f : 0.0f;
+                int64_t lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3, ldr = N + 4;
+                float *A = frand_buf((size_t)((tA ? K : M) * lda));
+                float *B = frand_buf((size_t)((tB ? N : K) * ldb));
+                float *C = frand_buf((size_t)(M * ldc));
+                float *R = malloc((size_t)(M * ldc) * sizeof *R);
+                float *bias = frand_buf((size_t)(M > N ? M : N));
+                float *res = frand_buf((size_t)(M * ldr));
+                assert_non_null(R);
+                memcpy(R, C, (size_t)(M * ldc) * sizeof *R);
+                pare_gemm_epilogue ep = {v & 2 ? NULL : bias, (v >> 2) & 1, act, 0.0f, 0.0f,
+                                         v & 1 ? res : NULL, ldr};
+                if (act == PARE_GEMM_ACT_CLIP) {
+                    ep.act_alpha = -0.3f;
+                    ep.act_beta = 0.4f;
+                } else if (act == PARE_GEMM_ACT_LEAKY_RELU) {
+                    ep.act_alpha = 0.1f;
+                } else if (act == PARE_GEMM_ACT_HARDSIGMOID) {
+                    ep.act_alpha = 0.2f;
+                    ep.act_beta = 0.5f;
+                } else if (act == PARE_GEMM_ACT_HARDSWISH) {
+                    ep.act_alpha = 1.0f / 6.0f;
+                    ep.act_beta = 0.5f;
+                }
+                ref_gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
+                ref_epilogue(M, N, &ep, R, ldc);
+                char what[160];
+                snprintf(what, sizeof what, "%s ex %lldx%lldx%lld v%d", arches[a], (long long)M,
+                         (long long)N, (long long)K, v);
+                float *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
+                assert_non_null(C2);
+                memcpy(C2, C, (size_t)(M * ldc) * sizeof *C2);
+                if (beta == 0.0f)
+                    for (int64_t i = 0; i < M * ldc; i++)
+                        C[i] = NAN; /* must not be read */
+                assert_int_equal(pare_sgemm_ex(pool, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta,
+                                               C, ldc, &ep),
+                                 PARE_OK);
+                double tol = 1e-4 * sqrt((double)K) + 1e-5;
+                for (int64_t i = 0; i < M; i++)
+                    expect_close(C + i * ldc, R + i * ldc, (size_t)N, tol, what);
+                /* the same through a pre-packed A (alpha folded in) */
+                pare_sgemm_packed_a *pa;
+                assert_int_equal(pare_sgemm_pack_a(tA, M, K, alpha, A, lda, &pa), PARE_OK);
+                if (beta == 0.0f)
+                    for (int64_t i = 0; i < M * ldc; i++)
+                        C2[i] = NAN;
+                assert_int_equal(
+                    pare_sgemm_packed_ex(pool, pa, tB, N, B, ldb, beta, &ep, C2, ldc), PARE_OK);
+                snprintf(what, sizeof what, "%s packed_ex %lldx%lldx%lld v%d", arches[a],
+                         (long long)M, (long long)N, (long long)K, v);
+                for (int64_t i = 0; i < M; i++)
+                    expect_close(C2 + i * ldc, R + i * ldc, (size_t)N, tol, what);
+                pare_sgemm_packed_a_free(pa);
+                free(A);
+                free(B);
+                free(C);
+                free(C2);
+                free(R);
+                free(bias);
+                free(res);
+            }
+    }
+    assert_true(pare_sgemm_force_arch(orig));
+    /* a bad act or bias axis is refused */
+    float one = 1.0f, out = 0.0f;
+    pare_gemm_epilogue bad = {NULL, 0, 99, 0.0f, 0.0f, NULL, 0};
+    assert_int_equal(
+        pare_sgemm_ex(pool, false, false, 1, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &out, 1, &bad),
+        PARE_ERR_ARG);
+    bad.act = PARE_GEMM_ACT_NONE;
+    bad.bias_axis = 2;
+    assert_int_equal(
+        pare_sgemm_ex(pool, false, false, 1, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &out, 1, &bad),
+        PARE_ERR_ARG);
+    /* NULL epilogue: the plain product; NaN passes through Relu and Clip */
+    float nan_in[2] = {NAN, -1.0f}, w1 = 1.0f, o2[2];
+    pare_gemm_epilogue relu = {NULL, 0, PARE_GEMM_ACT_RELU, 0.0f, 0.0f, NULL, 0};
+    assert_int_equal(
+        pare_sgemm_ex(pool, false, false, 1, 2, 1, 1.0f, &w1, 1, nan_in, 2, 0.0f, o2, 2, &relu),
+        PARE_OK);
+    assert_true(isnan(o2[0]) && o2[1] == 0.0f);
+    pare_threadpool_free(pool);
+}
+
+/* pare_sgemm_conv_ex: implicit im2col and 1x1 convolutions with per-channel
+ * bias, a residual and an activation fused, packed and unpacked weights. */
+static void test_sgemm_conv_epilogue(void **state)
+{
+    (void)state;
+    pare_threadpool *pool = pare_threadpool_new(2);
+    /* (c, h, w, kh, kw, sh, sw, ph, pw) */
+    static const int64_t geo[][9] = {{3, 17, 19, 3, 3, 1, 1, 1, 1},
+                                     {33, 7, 9, 1, 1, 1, 1, 0, 0},
+                                     {5, 20, 13, 3, 5, 2, 3, 2, 0}};
+    int64_t Ms[] = {1, 7, 33};
+    for (size_t gi = 0; gi < 3; gi++)
+        for (size_t mi = 0; mi < 3; mi++)
+            for (int act = 0; act <= PARE_GEMM_ACT_TANH; act++) {
+                const int64_t *q = geo[gi];
+                int64_t M = Ms[mi];
+                int64_t oh = (q[1] + 2 * q[7] - q[3]) / q[5] + 1;
+                int64_t ow = (q[2] + 2 * q[8] - q[4]) / q[6] + 1, N = oh * ow;
+                int64_t K = q[0] * q[3] * q[4];
+                float *x = frand_buf((size_t)(q[0] * q[1] * q[2])), *w = frand_buf((size_t)(M * K));
+                float *b = frand_buf((size_t)M), *res = frand_buf((size_t)(M * N));
+                float *y = malloc((size_t)(M * N) * sizeof *y);
+                float *col = malloc((size_t)(K * N) * sizeof *col);
+                float *r = calloc((size_t)(M * N), sizeof *r);
+                assert_true(y && col && r);
+                pare_im2col img = {x, q[0], q[1], q[2], q[3], q[4], q[5], q[6], 1, 1, q[7], q[8],
+                                   oh, ow};
+                pare_im2col_fill(NULL, &img, col);
+                ref_gemm(false, false, M, N, K, 1.0f, w, K, col, N, 0.0f, r, N);
+                pare_gemm_epilogue ep = {b, 0, act, 0.1f, 0.6f, act & 1 ? res : NULL, N};
+                ref_epilogue(M, N, &ep, r, N);
+                for (int packed = 0; packed < 2; packed++) {
+                    pare_sgemm_packed_a *pa = NULL;
+                    if (packed)
+                        assert_int_equal(pare_sgemm_pack_a(false, M, K, 1.0f, w, K, &pa), PARE_OK);
+                    memset(y, 0xff, (size_t)(M * N) * sizeof *y);
+                    assert_int_equal(pare_sgemm_conv_ex(pool, M, pa, w, K, &img, 0.0f, &ep, y, N),
+                                     PARE_OK);
+                    char what[96];
+                    snprintf(what, sizeof what, "conv_ex geo%zu M%lld act%d packed%d", gi,
+                             (long long)M, act, packed);
+                    expect_close(y, r, (size_t)(M * N), 1e-4 * sqrt((double)K), what);
+                    pare_sgemm_packed_a_free(pa);
+                }
+                free(x);
+                free(w);
+                free(b);
+                free(res);
+                free(y);
+                free(col);
+                free(r);
+            }
     pare_threadpool_free(pool);
 }
 
@@ -600,6 +800,9 @@ static void test_conv_paths(void **state)
         {2, 2, 32, 40, 1, {13, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
         {2, 1, 36, 33, 1, {15, 16}, {3, 3}, {1, 1}, {1, 1}, {0, 2}, {2, 1}},
         {2, 1, 64, 64, 2, {14, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        /* rows of more than 16 tiles (the vector input transform's groups of
+         * 16 and a partial one), odd width, right pad only */
+        {2, 1, 32, 33, 1, {7, 71}, {3, 3}, {1, 1}, {1, 1}, {1, 0}, {1, 2}},
         /* 1-D and 3-D */
         {1, 2, 3, 5, 1, {31}, {4}, {2}, {2}, {3}, {1}},
         {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 1}},
@@ -1403,6 +1606,8 @@ int main(void)
         cmocka_unit_test(test_sgemm_portable_all_arches),
         cmocka_unit_test(test_sgemm_dispatch),
         cmocka_unit_test(test_sgemm_packed_bias),
+        cmocka_unit_test(test_sgemm_epilogue),
+        cmocka_unit_test(test_sgemm_conv_epilogue),
         cmocka_unit_test(test_dgemm),
         cmocka_unit_test(test_sgemm_conv),
         cmocka_unit_test(test_conv_paths),

@@ -911,7 +911,9 @@ static void test_cut(void **state)
     pare_tensor **o1 = run(a2, &in, 1, &n1);
     pare_tensor *want1 = gr.t;
     pare_tensor_set_name(want1, midname, &err);
-    expect_close(o1, n1, &want1, 1, 0, 0);
+    /* the observed run is unfused; the cut model's run folds bn1 into
+     * conv1's weights (pare/exec.h: fusion), so float rounding differs */
+    expect_close(o1, n1, &want1, 1, 1e-5, 1e-6);
     pare_tensors_free(o1, n1);
     pare_model_free(a2);
     pare_model_free(a);
@@ -933,7 +935,7 @@ static void test_cut(void **state)
     pare_model *b2 = copy_model(b);
     size_t n2;
     pare_tensor **o2 = run(b2, &gr.t, 1, &n2);
-    expect_close(o2, n2, full, nf, 0, 0);
+    expect_close(o2, n2, full, nf, 1e-5, 1e-6);
     pare_tensors_free(o2, n2);
     pare_model_free(b2);
     pare_model_free(b);

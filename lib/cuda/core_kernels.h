@@ -1,0 +1,99 @@
+/* Launchers of the CUDA core kernels (ew.cu, move.cu, reduce.cu), plain C
+ * signatures for lib/cuda/core.c. Each queues work on stream and returns
+ * the launch's cudaError_t as an int (0 on success). Element types are
+ * pare dtype numbers (PCU_F32 ... below, the same values as pare_dtype).
+ * Floating types compute in float. Shapes go in pcu_shape (at most
+ * PCU_MAX_RANK dims; core.c folds or declines more). */
+#ifndef PARE_CUDA_CORE_KERNELS_H
+#define PARE_CUDA_CORE_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { PCU_F32 = 1, PCU_U8 = 2, PCU_I8 = 3, PCU_I32 = 6, PCU_I64 = 7, PCU_BOOL = 9,
+       PCU_F16 = 10, PCU_BF16 = 16 };
+
+#define PCU_MAX_RANK 8
+
+/* dims of the output and, per operand, the stride (in elements) of each
+ * output dim in that operand (0 where broadcast) */
+typedef struct pcu_shape {
+    int rank;
+    int64_t dims[PCU_MAX_RANK];
+} pcu_shape;
+typedef struct pcu_strides {
+    int64_t s[PCU_MAX_RANK];
+} pcu_strides;
+
+/* binary ops: y = a OP b with broadcasting; comparisons write bool */
+enum { PCU_ADD, PCU_SUB, PCU_MUL, PCU_DIV, PCU_POW, PCU_MAX, PCU_MIN, PCU_EQ, PCU_LT, PCU_GT,
+       PCU_LE, PCU_GE, PCU_BIN_COUNT };
+int pcu_binary(int op, int dtype, const pcu_shape *out, const pcu_strides *sa,
+               const pcu_strides *sb, const void *a, const void *b, void *y, int64_t n,
+               cudaStream_t stream);
+
+/* unary ops with up to two float parameters p0, p1:
+ * LEAKYRELU p0 alpha; ELU p0 alpha; SELU p0 alpha p1 gamma; HARDSIGMOID p0
+ * alpha p1 beta; CLIP p0 min p1 max; SCALE y = x * p0; GELU exact,
+ * GELU_TANH the tanh approximation; HARDSWISH x * hardsigmoid(x, 1/6, 1/2) */
+enum { PCU_NEG, PCU_ABS, PCU_SQRT, PCU_EXP, PCU_LOG, PCU_RECIP, PCU_FLOOR, PCU_CEIL, PCU_ERF,
+       PCU_TANH, PCU_SIGMOID, PCU_RELU, PCU_LEAKYRELU, PCU_ELU, PCU_SELU, PCU_GELU,
+       PCU_GELU_TANH, PCU_HARDSIGMOID, PCU_HARDSWISH, PCU_CLIP, PCU_SOFTPLUS, PCU_SCALE,
+       PCU_UN_COUNT };
+int pcu_unary(int op, int dtype, const void *x, void *y, int64_t n, float p0, float p1,
+              cudaStream_t stream);
+
+/* Cast between float32, float16, bfloat16, int32, int64, bool, int8, uint8 */
+int pcu_cast(int from, int to, const void *x, void *y, int64_t n, cudaStream_t stream);
+
+/* y = cond ? x : z with broadcasting; elements of esize bytes (1, 2, 4, 8) */
+int pcu_where(int esize, const pcu_shape *out, const pcu_strides *sc, const pcu_strides *sx,
+              const pcu_strides *sz, const uint8_t *cond, const void *x, const void *z, void *y,
+              int64_t n, cudaStream_t stream);
+
+/* ---- move.cu ---- */
+
+/* For every index i of shape: y[yoff + sum i*ys] = x[xoff + sum i*xs]; elements
+ * of esize bytes (1, 2, 4, 8). Transpose, Expand, Slice, Concat, Split. */
+int pcu_copy_nd(int esize, const pcu_shape *shape, const void *x, const pcu_strides *xs,
+                int64_t xoff, void *y, const pcu_strides *ys, int64_t yoff, int64_t n,
+                cudaStream_t stream);
+
+/* Gather along an axis: x viewed as [outer, axis_len, inner], indices
+ * (int32 or int64, negative counted from the end) n_idx of them; y is
+ * [outer, n_idx, inner]. An index out of range gives zeros. */
+int pcu_gather(int esize, int64_t outer, int64_t axis_len, int64_t inner, const void *x,
+               const void *idx, int idx64, int64_t n_idx, void *y, cudaStream_t stream);
+
+/* ---- reduce.cu ---- */
+
+/* Softmax (log: LogSoftmax) over rows of len elements strided by inner: x
+ * viewed as [outer, len, inner]. */
+int pcu_softmax(int dtype, int log, int64_t outer, int64_t len, int64_t inner, const void *x,
+                void *y, cudaStream_t stream);
+
+/* LayerNormalization over rows of len: y = (x - mean) / sqrt(var + eps) *
+ * scale + bias; scale and bias (bias may be NULL) have len elements, or
+ * one (scale_n/bias_n 1). mean and inv_std (float, rows entries) may be
+ * NULL. */
+int pcu_layernorm(int dtype, int64_t rows, int64_t len, const void *x, const void *scale,
+                  int64_t scale_n, const void *bias, int64_t bias_n, float eps, void *y,
+                  float *mean, float *inv_std, cudaStream_t stream);
+
+/* Reductions: out has n_out elements, each the reduction over the kept
+ * index's reduced set. For output element o, its kept index (by kept dims,
+ * row-major) selects base = sum k_i * kept_stride_i in x; the reduced set is
+ * base + sum r_j * red_stride_j over red dims. */
+enum { PCU_RSUM, PCU_RMEAN, PCU_RMAX, PCU_RMIN };
+int pcu_reduce(int op, int dtype, const pcu_shape *kept, const pcu_strides *kept_stride,
+               const pcu_shape *red, const pcu_strides *red_stride, const void *x, void *y,
+               int64_t n_out, int64_t n_red, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

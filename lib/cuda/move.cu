@@ -1,0 +1,78 @@
+/* Data movement device code: strided n-d copies (Transpose, Expand, Slice,
+ * Concat, Split) and Gather. Elements are moved as opaque words of their
+ * size, so one instantiation serves every dtype of that size. */
+#include "pcu_dev.cuh"
+
+template <typename W>
+__global__ void k_copy_nd(pcu_shape sh, const W *x, pcu_strides xs, int64_t xoff, W *y,
+                          pcu_strides ys, int64_t yoff, int64_t n)
+{
+    PCU_GRID_LOOP(i, n) y[yoff + pcu_offset(i, sh, ys)] = x[xoff + pcu_offset(i, sh, xs)];
+}
+
+template <typename W>
+static int copy_t(const pcu_shape *sh, const void *x, const pcu_strides *xs, int64_t xoff, void *y,
+                  const pcu_strides *ys, int64_t yoff, int64_t n, cudaStream_t st)
+{
+    k_copy_nd<W><<<pcu_blocks(n, 256), 256, 0, st>>>(*sh, (const W *)x, *xs, xoff, (W *)y, *ys,
+                                                      yoff, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_copy_nd(int esize, const pcu_shape *shape, const void *x, const pcu_strides *xs,
+                           int64_t xoff, void *y, const pcu_strides *ys, int64_t yoff, int64_t n,
+                           cudaStream_t stream)
+{
+    if (n == 0)
+        return 0;
+    switch (esize) {
+    case 1: return copy_t<uint8_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
+    case 2: return copy_t<uint16_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
+    case 4: return copy_t<uint32_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
+    case 8: return copy_t<uint64_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+template <typename W, typename I>
+__global__ void k_gather(int64_t axis_len, int64_t inner, const W *x, const I *idx, int64_t n_idx,
+                         W *y, int64_t n)
+{
+    PCU_GRID_LOOP(i, n)
+    {
+        int64_t in = i % inner, r = i / inner;
+        int64_t j = r % n_idx, o = r / n_idx;
+        int64_t ix = (int64_t)idx[j];
+        if (ix < 0)
+            ix += axis_len;
+        y[i] = (ix >= 0 && ix < axis_len) ? x[(o * axis_len + ix) * inner + in] : W(0);
+    }
+}
+
+template <typename W>
+static int gather_t(int64_t outer, int64_t axis_len, int64_t inner, const void *x, const void *idx,
+                    int idx64, int64_t n_idx, void *y, cudaStream_t st)
+{
+    int64_t n = outer * n_idx * inner;
+    if (idx64)
+        k_gather<W, int64_t><<<pcu_blocks(n, 256), 256, 0, st>>>(
+            axis_len, inner, (const W *)x, (const int64_t *)idx, n_idx, (W *)y, n);
+    else
+        k_gather<W, int32_t><<<pcu_blocks(n, 256), 256, 0, st>>>(
+            axis_len, inner, (const W *)x, (const int32_t *)idx, n_idx, (W *)y, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_gather(int esize, int64_t outer, int64_t axis_len, int64_t inner, const void *x,
+                          const void *idx, int idx64, int64_t n_idx, void *y, cudaStream_t stream)
+{
+    if (outer * n_idx * inner == 0)
+        return 0;
+    switch (esize) {
+    case 1: return gather_t<uint8_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
+    case 2: return gather_t<uint16_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
+    case 4: return gather_t<uint32_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
+    case 8: return gather_t<uint64_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}

@@ -1,0 +1,77 @@
+/* Formulas shared by the host logic (ops_host.c, tested without a GPU) and
+ * the device kernels (dnn.cu, quant.cu), so that what the unit tests check is what
+ * the GPU computes. Plain C that nvcc also compiles as host+device code.
+ */
+#ifndef PARE_CUDA_OPS_SHARED_H
+#define PARE_CUDA_OPS_SHARED_H
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define PCU_HD __host__ __device__
+#else
+#define PCU_HD
+#endif
+
+/* coordinate_transformation_mode and nearest_mode codes (Resize) */
+enum {
+    PCU_CT_HALF_PIXEL,
+    PCU_CT_ASYMMETRIC,
+    PCU_CT_ALIGN_CORNERS,
+    PCU_CT_PYTORCH_HALF_PIXEL,
+    PCU_CT_HALF_PIXEL_SYMMETRIC
+};
+enum { PCU_NM_ROUND_PREFER_FLOOR, PCU_NM_ROUND_PREFER_CEIL, PCU_NM_FLOOR, PCU_NM_CEIL };
+
+/* The source coordinate of output coordinate o on one axis. */
+static inline PCU_HD double pcu_rs_coord(int coord, double o, double scale, int64_t in,
+                                         int64_t out)
+{
+    switch (coord) {
+    case PCU_CT_ASYMMETRIC: return o / scale;
+    case PCU_CT_ALIGN_CORNERS: return out == 1 ? 0.0 : o * (double)(in - 1) / (double)(out - 1);
+    case PCU_CT_PYTORCH_HALF_PIXEL: return out > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
+    case PCU_CT_HALF_PIXEL_SYMMETRIC: {
+        double adj = (double)out / (scale * (double)in);
+        return (double)in / 2 * (1 - adj) + (o + 0.5) / scale - 0.5;
+    }
+    default: return (o + 0.5) / scale - 0.5;
+    }
+}
+
+/* The nearest source index of coordinate x, clamped to [0, in). */
+static inline PCU_HD int64_t pcu_rs_nearest(int nearest, double x, int64_t in)
+{
+    double f;
+    switch (nearest) {
+    case PCU_NM_ROUND_PREFER_CEIL: f = floor(x + 0.5); break;
+    case PCU_NM_FLOOR: f = floor(x); break;
+    case PCU_NM_CEIL: f = ceil(x); break;
+    default: f = ceil(x - 0.5); break; /* halves go down */
+    }
+    if (f < 0)
+        return 0;
+    if (f > (double)(in - 1))
+        return in - 1;
+    return (int64_t)f;
+}
+
+/* quantization parameter layouts (QuantizeLinear/DequantizeLinear) */
+enum { PCU_Q_TENSOR, PCU_Q_AXIS, PCU_Q_BLOCK };
+
+/* Index of the scale/zero point of element e of x (row-major): per tensor
+ * 0; per axis (e / inner) % axis_len; blocked: the same position with the
+ * axis coordinate divided by bs, in a scale whose axis has nblk entries. */
+static inline PCU_HD int64_t pcu_q_index(int mode, int64_t inner, int64_t axis_len, int64_t bs,
+                                         int64_t nblk, int64_t e)
+{
+    if (mode == PCU_Q_TENSOR)
+        return 0;
+    int64_t row = e / inner, a = row % axis_len;
+    if (mode == PCU_Q_AXIS)
+        return a;
+    return ((row / axis_len) * nblk + a / bs) * inner + e % inner;
+}
+
+#endif

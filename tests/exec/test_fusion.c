@@ -1,0 +1,502 @@
+/* Plan-time fusion in the executor: a float Conv absorbing the
+ * BatchNormalization, residual Add/Sum and activation after it. Each case
+ * runs the same model fused and with no_fusion and compares the outputs;
+ * the plan text says what was fused; fusion is refused where an
+ * intermediate has a second reader, is a graph output, or an observer or
+ * keep_all needs every intermediate. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pare/exec.h"
+#include "pare/model.h"
+
+static size_t varint(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+    for (;;) {
+        unsigned char b = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        p[n++] = (unsigned char)(b | (v ? 0x80 : 0));
+        if (!v)
+            return n;
+    }
+}
+
+/* ModelProto{ir_version 8, graph{name "g"}, opset_import{"" opset}} */
+static pare_model *new_model(int64_t opset)
+{
+    unsigned char b[64], imp[32];
+    size_t n = 0, k = 0;
+    imp[k++] = 0x0a;
+    imp[k++] = 0;
+    imp[k++] = 0x10;
+    k += varint(imp + k, (uint64_t)opset);
+    b[n++] = 0x08;
+    b[n++] = 8;
+    b[n++] = 0x3a;
+    b[n++] = 3;
+    b[n++] = 0x12;
+    b[n++] = 1;
+    b[n++] = 'g';
+    b[n++] = 0x42;
+    n += varint(b + n, k);
+    memcpy(b + n, imp, k);
+    n += k;
+    pare_model *m;
+    pare_error err;
+    assert_int_equal(pare_model_load_buffer(b, n, NULL, NULL, &m, &err), PARE_OK);
+    return m;
+}
+
+static uint32_t rng_state = 12345;
+static float frand(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f; /* [-1, 1) */
+}
+
+static pare_tensor *rand_tensor(const char *name, int rank, const int64_t *dims, float lo,
+                                float hi)
+{
+    pare_tensor *t;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, PARE_DT_FLOAT, rank, dims, &t, &err), PARE_OK);
+    float *x = t->data;
+    for (uint64_t i = 0; i < pare_tensor_numel(t); i++)
+        x[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
+    return t;
+}
+
+static pare_value *add_init(pare_graph *g, const char *name, int rank, const int64_t *dims,
+                            float lo, float hi)
+{
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_graph_add_initializer(g, rand_tensor(name, rank, dims, lo, hi), &v, &err),
+                     PARE_OK);
+    return v;
+}
+
+static pare_value *add_scalar(pare_graph *g, const char *name, float val)
+{
+    pare_tensor *t;
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, PARE_DT_FLOAT, 0, NULL, &t, &err), PARE_OK);
+    *(float *)t->data = val;
+    assert_int_equal(pare_graph_add_initializer(g, t, &v, &err), PARE_OK);
+    return v;
+}
+
+static pare_value *add_input(pare_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_graph_new_value(g, name, NULL, PARE_DT_FLOAT, &v, &err), PARE_OK);
+    assert_int_equal(pare_value_set_dims(v, PARE_DT_FLOAT, rank, dims, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_input(g, v, &err), PARE_OK);
+    return v;
+}
+
+static pare_node *last_node;
+
+static pare_value *add_node(pare_graph *g, const char *name, const char *op,
+                            pare_value *const *ins, size_t n_ins, const char *out)
+{
+    pare_value *o;
+    pare_error err;
+    assert_int_equal(pare_graph_new_value(g, out, NULL, 0, &o, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, name, "", op, ins, n_ins, &o, 1, NULL, &last_node,
+                                         &err),
+                     PARE_OK);
+    return o;
+}
+
+/* Conv(x, W[m, c, k, k], B) with pads k/2 (and group) */
+static pare_value *add_conv(pare_graph *g, const char *name, pare_value *x, int64_t c, int64_t m,
+                            int64_t k, int64_t group, bool bias)
+{
+    char wn[64], bn[64], on[64];
+    snprintf(wn, sizeof wn, "%s_w", name);
+    snprintf(bn, sizeof bn, "%s_b", name);
+    snprintf(on, sizeof on, "%s_out", name);
+    int64_t wd[4] = {m, c / group, k, k}, bd[1] = {m};
+    pare_value *ins[3] = {x, add_init(g, wn, 4, wd, -0.3f, 0.3f), NULL};
+    if (bias)
+        ins[2] = add_init(g, bn, 1, bd, -0.5f, 0.5f);
+    pare_value *y = add_node(g, name, "Conv", ins, bias ? 3 : 2, on);
+    pare_error err;
+    int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    assert_int_equal(pare_node_set_attr_ints(last_node, "pads", pads, 4, &err), PARE_OK);
+    if (group > 1)
+        assert_int_equal(pare_node_set_attr_int(last_node, "group", group, &err), PARE_OK);
+    return y;
+}
+
+static pare_value *add_bn(pare_graph *g, const char *name, pare_value *x, int64_t m)
+{
+    char n1[64], n2[64], n3[64], n4[64], on[64];
+    snprintf(n1, sizeof n1, "%s_s", name);
+    snprintf(n2, sizeof n2, "%s_b", name);
+    snprintf(n3, sizeof n3, "%s_m", name);
+    snprintf(n4, sizeof n4, "%s_v", name);
+    snprintf(on, sizeof on, "%s_out", name);
+    int64_t d[1] = {m};
+    pare_value *ins[5] = {x, add_init(g, n1, 1, d, 0.5f, 1.5f), add_init(g, n2, 1, d, -0.5f, 0.5f),
+                          add_init(g, n3, 1, d, -0.2f, 0.2f), add_init(g, n4, 1, d, 0.5f, 2.0f)};
+    pare_value *y = add_node(g, name, "BatchNormalization", ins, 5, on);
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_float(last_node, "epsilon", 1e-3f, &err), PARE_OK);
+    return y;
+}
+
+static void output(pare_graph *g, pare_value *v)
+{
+    pare_error err;
+    assert_int_equal(pare_graph_add_output(g, v, &err), PARE_OK);
+}
+
+/* runs m once per input set (twice: the second run uses the arena) and
+ * returns the outputs of the last run */
+static pare_tensor **run(pare_model *m, bool no_fusion, pare_tensor **ins, size_t n_ins,
+                         size_t *n_out, char **plan)
+{
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    so.threads = 2;
+    so.no_fusion = no_fusion;
+    pare_session *s;
+    pare_error err;
+    if (pare_session_new(m, &so, &s, &err))
+        fail_msg("session: %s", err.msg);
+    pare_tensor **o = NULL;
+    for (int r = 0; r < 3; r++) {
+        if (o)
+            pare_tensors_free(o, *n_out);
+        if (pare_session_run(s, ins, n_ins, &o, n_out, &err))
+            fail_msg("run: %s", err.msg);
+    }
+    if (plan)
+        *plan = pare_session_plan_text(s);
+    pare_session_free(s);
+    return o;
+}
+
+static int count_str(const char *s, const char *sub)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, sub)); p += strlen(sub))
+        n++;
+    return n;
+}
+
+/* Runs fused and unfused, compares, and checks that the plan shows `fused`
+ * lines "... fused into ..." (and each string of want). */
+static void check_model(pare_model *m, pare_tensor **ins, size_t n_ins, int fused,
+                        const char *const *want)
+{
+    size_t na, nb;
+    char *plan = NULL, *plan0 = NULL;
+    pare_tensor **a = run(m, false, ins, n_ins, &na, &plan);
+    pare_tensor **b = run(m, true, ins, n_ins, &nb, &plan0);
+    assert_non_null(plan);
+    assert_non_null(plan0);
+    if (count_str(plan, " fused into ") != fused)
+        fail_msg("want %d fused nodes, plan:\n%s", fused, plan);
+    assert_int_equal(count_str(plan0, " fused into "), 0);
+    for (size_t i = 0; want && want[i]; i++)
+        if (!strstr(plan, want[i]))
+            fail_msg("'%s' not in the plan:\n%s", want[i], plan);
+    assert_int_equal(na, nb);
+    for (size_t o = 0; o < na; o++) {
+        assert_int_equal(pare_tensor_numel(a[o]), pare_tensor_numel(b[o]));
+        const float *x = a[o]->data, *y = b[o]->data;
+        double worst = 0, mag = 1e-3;
+        for (uint64_t i = 0; i < pare_tensor_numel(a[o]); i++) {
+            double d = fabs((double)x[i] - y[i]);
+            worst = d > worst ? d : worst;
+            mag = fabs(y[i]) > mag ? fabs(y[i]) : mag;
+        }
+        if (worst > 1e-5 * mag * 8)
+            fail_msg("output %zu: fused differs by %g (max |y| %g)", o, worst, mag);
+    }
+    pare_tensors_free(a, na);
+    pare_tensors_free(b, nb);
+    free(plan);
+    free(plan0);
+}
+
+/* x -> Conv -> BN -> Add(r) -> act -> y */
+static void act_case(const char *act, int64_t opset)
+{
+    pare_model *m = new_model(opset);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {2, 8, 9, 9}, rd[4] = {2, 16, 9, 9};
+    pare_value *x = add_input(g, "x", 4, xd), *r = add_input(g, "r", 4, rd);
+    pare_value *c = add_conv(g, "conv", x, 8, 16, 3, 1, true);
+    pare_value *bn = add_bn(g, "bn", c, 16);
+    pare_value *s = add_node(g, "add", "Add", (pare_value *[]){r, bn}, 2, "s");
+    pare_value *y;
+    if (!strcmp(act, "Clip")) {
+        pare_value *ci[3] = {s, add_scalar(g, "lo", -0.25f), add_scalar(g, "hi", 0.5f)};
+        y = add_node(g, "act", "Clip", ci, 3, "y");
+    } else {
+        y = add_node(g, "act", act, &s, 1, "y");
+        pare_error err;
+        if (!strcmp(act, "LeakyRelu"))
+            assert_int_equal(pare_node_set_attr_float(last_node, "alpha", 0.3f, &err), PARE_OK);
+    }
+    output(g, y);
+    pare_tensor *in[2] = {rand_tensor("x", 4, xd, -1, 1), rand_tensor("r", 4, rd, -1, 1)};
+    char line[64];
+    snprintf(line, sizeof line, "%s fused into conv", act);
+    const char *want[] = {"BatchNormalization fused into conv", "Add fused into conv", line, NULL};
+    check_model(m, in, 2, 3, want);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    pare_model_free(m);
+}
+
+static void test_conv_bn_add_act(void **state)
+{
+    (void)state;
+    static const char *const acts[] = {"Relu",    "Clip", "LeakyRelu",  "Sigmoid",
+                                       "Tanh",    "HardSigmoid", "HardSwish"};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+        act_case(acts[i], 14);
+}
+
+/* Clip before opset 11 takes its bounds from attributes */
+static void test_clip_attrs(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(9);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {1, 4, 7, 7};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *c = add_conv(g, "conv", x, 4, 6, 1, 1, false);
+    pare_value *y = add_node(g, "clip", "Clip", &c, 1, "y");
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_float(last_node, "min", 0.0f, &err), PARE_OK);
+    assert_int_equal(pare_node_set_attr_float(last_node, "max", 0.1f, &err), PARE_OK);
+    output(g, y);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    const char *want[] = {"Clip fused into conv", NULL};
+    check_model(m, &in, 1, 1, want);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+/* resnet's shortcut: Sum(bn_a, bn_b) where conv_b runs after bn_a, with an
+ * unrelated node between, at a size that takes the Winograd path; the sum
+ * is fused into conv_b (its other operand is ready by then), conv_a keeps
+ * its BN only */
+static void test_resnet_shortcut(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {1, 32, 16, 16};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *a = add_bn(g, "bn_a", add_conv(g, "conv_a", x, 32, 32, 3, 1, false), 32);
+    pare_value *b = add_bn(g, "bn_b", add_conv(g, "conv_b", x, 32, 32, 3, 1, false), 32);
+    pare_value *side = add_node(g, "side", "Neg", &x, 1, "side");
+    pare_value *s = add_node(g, "sum", "Sum", (pare_value *[]){a, b}, 2, "s");
+    pare_value *y = add_node(g, "relu", "Relu", &s, 1, "y");
+    output(g, y);
+    output(g, side);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    const char *want[] = {"BatchNormalization fused into conv_a", "Sum fused into conv_b",
+                          "Relu fused into conv_b", NULL};
+    check_model(m, &in, 1, 4, want);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+/* depthwise and grouped convs take other paths of the kernel */
+static void test_grouped(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(14);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {3, 8, 10, 10};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *d = add_conv(g, "dw", x, 8, 8, 3, 8, true);
+    pare_value *r = add_node(g, "r1", "Relu", &d, 1, "r");
+    pare_value *c = add_conv(g, "grp", r, 8, 12, 3, 2, true);
+    pare_value *bn = add_bn(g, "bn", c, 12);
+    pare_value *y = add_node(g, "hs", "HardSwish", &bn, 1, "y");
+    output(g, y);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    const char *want[] = {"Relu fused into dw", "HardSwish fused into grp", NULL};
+    check_model(m, &in, 1, 3, want);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+/* densenet's pattern: BN, then Mul and Add by per-channel constants (one
+ * through Unsqueeze), then Relu; a Mul by a vector along the last axis is
+ * not per channel and stops the chain */
+static void test_channel_affine(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {2, 6, 5, 5}, cd[3] = {10, 1, 1}, vd[1] = {10}, ld[1] = {5};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *bn = add_bn(g, "bn", add_conv(g, "conv", x, 6, 10, 3, 1, true), 10);
+    pare_value *mul = add_node(g, "mul", "Mul", (pare_value *[]){bn, add_init(g, "k", 3, cd, 0.5f, 2)},
+                               2, "mul_out");
+    pare_tensor *ax;
+    pare_value *axv;
+    pare_error err;
+    int64_t one = 2;
+    assert_int_equal(pare_tensor_new("axes", PARE_DT_INT64, 1, &one, &ax, &err), PARE_OK);
+    ((int64_t *)ax->data)[0] = 1;
+    ((int64_t *)ax->data)[1] = 2;
+    assert_int_equal(pare_graph_add_initializer(g, ax, &axv, &err), PARE_OK);
+    pare_value *u = add_node(g, "unsq", "Unsqueeze",
+                             (pare_value *[]){add_init(g, "d", 1, vd, -1, 1), axv}, 2, "u");
+    pare_value *add = add_node(g, "add", "Add", (pare_value *[]){u, mul}, 2, "add_out");
+    pare_value *y = add_node(g, "relu", "Relu", &add, 1, "y");
+    /* a second conv: Mul by [5] along the width is not per channel */
+    pare_value *c2 = add_conv(g, "conv2", y, 10, 10, 1, 1, false);
+    pare_value *m2 = add_node(g, "mul2", "Mul", (pare_value *[]){c2, add_init(g, "l", 1, ld, 0, 1)},
+                              2, "m2");
+    pare_value *y2 = add_node(g, "relu2", "Relu", &m2, 1, "y2");
+    output(g, y2);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    const char *want[] = {"BatchNormalization fused into conv", "Mul fused into conv",
+                          "Add fused into conv", "Relu fused into conv", NULL};
+    check_model(m, &in, 1, 4, want);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+/* an intermediate with a second reader, or that is a graph output, stays */
+static void test_refused(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {1, 4, 6, 6};
+    pare_value *x = add_input(g, "x", 4, xd);
+    /* conv1's output read twice: nothing fused into conv1 */
+    pare_value *c1 = add_conv(g, "conv1", x, 4, 4, 3, 1, true);
+    pare_value *r1 = add_node(g, "relu1", "Relu", &c1, 1, "r1");
+    pare_value *n1 = add_node(g, "neg1", "Neg", &c1, 1, "n1");
+    /* conv2's BN output is a graph output: BN fused, Relu not */
+    pare_value *c2 = add_conv(g, "conv2", r1, 4, 4, 3, 1, true);
+    pare_value *b2 = add_bn(g, "bn2", c2, 4);
+    pare_value *r2 = add_node(g, "relu2", "Relu", &b2, 1, "r2");
+    /* Add of a row along the width (broadcast): neither a residual nor per
+     * channel; Relu is not reached through it either */
+    int64_t bd[4] = {1, 1, 1, 6};
+    pare_value *c3 = add_conv(g, "conv3", r2, 4, 4, 3, 1, true);
+    pare_value *a3 = add_node(g, "add3", "Add", (pare_value *[]){c3, add_init(g, "k", 4, bd, 0, 1)},
+                              2, "a3");
+    pare_value *y = add_node(g, "relu3", "Relu", &a3, 1, "y");
+    output(g, n1);
+    output(g, b2);
+    output(g, y);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    const char *want[] = {"BatchNormalization fused into conv2", NULL};
+    check_model(m, &in, 1, 1, want);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+static int n_seen;
+static int seen_relu;
+static int observe(void *ctx, const pare_node *node, size_t output, const pare_tensor *t)
+{
+    (void)ctx;
+    (void)output;
+    (void)t;
+    n_seen++;
+    if (!strcmp(node->op_type, "Relu") || !strcmp(node->op_type, "BatchNormalization"))
+        seen_relu++;
+    return 0;
+}
+
+/* an observer sees every node (the session runs unfused while one is set);
+ * keep_all and PARE_NO_FUSION turn fusion off */
+static void test_observer_and_switches(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {1, 4, 6, 6};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *y = add_node(g, "relu", "Relu", (pare_value *[]){add_bn(g, "bn",
+                                                 add_conv(g, "conv", x, 4, 4, 3, 1, true), 4)},
+                             1, "y");
+    output(g, y);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    pare_session_opts so = PARE_SESSION_OPTS_INIT;
+    so.threads = 1;
+    pare_session *s;
+    pare_error err;
+    pare_tensor **o1, **o2;
+    size_t n1, n2;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    char *plan = pare_session_plan_text(s);
+    assert_int_equal(count_str(plan, " fused into conv"), 2);
+    free(plan);
+    assert_int_equal(pare_session_run(s, &in, 1, &o1, &n1, &err), PARE_OK);
+    pare_session_set_observer(s, observe, NULL);
+    n_seen = seen_relu = 0;
+    assert_int_equal(pare_session_run(s, &in, 1, &o2, &n2, &err), PARE_OK);
+    assert_int_equal(n_seen, 3);
+    assert_int_equal(seen_relu, 2);
+    for (uint64_t i = 0; i < pare_tensor_numel(o1[0]); i++)
+        assert_float_equal(((float *)o1[0]->data)[i], ((float *)o2[0]->data)[i], 1e-5);
+    pare_tensors_free(o2, n2);
+    /* observer removed: fused again, same result */
+    pare_session_set_observer(s, NULL, NULL);
+    n_seen = 0;
+    assert_int_equal(pare_session_run(s, &in, 1, &o2, &n2, &err), PARE_OK);
+    assert_int_equal(n_seen, 0);
+    for (uint64_t i = 0; i < pare_tensor_numel(o1[0]); i++)
+        assert_float_equal(((float *)o1[0]->data)[i], ((float *)o2[0]->data)[i], 1e-5);
+    pare_tensors_free(o1, n1);
+    pare_tensors_free(o2, n2);
+    pare_session_free(s);
+
+    so.keep_all = true;
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    plan = pare_session_plan_text(s);
+    assert_int_equal(count_str(plan, " fused into "), 0);
+    free(plan);
+    pare_session_free(s);
+
+    so.keep_all = false;
+    setenv("PARE_NO_FUSION", "1", 1);
+    assert_int_equal(pare_session_new(m, &so, &s, &err), PARE_OK);
+    unsetenv("PARE_NO_FUSION");
+    plan = pare_session_plan_text(s);
+    assert_int_equal(count_str(plan, " fused into "), 0);
+    free(plan);
+    pare_session_free(s);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_bn_add_act),
+        cmocka_unit_test(test_clip_attrs),
+        cmocka_unit_test(test_resnet_shortcut),
+        cmocka_unit_test(test_grouped),
+        cmocka_unit_test(test_channel_affine),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_observer_and_switches),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
