@@ -6,8 +6,8 @@
 #include "exec/backend.h"
 #include "pare_config.h"
 #if PARE_HAVE_CUDA
+#include <dlfcn.h>
 #include <pthread.h>
-const pare_backend *pare_backend_cuda(void); /* lib/cuda/backend.c */
 #endif
 
 static const pare_kernel *cpu_supports(const pare_backend *b, const pare_node *n, int64_t opset,
@@ -121,15 +121,60 @@ static bool usable(const pare_backend *b, int gpu, char *why, size_t why_size)
 }
 
 #if PARE_HAVE_CUDA
-/* A CUDA build registers its backend before the first lookup, unless a
- * test registered a backend of that name first. */
+/* A CUDA build registers its backend before the first lookup that names a
+ * device, unless a test registered a backend of that name first. The
+ * backend lives in libpare-cuda.so (lib/meson.build says why), loaded here
+ * from PARE_CUDA_LIBRARY when set, else from beside libpare itself, else
+ * through the loader's search path; why it could not be loaded is kept for
+ * the error of a session that asks for "cuda". */
+static char cuda_load_error[512];
+
+static void *open_cuda_library(void)
+{
+    const char *env = getenv("PARE_CUDA_LIBRARY");
+    if (env && *env)
+        return dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    Dl_info info;
+    if (dladdr((void *)&pare_backend_get, &info) && info.dli_fname) {
+        const char *slash = strrchr(info.dli_fname, '/');
+        if (slash) {
+            char path[4096];
+            int n = snprintf(path, sizeof path, "%.*s/libpare-cuda.so",
+                             (int)(slash - info.dli_fname), info.dli_fname);
+            if (n > 0 && (size_t)n < sizeof path) {
+                void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+                if (h)
+                    return h;
+            }
+        }
+    }
+    return dlopen("libpare-cuda.so", RTLD_NOW | RTLD_LOCAL);
+}
+
 static void register_cuda(void)
 {
     pare_error err;
     for (int i = 0; i < MAX_BACKENDS; i++)
         if (registered[i] && strcmp(registered[i]->name, "cuda") == 0)
             return;
-    pare_backend_register(pare_backend_cuda(), &err);
+    void *h = open_cuda_library();
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(cuda_load_error, sizeof cuda_load_error, "cannot load libpare-cuda.so: %s",
+                 e ? e : "not found");
+        return;
+    }
+    void *sym = dlsym(h, "pare_backend_cuda");
+    const pare_backend *(*get)(void) = NULL;
+    if (sym)
+        memcpy(&get, &sym, sizeof get);
+    if (!get) {
+        snprintf(cuda_load_error, sizeof cuda_load_error,
+                 "libpare-cuda.so has no pare_backend_cuda");
+        return;
+    }
+    if (pare_backend_register(get(), &err))
+        snprintf(cuda_load_error, sizeof cuda_load_error, "%s", err.msg);
 }
 static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
 #endif
@@ -137,12 +182,12 @@ static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
 pare_status pare_backend_get(const char *device, int gpu, const pare_backend **out,
                              pare_error *err)
 {
-#if PARE_HAVE_CUDA
-    pthread_once(&cuda_once, register_cuda);
-#endif
     *out = &cpu_backend;
     if (!device || strcmp(device, "cpu") == 0)
         return PARE_OK;
+#if PARE_HAVE_CUDA
+    pthread_once(&cuda_once, register_cuda); /* only when a device is asked for */
+#endif
     char why[256];
     if (strcmp(device, "auto") == 0) {
         for (int i = 0; i < MAX_BACKENDS; i++)
@@ -161,6 +206,11 @@ pare_status pare_backend_get(const char *device, int gpu, const pare_backend **o
         *out = registered[i];
         return PARE_OK;
     }
+#if PARE_HAVE_CUDA
+    if (strcmp(device, "cuda") == 0)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "device 'cuda' is not usable: %s",
+                              cuda_load_error[0] ? cuda_load_error : "not registered");
+#endif
     if (strcmp(device, "cuda") == 0)
         return pare_error_set(err, PARE_ERR_UNSUPPORTED,
                               "device 'cuda': pare was built without CUDA");
