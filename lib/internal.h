@@ -88,6 +88,10 @@ pare_status pare__tensor_from_proto(const Onnx__TensorProto *tp, pare_model *m, 
                                     pare_tensor **out, pare_error *err);
 /* Whether p is aligned for dtype's elements (as malloc'd data is). */
 bool pare__aligned_for(int dtype, const void *p);
+/* Copies one initializer of m still borrowed at a misaligned address to
+ * aligned memory (pare_model_align_weights does all of them); a no-op for
+ * any other tensor. Defined in lib/io/load.c. */
+pare_status pare__init_align(pare_model *m, pare_tensor *t, pare_error *err);
 /* Resolves and maps an external location for m; returns address and length. */
 pare_status pare__extmap_get(pare_model *m, const char *location, const void **addr, size_t *len,
                              pare_error *err);

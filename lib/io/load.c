@@ -854,23 +854,31 @@ pare_graph *pare_model_graph(pare_model *m)
     return m->graph;
 }
 
+pare_status pare__init_align(pare_model *m, pare_tensor *t, pare_error *err)
+{
+    if (!t || t->owns_data || !t->data || pare__aligned_for(t->dtype, t->data))
+        return PARE_OK;
+    void *copy = NULL;
+    if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 1))
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory aligning initializer '%s' "
+                              "(%zu bytes)", t->name ? t->name : "", t->nbytes);
+    /* pread from the model file where it came from: no page of the mapping
+     * is faulted in for it */
+    if (!pare__source_read(m, t->data, copy, t->nbytes))
+        memcpy(copy, t->data, t->nbytes);
+    t->data = copy;
+    t->owns_data = true;
+    if (m && m->n_unaligned)
+        m->n_unaligned--;
+    return PARE_OK;
+}
+
 static pare_status align_graph(pare_model *m, pare_graph *g, pare_error *err)
 {
     for (size_t i = 0; i < g->n_values && m->n_unaligned; i++) {
-        pare_tensor *t = g->values[i]->init;
-        if (!t || t->owns_data || !t->data || pare__aligned_for(t->dtype, t->data))
-            continue;
-        void *copy = NULL;
-        if (posix_memalign(&copy, 64, t->nbytes ? t->nbytes : 1))
-            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory aligning initializer "
-                                  "'%s' (%zu bytes)", t->name ? t->name : "", t->nbytes);
-        /* pread from the model file where it came from: no page of the
-         * mapping is faulted in for it */
-        if (!pare__source_read(m, t->data, copy, t->nbytes))
-            memcpy(copy, t->data, t->nbytes);
-        t->data = copy;
-        t->owns_data = true;
-        m->n_unaligned--;
+        pare_status st = pare__init_align(m, g->values[i]->init, err);
+        if (st)
+            return st;
     }
     for (size_t i = 0; i < g->n_nodes && m->n_unaligned; i++) {
         pare_node *n = g->nodes[i];

@@ -581,6 +581,8 @@ node:
             if ((st = new_init(g, c->name, "_beta", PARE_DT_FLOAT, c->init->rank, c->init->dims,
                                &ct, &cv, err)))
                 return st;
+            if ((st = pare__init_align(g->model, c->init, err)))
+                return st;
             const float *src = c->init->data;
             for (uint64_t i = 0; i < pare_tensor_numel(ct); i++)
                 ((float *)ct->data)[i] = src[i] * beta;
@@ -644,12 +646,13 @@ static pare_status report_float(pare_quant_report *r, pare_node *n, const char *
 pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare_quant_report *r,
                                       pare_error *err)
 {
-    pare_status align_st = pare_model_align_weights(m, err); /* typed reads below */
-    if (align_st)
-        return align_st;
     double t0 = pare_now();
     if (!m || !o)
         return pare_error_set(err, PARE_ERR_ARG, "no model or options");
+    /* Weights misaligned in the file are still borrowed from it: GPTQ's
+     * calibration aligns them all (pare_session_new); rounding to nearest
+     * copies each one only when it is quantized (target_load) and frees it
+     * right after, so that they are never all copied at once. */
     pare_status st = check_opts(m, o, err);
     if (st)
         return st;
@@ -715,7 +718,9 @@ pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare
         st = pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
     for (int pass = 0; pass < 2 && order; pass++)
         for (size_t i = 0; i < nt; i++) {
-            bool heap = G == NULL && ts[i].weight->init && ts[i].weight->init->owns_data;
+            const pare_tensor *w = ts[i].weight->init;
+            bool heap = G == NULL && w &&
+                        (w->owns_data || !pare__aligned_for(w->dtype, w->data));
             if (heap == (pass == 0))
                 order[no++] = i;
         }
@@ -756,7 +761,8 @@ pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare
                 st = pare_qx_drop_if_unused(t->weight, err);
             continue;
         }
-        if ((st = target_load(t, o->block_size, err)))
+        if ((st = pare__init_align(m, t->weight->init, err)) ||
+            (st = target_load(t, o->block_size, err)))
             break;
         if (G && t->x)
             st = pare__wq_gptq_run(G, t, err);
