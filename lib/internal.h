@@ -92,6 +92,10 @@ bool pare__aligned_for(int dtype, const void *p);
  * aligned memory (pare_model_align_weights does all of them); a no-op for
  * any other tensor. Defined in lib/io/load.c. */
 pare_status pare__init_align(pare_model *m, pare_tensor *t, pare_error *err);
+/* Gives back the resident pages of m's mapped file that lie wholly inside
+ * [p, p + len), for a caller done reading a borrowed tensor (they fault in
+ * again if read later); a no-op for other memory. */
+void pare__source_forget(const pare_model *m, const void *p, size_t len);
 /* Resolves and maps an external location for m; returns address and length. */
 pare_status pare__extmap_get(pare_model *m, const char *location, const void **addr, size_t *len,
                              pare_error *err);

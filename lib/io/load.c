@@ -854,6 +854,19 @@ pare_graph *pare_model_graph(pare_model *m)
     return m->graph;
 }
 
+void pare__source_forget(const pare_model *m, const void *p, size_t len)
+{
+    const pare_source *s = m ? m->src : NULL;
+    const uint8_t *q = p;
+    if (!s || !s->mapped || q < s->addr || len > s->len || (size_t)(q - s->addr) > s->len - len)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)q + page - 1) & ~(page - 1);   /* whole pages inside only */
+    uintptr_t b = ((uintptr_t)q + len) & ~(page - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 pare_status pare__init_align(pare_model *m, pare_tensor *t, pare_error *err)
 {
     if (!t || t->owns_data || !t->data || pare__aligned_for(t->dtype, t->data))

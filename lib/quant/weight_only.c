@@ -764,6 +764,10 @@ pare_status pare_quantize_weight_only(pare_model *m, const pare_wq_opts *o, pare
         if ((st = pare__init_align(m, t->weight->init, err)) ||
             (st = target_load(t, o->block_size, err)))
             break;
+        /* the float weight now lives in t's buffer: the pages of the mapped
+         * file it was read from need not stay resident */
+        if (!t->weight->init->owns_data)
+            pare__source_forget(m, t->weight->init->data, t->weight->init->nbytes);
         if (G && t->x)
             st = pare__wq_gptq_run(G, t, err);
         else
