@@ -81,7 +81,7 @@ static const cli_option options[] = {
     CLI_CHOICE(0, "norm", &o_norm, "N", norm_names, "norm that ranks channels (l1)"),
     CLI_INT(0, "channel-multiple", &o_channel_multiple, "M", 1, 4096,
             "round kept channel counts to a multiple of M in layers of at least max(32, 2M) "
-            "channels (8; 1: exact; 16 suits onnxruntime on AVX-512)"),
+            "channels (16: whole blocks of 8- and 16-wide convolution kernels; 1: exact)"),
     CLI_STRING(0, "bn-recalibrate", &o_bn_recal, "DATA",
                "re-estimate BatchNormalization statistics on DATA after channel pruning"),
     CLI_GROUP("Sensitivity"),

@@ -164,9 +164,9 @@ typedef struct pare_channel_opts {
     const char *bn_recalibrate;       /* dataset for BatchNorm statistics re-estimation; NULL: none */
     pare_prune_calib calib;           /* samples, batch, threads for bn_recalibrate */
     int64_t channel_multiple;         /* kept counts rounded to the nearest multiple of this in
-                                         layers of at least max(32, 2x it) channels (0: 8;
-                                         1: no rounding); 16 suits onnxruntime's blocked
-                                         AVX-512 convolutions */
+                                         layers of at least max(32, 2x it) channels (0: 16,
+                                         whole blocks of onnxruntime's 8- and 16-wide blocked
+                                         convolutions; 1: no rounding) */
 } pare_channel_opts;
 
 #define PARE_CHANNEL_OPTS_INIT {0.0, NULL, 0, PARE_NORM_L1, {NULL, 0, NULL, 0, 0, false}, NULL, \

@@ -456,7 +456,7 @@ static pare_status add_source(ctx *c, pare_node *n, bool *made)
     } else if (pare_value_numel(w) < f->min_params) {
         why = "fewer params than --min-params";
     }
-    size_t s;
+    size_t s = 0;
     if ((st = new_space(c, ch, &s)))
         return st;
     if (why)
@@ -786,7 +786,7 @@ static pare_status on_concat(ctx *c, pare_node *n)
             d->total += e->total;
         } else {
             /* a plain input: a fixed block of channels */
-            size_t s;
+            size_t s = 0;
             int64_t len = dim(n->inputs[i], (int)axis);
             if ((st = new_space(c, len, &s)))
                 return st;
@@ -1163,7 +1163,10 @@ static pare_status decide(ctx *c, size_t root)
     int64_t C = sp->c, remove = (int64_t)llround(ratio * (double)C), keep = C - remove;
     if (remove <= 0)
         return PARE_OK;
-    int64_t M = c->o->channel_multiple > 0 ? c->o->channel_multiple : 8;
+    /* 16 unless asked: a multiple of 16 is whole blocks for both 8- and
+     * 16-wide channel blocking (onnxruntime's NCHWc pads 24 to 32 on
+     * AVX-512, so a 32 -> 24 cut there buys nothing; bench/channels_bench.py) */
+    int64_t M = c->o->channel_multiple > 0 ? c->o->channel_multiple : 16;
     /* groupings of grouped layers and shuffles */
     int64_t L = 1;
     const gcons *sh = NULL;
@@ -1200,7 +1203,7 @@ static pare_status decide(ctx *c, size_t root)
         }
         keep = k * L;
     } else if (M > 1 && C >= (2 * M > 32 ? 2 * M : 32)) {
-        /* the kept count to the nearest multiple of M (8 unless asked), in
+        /* the kept count to the nearest multiple of M (16 unless asked), in
          * layers wide enough for it: kernels block channels by 8 or 16 */
         int64_t km = (keep + M / 2) / M * M;
         keep = km < M ? M : km > C ? C : km;

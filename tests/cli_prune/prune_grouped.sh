@@ -22,7 +22,8 @@ PYTHONPATH="$(dirname "$0")/../interop" "$py" -c \
     'import sys, channels_check as c; c.materialize(sys.argv[1], sys.argv[2])' "$src" "$sn" ||
     fail "materializing $src"
 
-# 30%: each group of 4 keeps 20 of 28, 24 of 34, 48 of 68, 96 of 136
+# 30%: each group of 4 keeps 20 of 28, 24 of 34, 48 of 68, 96 of 136 (per
+# group a multiple of 4, so totals are multiples of 16)
 run "$PROG" --structured channels --ratio 0.3 --cleanup -o "$tmp/s.onnx" "$sn"
 expect_rc 0
 expect_out "method: structured channels l1"
@@ -39,11 +40,19 @@ expect_rc 0
 run "$RUN" -n 1 "$tmp/s.onnx"
 expect_rc 0
 
-# --layer-ratio on one grouped source: 112 -> 56, 14 per group
+# --layer-ratio on one grouped source: 112 -> 64, 16 per group (14 rounded
+# so the total is a multiple of 16, the default --channel-multiple); with
+# --channel-multiple 8 112 -> 56, 14 per group
 run "$PROG" --structured channels --ratio 0.3 --layer-ratio n4=0.5 --cleanup -o "$tmp/l.onnx" "$sn"
 expect_rc 0
-expect_out_re '^n4 +Conv .* 112 -> 56 '
+expect_out_re '^n4 +Conv .* 112 -> 64 '
 expect_out_re '^n17 +Conv .* 136 -> 96 '
 run "$RUN" -n 1 "$tmp/l.onnx"
+expect_rc 0
+run "$PROG" --structured channels --ratio 0.3 --layer-ratio n4=0.5 --channel-multiple 8 --cleanup \
+    -o "$tmp/l8.onnx" "$sn"
+expect_rc 0
+expect_out_re '^n4 +Conv .* 112 -> 56 '
+run "$RUN" -n 1 "$tmp/l8.onnx"
 expect_rc 0
 finish

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,6 +675,57 @@ static void test_cnn_digits(void **state)
     pare_model_free(m);
 }
 
+/* parameters of a model counted from its initializers (not the report) */
+static uint64_t count_params(pare_model *m)
+{
+    pare_graph *g = pare_model_graph(m);
+    uint64_t n = 0;
+    for (size_t i = 0; i < g->n_values; i++)
+        if (g->values[i] && g->values[i]->init)
+            n += pare_tensor_numel(g->values[i]->init);
+    return n;
+}
+
+/* The params bar at --ratio 0.3 holds whatever the rounding of kept counts:
+ * the default (16), 8 and exact counts; the default rounds conv1 32 -> 16
+ * (22.4 kept, nearest multiple of 16) and the 64-channel layers to 48 */
+static void test_cnn_digits_multiples(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t multiple, conv1, conv2, params;
+    } cases[] = {{0, 16, 48, 30986}, {16, 16, 48, 30986}, {8, 24, 48, 34546},
+                 {1, 22, 45, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pare_model *m = load_cnn();
+        uint64_t before = count_params(m);
+        assert_int_equal(before, 60906);
+        pare_channel_opts o = PARE_CHANNEL_OPTS_INIT;
+        o.ratio = 0.3;
+        o.channel_multiple = cases[i].multiple;
+        pare_prune_report r;
+        pare_prune_report_init(&r);
+        pare_error err;
+        if (pare_prune_channels(m, &o, &r, &err))
+            fail_msg("multiple %" PRId64 ": %s", cases[i].multiple, err.msg);
+        assert_int_equal(layer(&r, "conv1")->channels_after, cases[i].conv1);
+        assert_int_equal(layer(&r, "conv2")->channels_after, cases[i].conv2);
+        assert_int_equal(layer(&r, "conv3")->channels_after, cases[i].conv2);
+        assert_int_equal(layer(&r, "proj")->channels_after, cases[i].conv2);
+        m = reload(m);
+        uint64_t after = count_params(m);
+        assert_int_equal(after, (uint64_t)r.params_after);
+        if (cases[i].params)
+            assert_int_equal(after, cases[i].params);
+        /* quality bar: at least 25% fewer parameters */
+        if ((double)after > 0.75 * (double)before)
+            fail_msg("multiple %" PRId64 ": params %" PRIu64 " -> %" PRIu64 ", under 25%% fewer",
+                     cases[i].multiple, before, after);
+        pare_prune_report_release(&r);
+        pare_model_free(m);
+    }
+}
+
 /* L1 and L2 rank differently: {1,1,1,1} has L1 4, L2 2; {3,0,0,0} L1 3, L2 3 */
 static void norm_case(pare_norm norm, float kept0)
 {
@@ -1012,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_flatten_gemm),   cmocka_unit_test(test_matmul_chain),
         cmocka_unit_test(test_concat_offsets), cmocka_unit_test(test_residual_group),
         cmocka_unit_test(test_bad_ratios),     cmocka_unit_test(test_cnn_digits),
+        cmocka_unit_test(test_cnn_digits_multiples),
         cmocka_unit_test(test_norms),          cmocka_unit_test(test_residual_ranking),
         cmocka_unit_test(test_grouped_conv),   cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_channel_shuffle), cmocka_unit_test(test_grouped_dense),
