@@ -27,9 +27,12 @@ static bool opt_tf32;
 static int opt_cuda_graph = 0;         /* index into cuda_graph_names */
 static int opt_reference_device = -1;  /* index into device_names; -1: not given */
 static const char *const cuda_graph_names[] = {"auto", "on", "off", NULL};
+static const char *const conv_algo_names[] = {"search", "heuristic", NULL};
+static int opt_conv_algo = 0;          /* index into conv_algo_names */
 static const char *const device_names[] = {"cpu", "cuda", "auto", NULL};
 static double opt_duration = 0;
-static bool opt_json, opt_per_tensor, opt_plan;
+static bool opt_json, opt_per_tensor, opt_plan, opt_profile;
+static int64_t opt_profile_runs = 10;
 static double opt_atol = -1, opt_rtol = -1, opt_min_cosine = -2, opt_min_top1 = -1;
 static double opt_max_drop = -1, opt_min_speedup = -1, opt_max_p99 = -1, opt_max_size_ratio = -1;
 static double opt_tensor_min_cosine = 0.99;
@@ -66,7 +69,15 @@ static const cli_option options[] = {
     CLI_FLAG(0, "tf32", &opt_tf32, "cuda: let float32 MatMul, Gemm and Conv use TF32 tensor cores"),
     CLI_CHOICE(0, "cuda-graph", &opt_cuda_graph, "MODE", cuda_graph_names,
                "cuda: capture and replay a CUDA graph (auto)"),
+    CLI_CHOICE(0, "conv-algo", &opt_conv_algo, "HOW", conv_algo_names,
+               "cuda: choose each Conv's cuDNN algorithm by timing them in the first run "
+               "(search) or by cuDNN's heuristics (heuristic) (search)"),
     CLI_FLAG(0, "plan", &opt_plan, "print which backend runs each node, then exit"),
+    CLI_FLAG(0, "profile", &opt_profile,
+             "after the timing, time each node in a session of its own (the device "
+             "synchronised around each node, no CUDA graph): per op type and the slowest nodes"),
+    CLI_INT(0, "profile-runs", &opt_profile_runs, "N", 1, 1e9,
+            "--profile: profiled runs after one untimed run (10)"),
     CLI_GROUP("Accuracy"),
     CLI_STRING('r', "reference", &opt_reference, "MODEL",
                "compare with this model (the original) on the same inputs"),
@@ -121,6 +132,7 @@ typedef struct runner {
     const char *path;
     pare_model *m;
     pare_session *s;
+    pare_session_opts so; /* the options s was made with */
     uint64_t file_size;
     const char *device; /* the device that runs it: "cpu" or "cuda" */
     char why[PARE_ERROR_MSG_MAX + 64]; /* --device auto: why this device and not the other */
@@ -143,11 +155,13 @@ static int open_runner(runner *r, const char *path, const char *device, pare_err
     so.gpu = (int)opt_gpu;
     so.tf32 = opt_tf32;
     so.cuda_graph = opt_cuda_graph == 1 ? 1 : opt_cuda_graph == 2 ? 0 : -1;
+    so.cuda_conv_algo = opt_conv_algo;
     if (strcmp(device, "auto") == 0) {
         so.device = "cuda";
         pare_error e;
         pare_status st = pare_session_new(r->m, &so, &r->s, &e);
         if (st == PARE_OK) {
+            r->so = so;
             r->device = "cuda";
             snprintf(r->why, sizeof r->why,
                      "--device auto: GPU %d is usable; the CPU runs only the nodes CUDA cannot",
@@ -167,6 +181,7 @@ static int open_runner(runner *r, const char *path, const char *device, pare_err
         so.cuda_graph = -1; /* the CUDA options mean nothing on the CPU */
         so.tf32 = false;
     }
+    r->so = so;
     if (pare_session_new(r->m, &so, &r->s, err))
         return 1;
     return 0;
@@ -372,6 +387,138 @@ static int measure(pare_session *s, pare_tensor **ins, size_t n_in, int64_t batc
     out->nodes_cpu = rs.nodes_cpu;
     pare_latency_release(&lat);
     pare_latency_release(&dev);
+    return 0;
+}
+
+/* ---- --profile ---- */
+
+typedef struct op_row {
+    const char *op;
+    size_t nodes;
+    double ms;
+} op_row;
+
+static int cmp_op_row(const void *a, const void *b)
+{
+    const op_row *x = a, *y = b;
+    return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : strcmp(x->op, y->op);
+}
+
+static int cmp_prof(const void *a, const void *b)
+{
+    const pare_node_profile *x = *(const pare_node_profile *const *)a;
+    const pare_node_profile *y = *(const pare_node_profile *const *)b;
+    return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : 0;
+}
+
+/* Runs r's model opt_profile_runs times in a session made with
+ * opts.profile (after one untimed run) and reports the time per op type
+ * and the slowest nodes, per run. */
+static int profile_report(runner *r, pare_tensor **ins, size_t n_in, pare_json *j, FILE *fp,
+                          pare_error *err)
+{
+    pare_session_opts so = r->so;
+    so.profile = true;
+    pare_session *s;
+    if (pare_session_new(r->m, &so, &s, err))
+        return 1;
+    pare_tensor **outs;
+    size_t n_outs;
+    for (int64_t i = 0; i <= opt_profile_runs; i++) {
+        if (pare_session_run(s, ins, n_in, &outs, &n_outs, err)) {
+            pare_session_free(s);
+            return 1;
+        }
+        pare_tensors_free(outs, n_outs);
+        if (i == 0)
+            pare_session_profile_reset(s); /* first-run costs (planning, arena) apart */
+    }
+    const pare_node_profile *pf;
+    size_t n = pare_session_profile(s, &pf);
+    op_row *ops = calloc(n + 1, sizeof *ops);
+    const pare_node_profile **by = calloc(n + 1, sizeof *by);
+    if (!ops || !by) {
+        free(ops);
+        free(by);
+        pare_session_free(s);
+        pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        return 1;
+    }
+    size_t n_ops = 0, n_by = 0;
+    double total = 0, runs = (double)opt_profile_runs;
+    for (size_t i = 0; i < n; i++) {
+        const char *op = pf[i].node ? pf[i].node->op_type : "(copies)";
+        total += pf[i].ms;
+        if (pf[i].fused_into)
+            continue;
+        size_t k = 0;
+        while (k < n_ops && strcmp(ops[k].op, op) != 0)
+            k++;
+        if (k == n_ops)
+            ops[n_ops++].op = op;
+        ops[k].nodes += pf[i].node != NULL;
+        ops[k].ms += pf[i].ms;
+        if (pf[i].node)
+            by[n_by++] = &pf[i];
+    }
+    qsort(ops, n_ops, sizeof *ops, cmp_op_row);
+    qsort(by, n_by, sizeof *by, cmp_prof);
+    char lbl[300];
+    if (j) {
+        pare_json_key(j, "profile");
+        pare_json_begin_object(j);
+        pare_json_kv_int(j, "runs", opt_profile_runs);
+        pare_json_kv_double(j, "total_ms", total / runs);
+        pare_json_key(j, "ops");
+        pare_json_begin_array(j);
+        for (size_t k = 0; k < n_ops; k++) {
+            pare_json_begin_object(j);
+            pare_json_kv_string(j, "op", ops[k].op);
+            pare_json_kv_int(j, "nodes", (int64_t)ops[k].nodes);
+            pare_json_kv_double(j, "ms", ops[k].ms / runs);
+            pare_json_end_object(j);
+        }
+        pare_json_end_array(j);
+        pare_json_key(j, "nodes"); /* run order */
+        pare_json_begin_array(j);
+        for (size_t i = 0; i < n; i++) {
+            if (!pf[i].node)
+                continue;
+            pare_json_begin_object(j);
+            pare_json_kv_string(j, "node", pare_node_label(pf[i].node, lbl, sizeof lbl));
+            pare_json_kv_string(j, "op", pf[i].node->op_type);
+            pare_json_kv_string(j, "backend", pf[i].backend);
+            if (pf[i].fused_into)
+                pare_json_kv_string(j, "fused_into",
+                                    pare_node_label(pf[i].fused_into, lbl, sizeof lbl));
+            else
+                pare_json_kv_null(j, "fused_into");
+            pare_json_kv_double(j, "ms", pf[i].ms / runs);
+            pare_json_end_object(j);
+        }
+        pare_json_end_array(j);
+        pare_json_end_object(j);
+    } else {
+        fprintf(fp, "profile (%lld runs, each node timed alone%s; per run %.3f ms)\n",
+                (long long)opt_profile_runs,
+                strcmp(r->device, "cpu") ? ", the device synchronised around it" : "",
+                total / runs);
+        fprintf(fp, "  %-24s %6s %10s %7s\n", "op", "nodes", "ms/run", "share");
+        for (size_t k = 0; k < n_ops; k++)
+            if (ops[k].nodes || ops[k].ms > 0)
+                fprintf(fp, "  %-24s %6zu %10.3f %6.1f%%\n", ops[k].op, ops[k].nodes, ops[k].ms / runs,
+                   total > 0 ? 100.0 * ops[k].ms / total : 0.0);
+        size_t top = n_by < 15 ? n_by : 15;
+        fprintf(fp, "  slowest nodes:\n  %-32s %-20s %-8s %10s %7s\n", "node", "op", "backend",
+               "ms/run", "share");
+        for (size_t k = 0; k < top; k++)
+            fprintf(fp, "  %-32.32s %-20s %-8s %10.3f %6.1f%%\n",
+                   pare_node_label(by[k]->node, lbl, sizeof lbl), by[k]->node->op_type,
+                   by[k]->backend, by[k]->ms / runs, total > 0 ? 100.0 * by[k]->ms / total : 0.0);
+    }
+    free(ops);
+    free(by);
+    pare_session_free(s);
     return 0;
 }
 
@@ -979,6 +1126,7 @@ int main(int argc, char **argv)
         }
         pare_json_kv_bool(j, "tf32", opt_tf32);
         pare_json_kv_string(j, "cuda_graph", cuda_graph_names[opt_cuda_graph]);
+        pare_json_kv_string(j, "conv_algo", conv_algo_names[opt_conv_algo]);
     } else if (strcmp(cand.device, "cpu") == 0) {
         printf("model: %s (%llu bytes), device cpu, %d threads\n", path,
                (unsigned long long)cand.file_size, opt_threads ? (int)opt_threads : pare_cpu_count());
@@ -988,9 +1136,10 @@ int main(int argc, char **argv)
         printf("model: %s (%llu bytes), device %s (GPU %d), %d threads\n", path,
                (unsigned long long)cand.file_size, cand.device, (int)opt_gpu,
                opt_threads ? (int)opt_threads : pare_cpu_count());
-        printf("device: %s%s%s%s, tf32 %s, CUDA graph %s\n", cand.device,
+        printf("device: %s%s%s%s, tf32 %s, CUDA graph %s, conv algorithms by %s\n", cand.device,
                cand.why[0] ? " (" : "", cand.why, cand.why[0] ? ")" : "",
-               opt_tf32 ? "on" : "off", cuda_graph_names[opt_cuda_graph]);
+               opt_tf32 ? "on" : "off", cuda_graph_names[opt_cuda_graph],
+               conv_algo_names[opt_conv_algo]);
     }
 
     size_t n_in = pare_session_input_count(cand.s);
@@ -1215,6 +1364,22 @@ int main(int argc, char **argv)
         rc = cli_fail(ref_path, &err);
         speed_ok = false;
     }
+    /* --profile: JSON goes in the report here, text after the speed */
+    char *prof_text = NULL;
+    size_t prof_len = 0;
+    FILE *prof_fp = NULL;
+    if (speed_ok && opt_profile && !opt_json && !(prof_fp = open_memstream(&prof_text, &prof_len))) {
+        pare_error_set(&err, PARE_ERR_NOMEM, "out of memory");
+        rc = cli_fail(path, &err);
+        speed_ok = false;
+    }
+    if (speed_ok && opt_profile &&
+        profile_report(&cand, speed_in, n_in, opt_json ? j : NULL, prof_fp, &err)) {
+        rc = cli_fail(path, &err);
+        speed_ok = false;
+    }
+    if (prof_fp)
+        fclose(prof_fp);
     /* outputs of a single run when no comparison collected them */
     if (speed_ok && opt_save && !saved) {
         if (pare_session_run(cand.s, speed_in, n_in, &saved, &n_saved, &err)) {
@@ -1230,6 +1395,7 @@ int main(int argc, char **argv)
     free(map_ref);
     if (!speed_ok) {
         free(map);
+        free(prof_text);
         goto done;
     }
     free(map);
@@ -1255,7 +1421,10 @@ int main(int argc, char **argv)
             printf("  nodes        %zu on %s, %zu on the CPU\n", sp_c.nodes_device, cand.device,
                    sp_c.nodes_cpu);
         }
+        if (prof_text)
+            fputs(prof_text, stdout);
     }
+    free(prof_text);
 
     /* ---- batch sweep ---- */
     if (opt_batch_sweep) {

@@ -44,7 +44,8 @@ typedef struct pare_session_opts {
     bool tf32;            /* cuda: let float32 MatMul/Gemm/Conv use TF32 tensor cores */
     int cuda_graph;       /* cuda: -1 capture and replay a CUDA graph where shapes are
                            * static (default), 0 never, 1 always (error where it cannot) */
-    /* Fusion (CPU plans): a float Conv absorbs the nodes after it whose
+    /* Fusion (CPU plans, and device plans whose backend fuses: cuda, also
+     * float16/bfloat16, each absorbed node on the conv's device): a float Conv absorbs the nodes after it whose
      * intermediates nothing else reads and that are not graph outputs: an
      * inference BatchNormalization with constant parameters (folded into a
      * copy of the weights, never into the model), a residual Add/Sum of the
@@ -54,9 +55,19 @@ typedef struct pare_session_opts {
      * with an observer set run every node as it is. no_fusion (or keep_all,
      * or the environment variable PARE_NO_FUSION=1) turns it off. */
     bool no_fusion;
+    /* Per-node timing for pare_session_profile: the device is synchronised
+     * before each node and after each device node, so that each time is the
+     * node's own, and no CUDA graph is captured. It slows the runs: for
+     * finding where the time goes, not for latency figures. */
+    bool profile;
+    /* cuda: how Conv algorithms are chosen per shape: 0 by timing them
+     * (cudnnFind, in the first run of each shape; the default, as
+     * onnxruntime's EXHAUSTIVE and TensorRT's tactics), 1 by cuDNN's
+     * heuristics (no timing runs: a faster first run) */
+    int cuda_conv_algo;
 } pare_session_opts;
 
-#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false, false, -1, false}
+#define PARE_SESSION_OPTS_INIT {0, NULL, 0, false, false, -1, false, false, 0}
 
 pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_session **out,
                              pare_error *err);
@@ -91,14 +102,35 @@ typedef struct pare_run_stats {
     size_t nodes_cpu;          /* nodes on the CPU (all of them for device "cpu") */
     double h2d_ms;             /* host->device copies of the last run (inputs, borders) */
     double d2h_ms;             /* device->host copies of the last run (outputs, borders) */
-    double compute_ms;         /* device time between the first and last queued kernel,
-                                * measured with device events; 0 on the CPU */
+    double compute_ms;         /* device time from the first to the last queued kernel,
+                                * measured with device events, less the copies to the
+                                * device in between (as trtexec's GPU compute time; in
+                                * a replayed CUDA graph, whose copies are inside it,
+                                * less their time in the last run without one); 0 on
+                                * the CPU */
     uint64_t device_mem_peak;  /* device bytes the session held at most: arena,
                                 * uploaded weights, workspaces */
     uint64_t device_arena_bytes;
     bool graph_replayed;       /* the last run replayed a captured CUDA graph */
 } pare_run_stats;
 void pare_session_run_stats(const pare_session *s, pare_run_stats *out);
+
+/* The per-node profile of a session made with opts.profile, summed over
+ * the runs since it was made or last reset: one entry per node of the
+ * main graph in run order, then one (node NULL) for the copies between the
+ * CPU and the device. A node another absorbed (fusion) has fused_into set
+ * and no time of its own. Returns the number of entries (0 without
+ * opts.profile or before a run); *out stays valid until the session's
+ * next run, reset or free. */
+typedef struct pare_node_profile {
+    const pare_node *node;       /* NULL: the copies between backends */
+    const char *backend;         /* "cpu", "cuda" */
+    const pare_node *fused_into; /* the node that computes it, or NULL */
+    double ms;                   /* wall time, summed over the runs */
+    uint64_t runs;
+} pare_node_profile;
+size_t pare_session_profile(const pare_session *s, const pare_node_profile **out);
+void pare_session_profile_reset(pare_session *s);
 
 /* Bytes of the activation arena of the current plan (0 before a run). */
 size_t pare_session_arena_bytes(const pare_session *s);

@@ -117,6 +117,13 @@ struct pare_backend {
      * does not try graphs again (cuda_graph 1: the run fails instead). */
     pare_status (*graph_begin)(const pare_backend *b, void *sctx, pare_error *err);
     pare_status (*graph_end)(const pare_backend *b, void *sctx, bool ok, pare_error *err);
+    /* Optional: plan-time fusion of a node placed on this backend, as
+     * pare_kernel_fuse (kernel.h) for the CPU: kernel k of node n with its
+     * state asked to absorb what f describes; PARE_OK accepts (the kernel
+     * then sees pare_kctx.fused), anything else leaves the node as it is.
+     * NULL: the backend fuses nothing. */
+    pare_status (*fuse)(const pare_backend *b, void *sctx, const pare_kernel *k,
+                        const pare_node *n, void *state, const pare_kfuse *f, pare_error *err);
 };
 
 /* The CPU backend (lib/exec/backend_cpu.c): the CPU kernel registry. */

@@ -27,7 +27,8 @@
  * Epilogue (pare_gemm_epilogue): a per-row bias is added by the microkernel
  * in the first depth block; after the last one, column bias, residual and
  * activation run on the accumulators before the store (kepi), or for partial
- * tiles and sigmoid/tanh as a pass over the tile (epirow) while it is in L1.
+ * tiles and sigmoid/tanh/GELU as a pass over the tile (epirow) while it is in
+ * L1 (GELU on AVX-512: gelu_row512).
  */
 #ifndef PARE_GEMM_TEMPLATE
 
@@ -79,6 +80,73 @@ typedef void (*packb_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
 typedef void (*epirow_fn)(int64_t n, float *c, float rb, const float *cb, const float *r, int act,
                           float a, float b);
 
+/* m ? a : b on bit patterns (branch-free, so loops over it vectorise) */
+static inline float gsel(uint32_t m, float a, float b)
+{
+    uint32_t ab, bb;
+    memcpy(&ab, &a, sizeof ab);
+    memcpy(&bb, &b, sizeof bb);
+    uint32_t rb = (m & ab) | (~m & bb);
+    float r;
+    memcpy(&r, &rb, sizeof r);
+    return r;
+}
+
+/* e^x in float32 for x <= 0 (the erf below): degree-7 polynomial on the
+ * reduced argument, 2^n from the exponent bits; under -87 it is 0. */
+static inline float gexpf_neg(float x)
+{
+    float xc = gsel((uint32_t)0 - (uint32_t)(x < -87.0f), -87.0f, x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    float t = xc * 1.44269504f + magic;
+    float n = t - magic;
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    int32_t ni = (int32_t)(tb - 0x4B400000u);
+    uint32_t sb = (uint32_t)(ni + 127) << 23;
+    float sc;
+    memcpy(&sc, &sb, sizeof sc);
+    return gsel((uint32_t)0 - (uint32_t)(x < -87.0f), 0.0f, p * sc);
+}
+
+/* GELU, x/2 (1 + erf(x/sqrt 2)), with the executor's erf (x P(x^2) below
+ * 0.875, 1 - e^-x^2 Q(1/(1+|x|)) above; within 2.2 ulp), branch-free. */
+static inline float gelu1(float x)
+{
+    float z = x * 0.70710678118654752f;
+    float a = fabsf(z);
+    float u = z * z;
+    float p = -6.235155743e-04f;
+    p = p * u + 5.038737785e-03f;
+    p = p * u - 2.679630555e-02f;
+    p = p * u + 1.128260791e-01f;
+    p = p * u - 3.761256933e-01f;
+    p = p * u + 1.128379107e+00f;
+    float small = z * p;
+    float ac = gsel((uint32_t)0 - (uint32_t)(a > 3.92f), 3.92f, a);
+    float t = 1.0f / (1.0f + ac);
+    float q = -5.297738910e-01f;
+    q = q * t + 1.129166126e+00f;
+    q = q * t - 4.438444078e-01f;
+    q = q * t - 7.254431248e-01f;
+    q = q * t + 4.581615925e-01f;
+    q = q * t + 5.290531516e-01f;
+    q = q * t + 5.678225756e-01f;
+    q = q * t - 1.552256581e-04f;
+    float big = copysignf(1.0f - gexpf_neg(-(ac * ac)) * q, z);
+    float e = gsel((uint32_t)0 - (uint32_t)(a < 0.875f), small, big);
+    return 0.5f * x * (1.0f + e);
+}
+
 /* Scalar activation of the epilogue (PARE_GEMM_ACT_*). */
 static inline float act1(int act, float x, float a, float b)
 {
@@ -101,6 +169,8 @@ static inline float act1(int act, float x, float a, float b)
     }
     case PARE_GEMM_ACT_TANH:
         return tanhf(x);
+    case PARE_GEMM_ACT_GELU:
+        return gelu1(x);
     default:
         return x;
     }
@@ -158,6 +228,56 @@ static inline float gen_hsum(gen_v4 v)
 #include "gemm.c"
 
 #if GEMM_X86
+/* gelu1 over a row on 16 lanes with fused multiply-adds (the epilogue's
+ * GELU on AVX-512; within gelu1's error, not its exact bits) */
+__attribute__((target("avx512f"))) static void gelu_row512(float *c, int64_t n)
+{
+    static const float pc[5] = {5.038737785e-03f, -2.679630555e-02f, 1.128260791e-01f,
+                                -3.761256933e-01f, 1.128379107e+00f};
+    static const float qc[7] = {1.129166126e+00f, -4.438444078e-01f, -7.254431248e-01f,
+                                4.581615925e-01f,  5.290531516e-01f,  5.678225756e-01f,
+                                -1.552256581e-04f};
+    static const float ec[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f,
+                                0.5f,          1.0f,          1.0f};
+    const __m512 magic = _mm512_set1_ps(12582912.0f), one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 x = _mm512_maskz_loadu_ps(m, c + i);
+        __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+        __m512 a = _mm512_abs_ps(z), u = _mm512_mul_ps(z, z);
+        __m512 p = _mm512_set1_ps(-6.235155743e-04f);
+        for (int k = 0; k < 5; k++)
+            p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(pc[k]));
+        __m512 small = _mm512_mul_ps(z, p);
+        __m512 ac = _mm512_min_ps(a, _mm512_set1_ps(3.92f));
+        __m512 t = _mm512_div_ps(one, _mm512_add_ps(one, ac));
+        __m512 q = _mm512_set1_ps(-5.297738910e-01f);
+        for (int k = 0; k < 7; k++)
+            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(qc[k]));
+        /* e^-(ac^2), ac^2 <= 15.4: no clamping needed */
+        __m512 xe = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ac, ac));
+        __m512 te = _mm512_fmadd_ps(xe, _mm512_set1_ps(1.44269504f), magic);
+        __m512 ne = _mm512_sub_ps(te, magic);
+        __m512 r = _mm512_fnmadd_ps(ne, _mm512_set1_ps(0.693359375f), xe);
+        r = _mm512_fmadd_ps(ne, _mm512_set1_ps(2.12194440e-4f), r);
+        __m512 pe = _mm512_set1_ps(1.0f / 5040.0f);
+        for (int k = 0; k < 7; k++)
+            pe = _mm512_fmadd_ps(pe, r, _mm512_set1_ps(ec[k]));
+        __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(te), _mm512_set1_epi32(0x4B400000));
+        __m512 sc = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
+        __m512 big = _mm512_fnmadd_ps(_mm512_mul_ps(pe, sc), q, one); /* in [0, 1] */
+        big = _mm512_castsi512_ps(
+            _mm512_or_epi32(_mm512_castps_si512(big),
+                            _mm512_and_epi32(_mm512_castps_si512(z),
+                                             _mm512_set1_epi32((int)0x80000000u))));
+        __mmask16 lt = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.875f), _CMP_LT_OQ);
+        __m512 e = _mm512_mask_blend_ps(lt, big, small);
+        __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(c + i, m, y);
+    }
+}
+
 /* ---- AVX2 + FMA: 6 x 16 tile -------------------------------------------- */
 __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 {
@@ -187,6 +307,7 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 /* ---- AVX-512: 12 x 32 tile ----------------------------------------------- */
 #define ARCH avx512
 #define ATTR __attribute__((target("avx512f")))
+#define GEMM_GELU_ROW gelu_row512
 #define V __m512
 #define VW 16
 #define MR 12
@@ -228,6 +349,7 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
  * probs x V with a head size of 16), which a 32-wide tile would half waste */
 #define ARCH avx512n16
 #define ATTR __attribute__((target("avx512f")))
+#define GEMM_GELU_ROW gelu_row512
 #define V __m512
 #define VW 16
 #define MR 12
@@ -840,7 +962,7 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
     bool last = d->post && k0 + kc == d->K;
     /* full tiles of the last block: the epilogue runs in the microkernel */
     bool inreg = last && ar->regepi && d->act != PARE_GEMM_ACT_SIGMOID &&
-                 d->act != PARE_GEMM_ACT_TANH;
+                 d->act != PARE_GEMM_ACT_TANH && d->act != PARE_GEMM_ACT_GELU;
     kepi ke = {NULL, NULL, d->ldr, d->act, d->act_a, d->act_b};
     const float *pa = d->ad ? d->pa + k0 * mr : d->pa + k0 * d->mpad;
     for (int64_t u = u0; u < u1; u++) {
@@ -1015,7 +1137,12 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     }
     int threads = pare_threadpool_size(pool);
     int64_t ms = d.mpad / mr, ns_all = (N + nr - 1) / nr;
-    int64_t want = threads > 1 && M * N * K >= ((int64_t)1 << 18) ? 3 * (int64_t)threads : 1;
+    /* below 1M multiply-adds (some 10 us on one core) a pool pass costs more
+     * than it saves when the machine is busy: a transformer block at batch 1
+     * (its 128x64x64 projections) on 2 threads ran 0.47 ms with 2^18 here,
+     * 0.37 ms with 2^20 (2^21 was no better and would make the 1-2M ones of
+     * Inception's 7x7 and 14x14 stages serial) */
+    int64_t want = threads > 1 && M * N * K >= ((int64_t)1 << 20) ? 3 * (int64_t)threads : 1;
     /* A blocks of ~256 rows stay in L2 while B micro-panels stream through L1 */
     int64_t mb_max = max64(1, 256 / mr), nb_max = max64(1, 384 / nr);
 
@@ -1295,7 +1422,7 @@ static const pare_gemm_epilogue *epi_from_old(const pare_gemm_epi *epi, pare_gem
 static bool epi_valid(const pare_gemm_epilogue *ep)
 {
     return !ep || ((ep->bias_axis == 0 || ep->bias_axis == 1) && ep->act >= PARE_GEMM_ACT_NONE &&
-                   ep->act <= PARE_GEMM_ACT_TANH);
+                   ep->act <= PARE_GEMM_ACT_GELU);
 }
 
 static bool epi_empty(const pare_gemm_epilogue *ep)
@@ -1346,6 +1473,29 @@ pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64
     if (!tiled || epi_empty(ep)) {
         pare_status st =
             pare_sgemm(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (st == PARE_OK)
+            epi_apply(pool, M, N, ep, C, ldc);
+        return st;
+    }
+    pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
+    bsrc b = {transB, B, ldb, NULL};
+    return drive_run(pool, arch_for_mn(M, N), M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
+}
+
+pare_status pare_sgemm_portable_ex(pare_threadpool *pool, bool transA, bool transB, int64_t M,
+                                   int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                                   const float *B, int64_t ldb, float beta, float *C,
+                                   int64_t ldc, const pare_gemm_epilogue *ep)
+{
+    if (!epi_valid(ep))
+        return PARE_ERR_ARG;
+    if (M <= 0 || N <= 0)
+        return PARE_OK;
+    bool tiled = K > 0 && alpha != 0.0f && M * N * K > 4096 && !(M < 4 && N < 4) && M != 1 &&
+                 N != 1;
+    if (!tiled || epi_empty(ep)) {
+        pare_status st = pare_sgemm_portable(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb,
+                                             beta, C, ldc);
         if (st == PARE_OK)
             epi_apply(pool, M, N, ep, C, ldc);
         return st;
@@ -1678,6 +1828,18 @@ ATTR static void FN(epirow)(int64_t n, float *restrict c, float rb, const float 
 {
     int64_t j = 0;
 #ifdef VMAX
+    if (act == PARE_GEMM_ACT_GELU) {
+        /* sums first, then GELU over the row in one branch-free loop */
+        for (int64_t i = 0; i < n; i++)
+            c[i] = c[i] + rb + (cb ? cb[i] : 0.0f) + (r ? r[i] : 0.0f);
+#ifdef GEMM_GELU_ROW
+        GEMM_GELU_ROW(c, n);
+#else
+        for (int64_t i = 0; i < n; i++)
+            c[i] = gelu1(c[i]);
+#endif
+        return;
+    }
     if (act != PARE_GEMM_ACT_SIGMOID && act != PARE_GEMM_ACT_TANH) {
         V vrb = VSET1(rb), va = VSET1(a), vb = VSET1(b), z = VZERO(), one = VSET1(1.0f);
         for (; j + VW <= n; j += VW) {
@@ -1723,6 +1885,7 @@ ATTR static void FN(epirow)(int64_t n, float *restrict c, float rb, const float 
 
 #undef GEMM_TILE_EPI
 #undef GEMM_TILE_OUT
+#undef GEMM_GELU_ROW
 #undef FN
 #undef NR
 #undef ARCH

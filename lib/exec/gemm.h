@@ -90,11 +90,12 @@ typedef struct pare_gemm_epi {
  *     HARDSIGMOID max(0, min(1, a*x + b))
  *     HARDSWISH   x * max(0, min(1, a*x + b))  (ONNX: a = 1/6, b = 0.5)
  *     TANH        tanh(x)
+ *     GELU        x/2 * (1 + erf(x/sqrt(2)))   (ONNX Gelu, approximate "none")
  * A NULL epilogue is the same as an all-zero one (no bias, no residual,
  * act NONE). bias has M (axis 0) or N (axis 1) elements. NaN stays NaN
  * through every act. The epilogue is applied to each output tile right
  * after its last depth block: on the microkernel's registers before the
- * store for full tiles (AVX2 and AVX-512 kernels; SIGMOID and TANH, and the
+ * store for full tiles (AVX2 and AVX-512 kernels; SIGMOID, TANH and GELU, and the
  * generic kernel, take a pass over the tile while it is in L1); results
  * match the unfused sequence within float rounding. */
 enum {
@@ -106,6 +107,7 @@ enum {
     PARE_GEMM_ACT_HARDSIGMOID,
     PARE_GEMM_ACT_HARDSWISH,
     PARE_GEMM_ACT_TANH,
+    PARE_GEMM_ACT_GELU,
 };
 
 typedef struct pare_gemm_epilogue {
@@ -125,6 +127,12 @@ pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64
                           int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                           int64_t ldb, float beta, float *C, int64_t ldc,
                           const pare_gemm_epilogue *ep);
+
+/* pare_sgemm_ex that never goes to CBLAS (for calls made inside pool jobs). */
+pare_status pare_sgemm_portable_ex(pare_threadpool *pool, bool transA, bool transB, int64_t M,
+                                   int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                                   const float *B, int64_t ldb, float beta, float *C,
+                                   int64_t ldc, const pare_gemm_epilogue *ep);
 
 /* C[M, oh*ow] = epi(A * im2col(img) + beta*C).
  * A is either packed (pa != NULL; then A/lda are ignored) or plain M x K

@@ -54,7 +54,8 @@ struct pare_kctx {
  * what inference BatchNormalizations and Mul/Add by per-channel constants
  * after the op come to; fold them into constant weights in the state, never
  * into the model. The residual is an Add/Sum operand of y's exact shape,
- * given at run time as in[3]; act is PARE_KACT_*. */
+ * given at run time as in[3]; act is PARE_KACT_*. For MatMul the channel
+ * is the last axis of y (float32 MatMul: a scale equal for every channel). */
 enum {
     PARE_KACT_NONE = 0,
     PARE_KACT_RELU,
@@ -64,6 +65,7 @@ enum {
     PARE_KACT_TANH,
     PARE_KACT_HARDSIGMOID, /* a = alpha, b = beta */
     PARE_KACT_HARDSWISH,   /* x * hardsigmoid(x) with a = 1/6, b = 0.5 */
+    PARE_KACT_GELU,        /* x/2 (1 + erf(x/sqrt 2)): MatMul only */
 };
 
 typedef struct pare_kfuse {
@@ -101,9 +103,10 @@ typedef struct pare_kernel {
 } pare_kernel;
 
 /* Asks kernel k (of node n, state from its init) to prepare the fused form
- * described by f (plan time; lib/exec/kernels_linalg_ops.c: float Conv).
- * PARE_OK accepts it: run then computes it when it sees k->fused. Any other
- * status refuses and leaves the plain form intact. */
+ * described by f (plan time; lib/exec/kernels_linalg_ops.c: float Conv,
+ * MatMul and inference BatchNormalization). PARE_OK accepts it: run then
+ * computes it when it sees k->fused. Any other status refuses and leaves
+ * the plain form intact. */
 pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *state,
                              const pare_kfuse *f, pare_error *err);
 

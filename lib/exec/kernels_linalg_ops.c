@@ -154,6 +154,101 @@ out0:
 /* ===================================================================== */
 /* MatMul                                                                */
 
+/* A MatMul's state: the fused form accepted at plan time (pare_kernel_fuse)
+ * of a float32 MatMul and what followed it, run when k->fused:
+ *     y = act(alpha * A*B + bias[j] + residual)
+ * with j the last axis (N columns); the residual is in[3], of y's shape. */
+typedef struct mm_st {
+    bool fz;
+    float alpha;
+    float *bias; /* N floats, or NULL */
+    int64_t n;
+    bool residual;
+    int act; /* PARE_GEMM_ACT_* */
+    float act_a, act_b;
+} mm_st;
+
+static pare_status matmul_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    (void)n;
+    (void)opset;
+    mm_st *st = calloc(1, sizeof *st);
+    if (!st)
+        return nomem(err);
+    *state = st;
+    return PARE_OK;
+}
+
+static void matmul_release(void *p)
+{
+    mm_st *st = p;
+    if (st)
+        free(st->bias);
+    free(st);
+}
+
+/* The GEMM activation for a PARE_KACT_*, or -1. */
+static int kact_gemm(int act)
+{
+    switch (act) {
+    case PARE_KACT_NONE:
+        return PARE_GEMM_ACT_NONE;
+    case PARE_KACT_RELU:
+        return PARE_GEMM_ACT_RELU;
+    case PARE_KACT_CLIP:
+        return PARE_GEMM_ACT_CLIP;
+    case PARE_KACT_LEAKY_RELU:
+        return PARE_GEMM_ACT_LEAKY_RELU;
+    case PARE_KACT_SIGMOID:
+        return PARE_GEMM_ACT_SIGMOID;
+    case PARE_KACT_TANH:
+        return PARE_GEMM_ACT_TANH;
+    case PARE_KACT_HARDSIGMOID:
+        return PARE_GEMM_ACT_HARDSIGMOID;
+    case PARE_KACT_HARDSWISH:
+        return PARE_GEMM_ACT_HARDSWISH;
+    case PARE_KACT_GELU:
+        return PARE_GEMM_ACT_GELU;
+    default:
+        return -1;
+    }
+}
+
+/* MatMul's fused form: the per-column affine must have one scale for every
+ * column (it becomes alpha); the shift becomes a column bias. */
+static pare_status matmul_fuse(const pare_node *n, mm_st *st, const pare_kfuse *f,
+                               pare_error *err)
+{
+    int act = kact_gemm(f->act);
+    if (st->fz || act < 0 || n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1] ||
+        n->inputs[0]->dtype != PARE_DT_FLOAT || n->inputs[1]->dtype != PARE_DT_FLOAT ||
+        ((f->scale || f->shift) && f->n_ch <= 0))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "not a plain float32 MatMul");
+    double a = f->scale ? f->scale[0] : 1.0;
+    for (int64_t j = 1; f->scale && j < f->n_ch; j++)
+        if (f->scale[j] != a)
+            return pare_error_set(err, PARE_ERR_UNSUPPORTED, "scale differs by column");
+    bool shift = false;
+    for (int64_t j = 0; f->shift && j < f->n_ch; j++)
+        if (f->shift[j] != 0.0)
+            shift = true;
+    if (shift) {
+        st->bias = malloc((size_t)f->n_ch * sizeof *st->bias);
+        if (!st->bias)
+            return nomem(err);
+        for (int64_t j = 0; j < f->n_ch; j++)
+            st->bias[j] = (float)f->shift[j];
+        st->n = f->n_ch;
+    }
+    st->alpha = (float)a;
+    st->residual = f->residual;
+    st->act = act;
+    st->act_a = f->act_a;
+    st->act_b = f->act_b;
+    st->fz = true;
+    return PARE_OK;
+}
+
 typedef struct mm_batch_job {
     int ct;
     int64_t M, N, K;
@@ -162,7 +257,19 @@ typedef struct mm_batch_job {
     const int64_t *offA, *offB; /* element offsets per batch */
     pare_threadpool *pool;
     int fail;
+    float alpha;                  /* float32 only */
+    const pare_gemm_epilogue *ep; /* float32 only; residual of batch 0, M*N per batch */
 } mm_batch_job;
+
+/* the epilogue of batch q (its slice of the residual) */
+static const pare_gemm_epilogue *mm_epi(const mm_batch_job *j, int64_t q, pare_gemm_epilogue *buf)
+{
+    if (!j->ep || !j->ep->residual)
+        return j->ep;
+    *buf = *j->ep;
+    buf->residual += q * j->M * j->N;
+    return buf;
+}
 
 static void mm_batch_range(void *ctx, int64_t b, int64_t e)
 {
@@ -170,10 +277,12 @@ static void mm_batch_range(void *ctx, int64_t b, int64_t e)
     int64_t MN = j->M * j->N;
     for (int64_t q = b; q < e; q++) {
         pare_status s = PARE_OK;
+        pare_gemm_epilogue eb;
         if (j->ct == PARE_DT_FLOAT)
-            s = pare_sgemm_portable(
-                j->pool, false, false, j->M, j->N, j->K, 1.0f, (const float *)j->A + j->offA[q],
-                j->K, (const float *)j->B + j->offB[q], j->N, 0.0f, (float *)j->C + q * MN, j->N);
+            s = pare_sgemm_portable_ex(j->pool, false, false, j->M, j->N, j->K, j->alpha,
+                                       (const float *)j->A + j->offA[q], j->K,
+                                       (const float *)j->B + j->offB[q], j->N, 0.0f,
+                                       (float *)j->C + q * MN, j->N, mm_epi(j, q, &eb));
         else if (j->ct == PARE_DT_DOUBLE)
             s = pare_dgemm(
                 j->pool, false, false, j->M, j->N, j->K, 1.0, (const double *)j->A + j->offA[q],
@@ -187,24 +296,34 @@ static void mm_batch_range(void *ctx, int64_t b, int64_t e)
 }
 
 /* Batched matrix product of data already in compute type ct:
- * C[q] = A[offA[q]] (MxK) * B[offB[q]] (KxN), C batches contiguous. */
+ * C[q] = A[offA[q]] (MxK) * B[offB[q]] (KxN), C batches contiguous; float32
+ * also C[q] = ep(alpha * A*B) (ep's residual M*N per batch; NULL: none). */
 static pare_status batched_mm(pare_threadpool *pool, int ct, int64_t nb, int64_t M, int64_t N,
                               int64_t K, const void *A, const int64_t *offA, const void *B,
-                              const int64_t *offB, void *C, pare_error *err)
+                              const int64_t *offB, void *C, float alpha,
+                              const pare_gemm_epilogue *ep, pare_error *err)
 {
-    mm_batch_job j = {ct, M, N, K, A, B, C, offA, offB, pool, 0};
+    mm_batch_job j = {ct, M, N, K, A, B, C, offA, offB, pool, 0, alpha, ep};
     /* small matrices in numbers: one thread per product */
     double flops = (double)M * (double)N * (double)K;
-    if (nb > 1 && flops < 4e6 && pare_threadpool_size(pool) > 1) {
+    /* (not for under 2M multiply-adds in all, e.g. attention at batch 1: the
+     * pool pass costs more than it saves, as in the GEMM's own threshold) */
+    if (nb > 1 && flops < 4e6 && (double)nb * flops >= 2097152.0 &&
+        pare_threadpool_size(pool) > 1) {
         int64_t grain = lmax(1, (int64_t)(2e5 / (flops + 1.0)));
         pare_parallel_for(pool, nb, grain, mm_batch_range, &j);
     } else {
         for (int64_t q = 0; q < nb; q++) {
             pare_status s = PARE_OK;
             int64_t MN = M * N;
-            if (ct == PARE_DT_FLOAT)
-                s = pare_sgemm(pool, false, false, M, N, K, 1.0f, (const float *)A + offA[q], K,
+            pare_gemm_epilogue eb;
+            if (ct == PARE_DT_FLOAT && !ep)
+                s = pare_sgemm(pool, false, false, M, N, K, alpha, (const float *)A + offA[q], K,
                                (const float *)B + offB[q], N, 0.0f, (float *)C + q * MN, N);
+            else if (ct == PARE_DT_FLOAT)
+                s = pare_sgemm_ex(pool, false, false, M, N, K, alpha, (const float *)A + offA[q],
+                                  K, (const float *)B + offB[q], N, 0.0f, (float *)C + q * MN, N,
+                                  mm_epi(&j, q, &eb));
             else
                 mm_batch_range(&j, q, q + 1);
             if (s)
@@ -257,17 +376,55 @@ static pare_status matmul_run(pare_kctx *k, pare_error *err)
         os_drop(&y);
         return PARE_OK;
     }
+    /* the fused form (float32 only: the fuse refused every other dtype) */
+    const mm_st *st = k->state;
+    pare_gemm_epilogue epb, *ep = NULL;
+    float alpha = 1.0f, *rcopy = NULL;
+    if (k->fused && st && st->fz) {
+        const pare_tensor *R = k->n_in > 3 ? k->in[3] : NULL;
+        if (ct != PARE_DT_FLOAT || (st->bias && st->n != N) || (st->residual && !R) ||
+            (R && (R->dtype != PARE_DT_FLOAT || pare_tensor_numel(R) != pare_tensor_numel(y.t)))) {
+            os_drop(&y);
+            return pare_error_set(err, PARE_ERR_INVALID, "fused MatMul: unexpected operands");
+        }
+        alpha = st->alpha;
+        const float *rp = R ? (const float *)R->data : NULL;
+        if (rp && (const void *)rp == y.p) { /* the residual in y's own storage */
+            size_t rbytes = (size_t)pare_tensor_numel(R) * sizeof(float);
+            if (!(rcopy = malloc(rbytes))) {
+                os_drop(&y);
+                return nomem(err);
+            }
+            memcpy(rcopy, rp, rbytes);
+            rp = rcopy;
+        }
+        epb = (pare_gemm_epilogue){st->bias, 1, st->act, st->act_a, st->act_b, rp, N};
+        ep = &epb;
+    }
     if (K == 0) {
         memset(y.p, 0, (size_t)pare_tensor_numel(y.t) * pare_elem_size(ct));
+        if (ep) {
+            int64_t rows = (int64_t)(pare_tensor_numel(y.t) / (uint64_t)N);
+            pare_status es =
+                pare_sgemm_ex(k->pool, false, false, rows, N, 0, alpha, NULL, 1, NULL, N, 0.0f,
+                              y.p, N, ep);
+            free(rcopy);
+            if (es) {
+                os_drop(&y);
+                return nomem(err);
+            }
+        }
         os_finish(&y);
         return PARE_OK;
     }
     fview a, b;
     if ((s = fv_get(A, ct, &a, err))) {
+        free(rcopy);
         os_drop(&y);
         return s;
     }
     if ((s = fv_get(B, ct, &b, err))) {
+        free(rcopy);
         fv_free(&a);
         os_drop(&y);
         return s;
@@ -285,7 +442,8 @@ static pare_status matmul_run(pare_kctx *k, pare_error *err)
     if (b_shared && a_plain) {
         /* every batch of A times the same B: one tall product */
         int64_t zero = 0;
-        s = batched_mm(k->pool, ct, 1, nb * M, N, K, a.p, &zero, b.p, &zero, y.p, err);
+        s = batched_mm(k->pool, ct, 1, nb * M, N, K, a.p, &zero, b.p, &zero, y.p, alpha, ep,
+                       err);
     } else {
         int64_t *off = malloc((size_t)nb * 2 * sizeof *off);
         if (!off) {
@@ -305,10 +463,12 @@ static pare_status matmul_run(pare_kctx *k, pare_error *err)
                     c[i] = 0;
                 }
             }
-            s = batched_mm(k->pool, ct, nb, M, N, K, a.p, off, b.p, off + nb, y.p, err);
+            s = batched_mm(k->pool, ct, nb, M, N, K, a.p, off, b.p, off + nb, y.p, alpha, ep,
+                           err);
             free(off);
         }
     }
+    free(rcopy);
     fv_free(&a);
     fv_free(&b);
     if (s)
@@ -674,12 +834,18 @@ static pare_status conv_fuse(const pare_node *n, conv_st *st, const pare_kfuse *
 }
 
 static pare_status conv_run(pare_kctx *k, pare_error *err);
+static pare_status bn_run(pare_kctx *k, pare_error *err);
+static pare_status bn_fuse(const pare_node *n, void *state, const pare_kfuse *f, pare_error *err);
 
 pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *state,
                              const pare_kfuse *f, pare_error *err)
 {
     if (k && k->run == conv_run && state)
         return conv_fuse(n, state, f, err);
+    if (k && k->run == matmul_run && state)
+        return matmul_fuse(n, state, f, err);
+    if (k && k->run == bn_run && state)
+        return bn_fuse(n, state, f, err);
     return pare_error_set(err, PARE_ERR_UNSUPPORTED, "the kernel does not fuse");
 }
 
@@ -1942,7 +2108,109 @@ typedef struct norm_st {
     int64_t axes[PARE_MAX_RANK];
     int n_axes;         /* MeanVarianceNormalization; -1: default */
     int stash_dtype[3]; /* declared dtypes of extra outputs (0 unknown) */
+    /* BatchNormalization's fused form (pare_kernel_fuse), run when k->fused:
+     * y = act(fa[c] * x + fb[c]) with the per-channel affine after it folded
+     * in (float32, inference, constant parameters) */
+    float *fa, *fb;
+    int64_t fc;
+    int fact; /* PARE_KACT_NONE, _RELU, _CLIP or _LEAKY_RELU */
+    float fact_a, fact_b;
 } norm_st;
+
+static void bn_release(void *p)
+{
+    norm_st *st = p;
+    if (st)
+        free(st->fa);
+    free(st);
+}
+
+/* float32 data of constant v with exactly n elements, or NULL */
+static const float *bn_const(const pare_value *v, int64_t n)
+{
+    const pare_tensor *t = v && !v->producer && !v->is_input ? v->init : NULL;
+    return t && t->dtype == PARE_DT_FLOAT && pare_tensor_numel(t) == (uint64_t)n
+               ? (const float *)t->data
+               : NULL;
+}
+
+static pare_status bn_fuse(const pare_node *n, void *state, const pare_kfuse *f, pare_error *err)
+{
+    norm_st *st = state;
+    int64_t C = f->n_ch;
+    const float *v[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4 && n->n_inputs == 5 && C > 0; i++)
+        v[i] = bn_const(n->inputs[i + 1], C);
+    if (st->training || st->fa || f->residual || !v[0] || !v[1] || !v[2] || !v[3] ||
+        !n->inputs[0] || n->inputs[0]->dtype != PARE_DT_FLOAT ||
+        (f->act != PARE_KACT_NONE && f->act != PARE_KACT_RELU && f->act != PARE_KACT_CLIP &&
+         f->act != PARE_KACT_LEAKY_RELU))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "not an inference float32 BN");
+    float *ab = malloc((size_t)C * 2 * sizeof *ab);
+    if (!ab)
+        return nomem(err);
+    for (int64_t c = 0; c < C; c++) {
+        double a = (double)v[0][c] / sqrt((double)v[3][c] + st->eps);
+        double b = (double)v[1][c] - (double)v[2][c] * a;
+        double k = f->scale ? f->scale[c] : 1.0, d = f->shift ? f->shift[c] : 0.0;
+        ab[c] = (float)(a * k);
+        ab[C + c] = (float)(b * k + d);
+    }
+    st->fa = ab;
+    st->fb = ab + C;
+    st->fc = C;
+    st->fact = f->act;
+    st->fact_a = f->act_a;
+    st->fact_b = f->act_b;
+    return PARE_OK;
+}
+
+typedef struct bnf_job {
+    const norm_st *st;
+    int64_t C, plane;
+    const float *x;
+    float *y;
+} bnf_job;
+
+/* planes [b, e) of the fused BatchNormalization */
+static void bnf_range(void *ctx, int64_t b, int64_t e)
+{
+    const bnf_job *j = ctx;
+    const norm_st *st = j->st;
+    int64_t np = j->plane;
+    float lo = st->fact == PARE_KACT_RELU ? 0.0f : st->fact_a, hi = st->fact_b, al = st->fact_a;
+    for (int64_t pl = b; pl < e; pl++) {
+        int64_t c = pl % j->C;
+        const float *x = j->x + pl * np;
+        float *y = j->y + pl * np;
+        float a = st->fa[c], bb = st->fb[c];
+        switch (st->fact) {
+        case PARE_KACT_RELU:
+            for (int64_t i = 0; i < np; i++) {
+                float t = x[i] * a + bb;
+                y[i] = t < lo ? lo : t; /* NaN stays NaN */
+            }
+            break;
+        case PARE_KACT_CLIP:
+            for (int64_t i = 0; i < np; i++) {
+                float t = x[i] * a + bb;
+                t = t < lo ? lo : t;
+                y[i] = t > hi ? hi : t;
+            }
+            break;
+        case PARE_KACT_LEAKY_RELU:
+            for (int64_t i = 0; i < np; i++) {
+                float t = x[i] * a + bb;
+                y[i] = t < 0.0f ? t * al : t;
+            }
+            break;
+        default:
+            for (int64_t i = 0; i < np; i++)
+                y[i] = x[i] * a + bb;
+            break;
+        }
+    }
+}
 
 static void norm_out_dtypes(const pare_node *n, norm_st *st)
 {
@@ -1982,6 +2250,19 @@ static pare_status bn_run(pare_kctx *k, pare_error *err)
     if (X->rank < 2)
         return pare_error_set(err, PARE_ERR_INVALID, "X must have rank >= 2 (got %d)", X->rank);
     int64_t N = X->dims[0], C = X->dims[1], plane = prod64(X->rank - 2, X->dims + 2);
+    if (k->fused && st->fa) {
+        if (dt != PARE_DT_FLOAT || C != st->fc)
+            return pare_error_set(err, PARE_ERR_INVALID,
+                                  "fused form: X is %s with %lld channels, planned float32 "
+                                  "with %lld",
+                                  pare_dtype_name(dt), (long long)C, (long long)st->fc);
+        pare_tensor *Y;
+        if ((s = k->alloc_out(k, 0, dt, X->rank, X->dims, &Y, err)))
+            return s;
+        bnf_job fj = {st, C, plane, X->data, Y->data};
+        pare_parallel_for(k->pool, N * C, lmax(1, LIN_GRAIN / lmax(1, plane)), bnf_range, &fj);
+        return PARE_OK;
+    }
     bool per_elem = false;
     for (int i = 1; i < 5; i++) {
         uint64_t n = pare_tensor_numel(k->in[i]);
@@ -2213,6 +2494,95 @@ bad:;
                           pare_dims_str(t->rank, t->dims, b1, sizeof b1));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LN_X86 1
+static int ln_avx512; /* 0 unknown, 1 no, 2 yes */
+static bool ln_has_avx512(void)
+{
+    int v = __atomic_load_n(&ln_avx512, __ATOMIC_RELAXED);
+    if (!v) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") ? 2 : 1;
+        __atomic_store_n(&ln_avx512, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
+
+/* the 16 floats of v as two vectors of 8 doubles */
+__attribute__((target("avx512f"))) static inline void ln_cvt(__m512 v, __m512d *lo, __m512d *hi)
+{
+    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* rows_range for float32 on AVX-512: the mean and the variance summed in
+ * double on 16 lanes (the plain loop sums them in one chain), then
+ * y = (x - mean) * inv * scale + bias in float as the plain loop does it */
+__attribute__((target("avx512f"))) static void ln_rows512(void *ctx, int64_t b, int64_t e)
+{
+    const rows_job *j = ctx;
+    const float *sc = j->scale, *bi = j->bias;
+    int64_t D = j->D;
+    for (int64_t r = b; r < e; r++) {
+        const float *x = (const float *)j->x + r * D;
+        float *y = (float *)j->y + r * D;
+        double mean = 0.0, var = 0.0;
+        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), lo, hi;
+        int64_t i;
+        if (!j->rms) {
+            for (i = 0; i + 16 <= D; i += 16) {
+                ln_cvt(_mm512_loadu_ps(x + i), &lo, &hi);
+                s0 = _mm512_add_pd(s0, lo);
+                s1 = _mm512_add_pd(s1, hi);
+            }
+            mean = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+            for (; i < D; i++)
+                mean += (double)x[i];
+            mean = D > 0 ? mean / (double)D : 0.0;
+        }
+        __m512d mv = _mm512_set1_pd(mean);
+        s0 = s1 = _mm512_setzero_pd();
+        for (i = 0; i + 16 <= D; i += 16) {
+            ln_cvt(_mm512_loadu_ps(x + i), &lo, &hi);
+            lo = _mm512_sub_pd(lo, mv);
+            hi = _mm512_sub_pd(hi, mv);
+            s0 = _mm512_add_pd(s0, _mm512_mul_pd(lo, lo));
+            s1 = _mm512_add_pd(s1, _mm512_mul_pd(hi, hi));
+        }
+        var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        for (; i < D; i++) {
+            double dd = (double)x[i] - mean;
+            var += dd * dd;
+        }
+        var = D > 0 ? var / (double)D : 0.0;
+        double inv = 1.0 / sqrt(var + j->eps);
+        if (j->mean)
+            j->mean[r] = (float)mean;
+        if (j->inv)
+            j->inv[r] = (float)inv;
+        float mt = (float)mean, it = (float)inv;
+        __m512 mtv = _mm512_set1_ps(mt), itv = _mm512_set1_ps(it);
+        for (i = 0; i + 16 <= D; i += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), mtv), itv);
+            if (sc)
+                v = _mm512_mul_ps(v, _mm512_loadu_ps(sc + i));
+            if (bi)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(bi + i));
+            _mm512_storeu_ps(y + i, v);
+        }
+        for (; i < D; i++) {
+            float v = (x[i] - mt) * it;
+            if (sc)
+                v = v * sc[i];
+            if (bi)
+                v = v + bi[i];
+            y[i] = v;
+        }
+    }
+}
+#endif
+
 static pare_status rows_common(pare_kctx *k, bool rms, pare_error *err)
 {
     const norm_st *st = k->state;
@@ -2271,7 +2641,12 @@ static pare_status rows_common(pare_kctx *k, bool rms, pare_error *err)
                   xv.p, sb,      Bt ? (char *)sb + (size_t)D * es : NULL,
                   y.p,  stash,   stash ? stash + rows : NULL,
                   NULL};
-    pare_parallel_for(k->pool, rows, lmax(1, LIN_GRAIN / lmax(1, D)), BY_CT(ct, rows_range), &j);
+    pare_range_fn rfn = BY_CT(ct, rows_range);
+#ifdef LN_X86
+    if (ct == PARE_DT_FLOAT && ln_has_avx512())
+        rfn = ln_rows512;
+#endif
+    pare_parallel_for(k->pool, rows, lmax(1, LIN_GRAIN / lmax(1, D)), rfn, &j);
     if (mo)
         pare_dtype_convert(mo->dtype, mo->data, PARE_DT_FLOAT, stash, (size_t)rows, false);
     if (io)
@@ -2782,7 +3157,8 @@ static pare_status ein_matmul(pare_kctx *k, const ein_plan *p, int ct, const voi
         off[q] = q * M * K;
         off[B + q] = q * K * N;
     }
-    pare_status s = batched_mm(k->pool, ct, B, M, N, K, pa, off, pb, off + B, pc, err);
+    pare_status s =
+        batched_mm(k->pool, ct, B, M, N, K, pa, off, pb, off + B, pc, 1.0f, NULL, err);
     if (!s) {
         /* strides of C's labels, C laid out as [batch, m, n] */
         int64_t cstr[EIN_MAXL] = {0}, acc = 1;
@@ -2932,7 +3308,8 @@ static pare_status det_run(pare_kctx *k, pare_error *err)
 
 const pare_kernel pare_kernels_linalg[] = {
     {"", "Gemm", 1, 0, gemm_init, gemm_run, free_state, "fp,int32,int64,uint32,uint64 =0 =0"},
-    {"", "MatMul", 1, 0, NULL, matmul_run, NULL, "fp,int32,int64,uint32,uint64 =0"},
+    {"", "MatMul", 1, 0, matmul_init, matmul_run, matmul_release,
+     "fp,int32,int64,uint32,uint64 =0"},
     {"", "Conv", 1, 0, conv_init, conv_run, conv_release, "fp"},
     {"com.microsoft", "FusedConv", 1, 0, conv_init, conv_run, conv_release, "fp"},
     {"", "ConvTranspose", 1, 0, convt_init, convt_run, conv_release, "fp"},
@@ -2943,7 +3320,7 @@ const pare_kernel pare_kernels_linalg[] = {
     {"", "GlobalMaxPool", 1, 0, gmaxpool_init, gpool_run, free_state, "fp,int8,uint8"},
     {"", "GlobalLpPool", 1, 0, glppool_init, gpool_run, free_state, "fp"},
     {"", "MaxUnpool", 9, 0, unpool_init, unpool_run, free_state, NULL},
-    {"", "BatchNormalization", 1, 0, bn_init, bn_run, free_state, "fp fp fp fp fp"},
+    {"", "BatchNormalization", 1, 0, bn_init, bn_run, bn_release, "fp fp fp fp fp"},
     {"", "InstanceNormalization", 1, 0, inorm_init, inorm_run, free_state, "fp fp fp"},
     {"", "LayerNormalization", 17, 0, lnorm_init, lnorm_run, free_state, "fp fp fp"},
     {"", "GroupNormalization", 18, 0, inorm_init, gnorm_run, free_state, "fp fp fp"},

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "internal.h"
 #include "exec/backend.h"
 #include "exec/kernel.h"
@@ -86,6 +87,10 @@ struct pare_session {
     uint8_t *arena[NBE];
     size_t arena_size[NBE];
     char *signature;
+    /* opts.profile: per node of the main plan in run order, then the copies */
+    bool profile;
+    pare_node_profile *prof;
+    size_t n_prof;
 };
 
 /* ownership codes of a frame's tensors */
@@ -412,28 +417,346 @@ static size_t node_pos(const pare_node *n)
 
 /* the float32 data of v when it is a constant of exactly m elements: an
  * initializer, or one seen through Unsqueeze/Reshape/Squeeze/Identity */
-static const float *const_vec(const pare_value *v, int64_t m)
+/* m constant values of v as floats: float32 data in place; float16 and
+ * bfloat16 (device plans) converted into buf (m floats), else NULL */
+static const float *const_vec(const pare_value *v, int64_t m, float *buf)
 {
     if (v && !is_const(v) && v->producer && v->producer->n_inputs >= 1 &&
         (is_op(v->producer, "Unsqueeze") || is_op(v->producer, "Reshape") ||
          is_op(v->producer, "Squeeze") || is_op(v->producer, "Identity")))
         v = v->producer->inputs[0];
-    if (!is_const(v) || v->init->dtype != PARE_DT_FLOAT ||
-        pare_tensor_numel(v->init) != (uint64_t)m)
+    if (!is_const(v) || pare_tensor_numel(v->init) != (uint64_t)m)
         return NULL;
-    return v->init->data;
+    const pare_tensor *t = v->init;
+    if (t->dtype == PARE_DT_FLOAT)
+        return t->data;
+    if (!buf || (t->dtype != PARE_DT_FLOAT16 && t->dtype != PARE_DT_BFLOAT16))
+        return NULL;
+    const uint16_t *h = t->data;
+    for (int64_t i = 0; i < m; i++)
+        buf[i] = t->dtype == PARE_DT_FLOAT16 ? pare_f16_to_f32(h[i]) : pare_bf16_to_f32(h[i]);
+    return buf;
 }
 
 /* per-channel constant data of v for an output of rank r with m channels
  * (axis 1): v's shape broadcasts to [1, m, 1, ...] without growing it */
-static const float *chan_const(const pare_value *v, int64_t m, int r)
+static const float *chan_const(const pare_value *v, int64_t m, int r, float *buf)
 {
     if (!v || v->shape.rank < r - 1 || v->shape.rank > r)
         return NULL;
     for (int j = 0; j < v->shape.rank; j++)
         if (v->shape.dims[j].value != (j + r - v->shape.rank == 1 ? m : 1))
             return NULL;
-    return const_vec(v, m);
+    return const_vec(v, m, buf);
+}
+
+/* device plans: node c runs on the backend of position i with no border
+ * copy placed before it (the copies before an absorbed node do not run) */
+static bool same_device(const gplan *p, size_t i, const pare_node *c)
+{
+    if (!p->multi)
+        return true;
+    size_t pos = node_pos(c);
+    return p->nbe[pos] == p->nbe[i] && p->copy_at[pos] == p->copy_at[pos + 1];
+}
+
+/* ---- MatMul fusion ---- */
+
+/* constant float data of v broadcasting along the last axis of an output of
+ * rank r with n columns: shape [..., n] with every other dim 1 (in place), or
+ * one value of rank <= r (repeated n times into buf) */
+static const float *last_const(const pare_value *v, int64_t n, int r, float *buf)
+{
+    if (!v || v->shape.rank < 0 || v->shape.rank > r)
+        return NULL;
+    bool one = true;
+    for (int j = 0; j < v->shape.rank; j++) {
+        if (v->shape.dims[j].value != 1)
+            one = false;
+        if (j < v->shape.rank - 1 && v->shape.dims[j].value != 1)
+            return NULL;
+    }
+    if (!one)
+        return v->shape.dims[v->shape.rank - 1].value == n ? const_vec(v, n, NULL) : NULL;
+    const float *x = const_vec(v, 1, NULL);
+    if (!x)
+        return NULL;
+    for (int64_t j = 0; j < n; j++)
+        buf[j] = *x;
+    return buf;
+}
+
+/* a constant float32 scalar operand that does not raise rank r (an
+ * initializer or a Constant node's value), or NAN */
+static float scalar_in(const pare_value *v, int r)
+{
+    if (!v || v->shape.rank < 0 || v->shape.rank > r)
+        return NAN;
+    const pare_node *c = v->producer;
+    if (c && is_op(c, "Constant") && c->n_outputs == 1) {
+        const pare_attr *a = pare_node_attr(c, "value");
+        if (a && a->type == PARE_ATTR_TENSOR && a->t && a->t->dtype == PARE_DT_FLOAT &&
+            pare_tensor_numel(a->t) == 1)
+            return *(const float *)a->t->data;
+        a = pare_node_attr(c, "value_float");
+        return a && a->type == PARE_ATTR_FLOAT ? a->f : NAN;
+    }
+    return const_scalar(v, NAN);
+}
+
+/* the operand of two-input node c that is not v */
+static const pare_value *other_in(const pare_node *c, const pare_value *v)
+{
+    return c->inputs[0] == v ? c->inputs[1] : c->inputs[0];
+}
+
+static bool f32_node(const gplan *p, size_t i, const pare_node *c, int nin)
+{
+    return c && (int)c->n_inputs == nin && c->n_outputs == 1 && c->outputs[0] &&
+           c->outputs[0]->dtype == PARE_DT_FLOAT && same_device(p, i, c);
+}
+
+/* GELU of y by the nodes after it: one Gelu (approximate "none"), or
+ *     Mul(y, Add(Erf(Div(y, sqrt 2)), 1)) -> Mul by 0.5
+ * (operands of Add/Mul either way round, Mul by 1/sqrt 2 for the Div); adds
+ * the nodes to absorbed and returns the GELU's value, or NULL */
+static pare_value *gelu_chain(const gplan *p, size_t i, const pare_value *y, int r,
+                              size_t *absorbed, size_t *na)
+{
+    if (!y || y->graph != p->g || y->is_output || y->is_input)
+        return NULL;
+    if (y->n_uses == 1) {
+        pare_node *g = sole_reader(p, y);
+        if (g && is_op(g, "Gelu") && f32_node(p, i, g, 1) &&
+            !strcmp(pare_node_attr_string(g, "approximate", "none"), "none")) {
+            absorbed[(*na)++] = node_pos(g);
+            return g->outputs[0];
+        }
+        return NULL;
+    }
+    if (y->n_uses != 2)
+        return NULL;
+    for (int u = 0; u < 2; u++) {
+        pare_node *d = y->uses[u].node, *m = y->uses[1 - u].node;
+        if (d == m || d->graph != p->g || m->graph != p->g || !f32_node(p, i, d, 2))
+            continue;
+        float sv = scalar_in(other_in(d, y), r);
+        bool div_ok = is_op(d, "Div") && d->inputs[0] == y && fabsf(sv - 1.41421356f) < 1e-6f;
+        bool mul_ok = is_op(d, "Mul") && (d->inputs[0] == y) != (d->inputs[1] == y) &&
+                      fabsf(sv - 0.707106781f) < 1e-6f;
+        if (!div_ok && !mul_ok)
+            continue;
+        pare_node *e = sole_reader(p, d->outputs[0]);
+        if (!e || !is_op(e, "Erf") || !f32_node(p, i, e, 1))
+            continue;
+        pare_node *a = sole_reader(p, e->outputs[0]);
+        if (!a || !is_op(a, "Add") || !f32_node(p, i, a, 2) ||
+            (a->inputs[0] == e->outputs[0]) == (a->inputs[1] == e->outputs[0]) ||
+            scalar_in(other_in(a, e->outputs[0]), r) != 1.0f)
+            continue;
+        if (sole_reader(p, a->outputs[0]) != m || !is_op(m, "Mul") || !f32_node(p, i, m, 2) ||
+            other_in(m, a->outputs[0]) != y || m->inputs[0] == m->inputs[1])
+            continue;
+        pare_node *h = sole_reader(p, m->outputs[0]);
+        if (!h || !is_op(h, "Mul") || !f32_node(p, i, h, 2) ||
+            (h->inputs[0] == m->outputs[0]) == (h->inputs[1] == m->outputs[0]) ||
+            scalar_in(other_in(h, m->outputs[0]), r) != 0.5f)
+            continue;
+        const pare_node *all[5] = {d, e, a, m, h};
+        for (int k = 0; k < 5; k++)
+            absorbed[(*na)++] = node_pos(all[k]);
+        return h->outputs[0];
+    }
+    return NULL;
+}
+
+/* float32 MatMul [-> Add/Mul/Div by a constant along the last axis]...
+ * [-> Add/Sum(residual)] [-> activation or GELU]: the kernel absorbs what
+ * follows it (on the CPU; a device's MatMul runs as it is). */
+static pare_status fuse_matmul(gplan *p, size_t i, pare_error *err)
+{
+    pare_node *n = p->order[i];
+    pare_value *cur = n->outputs[0];
+    int r = cur->shape.rank;
+    if ((p->multi && p->nbe[i]) || n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1] ||
+        cur->dtype != PARE_DT_FLOAT || r < 2 || n->inputs[1]->shape.rank < 2 ||
+        cur->shape.dims[r - 1].value == 0)
+        return PARE_OK;
+    /* columns not known at plan time: scalar constants only, no shift */
+    bool n_known = cur->shape.dims[r - 1].value > 0;
+    int64_t N = n_known ? cur->shape.dims[r - 1].value : 1;
+    double *sc = malloc((size_t)N * sizeof *sc), *sh = malloc((size_t)N * sizeof *sh);
+    float *buf = malloc((size_t)N * sizeof *buf);
+    if (!sc || !sh || !buf) {
+        free(sc);
+        free(sh);
+        free(buf);
+        return PARE_NOMEM(err);
+    }
+    for (int64_t j = 0; j < N; j++) {
+        sc[j] = 1.0;
+        sh[j] = 0.0;
+    }
+    pare_kfuse f;
+    memset(&f, 0, sizeof f);
+    size_t absorbed[64], na = 0;
+    const pare_value *res = NULL;
+    pare_node *c = sole_reader(p, cur);
+    while (c && na < 50 && f32_node(p, i, c, 2) &&
+           (c->inputs[0] == cur) != (c->inputs[1] == cur)) {
+        bool add = is_op(c, "Add"), mul = is_op(c, "Mul"),
+             div = is_op(c, "Div") && c->inputs[0] == cur;
+        const float *v = add || mul || div ? last_const(other_in(c, cur), N, r, buf) : NULL;
+        if (!v)
+            break;
+        for (int64_t j = 0; j < N; j++) {
+            if (add) {
+                sh[j] += v[j];
+            } else if (mul) {
+                sc[j] *= v[j];
+                sh[j] *= v[j];
+            } else {
+                sc[j] /= v[j];
+                sh[j] /= v[j];
+            }
+        }
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+        c = sole_reader(p, cur);
+    }
+    if (na && !n_known && sh[0] != 0.0) {
+        na = 0;
+        c = NULL;
+    }
+    if (na) {
+        f.scale = sc;
+        f.shift = sh;
+        f.n_ch = N;
+    }
+    if (c && (is_op(c, "Add") || is_op(c, "Sum")) && f32_node(p, i, c, 2)) {
+        const pare_value *o = other_in(c, cur);
+        if (o && o != cur && o->graph == p->g && o->dtype == PARE_DT_FLOAT &&
+            (!o->producer || node_pos(o->producer) < i) && same_shape(o, c->outputs[0]) &&
+            same_shape(cur, c->outputs[0])) {
+            f.residual = true;
+            res = o;
+            absorbed[na++] = node_pos(c);
+            cur = c->outputs[0];
+            c = sole_reader(p, cur);
+        }
+    }
+    pare_value *g;
+    if (c && c->inputs[0] == cur && same_device(p, i, c) &&
+        fuse_act(c, p->opset[node_pos(c)], &f)) {
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+    } else if ((g = gelu_chain(p, i, cur, r, absorbed, &na))) {
+        f.act = PARE_KACT_GELU;
+        cur = g;
+    }
+    pare_status st = PARE_OK;
+    if (na) {
+        pare_error ferr;
+        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
+        if (st == PARE_ERR_NOMEM) {
+            st = PARE_NOMEM(err);
+        } else if (st) {
+            st = PARE_OK; /* refused: the nodes run as they are */
+        } else {
+            for (size_t a = 0; a < na; a++)
+                p->fused_into[absorbed[a]] = i;
+            p->n_fused += na;
+            p->fz_out[i] = cur;
+            p->fz_res[i] = res;
+            p->first_pos[cur->id] = i;
+        }
+    }
+    free(sc);
+    free(sh);
+    free(buf);
+    return st;
+}
+
+/* inference BatchNormalization (float32, constant parameters) [-> Mul/Add
+ * by a per-channel constant]... [-> Relu/Clip/LeakyRelu], as DenseNet's
+ * pre-activations after a Concat (no Conv before them to absorb them): the
+ * BN kernel absorbs what follows it (on the CPU) */
+static pare_status fuse_bn(gplan *p, size_t i, pare_error *err)
+{
+    pare_node *n = p->order[i];
+    pare_value *cur = n->outputs[0];
+    int r = cur->shape.rank;
+    const pare_value *sv = n->n_inputs == 5 ? n->inputs[1] : NULL;
+    if ((p->multi && p->nbe[i]) || !sv || !is_const(sv) || cur->dtype != PARE_DT_FLOAT || r < 2 ||
+        pare_node_attr_int(n, "training_mode", 0) != 0 ||
+        (p->opset[i] < 7 && !pare_node_attr_int(n, "is_test", 0)))
+        return PARE_OK;
+    int64_t M = (int64_t)pare_tensor_numel(sv->init);
+    if (M <= 0 || cur->shape.dims[1].value != M)
+        return PARE_OK;
+    double *sc = malloc((size_t)M * sizeof *sc), *sh = malloc((size_t)M * sizeof *sh);
+    if (!sc || !sh) {
+        free(sc);
+        free(sh);
+        return PARE_NOMEM(err);
+    }
+    for (int64_t m = 0; m < M; m++) {
+        sc[m] = 1.0;
+        sh[m] = 0.0;
+    }
+    pare_kfuse f;
+    memset(&f, 0, sizeof f);
+    size_t absorbed[64], na = 0;
+    pare_node *c = sole_reader(p, cur);
+    while (c && na < 60 && f32_node(p, i, c, 2) &&
+           (c->inputs[0] == cur) != (c->inputs[1] == cur)) {
+        bool mul = is_op(c, "Mul");
+        const float *v = mul || is_op(c, "Add") ? chan_const(other_in(c, cur), M, r, NULL) : NULL;
+        if (!v)
+            break;
+        for (int64_t m = 0; m < M; m++) {
+            if (mul) {
+                sc[m] *= v[m];
+                sh[m] *= v[m];
+            } else {
+                sh[m] += v[m];
+            }
+        }
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+        c = sole_reader(p, cur);
+    }
+    f.scale = sc;
+    f.shift = sh;
+    f.n_ch = M;
+    if (c && c->inputs[0] == cur && same_device(p, i, c) &&
+        fuse_act(c, p->opset[node_pos(c)], &f) &&
+        (f.act == PARE_KACT_RELU || f.act == PARE_KACT_CLIP || f.act == PARE_KACT_LEAKY_RELU)) {
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+    } else {
+        f.act = PARE_KACT_NONE;
+    }
+    pare_status st = PARE_OK;
+    if (na) {
+        pare_error ferr;
+        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
+        if (st == PARE_ERR_NOMEM) {
+            st = PARE_NOMEM(err);
+        } else if (st) {
+            st = PARE_OK; /* refused: the nodes run as they are */
+        } else {
+            for (size_t a = 0; a < na; a++)
+                p->fused_into[absorbed[a]] = i;
+            p->n_fused += na;
+            p->fz_out[i] = cur;
+            p->fz_res[i] = NULL;
+            p->first_pos[cur->id] = i;
+        }
+    }
+    free(sc);
+    free(sh);
+    return st;
 }
 
 /* Conv [-> BatchNormalization | Mul/Add by a per-channel constant]...
@@ -442,8 +765,16 @@ static const float *chan_const(const pare_value *v, int64_t m, int r)
 static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
 {
     pare_node *n = p->order[i];
+    if (is_op(n, "BatchNormalization") && n->n_outputs == 1 && n->outputs[0])
+        return fuse_bn(p, i, err);
+    if (is_op(n, "MatMul") && n->n_outputs == 1 && n->outputs[0])
+        return fuse_matmul(p, i, err);
+    int dt = n->n_outputs == 1 && n->outputs[0] ? n->outputs[0]->dtype : PARE_DT_UNDEFINED;
+    bool dev = p->multi && p->nbe[i];
+    /* the CPU's fused Conv is float32; a device's also float16/bfloat16 */
     if (!is_op(n, "Conv") || n->n_outputs != 1 || !n->outputs[0] ||
-        n->outputs[0]->dtype != PARE_DT_FLOAT || n->n_inputs < 2 || !n->inputs[1])
+        !(dt == PARE_DT_FLOAT || (dev && (dt == PARE_DT_FLOAT16 || dt == PARE_DT_BFLOAT16))) ||
+        n->n_inputs < 2 || !n->inputs[1])
         return PARE_OK;
     pare_kfuse f;
     memset(&f, 0, sizeof f);
@@ -455,12 +786,15 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
     const pare_tensor *w = is_const(n->inputs[1]) ? n->inputs[1]->init : NULL;
     int64_t M = w && w->rank >= 3 && w->rank <= 5 ? w->dims[0] : 0;
     double *sc = NULL, *sh = NULL;
+    float *cv = NULL; /* 4 x M floats: half-type parameters as float */
     if (M > 0) {
         sc = malloc((size_t)M * sizeof *sc);
         sh = malloc((size_t)M * sizeof *sh);
-        if (!sc || !sh) {
+        cv = malloc(4 * (size_t)M * sizeof *cv);
+        if (!sc || !sh || !cv) {
             free(sc);
             free(sh);
+            free(cv);
             return PARE_NOMEM(err);
         }
         for (int64_t m = 0; m < M; m++) {
@@ -468,14 +802,16 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
             sh[m] = 0.0;
         }
     }
-    while (M > 0 && c && na < 60 && c->n_outputs == 1 && c->outputs[0]) {
+    while (M > 0 && c && na < 60 && c->n_outputs == 1 && c->outputs[0] && same_device(p, i, c)) {
         const float *v1, *v2, *v3, *v4;
+        float *b1 = dev ? cv : NULL, *b2 = dev ? cv + M : NULL, *b3 = dev ? cv + 2 * M : NULL,
+              *b4 = dev ? cv + 3 * M : NULL;
         if (is_op(c, "BatchNormalization") && c->n_inputs == 5 && c->inputs[0] == cur &&
             pare_node_attr_int(c, "training_mode", 0) == 0 &&
             pare_node_attr_int(c, "spatial", 1) == 1 &&
             (p->opset[node_pos(c)] >= 7 || pare_node_attr_int(c, "is_test", 0)) &&
-            (v1 = const_vec(c->inputs[1], M)) && (v2 = const_vec(c->inputs[2], M)) &&
-            (v3 = const_vec(c->inputs[3], M)) && (v4 = const_vec(c->inputs[4], M))) {
+            (v1 = const_vec(c->inputs[1], M, b1)) && (v2 = const_vec(c->inputs[2], M, b2)) &&
+            (v3 = const_vec(c->inputs[3], M, b3)) && (v4 = const_vec(c->inputs[4], M, b4))) {
             double eps = pare_node_attr_float(c, "epsilon", 1e-5f);
             for (int64_t m = 0; m < M; m++) {
                 double k = (double)v1[m] / sqrt((double)v4[m] + eps);
@@ -484,7 +820,7 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
             }
         } else if ((is_op(c, "Mul") || is_op(c, "Add")) && c->n_inputs == 2 &&
                    (c->inputs[0] == cur) != (c->inputs[1] == cur) &&
-                   (v1 = chan_const(c->inputs[c->inputs[0] == cur], M, w->rank))) {
+                   (v1 = chan_const(c->inputs[c->inputs[0] == cur], M, w->rank, b1))) {
             bool mul = is_op(c, "Mul");
             for (int64_t m = 0; m < M; m++) {
                 if (mul) {
@@ -507,12 +843,13 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
         f.n_ch = M;
     }
     if (c && (is_op(c, "Add") || is_op(c, "Sum")) && c->n_inputs == 2 && c->n_outputs == 1 &&
-        c->outputs[0]) {
+        c->outputs[0] && same_device(p, i, c)) {
         const pare_value *o = c->inputs[0] == cur ? c->inputs[1] : c->inputs[0];
-        /* the residual must exist when the conv runs, with the sum's shape */
-        if (o && o != cur && o->graph == p->g && o->dtype == PARE_DT_FLOAT &&
+        /* the residual must exist when the conv runs, with the sum's shape
+         * (and, in a device plan, live where the conv runs) */
+        if (o && o != cur && o->graph == p->g && o->dtype == dt &&
             (!o->producer || node_pos(o->producer) < i) && same_shape(o, c->outputs[0]) &&
-            same_shape(cur, c->outputs[0])) {
+            same_shape(cur, c->outputs[0]) && (!p->multi || p->vbe[o->id] == p->nbe[i])) {
             f.residual = true;
             res = o;
             absorbed[na++] = node_pos(c);
@@ -520,14 +857,17 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
             c = sole_reader(p, cur);
         }
     }
-    if (c && c->inputs[0] == cur && fuse_act(c, p->opset[node_pos(c)], &f)) {
+    if (c && c->inputs[0] == cur && same_device(p, i, c) && fuse_act(c, p->opset[node_pos(c)], &f)) {
         absorbed[na++] = node_pos(c);
         cur = c->outputs[0];
     }
     pare_status st = PARE_OK;
     if (na) {
         pare_error ferr;
-        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
+        st = dev ? (p->dev->fuse ? p->dev->fuse(p->dev, p->dev_ctx, p->k[i], n, p->state[i], &f,
+                                                 &ferr)
+                                 : PARE_ERR_UNSUPPORTED)
+                 : pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
         if (st == PARE_ERR_NOMEM) {
             st = PARE_NOMEM(err);
         } else if (st) {
@@ -543,6 +883,7 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
     }
     free(sc);
     free(sh);
+    free(cv);
     return st;
 }
 
@@ -696,6 +1037,7 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
     s->keep_all = o.keep_all;
     s->cuda_graph = o.cuda_graph;
     s->no_fusion = fusion_off(&o);
+    s->profile = o.profile;
     s->be[0] = pare_backend_cpu();
     s->be[1] = pref == s->be[0] ? NULL : pref;
     if (s->be[1] && s->be[1]->open && (st = s->be[1]->open(s->be[1], &o, &s->bctx[1], err))) {
@@ -735,7 +1077,7 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
     }
     if ((st = plan_graph(s, s->g, &s->main, err)))
         goto fail;
-    if (!s->be[1] && !s->no_fusion && (st = plan_fusion(s->main, err)))
+    if (!s->no_fusion && (!s->be[1] || s->be[1]->fuse) && (st = plan_fusion(s->main, err)))
         goto fail;
     *out = s;
     return PARE_OK;
@@ -763,7 +1105,54 @@ void pare_session_free(pare_session *s)
     if (s->be[1] && s->be[1]->close)
         s->be[1]->close(s->be[1], s->bctx[1]);
     free(s->signature);
+    free(s->prof);
     free(s);
+}
+
+size_t pare_session_profile(const pare_session *s, const pare_node_profile **out)
+{
+    *out = s->prof;
+    return s->prof ? s->n_prof : 0;
+}
+
+void pare_session_profile_reset(pare_session *s)
+{
+    for (size_t i = 0; s->prof && i < s->n_prof; i++) {
+        s->prof[i].ms = 0;
+        s->prof[i].runs = 0;
+    }
+}
+
+static double prof_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* opts.profile: the entries of the main plan, made at its first run */
+static pare_status prof_init(pare_session *s, const gplan *p, pare_error *err)
+{
+    if (s->prof)
+        return PARE_OK;
+    s->prof = calloc(p->n + 1, sizeof *s->prof);
+    if (!s->prof)
+        return PARE_NOMEM(err);
+    s->n_prof = p->n + 1;
+    for (size_t i = 0; i < p->n; i++) {
+        s->prof[i].node = p->order[i];
+        s->prof[i].backend = s->be[p->multi ? p->nbe[i] : 0]->name;
+        if (p->fused_into && p->fused_into[i] != SIZE_MAX)
+            s->prof[i].fused_into = p->order[p->fused_into[i]];
+    }
+    s->prof[p->n].backend = s->be[1] ? s->be[1]->name : s->be[0]->name;
+    return PARE_OK;
+}
+
+/* opts.profile: waits for the device's queued work */
+static pare_status prof_sync(pare_session *s, const gplan *p, pare_error *err)
+{
+    return p->multi ? s->be[1]->sync(s->be[1], s->bctx[1], err) : PARE_OK;
 }
 
 size_t pare_session_input_count(const pare_session *s)
@@ -1291,6 +1680,12 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             continue; /* main graph: fed inputs exclude initializers, bound below */
         f.vals[v->id] = (pare_tensor *)inputs[bound++];
     }
+    /* opts.profile: main graph only; each node's time includes waiting
+     * for its own device work, not its predecessors' */
+    bool prof = parent == NULL && s->profile;
+    double t_prof = 0;
+    if (prof && (st = prof_init(s, p, err)))
+        goto out;
     if (parent == NULL && p->multi && s->be[1]->run_begin)
         s->be[1]->run_begin(s->be[1], s->bctx[1]); /* device timing of this run */
     if (parent == NULL && s->graph_run) {
@@ -1307,8 +1702,19 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                 release_after(&f, n, i);
             continue;
         }
+        if (prof && (st = prof_sync(s, p, err)))
+            goto out;
+        if (prof)
+            t_prof = prof_now_ms();
         if (p->multi && (st = run_copies(&f, i, err)))
             goto out;
+        if (prof && p->copy_at && p->copy_at[i] != p->copy_at[i + 1]) {
+            if ((st = prof_sync(s, p, err)))
+                goto out;
+            double t = prof_now_ms();
+            s->prof[p->n].ms += t - t_prof;
+            t_prof = t;
+        }
         kctx_ext x;
         memset(&x, 0, sizeof x);
         bool fz = fuse_on && p->fz_out[i];
@@ -1369,6 +1775,12 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             pare_error_prefix(err, "node %s", pare_node_label(n, lbl, sizeof lbl));
             goto out;
         }
+        if (prof) {
+            if (nbe && (st = prof_sync(s, p, err)))
+                goto out;
+            s->prof[i].ms += prof_now_ms() - t_prof;
+            s->prof[i].runs++;
+        }
         for (size_t o = 0; o < n->n_outputs; o++) {
             pare_value *v = o == 0 && x.out0 ? x.out0 : n->outputs[o];
             if (v && !f.vals[v->id]) {
@@ -1407,9 +1819,15 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         if (parent == NULL && s->be[1]->run_end &&
             (st = s->be[1]->run_end(s->be[1], s->bctx[1], err)))
             goto out;
+        if (prof)
+            t_prof = prof_now_ms();
         if ((st = run_copies(&f, p->n, err)) || (st = s->be[1]->sync(s->be[1], s->bctx[1], err)))
             goto out;
+        if (prof)
+            s->prof[p->n].ms += prof_now_ms() - t_prof;
     }
+    if (prof)
+        s->prof[p->n].runs++;
     results = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *results);
     if (!results) {
         st = PARE_NOMEM(err);
@@ -1682,6 +2100,8 @@ static pare_status graph_decision(pare_session *s, bool same, pare_error *err)
         why = "the device backend has no graphs";
     else if (s->observer)
         why = "an observer is set";
+    else if (s->profile)
+        why = "profiling";
     else if (s->keep_all)
         why = "keep_all: buffers are not from the arena";
     else if (!p->multi)

@@ -82,12 +82,13 @@ expect_out_re "^model: .*, device cpu, [0-9]+ threads$"
 expect_no_out_text "device:"
 expect_no_out_text "GPU"
 expect_no_out_text "end to end"
-run "$PROG" -n 3 --warmup 0 --json --tf32 --cuda-graph off --batch-sweep 1,2 "$cnn"
+run "$PROG" -n 3 --warmup 0 --json --tf32 --cuda-graph off --conv-algo heuristic --batch-sweep 1,2 "$cnn"
 expect_rc 0
 json_check "$tmp/out" '
 assert d["schema"] == "pare-run/1" and d["device"] == "cpu", d
 assert d["device_requested"] == "cpu" and d["device_note"] is None, d
 assert d["tf32"] is True and d["cuda_graph"] == "off", d
+assert d["conv_algo"] == "heuristic", d
 assert d["speed"]["iterations"] == 3 and d["speed"]["gpu_compute"] is None, d
 assert d["nodes_device"] == 0 and d["nodes_cpu"] >= 5, d
 assert [b["batch"] for b in d["batch_sweep"]] == [1, 2], d
@@ -98,6 +99,14 @@ for m in auto on off; do
     run "$PROG" --cuda-graph $m --tf32 -n 1 --warmup 0 "$cnn"
     expect_rc 0
 done
+for m in search heuristic; do
+    run "$PROG" --conv-algo $m -n 1 --warmup 0 "$cnn"
+    expect_rc 0
+done
+run "$PROG" --conv-algo fastest "$cnn"
+expect_rc 2
+expect_one_error
+expect_err "conv-algo"
 run "$PROG" --cuda-graph sometimes "$cnn"
 expect_rc 2
 expect_one_error

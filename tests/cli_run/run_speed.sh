@@ -67,4 +67,35 @@ check
 # on the same model, the comparison is exact)
 run "$PROG" --reference "$cnn" --inputs "$here/data/set/test_data_set_0" --atol 0 -n 1 "$cnn"
 expect_rc 0
+# --profile: per op type and slowest nodes; the conv ops carry the time of
+# the CNN; fused nodes (bn1, relu1) have none of their own
+run "$PROG" -n 2 --warmup 0 -t 1 --profile --profile-runs 3 "$cnn"
+expect_rc 0
+expect_out_re "^profile \(3 runs, each node timed alone; per run [0-9.]+ ms\)$"
+expect_out_re "^  Conv +4 +[0-9.]+ +[0-9.]+%$"
+expect_out "slowest nodes:"
+expect_out_re "^  'conv[0-9]' \(Conv\) +Conv +cpu +[0-9.]+ +[0-9.]+%$"
+expect_err_empty
+if command -v python3 >/dev/null 2>&1; then
+    run "$PROG" -n 1 --warmup 0 -t 1 --json --profile --profile-runs 2 "$tr"
+    expect_rc 0
+    check
+    python3 - "$tmp/out" <<'PY' || fail "--profile JSON is wrong"
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["profile"]
+assert p["runs"] == 2, p["runs"]
+nodes = p["nodes"]
+assert len(nodes) == 33, len(nodes)                       # every node, in run order
+assert all(n["backend"] == "cpu" and n["ms"] >= 0 for n in nodes)
+ops = {o["op"]: o for o in p["ops"]}
+assert ops["MatMul"]["nodes"] == 8, ops["MatMul"]
+assert abs(sum(o["ms"] for o in p["ops"]) - p["total_ms"]) < 1e-6 * max(1, p["total_ms"]) + 1e-9
+assert max(ops, key=lambda k: ops[k]["ms"]) == "MatMul"   # the matrix products carry the time
+PY
+fi
+# a bad --profile-runs is a usage error
+run "$PROG" --profile --profile-runs 0 "$cnn"
+expect_rc 2
+expect_one_error
 finish

@@ -330,6 +330,9 @@ static struct {
     int foreign;   /* inputs of fake kernels not in fake memory */
     int stray;     /* copies whose source or destination is on the wrong side */
     bool usable;
+    bool convs;          /* the fake takes Conv and BatchNormalization too */
+    bool decline_bn;     /* ... but not BatchNormalization */
+    int fuses;           /* fuse hook calls */
 } fk;
 
 static bool in_fake(const void *q)
@@ -443,7 +446,7 @@ static void fake_close(const pare_backend *b, void *sctx)
 
 /* Fake kernels: the CPU's, run on fake memory after checking that every
  * input is there and that they got the session's context. */
-static pare_kernel fake_relu, fake_add;
+static pare_kernel fake_relu, fake_add, fake_conv, fake_bn;
 
 static pare_status fake_run(pare_kctx *k, pare_error *err)
 {
@@ -465,7 +468,10 @@ static const pare_kernel *fake_supports(const pare_backend *b, const pare_node *
     (void)opset;
     const pare_kernel *k = strcmp(n->op_type, "Relu") == 0  ? &fake_relu
                            : strcmp(n->op_type, "Add") == 0 ? &fake_add
-                                                            : NULL;
+                           : fk.convs && strcmp(n->op_type, "Conv") == 0 ? &fake_conv
+                           : fk.convs && !fk.decline_bn && strcmp(n->op_type, "BatchNormalization") == 0
+                               ? &fake_bn
+                               : NULL;
     if (!k) {
         snprintf(why, why_size, "no kernel for %s", n->op_type);
         return NULL;
@@ -536,6 +542,18 @@ static pare_status fake_graph_end(const pare_backend *b, void *sctx, bool ok, pa
     return PARE_OK;
 }
 
+/* fusion on the fake: the CPU's Conv kernel prepares its fused form in the
+ * state the fake's record (the CPU's init) made */
+static pare_status fake_fuse(const pare_backend *b, void *sctx, const pare_kernel *k,
+                             const pare_node *n, void *state, const pare_kfuse *f, pare_error *err)
+{
+    (void)b;
+    if (sctx != &fk || k != &fake_conv)
+        fk.stray++;
+    fk.fuses++;
+    return pare_kernel_fuse(pare_kernel_find("", "Conv", 14), n, state, f, err);
+}
+
 static const pare_backend fake = {
     .name = "fake",
     .host_memory = false,
@@ -553,6 +571,7 @@ static const pare_backend fake = {
     .stats = fake_stats,
     .graph_begin = fake_graph_begin,
     .graph_end = fake_graph_end,
+    .fuse = fake_fuse,
 };
 
 static int setup_fake(void **state)
@@ -571,6 +590,10 @@ static int setup_fake(void **state)
     fake_relu.run = fake_run;
     fake_add = *pare_kernel_find("", "Add", 14);
     fake_add.run = fake_run;
+    fake_conv = *pare_kernel_find("", "Conv", 14);
+    fake_conv.run = fake_run;
+    fake_bn = *pare_kernel_find("", "BatchNormalization", 14);
+    fake_bn.run = fake_run;
     pare_error err;
     assert_int_equal(pare_backend_register(&fake, &err), PARE_OK);
     return 0;
@@ -954,6 +977,124 @@ static void test_fake_backend_graphs(void **state)
     assert_int_equal(fk.allocs, fk.frees);
 }
 
+/* ---- fusion in device plans ---- */
+
+static pare_value *init_nd(pare_graph *g, const char *name, int rank, const int64_t *dims,
+                           float base)
+{
+    pare_tensor *t;
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, PARE_DT_FLOAT, rank, dims, &t, &err), PARE_OK);
+    float *x = t->data;
+    for (uint64_t i = 0; i < pare_tensor_numel(t); i++)
+        x[i] = base + 0.05f * (float)(i % 7) - 0.11f * (float)(i % 3);
+    assert_int_equal(pare_graph_add_initializer(g, t, &v, &err), PARE_OK);
+    return v;
+}
+
+/* x -> relu -> conv(W, B, pads 1) -> bn -> add(+ res) -> relu2 -> y -> Neg -> z,
+ * res = Relu(x1) (res_on_cpu: Neg(x1), which the fake declines) */
+static pare_model *conv_model(bool res_on_cpu)
+{
+    pare_model *m = new_model(14);
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    pare_node *n;
+    int64_t xd[4] = {1, 4, 5, 5}, x1d[4] = {1, 6, 5, 5}, wd[4] = {6, 4, 3, 3}, cd[1] = {6};
+    pare_value *x = add_input(g, "x", PARE_DT_FLOAT, 4, xd);
+    pare_value *x1 = add_input(g, "x1", PARE_DT_FLOAT, 4, x1d);
+    pare_value *r0 = add_node(g, "relu0", "Relu", &x, 1, "r0");
+    pare_value *res = add_node(g, "resid", res_on_cpu ? "Neg" : "Relu", &x1, 1, "res");
+    pare_value *ci[3] = {r0, init_nd(g, "W", 4, wd, -0.2f), init_nd(g, "B", 1, cd, 0.1f)};
+    pare_value *c;
+    assert_int_equal(pare_graph_new_value(g, "c", NULL, 0, &c, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "conv", "", "Conv", ci, 3, &c, 1, NULL, &n, &err),
+                     PARE_OK);
+    int64_t pads[4] = {1, 1, 1, 1};
+    assert_int_equal(pare_node_set_attr_ints(n, "pads", pads, 4, &err), PARE_OK);
+    pare_value *bi[5] = {c, init_nd(g, "s", 1, cd, 0.9f), init_nd(g, "b", 1, cd, -0.1f),
+                         init_nd(g, "mu", 1, cd, 0.05f), init_nd(g, "var", 1, cd, 0.8f)};
+    pare_value *bo = add_node(g, "bn", "BatchNormalization", bi, 5, "bo");
+    pare_value *a = add_node(g, "add", "Add", (pare_value *[]){bo, res}, 2, "a");
+    pare_value *y = add_node(g, "relu2", "Relu", &a, 1, "y");
+    pare_value *z = add_node(g, "neg", "Neg", &y, 1, "z");
+    assert_int_equal(pare_graph_add_output(g, z, &err), PARE_OK);
+    return m;
+}
+
+/* runs m on device "fake" (fusion on) and on the CPU with no fusion;
+ * returns the number of "fused into conv" lines of the fake's plan */
+static int fused_on_fake(pare_model *m)
+{
+    int64_t xd[4] = {1, 4, 5, 5}, x1d[4] = {1, 6, 5, 5};
+    pare_tensor *in[2];
+    pare_error err;
+    assert_int_equal(pare_tensor_new("x", PARE_DT_FLOAT, 4, xd, &in[0], &err), PARE_OK);
+    assert_int_equal(pare_tensor_new("x1", PARE_DT_FLOAT, 4, x1d, &in[1], &err), PARE_OK);
+    for (int t = 0; t < 2; t++)
+        for (uint64_t i = 0; i < pare_tensor_numel(in[t]); i++)
+            ((float *)in[t]->data)[i] = (float)((i * 37 + (uint64_t)t * 11) % 23) / 11.0f - 1.0f;
+    pare_session_opts o = PARE_SESSION_OPTS_INIT;
+    o.threads = 1;
+    o.no_fusion = true;
+    pare_session *s;
+    pare_tensor **want, **got;
+    size_t nw, ng;
+    assert_int_equal(pare_session_new(m, &o, &s, &err), PARE_OK);
+    assert_int_equal(pare_session_run(s, in, 2, &want, &nw, &err), PARE_OK);
+    pare_session_free(s);
+    o.no_fusion = false;
+    o.device = "fake";
+    assert_int_equal(pare_session_new(m, &o, &s, &err), PARE_OK);
+    char *plan = pare_session_plan_text(s);
+    assert_non_null(plan);
+    for (int r = 0; r < 2; r++) { /* recording run, then from the arena */
+        if (pare_session_run(s, in, 2, &got, &ng, &err))
+            fail_msg("fake run: %s\nplan:\n%s", err.msg, plan);
+        assert_int_equal(ng, nw);
+        const float *a = got[0]->data, *b = want[0]->data;
+        for (uint64_t i = 0; i < pare_tensor_numel(want[0]); i++)
+            if (fabsf(a[i] - b[i]) > 1e-5f * (1.0f + fabsf(b[i])))
+                fail_msg("z[%llu] = %g, unfused CPU %g\nplan:\n%s", (unsigned long long)i,
+                         (double)a[i], (double)b[i], plan);
+        pare_tensors_free(got, ng);
+    }
+    int fused = 0;
+    for (const char *q = plan; (q = strstr(q, " fused into conv")); q++)
+        fused++;
+    free(plan);
+    pare_session_free(s);
+    pare_tensors_free(want, nw);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    assert_int_equal(fk.foreign, 0);
+    assert_int_equal(fk.stray, 0);
+    return fused;
+}
+
+/* a device backend with a fuse hook fuses Conv -> BN -> Add -> Relu when all
+ * of it runs there, stops where a node falls back to the CPU or the
+ * residual lives on the CPU, and computes what the unfused CPU run does */
+static void test_fake_backend_fusion(void **state)
+{
+    (void)state;
+    fk.convs = true;
+    pare_model *m = conv_model(false);
+    assert_int_equal(fused_on_fake(m), 3); /* bn, add, relu2 */
+    assert_true(fk.fuses >= 1);
+    fk.decline_bn = true;                  /* bn on the CPU: nothing after conv */
+    fk.fuses = 0;
+    assert_int_equal(fused_on_fake(m), 0);
+    assert_int_equal(fk.fuses, 0);
+    fk.decline_bn = false;
+    pare_model_free(m);
+    m = conv_model(true);                  /* residual made on the CPU: bn only */
+    assert_int_equal(fused_on_fake(m), 1);
+    pare_model_free(m);
+    fk.convs = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1110,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fake_backend_plan_and_run, setup_fake,
                                         teardown_fake),
         cmocka_unit_test_setup_teardown(test_fake_backend_selection, setup_fake, teardown_fake),
+        cmocka_unit_test_setup_teardown(test_fake_backend_fusion, setup_fake, teardown_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

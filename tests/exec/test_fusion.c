@@ -487,6 +487,68 @@ static void test_observer_and_switches(void **state)
     pare_model_free(m);
 }
 
+/* opts.profile: one entry per node in run order plus the copies row; the
+ * absorbed nodes name the Conv that computes them and have no time; the
+ * times add up over runs and reset to zero; a session without profile has
+ * none */
+static void test_profile(void **state)
+{
+    (void)state;
+    pare_model *m = new_model(14);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {1, 8, 9, 9};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_value *c = add_conv(g, "conv", x, 8, 16, 3, 1, true);
+    pare_value *bn = add_bn(g, "bn", c, 16);
+    pare_value *y = add_node(g, "relu", "Relu", &bn, 1, "y");
+    output(g, y);
+    pare_tensor *in = rand_tensor("x", 4, xd, -1, 1);
+    pare_error err;
+    pare_session_opts o = PARE_SESSION_OPTS_INIT;
+    o.threads = 1;
+    pare_session *s;
+    const pare_node_profile *pf;
+    assert_int_equal(pare_session_new(m, &o, &s, &err), PARE_OK);
+    pare_tensor **outs;
+    size_t n_outs;
+    assert_int_equal(pare_session_run(s, &in, 1, &outs, &n_outs, &err), PARE_OK);
+    pare_tensors_free(outs, n_outs);
+    assert_int_equal(pare_session_profile(s, &pf), 0); /* not asked for */
+    pare_session_free(s);
+
+    o.profile = true;
+    assert_int_equal(pare_session_new(m, &o, &s, &err), PARE_OK);
+    assert_int_equal(pare_session_profile(s, &pf), 0); /* before a run */
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(pare_session_run(s, &in, 1, &outs, &n_outs, &err), PARE_OK);
+        pare_tensors_free(outs, n_outs);
+    }
+    size_t n = pare_session_profile(s, &pf);
+    assert_int_equal(n, 4);
+    assert_string_equal(pf[0].node->name, "conv");
+    assert_string_equal(pf[0].backend, "cpu");
+    assert_null(pf[0].fused_into);
+    assert_int_equal(pf[0].runs, 3);
+    assert_true(pf[0].ms > 0);
+    for (int i = 1; i <= 2; i++) { /* bn, relu: fused into conv */
+        assert_non_null(pf[i].node);
+        assert_ptr_equal(pf[i].fused_into, pf[0].node);
+        assert_int_equal(pf[i].runs, 0);
+        assert_true(pf[i].ms == 0);
+    }
+    assert_null(pf[3].node); /* copies: none on the CPU */
+    assert_int_equal(pf[3].runs, 3);
+    pare_session_profile_reset(s);
+    assert_int_equal(pare_session_profile(s, &pf), 4);
+    assert_true(pf[0].ms == 0 && pf[0].runs == 0);
+    assert_int_equal(pare_session_run(s, &in, 1, &outs, &n_outs, &err), PARE_OK);
+    pare_tensors_free(outs, n_outs);
+    assert_int_equal(pf[0].runs, 1);
+    pare_session_free(s);
+    pare_tensor_free(in);
+    pare_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_channel_affine),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_observer_and_switches),
+        cmocka_unit_test(test_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

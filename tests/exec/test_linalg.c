@@ -213,6 +213,8 @@ static double ref_act(int act, double x, double a, double b)
     }
     case PARE_GEMM_ACT_TANH:
         return tanh(x);
+    case PARE_GEMM_ACT_GELU:
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
     default:
         return x;
     }
@@ -247,10 +249,11 @@ static void test_sgemm_epilogue(void **state)
         if (!pare_sgemm_force_arch(arches[a]))
             continue;
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-            for (int v = 0; v < 16; v++) {
+            for (int v = 0; v < 18; v++) {
                 int64_t M = cases[c].M, N = cases[c].N, K = cases[c].K;
                 bool tA = v & 1, tB = (v >> 1) & 1;
-                int act = v % 8; /* every activation, each with two transpose pairs */
+                /* every activation, each with two transpose pairs; GELU twice */
+                int act = v < 16 ? v % 8 : PARE_GEMM_ACT_GELU;
                 float alpha = v & 4 ? -0.5f : 1.0f, beta = v & 8 ? 0.75f : 0.0f;
                 int64_t lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3, ldr = N + 4;
                 float *A = frand_buf((size_t)((tA ? K : M) * lda));
@@ -281,8 +284,11 @@ static void test_sgemm_epilogue(void **state)
                 snprintf(what, sizeof what, "%s ex %lldx%lldx%lld v%d", arches[a], (long long)M,
                          (long long)N, (long long)K, v);
                 float *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
+                float *C3 = malloc((size_t)(M * ldc) * sizeof *C3);
                 assert_non_null(C2);
+                assert_non_null(C3);
                 memcpy(C2, C, (size_t)(M * ldc) * sizeof *C2);
+                memcpy(C3, C, (size_t)(M * ldc) * sizeof *C3);
                 if (beta == 0.0f)
                     for (int64_t i = 0; i < M * ldc; i++)
                         C[i] = NAN; /* must not be read */
@@ -292,6 +298,18 @@ static void test_sgemm_epilogue(void **state)
                 double tol = 1e-4 * sqrt((double)K) + 1e-5;
                 for (int64_t i = 0; i < M; i++)
                     expect_close(C + i * ldc, R + i * ldc, (size_t)N, tol, what);
+                /* the same on the portable kernels whatever the build's BLAS */
+                if (beta == 0.0f)
+                    for (int64_t i = 0; i < M * ldc; i++)
+                        C3[i] = NAN;
+                assert_int_equal(pare_sgemm_portable_ex(pool, tA, tB, M, N, K, alpha, A, lda, B,
+                                                        ldb, beta, C3, ldc, &ep),
+                                 PARE_OK);
+                snprintf(what, sizeof what, "%s portable_ex %lldx%lldx%lld v%d", arches[a],
+                         (long long)M, (long long)N, (long long)K, v);
+                for (int64_t i = 0; i < M; i++)
+                    expect_close(C3 + i * ldc, R + i * ldc, (size_t)N, tol, what);
+                free(C3);
                 /* the same through a pre-packed A (alpha folded in) */
                 pare_sgemm_packed_a *pa;
                 assert_int_equal(pare_sgemm_pack_a(tA, M, K, alpha, A, lda, &pa), PARE_OK);
@@ -349,7 +367,7 @@ static void test_sgemm_conv_epilogue(void **state)
     int64_t Ms[] = {1, 7, 33};
     for (size_t gi = 0; gi < 3; gi++)
         for (size_t mi = 0; mi < 3; mi++)
-            for (int act = 0; act <= PARE_GEMM_ACT_TANH; act++) {
+            for (int act = 0; act <= PARE_GEMM_ACT_GELU; act++) {
                 const int64_t *q = geo[gi];
                 int64_t M = Ms[mi];
                 int64_t oh = (q[1] + 2 * q[7] - q[3]) / q[5] + 1;
@@ -1439,6 +1457,55 @@ static void test_layernorm_outputs(void **state)
     pare_tensor_free(b);
 }
 
+/* float32 LayerNormalization and RMSNormalization over row lengths around
+ * the 16-lane blocks of the AVX-512 path (and the plain one elsewhere), with
+ * and without bias, on rows offset by 50 (the variance must not cancel),
+ * against a double reference */
+static void test_layernorm_rows(void **state)
+{
+    (void)state;
+    static const int64_t Ds[] = {1, 3, 15, 16, 17, 64, 67, 300};
+    for (size_t di = 0; di < sizeof Ds / sizeof *Ds; di++)
+        for (int v = 0; v < 3; v++) { /* 0: LN with bias, 1: LN without, 2: RMS */
+            int64_t D = Ds[di], xd[2] = {5, D}, sd[1] = {D};
+            pare_tensor *x = mk_rand(2, xd), *sc = mk_rand(1, sd), *b = mk_rand(1, sd);
+            float *xp = x->data;
+            for (int64_t i = 0; i < 5 * D; i++)
+                xp[i] += v == 2 ? 0.0f : 50.0f;
+            pare_attr at[2] = {a_int("axis", -1), a_float("epsilon", 1e-5f)};
+            opcall oc = {.op = v == 2 ? "RMSNormalization" : "LayerNormalization",
+                         .opset = v == 2 ? 23 : 17,
+                         .attrs = at,
+                         .n_attrs = 2,
+                         .in = {x, sc, v == 0 ? b : NULL},
+                         .n_in = v == 0 ? 3 : 2};
+            pare_tensor *y = one(&oc);
+            float *r = malloc((size_t)(5 * D) * sizeof *r);
+            assert_non_null(r);
+            const float *sp = sc->data, *bp = b->data;
+            for (int64_t row = 0; row < 5; row++) {
+                const float *xr = xp + row * D;
+                double m = 0, var = 0;
+                for (int64_t i = 0; v != 2 && i < D; i++)
+                    m += xr[i];
+                m /= (double)D;
+                for (int64_t i = 0; i < D; i++)
+                    var += (xr[i] - m) * (xr[i] - m);
+                double inv = 1.0 / sqrt(var / (double)D + 1e-5);
+                for (int64_t i = 0; i < D; i++)
+                    r[row * D + i] = (float)((xr[i] - m) * inv * sp[i] + (v == 0 ? bp[i] : 0.0));
+            }
+            char what[64];
+            snprintf(what, sizeof what, "norm D=%lld v%d", (long long)D, v);
+            expect_tensor(y, r, (size_t)(5 * D), 2e-5, what);
+            free(r);
+            pare_tensor_free(y);
+            pare_tensor_free(x);
+            pare_tensor_free(sc);
+            pare_tensor_free(b);
+        }
+}
+
 static void test_batchnorm_training(void **state)
 {
     (void)state;
@@ -1624,6 +1691,7 @@ int main(void)
         cmocka_unit_test(test_avgpool_pad_counts),
         cmocka_unit_test(test_maxunpool_bad_index),
         cmocka_unit_test(test_layernorm_outputs),
+        cmocka_unit_test(test_layernorm_rows),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_einsum),
         cmocka_unit_test(test_det),
