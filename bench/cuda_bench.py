@@ -3,6 +3,7 @@
 
 usage: bench/cuda_bench.py [--build DIR] [--models LIST] [--batches LIST] [--precisions LIST]
                            [--duration S] [--warmup N] [--tf32] [--budget S] [--json FILE]
+                           [--conv-algo search|heuristic] [--profile]
        bench/cuda_bench.py --dry [--build DIR]
 
 Models: light_resnet50 (the onnx package's backend/test/data/light, prepared
@@ -173,6 +174,10 @@ def run_pare(a, v, batch, npz, device, iterations=None):
         cmd += ["--warmup", str(a.warmup), "--duration", str(a.duration)]
     if a.tf32:
         cmd.append("--tf32")
+    if a.conv_algo:
+        cmd += ["--conv-algo", a.conv_algo]
+    if a.profile:
+        cmd += ["--profile", "--profile-runs", "5"]
     return json.loads(run(cmd, timeout=600))
 
 
@@ -251,21 +256,36 @@ def run_torch(a, torch, v, fp32, x):
             e2e()
             t.append((time.perf_counter() - t0) * 1e3)
         res["e2e_ms"] = p50(t)
-        try:
-            static_x = xin.clone()
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(3):
-                    mod(static_x)
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                mod(static_x)
-            res["graph_ms"], _ = cuda_times(torch, g.replay, a.warmup, a.duration)
-        except Exception as ex:  # noqa: BLE001
-            res["graph_ms"] = None
-            res["graph_error"] = str(ex).splitlines()[0][:120]
+        # a CUDA graph of the module; onnx2torch's modules read shapes on
+        # the host (a synchronisation, refused while capturing): then of its
+        # torch.jit.trace, where those reads are constants of the trace
+        res["graph_ms"] = None
+        for how in ("trace", "module"):
+            try:
+                static_x = xin.clone()
+                m = mod
+                if how == "trace":
+                    m = torch.jit.trace(mod, (static_x,), check_trace=False)
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(3):
+                        m(static_x)
+                torch.cuda.current_stream().wait_stream(s)
+                torch.cuda.synchronize()
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    m(static_x)
+                res["graph_ms"], _ = cuda_times(torch, g.replay, a.warmup, a.duration)
+                res["graph_of"] = how
+                res.pop("graph_error", None)
+                break
+            except Exception as ex:  # noqa: BLE001
+                res["graph_error"] = f"{how}: " + str(ex).splitlines()[0][:120]
+                try:
+                    torch.cuda.synchronize()
+                except Exception:  # noqa: BLE001
+                    pass
     return res
 
 
@@ -303,6 +323,10 @@ def parse_args(argv):
                     help="seconds of timed runs per runtime and row (1)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     ap.add_argument("--tf32", action="store_true", help="pare-run --tf32, and TF32 in PyTorch")
+    ap.add_argument("--conv-algo", choices=("search", "heuristic"), default=None,
+                    help="pare-run --conv-algo (its default: search)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also pare-run --profile: the time per op type of each row")
     ap.add_argument("--budget", type=float, default=0, help="seconds; later rows are left out (0: none)")
     ap.add_argument("--no-torch", action="store_true", help="pare only")
     ap.add_argument("--device", default="cuda",
@@ -367,6 +391,11 @@ def dry(a, work):
                     r = run_pare(a, box[prec], b, npz, "cpu", iterations=1)
                     assert r["device"] == "cpu" and r["speed"]["iterations"] == 1, r
                     assert r["speed"]["gpu_compute"] is None, r
+                    if a.profile:  # every node timed, the op rows add up to the total
+                        pr = r["profile"]
+                        assert len(pr["nodes"]) == r["nodes_cpu"], pr
+                        assert abs(sum(o["ms"] for o in pr["ops"]) - pr["total_ms"]) < 1e-6 + \
+                            1e-6 * pr["total_ms"], pr
                     return f"{r['speed']['p50_ms']:.1f} ms on the CPU, {r['nodes_cpu']} nodes"
                 result(f"{m} {prec} batch {b}: pare-run --device cpu -n 1", cpu_run)
     torch, why = torch_status()
@@ -427,6 +456,12 @@ def bench(a, work):
                                graph_replays=s["graph_replays"], iterations=s["iterations"],
                                nodes_device=r["nodes_device"], nodes_cpu=r["nodes_cpu"],
                                device_mem_peak=r["device_mem_peak_bytes"])
+                    if r.get("profile"):
+                        row["profile_ops"] = [(o["op"], o["nodes"], o["ms"])
+                                              for o in r["profile"]["ops"][:8]]
+                        print(f"  profile {m} {prec} b{b} (ms per run, nodes): " +
+                              ", ".join(f"{op} {ms:.3f} ({n})" for op, n, ms in
+                                        row["profile_ops"]), file=sys.stderr)
                 except Exception as ex:  # noqa: BLE001
                     row["error"] = f"pare-run: {ex}"
                     bad += 1
@@ -487,6 +522,11 @@ def print_table(rows, have_torch):
     errs = [(r, r["torch_error"]) for r in rows if "torch_error" in r]
     for r, e in errs:
         print(f"torch n/a for {r['model']} {r['prec']} b{r['batch']}: {e}")
+    for r in rows:
+        if (r.get("iterations") and r.get("nodes_device") and "error" not in r and
+                r.get("graph_replays", 0) < r["iterations"]):
+            print(f"pare: {r['model']} {r['prec']} b{r['batch']}: a CUDA graph was replayed in "
+                  f"{r.get('graph_replays', 0)} of {r['iterations']} timed runs")
     if any(r.get("torch_note") for r in rows):
         print("h: onnx2torch could not convert the fp16 file: the fp32 file converted, then .half()")
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include "internal.h"
 #include "cuda/cuda_internal.h"
+#include "cuda/dnn.h"
 
 /* ---- errors ---- */
 
@@ -46,8 +47,12 @@ pare_status pcu_fail_dnn(int code, const char *call, const char *file, int line,
 /* ---- the core's private part of a session ---- */
 
 #define PINNED_MAX ((size_t)64 << 20) /* staging buffer cap; larger copies go in chunks */
+#define H2D_CHUNK ((size_t)4 << 20)   /* host->device: chunks through two staging buffers,
+                                       * so that the host's memcpy of one overlaps the
+                                       * device's copy of the other */
 #define COPY_EVENTS 64                /* timed host->device copies per run */
 #define GRAPH_COPIES 64               /* host->device copies in a captured run */
+#define CUBLAS_WS ((size_t)32 << 20)  /* cuBLAS's workspace per session */
 
 typedef struct alloc_rec {
     void *p;
@@ -57,10 +62,11 @@ typedef struct alloc_rec {
 typedef struct pcu_priv {
     /* pinned staging: a host->device copy may still read it after
      * to_device returned, so staged_ev says when it is free again */
-    void *pinned;
-    size_t pinned_size;
-    cudaEvent_t staged_ev;
-    bool staged_pending;
+    void *pinned[2];
+    size_t pinned_size[2];
+    cudaEvent_t staged_ev[2];
+    bool staged_pending[2];
+    int slot;           /* the staging buffer the next host->device chunk takes */
     /* timing of the last run */
     cudaEvent_t ev_begin, ev_end;
     bool timed;
@@ -68,19 +74,23 @@ typedef struct pcu_priv {
     int n_h2d_ev;
     double h2d_host_ms; /* copies beyond the event pairs, timed on the host */
     double d2h_ms;
-    /* CUDA graphs: while capturing, copies to the device go through one
-     * pinned buffer per copy of the run (gin[k] for the k-th), which the
-     * captured memcpy nodes read when the graph is launched */
+    /* CUDA graphs: while capturing, copies to the device are noted in
+     * defer and made (through the staging buffers, timed) right before the
+     * graph's launch */
     bool capturing;
     cudaGraphExec_t gexec;    /* the instantiation launched by the last captured run */
     bool replayed;            /* the last run launched an updated gexec */
-    void *gin[GRAPH_COPIES];
-    size_t gin_size[GRAPH_COPIES];
-    int n_gin;
+    struct {
+        void *dst;
+        const void *src;
+        size_t bytes;
+    } defer[GRAPH_COPIES];
+    int n_defer;
     /* device bytes held: buffers from alloc, the workspace, pinned staging */
     alloc_rec *allocs;
     size_t n_allocs, cap_allocs;
     uint64_t bytes_now, bytes_peak;
+    void *blas_ws; /* cuBLAS's workspace (cublasSetWorkspace) */
 } pcu_priv;
 
 static double now_ms(void)
@@ -133,10 +143,12 @@ static void cuda_close(const pare_backend *b, void *sctx)
     if (s->stream)
         cudaStreamSynchronize(s->stream);
     if (pv) {
-        if (pv->pinned)
-            cudaFreeHost(pv->pinned);
-        if (pv->staged_ev)
-            cudaEventDestroy(pv->staged_ev);
+        for (int i = 0; i < 2; i++) {
+            if (pv->pinned[i])
+                cudaFreeHost(pv->pinned[i]);
+            if (pv->staged_ev[i])
+                cudaEventDestroy(pv->staged_ev[i]);
+        }
         if (pv->ev_begin)
             cudaEventDestroy(pv->ev_begin);
         if (pv->ev_end)
@@ -147,9 +159,8 @@ static void cuda_close(const pare_backend *b, void *sctx)
                     cudaEventDestroy(pv->h2d_ev[i][j]);
         if (pv->gexec)
             cudaGraphExecDestroy(pv->gexec);
-        for (int i = 0; i < GRAPH_COPIES; i++)
-            if (pv->gin[i])
-                cudaFreeHost(pv->gin[i]);
+        if (pv->blas_ws)
+            cudaFree(pv->blas_ws);
         free(pv->allocs);
         free(pv);
     }
@@ -168,12 +179,14 @@ static void cuda_close(const pare_backend *b, void *sctx)
 
 static pare_status open_ctx(pcu_session *s, const pare_session_opts *o, pare_error *err)
 {
+    pcu_priv *pv = s->backend_private;
     PCU_RT(cudaSetDevice(s->gpu), err);
     int major = 0, minor = 0;
     PCU_RT(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, s->gpu), err);
     PCU_RT(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, s->gpu), err);
     s->sm = major * 10 + minor;
     s->tf32 = o->tf32;
+    s->conv_search = o->cuda_conv_algo == 0;
     PCU_RT(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), err);
     PCU_BLAS(cublasCreate(&s->cublas), err);
     PCU_BLAS(cublasSetStream(s->cublas, s->stream), err);
@@ -182,11 +195,16 @@ static pare_status open_ctx(pcu_session *s, const pare_session_opts *o, pare_err
     PCU_BLAS(cublasSetMathMode(s->cublas, o->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                   : CUBLAS_DEFAULT_MATH),
              err);
+    /* cuBLAS's own workspace, fixed: without one it may allocate inside a
+     * GEMM, which a CUDA graph capture refuses (the graph is then dropped) */
+    PCU_RT(cudaMalloc(&pv->blas_ws, CUBLAS_WS), err);
+    count_bytes(pv, (int64_t)CUBLAS_WS);
+    PCU_BLAS(cublasSetWorkspace(s->cublas, pv->blas_ws, CUBLAS_WS), err);
     PCU_BLAS(cublasLtCreate(&s->lt), err);
     PCU_DNN(cudnnCreate(&s->cudnn), err);
     PCU_DNN(cudnnSetStream(s->cudnn, s->stream), err);
-    pcu_priv *pv = s->backend_private;
-    PCU_RT(cudaEventCreateWithFlags(&pv->staged_ev, cudaEventDisableTiming), err);
+    for (int i = 0; i < 2; i++)
+        PCU_RT(cudaEventCreateWithFlags(&pv->staged_ev[i], cudaEventDisableTiming), err);
     PCU_RT(cudaEventCreate(&pv->ev_begin), err);
     PCU_RT(cudaEventCreate(&pv->ev_end), err);
     return PARE_OK;
@@ -296,30 +314,32 @@ static void cuda_free(const pare_backend *b, void *sctx, void *ptr)
     cudaFree(ptr); /* waits for work that may still read it */
 }
 
-/* A staging buffer of at least min(bytes, PINNED_MAX), free for writing. */
-static pare_status staging(pcu_session *s, size_t bytes, size_t *chunk, pare_error *err)
+/* Staging buffer `slot` with at least min(bytes, cap) bytes, free for
+ * writing (its last copy done). */
+static pare_status staging(pcu_session *s, int slot, size_t bytes, size_t cap, size_t *chunk,
+                           pare_error *err)
 {
     pcu_priv *pv = s->backend_private;
-    size_t want = bytes < PINNED_MAX ? bytes : PINNED_MAX;
+    size_t want = bytes < cap ? bytes : cap;
     if (want == 0)
         want = 1;
-    if (pv->staged_pending) {
-        PCU_RT(cudaEventSynchronize(pv->staged_ev), err);
-        pv->staged_pending = false;
+    if (pv->staged_pending[slot]) {
+        PCU_RT(cudaEventSynchronize(pv->staged_ev[slot]), err);
+        pv->staged_pending[slot] = false;
     }
-    if (pv->pinned_size < want) {
+    if (pv->pinned_size[slot] < want) {
         size_t sz = want < ((size_t)1 << 20) ? ((size_t)1 << 20) : want;
-        if (pv->pinned) {
-            cudaFreeHost(pv->pinned);
-            count_bytes(pv, -(int64_t)pv->pinned_size);
-            pv->pinned = NULL;
-            pv->pinned_size = 0;
+        if (pv->pinned[slot]) {
+            cudaFreeHost(pv->pinned[slot]);
+            count_bytes(pv, -(int64_t)pv->pinned_size[slot]);
+            pv->pinned[slot] = NULL;
+            pv->pinned_size[slot] = 0;
         }
-        PCU_RT(cudaHostAlloc(&pv->pinned, sz, cudaHostAllocDefault), err);
-        pv->pinned_size = sz;
+        PCU_RT(cudaHostAlloc(&pv->pinned[slot], sz, cudaHostAllocDefault), err);
+        pv->pinned_size[slot] = sz;
         count_bytes(pv, (int64_t)sz);
     }
-    *chunk = pv->pinned_size;
+    *chunk = pv->pinned_size[slot] < cap ? pv->pinned_size[slot] : cap;
     return PARE_OK;
 }
 
@@ -331,29 +351,17 @@ static pare_status cuda_to_device(const pare_backend *b, void *sctx, void *dst, 
     pcu_priv *pv = s->backend_private;
     double t0 = now_ms();
     if (pv->capturing) {
-        /* the staging buffer is reused after waiting on an event, which a
-         * capture does not allow: a buffer of its own for each copy */
-        if (pv->n_gin >= GRAPH_COPIES)
+        /* the copies of a captured run (the graph inputs: a graph is made
+         * only when every node runs here) are made when the graph is
+         * launched, before it on the stream (cuda_graph_end): their host
+         * data is the caller's input, alive for the whole run */
+        if (pv->n_defer >= GRAPH_COPIES)
             return pare_error_set(err, PARE_ERR_LIMIT, "more than %d copies to the device in "
                                   "a captured run", GRAPH_COPIES);
-        int i = pv->n_gin++;
-        if (pv->gin_size[i] < bytes) {
-            if (pv->gin[i]) {
-                cudaFreeHost(pv->gin[i]);
-                count_bytes(pv, -(int64_t)pv->gin_size[i]);
-                pv->gin[i] = NULL;
-                pv->gin_size[i] = 0;
-            }
-            PCU_RT(cudaHostAlloc(&pv->gin[i], bytes ? bytes : 1, cudaHostAllocDefault), err);
-            pv->gin_size[i] = bytes;
-            count_bytes(pv, (int64_t)bytes);
-        }
-        if (bytes) {
-            memcpy(pv->gin[i], src, bytes);
-            PCU_RT(cudaMemcpyAsync(dst, pv->gin[i], bytes, cudaMemcpyHostToDevice, s->stream),
-                   err);
-        }
-        pv->h2d_host_ms += now_ms() - t0;
+        pv->defer[pv->n_defer].dst = dst;
+        pv->defer[pv->n_defer].src = src;
+        pv->defer[pv->n_defer].bytes = bytes;
+        pv->n_defer++;
         return PARE_OK;
     }
     bool evs = pv->timed && pv->n_h2d_ev < COPY_EVENTS;
@@ -367,16 +375,18 @@ static pare_status cuda_to_device(const pare_backend *b, void *sctx, void *dst, 
     }
     for (size_t off = 0; off < bytes;) {
         size_t chunk;
-        pare_status st = staging(s, bytes - off, &chunk, err);
+        int k = pv->slot;
+        pare_status st = staging(s, k, bytes - off, H2D_CHUNK, &chunk, err);
         if (st)
             return st;
         size_t n = bytes - off < chunk ? bytes - off : chunk;
-        memcpy(pv->pinned, (const char *)src + off, n);
-        PCU_RT(cudaMemcpyAsync((char *)dst + off, pv->pinned, n, cudaMemcpyHostToDevice,
+        memcpy(pv->pinned[k], (const char *)src + off, n);
+        PCU_RT(cudaMemcpyAsync((char *)dst + off, pv->pinned[k], n, cudaMemcpyHostToDevice,
                                s->stream),
                err);
-        PCU_RT(cudaEventRecord(pv->staged_ev, s->stream), err);
-        pv->staged_pending = true;
+        PCU_RT(cudaEventRecord(pv->staged_ev[k], s->stream), err);
+        pv->staged_pending[k] = true;
+        pv->slot = 1 - k;
         off += n;
     }
     if (evs)
@@ -395,15 +405,15 @@ static pare_status cuda_to_host(const pare_backend *b, void *sctx, void *dst, co
     double t0 = now_ms();
     for (size_t off = 0; off < bytes;) {
         size_t chunk;
-        pare_status st = staging(s, bytes - off, &chunk, err);
+        pare_status st = staging(s, 0, bytes - off, PINNED_MAX, &chunk, err);
         if (st)
             return st;
         size_t n = bytes - off < chunk ? bytes - off : chunk;
-        PCU_RT(cudaMemcpyAsync(pv->pinned, (const char *)src + off, n, cudaMemcpyDeviceToHost,
+        PCU_RT(cudaMemcpyAsync(pv->pinned[0], (const char *)src + off, n, cudaMemcpyDeviceToHost,
                                s->stream),
                err);
         PCU_RT(cudaStreamSynchronize(s->stream), err);
-        memcpy((char *)dst + off, pv->pinned, n);
+        memcpy((char *)dst + off, pv->pinned[0], n);
         off += n;
     }
     if (pv->timed)
@@ -431,6 +441,7 @@ static void cuda_run_begin(const pare_backend *b, void *sctx)
      * may run on another (pare-run --concurrency's batcher) */
     (void)cudaSetDevice(s->gpu);
     pv->n_h2d_ev = 0;
+    pv->n_defer = 0;
     pv->h2d_host_ms = 0;
     pv->d2h_ms = 0;
     pv->replayed = false;
@@ -453,14 +464,19 @@ static void cuda_stats(const pare_backend *b, void *sctx, pare_run_stats *out)
     pcu_session *s = sctx;
     pcu_priv *pv = s->backend_private;
     float ms = 0;
+    double total = 0;
     if (pv->timed && cudaEventElapsedTime(&ms, pv->ev_begin, pv->ev_end) == cudaSuccess)
-        out->compute_ms = ms;
-    double h2d = pv->h2d_host_ms;
+        total = ms;
+    double h2d = pv->h2d_host_ms, h2d_dev = 0;
     for (int i = 0; i < pv->n_h2d_ev; i++)
         if (cudaEventElapsedTime(&ms, pv->h2d_ev[i][0], pv->h2d_ev[i][1]) == cudaSuccess)
-            h2d += ms;
+            h2d_dev += ms;
     cudaGetLastError(); /* a not-ready event is not an error of a later call */
-    out->h2d_ms = h2d;
+    /* GPU compute as trtexec's: without the copies to the device, which
+     * the stream runs between the kernels (or before a replayed graph),
+     * timed by events */
+    out->compute_ms = total > h2d_dev ? total - h2d_dev : total;
+    out->h2d_ms = h2d + h2d_dev;
     out->d2h_ms = pv->d2h_ms;
     out->device_mem_peak = pv->bytes_peak;
     out->graph_replayed = pv->replayed;
@@ -481,11 +497,12 @@ static pare_status cuda_graph_begin(const pare_backend *b, void *sctx, pare_erro
     (void)b;
     pcu_session *s = sctx;
     pcu_priv *pv = s->backend_private;
-    if (pv->staged_pending) { /* the staging buffer is not touched while capturing */
-        PCU_RT(cudaEventSynchronize(pv->staged_ev), err);
-        pv->staged_pending = false;
-    }
-    pv->n_gin = 0;
+    for (int i = 0; i < 2; i++)
+        if (pv->staged_pending[i]) { /* the staging buffers are not touched while capturing */
+            PCU_RT(cudaEventSynchronize(pv->staged_ev[i]), err);
+            pv->staged_pending[i] = false;
+        }
+    pv->n_defer = 0;
     pv->replayed = false;
     PCU_RT(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeRelaxed), err);
     pv->capturing = true;
@@ -526,6 +543,18 @@ static pare_status cuda_graph_end(const pare_backend *b, void *sctx, bool ok, pa
                            err);
     }
     cudaGraphDestroy(g);
+    /* the device's time of this run starts here (the capture before it
+     * queued nothing): the graph inputs' copies, then the graph */
+    if (pv->timed)
+        PCU_RT(cudaEventRecord(pv->ev_begin, s->stream), err);
+    int nd = pv->n_defer;
+    pv->n_defer = 0;
+    for (int i = 0; i < nd; i++) {
+        pare_status st = cuda_to_device(b, sctx, pv->defer[i].dst, pv->defer[i].src,
+                                        pv->defer[i].bytes, err);
+        if (st)
+            return st;
+    }
     PCU_RT(cudaGraphLaunch(pv->gexec, s->stream), err);
     return PARE_OK;
 }
@@ -651,6 +680,13 @@ static const pare_kernel *cuda_supports(const pare_backend *b, const pare_node *
     return pcu_supports(n, opset, dtypes, n_in, why, why_size);
 }
 
+static pare_status cuda_fuse(const pare_backend *b, void *sctx, const pare_kernel *k,
+                             const pare_node *n, void *state, const pare_kfuse *f, pare_error *err)
+{
+    (void)b;
+    return pcu_conv_fuse(sctx, k, n, state, f, err);
+}
+
 static const pare_backend cuda_backend = {
     .name = "cuda",
     .ctx = NULL,
@@ -669,6 +705,7 @@ static const pare_backend cuda_backend = {
     .stats = cuda_stats,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
+    .fuse = cuda_fuse,
 };
 
 const pare_backend *pare_backend_cuda(void)

@@ -540,10 +540,10 @@ static pare_status blas_types(pcu_session *s, int dtype, cudaDataType_t *dt,
  * strides sa, sb, sc between matrices: cuBLAS is column-major, so it
  * computes C^T = op(B)^T op(A)^T, reading the row-major buffers as their
  * transposes. */
-static pare_status gemm_rm(pcu_session *s, int dtype, bool ta, bool tb, int64_t M, int64_t N,
-                           int64_t K, float alpha, const void *A, int64_t sa, const void *B,
-                           int64_t sb, float beta, void *C, int64_t sc, int64_t batch,
-                           pare_error *err)
+pare_status pcu_gemm_rm(pcu_session *s, int dtype, bool ta, bool tb, int64_t M, int64_t N,
+                        int64_t K, float alpha, const void *A, int64_t sa, const void *B,
+                        int64_t sb, float beta, void *C, int64_t sc, int64_t batch,
+                        pare_error *err)
 {
     cudaDataType_t dt = CUDA_R_32F;
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
@@ -611,7 +611,7 @@ static pare_status matmul_run(pare_kctx *k, pare_error *err)
     pcu_shape sh;
     pcu_strides ss[3];
     if (fold(rbat, bd, 3, bs, &sh, ss, err) == PARE_OK && sh.rank == 1)
-        return gemm_rm(s, a->dtype, false, false, M, N, K, 1.0f, a->data, ss[0].s[0] * M * K,
+        return pcu_gemm_rm(s, a->dtype, false, false, M, N, K, 1.0f, a->data, ss[0].s[0] * M * K,
                        b->data, ss[1].s[0] * K * N, 0.0f, y->data, ss[2].s[0] * M * N, sh.dims[0],
                        err);
     size_t es = pare_elem_size(a->dtype);
@@ -623,7 +623,7 @@ static pare_status matmul_run(pare_kctx *k, pare_error *err)
             ob += r * bs[1][d];
             rem = q;
         }
-        if ((st = gemm_rm(s, a->dtype, false, false, M, N, K, 1.0f,
+        if ((st = pcu_gemm_rm(s, a->dtype, false, false, M, N, K, 1.0f,
                           (const char *)a->data + (size_t)(oa * M * K) * es, 0,
                           (const char *)b->data + (size_t)(ob * K * N) * es, 0, 0.0f,
                           (char *)y->data + (size_t)(i * M * N) * es, 0, 1, err)))
@@ -696,7 +696,7 @@ static pare_status gemm_run(pare_kctx *k, pare_error *err)
                    err);
         return PARE_OK;
     }
-    return gemm_rm(s, a->dtype, ta, tb, M, N, K, c->p0, a->data, 0, b->data, 0, beta, y->data, 0,
+    return pcu_gemm_rm(s, a->dtype, ta, tb, M, N, K, c->p0, a->data, 0, b->data, 0, beta, y->data, 0,
                    1, err);
 }
 

@@ -36,10 +36,19 @@ typedef struct pcu_session {
     cublasLtHandle_t lt;
     cudnnHandle_t cudnn;     /* bound to stream */
     bool tf32;               /* pare_session_opts.tf32 */
+    bool conv_search;        /* Conv algorithms by timing (cudnnFind), not heuristics */
     void *workspace;         /* scratch for cuBLASLt, cuDNN and kernels (pcu_workspace) */
     size_t workspace_size;
     void *backend_private;   /* the backend core's own state (timing events, pinned buffers, graphs) */
 } pcu_session;
+
+/* Row-major C[M,N] = alpha op(A) op(B) + beta C on cuBLAS, batched with
+ * element strides sa, sb, sc between matrices (core.c): float32 (TF32 as
+ * the session says), float16 and bfloat16 with float accumulation. */
+pare_status pcu_gemm_rm(pcu_session *s, int dtype, bool ta, bool tb, int64_t M, int64_t N,
+                        int64_t K, float alpha, const void *A, int64_t sa, const void *B,
+                        int64_t sb, float beta, void *C, int64_t sc, int64_t batch,
+                        pare_error *err);
 
 /* Turn a failed call into a status whose message names the call, the file
  * and line, and the library's error string, e.g.

@@ -26,6 +26,8 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
+#include "pare/dtype.h"
+#include "exec/kernel.h"
 #include "cuda/dnn.h"
 #include "cuda/dnn_cu.h"
 #include "cuda/ops_host.h"
@@ -89,6 +91,12 @@ typedef struct conv_entry {
     size_t full_bytes;    /* ConvTranspose: full result in the workspace (0: written to y) */
     int64_t full[PCU_MAXSP];
     int64_t ydims[2 + PCU_MAXSP];
+    /* a 1x1 convolution (stride 1, no pads, one group) as one batched
+     * cuBLAS GEMM per image, y[n] (M x P) = w (M x C) x[n] (C x P), where it
+     * timed faster than cuDNN's best (or by default with heuristics) */
+    bool gemm;
+    int dtype;
+    int64_t gn, gm, gc, gp;
 } conv_entry;
 
 typedef struct pcu_conv {
@@ -99,6 +107,14 @@ typedef struct pcu_conv {
     bool no_tf32;     /* float32 stays exact whatever the session says (QLinearConv) */
     conv_entry *last; /* of pcu_conv_prepare */
     int dtype, rank;
+    /* the fused form (pcu_conv_fuse, plan time): weights with the
+     * per-channel scale folded in, on the device in the conv's dtype; the
+     * folded bias (float32, C values); the epilogue's activation */
+    void *fz_w;
+    float *fz_b;
+    int64_t fz_c;
+    int fz_act;
+    float fz_a, fz_b2;
 } conv_state;
 
 static void conv_entry_clear(conv_entry *e)
@@ -121,6 +137,10 @@ static void conv_release(void *state)
         return;
     for (int i = 0; i < CONV_CACHE; i++)
         conv_entry_clear(&s->e[i]);
+    if (s->fz_w)
+        cudaFree(s->fz_w);
+    if (s->fz_b)
+        cudaFree(s->fz_b);
     free(s);
 }
 
@@ -231,6 +251,72 @@ static bool exact_algo(cudnnConvolutionFwdAlgo_t a)
            a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
 }
 
+/* y = conv(x, w) of a 1x1 entry (e->gemm) */
+static pare_status gemm_forward(pcu_session *ps, const conv_entry *e, const void *x, const void *w,
+                                void *y, pare_error *err)
+{
+    return pcu_gemm_rm(ps, e->dtype, false, false, e->gm, e->gp, e->gc, 1.0f, w, 0, x,
+                       e->gc * e->gp, 0.0f, y, e->gm * e->gp, e->gn, err);
+}
+
+/* ms of one GEMM-form 1x1 convolution of entry e (the best of 3 after a
+ * warm-up), on scratch buffers of its own, as cudnnFind times its
+ * algorithms; the first run of a shape, never while capturing */
+static pare_status time_gemm(pcu_session *ps, const conv_entry *e, float *ms, pare_error *err)
+{
+    size_t esz = e->dtype == PARE_DT_FLOAT ? 4 : 2;
+    size_t nx = (size_t)(e->gn * e->gc * e->gp), nw = (size_t)(e->gm * e->gc),
+           ny = (size_t)(e->gn * e->gm * e->gp);
+    void *x = NULL, *w = NULL, *y = NULL;
+    cudaEvent_t a = NULL, b = NULL;
+    pare_status st = PARE_OK;
+    cudaError_t ce = cudaMalloc(&x, nx * esz);
+    if (ce == cudaSuccess)
+        ce = cudaMalloc(&w, nw * esz);
+    if (ce == cudaSuccess)
+        ce = cudaMalloc(&y, ny * esz);
+    if (ce == cudaSuccess)
+        ce = cudaMemsetAsync(x, 0, nx * esz, ps->stream);
+    if (ce == cudaSuccess)
+        ce = cudaMemsetAsync(w, 0, nw * esz, ps->stream);
+    if (ce == cudaSuccess)
+        ce = cudaEventCreate(&a);
+    if (ce == cudaSuccess)
+        ce = cudaEventCreate(&b);
+    if (ce != cudaSuccess) {
+        st = pare_error_set(err, ce == cudaErrorMemoryAllocation ? PARE_ERR_NOMEM : PARE_ERR_RUNTIME,
+                            "timing a 1x1 convolution as a GEMM: %s", cudaGetErrorString(ce));
+        cudaGetLastError();
+        goto out;
+    }
+    *ms = 1e30f;
+    for (int r = 0; r < 4 && !st; r++) {
+        float t = 0;
+        if (cudaEventRecord(a, ps->stream) != cudaSuccess ||
+            (st = gemm_forward(ps, e, x, w, y, err)) ||
+            cudaEventRecord(b, ps->stream) != cudaSuccess || cudaEventSynchronize(b) != cudaSuccess ||
+            cudaEventElapsedTime(&t, a, b) != cudaSuccess) {
+            if (!st)
+                st = pare_error_set(err, PARE_ERR_RUNTIME, "timing a 1x1 convolution failed");
+            break;
+        }
+        if (r > 0 && t < *ms)
+            *ms = t;
+    }
+out:
+    if (a)
+        cudaEventDestroy(a);
+    if (b)
+        cudaEventDestroy(b);
+    if (x)
+        cudaFree(x);
+    if (w)
+        cudaFree(w);
+    if (y)
+        cudaFree(y);
+    return st;
+}
+
 static pare_status conv_entry_make(pcu_session *ps, const conv_state *s, int dtype, int rank,
                                    const int64_t *xd, const int64_t *wd, conv_entry *e,
                                    pare_error *err)
@@ -287,9 +373,18 @@ static pare_status conv_entry_make(pcu_session *ps, const conv_state *s, int dty
         }
         cudnnConvolutionFwdAlgoPerf_t perf[16];
         int got = 0;
-        PCU_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ps->cudnn, e->xd, e->wd, e->cd, e->yd, 16,
-                                                       &got, perf),
-                err);
+        if (ps->conv_search) {
+            /* timed (cudnnFind: runs each algorithm on scratch buffers of
+             * its own and waits for the device; never in a captured run,
+             * which reuses the entries of the run before it) */
+            PCU_DNN(cudnnFindConvolutionForwardAlgorithm(ps->cudnn, e->xd, e->wd, e->cd, e->yd,
+                                                         16, &got, perf),
+                    err);
+        } else {
+            PCU_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ps->cudnn, e->xd, e->wd, e->cd, e->yd,
+                                                           16, &got, perf),
+                    err);
+        }
         int pick = -1;
         for (int pass = 0; pass < 2 && pick < 0; pass++)
             for (int i = 0; i < got && pick < 0; i++)
@@ -307,6 +402,24 @@ static pare_status conv_entry_make(pcu_session *ps, const conv_state *s, int dty
         PCU_DNN(cudnnGetConvolutionForwardWorkspaceSize(ps->cudnn, e->xd, e->wd, e->cd, e->yd,
                                                         perf[pick].algo, &e->ws),
                 err);
+        bool one = s->a.group == 1 && !(s->no_tf32 && ps->tf32) && e->g.symmetric;
+        int64_t P = 1;
+        for (int i = 0; i < nsp && one; i++) {
+            one = e->g.k[i] == 1 && e->g.s[i] == 1 && e->g.pb[i] == 0 && e->g.pe[i] == 0;
+            P *= xd[2 + i];
+        }
+        if (one) {
+            e->dtype = dtype;
+            e->gn = xd[0], e->gm = wd[0], e->gc = xd[1], e->gp = P;
+            float gemm_ms = 0;
+            if (!ps->conv_search || (st = time_gemm(ps, e, &gemm_ms, err)) == PARE_OK) {
+                e->gemm = !ps->conv_search || gemm_ms < perf[pick].time;
+                if (e->gemm)
+                    e->ws = 0;
+            } else if (st == PARE_ERR_NOMEM) {
+                return st;
+            }
+        }
         return PARE_OK;
     }
     /* ConvTranspose: w is C_in x C_out/group x k */
@@ -391,6 +504,8 @@ static pare_status conv_forward(pcu_session *ps, const conv_entry *e, int t, int
     const float one = 1.0f, zero = 0.0f;
     int nsp = rank - 2;
     const void *xin = x;
+    if (e->gemm)
+        return gemm_forward(ps, e, x, w, y, err);
     if (e->pad_bytes) {
         pcu_sp g = {.nsp = nsp, .planes = xd[0] * xd[1]};
         for (int i = 0; i < nsp; i++) {
@@ -489,6 +604,23 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
     void *dws = e->ws ? (char *)ws + extra : NULL;
     const float one = 1.0f, zero = 0.0f;
     int nsp = x->rank - 2;
+    if (!s->transpose && k->fused) {
+        /* Conv + per-channel affine + residual + activation (pcu_conv_fuse) */
+        const pare_tensor *res = k->n_in > 3 ? k->in[3] : NULL;
+        if (!s->fz_w || s->fz_c != C)
+            return pare_error_set(err, PARE_ERR_INVALID, "fused convolution not prepared");
+        if (res && (res->dtype != x->dtype || numel(res) != numel(y)))
+            return pare_error_set(err, PARE_ERR_INVALID, "residual does not match the output");
+        if ((st = conv_forward(ps, e, t, x->rank, x->dims, x->data, s->fz_w, y->data, ws, err)))
+            return st;
+        int64_t inner = 1;
+        for (int i = 0; i < nsp; i++)
+            inner *= e->ydims[2 + i];
+        PCU_RT(pcu_conv_epilogue(t, y->data, s->fz_b, res ? res->data : NULL, e->ydims[0], C,
+                                 inner, s->fz_act, s->fz_a, s->fz_b2, ps->stream),
+               err);
+        return PARE_OK;
+    }
     if (!s->transpose) {
         if ((st = conv_forward(ps, e, t, x->rank, x->dims, x->data, w->data, y->data, ws, err)))
             return st;
@@ -520,6 +652,108 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         PCU_RT(pcu_bias_add(t, y->data, b->data, e->ydims[0], C, inner, ps->stream), err);
     }
     return PARE_OK;
+}
+
+_Static_assert((int)PCU_ACT_RELU == (int)PARE_KACT_RELU && (int)PCU_ACT_CLIP == (int)PARE_KACT_CLIP &&
+                   (int)PCU_ACT_LEAKY_RELU == (int)PARE_KACT_LEAKY_RELU &&
+                   (int)PCU_ACT_SIGMOID == (int)PARE_KACT_SIGMOID &&
+                   (int)PCU_ACT_TANH == (int)PARE_KACT_TANH &&
+                   (int)PCU_ACT_HARDSIGMOID == (int)PARE_KACT_HARDSIGMOID &&
+                   (int)PCU_ACT_HARDSWISH == (int)PARE_KACT_HARDSWISH,
+               "the epilogue's activation codes are pare_kfuse's");
+
+static double elem_f(const pare_tensor *t, int64_t i)
+{
+    const uint16_t *h = t->data;
+    switch (t->dtype) {
+    case PARE_DT_FLOAT16: return pare_f16_to_f32(h[i]);
+    case PARE_DT_BFLOAT16: return pare_bf16_to_f32(h[i]);
+    default: return ((const float *)t->data)[i];
+    }
+}
+
+static bool const_init(const pare_value *v)
+{
+    return v && v->init && !v->producer && !v->is_input;
+}
+
+/* The backend's fuse hook for Conv (see pare_backend.fuse): folds f's
+ * per-channel scale into a device copy of the constant weights and
+ * scale/shift into a float32 bias (the model is not changed); the run then
+ * does one convolution and one epilogue kernel for the absorbed
+ * BatchNormalization, Mul/Add, residual Add and activation. */
+pare_status pcu_conv_fuse(pcu_session *ps, const pare_kernel *k, const pare_node *n, void *state,
+                          const pare_kfuse *f, pare_error *err)
+{
+    (void)ps;
+    conv_state *s = state;
+    if (!k || k->run != conv_run || !s || s->transpose || s->fz_w)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "not a plain Conv");
+    if (f->act < 0 || f->act > PCU_ACT_HARDSWISH)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "activation %d", f->act);
+    const pare_value *wv = n->n_inputs > 1 ? n->inputs[1] : NULL;
+    const pare_value *bv = n->n_inputs > 2 ? n->inputs[2] : NULL;
+    if (!const_init(wv) || (bv && !const_init(bv)))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "weights or bias are not constant");
+    const pare_tensor *w = wv->init, *b = bv ? bv->init : NULL;
+    int dt = w->dtype;
+    if ((dt != PARE_DT_FLOAT && dt != PARE_DT_FLOAT16 && dt != PARE_DT_BFLOAT16) || w->rank < 3 ||
+        (b && b->dtype != dt) || !w->data)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "weights of this type or shape");
+    int64_t M = w->dims[0], nw = numel(w);
+    if (M <= 0 || (f->scale && f->n_ch != M) || (b && numel(b) != M))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "channel counts do not match");
+    int64_t per = nw / M;
+    size_t esz = dt == PARE_DT_FLOAT ? 4 : 2;
+    void *hw = malloc((size_t)nw * esz);
+    float *hb = malloc((size_t)M * sizeof *hb);
+    if (!hw || !hb) {
+        free(hw);
+        free(hb);
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t m = 0; m < M; m++) {
+        double sc = f->scale ? f->scale[m] : 1.0, sh = f->shift ? f->shift[m] : 0.0;
+        for (int64_t j = 0; j < per; j++) {
+            int64_t i = m * per + j;
+            double v = elem_f(w, i) * sc;
+            if (dt == PARE_DT_FLOAT)
+                ((float *)hw)[i] = (float)v;
+            else if (dt == PARE_DT_FLOAT16)
+                ((uint16_t *)hw)[i] = pare_f32_to_f16((float)v);
+            else
+                ((uint16_t *)hw)[i] = pare_f32_to_bf16((float)v);
+        }
+        hb[m] = (float)((b ? elem_f(b, m) : 0.0) * sc + sh);
+    }
+    void *dw = NULL, *db = NULL;
+    pare_status st = PARE_OK;
+    cudaError_t ce = cudaMalloc(&dw, (size_t)nw * esz);
+    if (ce == cudaSuccess)
+        ce = cudaMalloc(&db, (size_t)M * sizeof *hb);
+    if (ce == cudaSuccess)
+        ce = cudaMemcpy(dw, hw, (size_t)nw * esz, cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess)
+        ce = cudaMemcpy(db, hb, (size_t)M * sizeof *hb, cudaMemcpyHostToDevice);
+    if (ce != cudaSuccess) {
+        st = pare_error_set(err, ce == cudaErrorMemoryAllocation ? PARE_ERR_NOMEM : PARE_ERR_RUNTIME,
+                            "folded weights of %s (%lld bytes): %s", n->name ? n->name : "Conv",
+                            (long long)(nw * (int64_t)esz), cudaGetErrorString(ce));
+        if (dw)
+            cudaFree(dw);
+        if (db)
+            cudaFree(db);
+    } else {
+        s->fz_w = dw;
+        s->fz_b = db;
+        s->fz_c = M;
+        s->fz_act = f->act;
+        s->fz_a = f->act_a;
+        s->fz_b2 = f->act_b;
+    }
+    free(hw);
+    free(hb);
+    return st;
 }
 
 /* ------------------------------------------------------------------ */
@@ -769,5 +1003,16 @@ bool pcu_ops_accepts(const pare_kernel *k, const pare_node *n, int64_t opset, ch
         return pcu_dnn_accepts(k, n, opset, why, why_size);
     if (in_table(k, pare_cuda_kernels_quant))
         return pcu_quant_accepts(k, n, opset, why, why_size);
+    if (!strcmp(k->op_type, "Dropout") && opset >= 12 && n->n_inputs > 2 && n->inputs[2]) {
+        /* training mode (random masks) is the CPU's; a constant false is inference */
+        const pare_value *tm = n->inputs[2];
+        const pare_tensor *t = const_init(tm) ? tm->init : NULL;
+        if (!t || t->dtype != PARE_DT_BOOL || pare_tensor_numel(t) != 1 ||
+            ((const uint8_t *)t->data)[0]) {
+            snprintf(why, why_size, "Dropout in training mode (or not known to be off) runs on "
+                     "the cpu");
+            return false;
+        }
+    }
     return true;
 }

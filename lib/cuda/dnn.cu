@@ -145,6 +145,49 @@ void bias_launch(void *y, const void *bias, int64_t N, int64_t C, int64_t inner,
     bias_kernel<T><<<grid_for(n), kThreads, 0, s>>>((T *)y, (const T *)bias, n, C, inner);
 }
 
+/* ---- fused Conv epilogue: y = act(y + bias[c] + res) ---- */
+
+__device__ __forceinline__ float act_f(int act, float v, float a, float b)
+{
+    switch (act) {
+    case PCU_ACT_RELU: return v > 0.0f ? v : (v != v ? v : 0.0f);
+    case PCU_ACT_CLIP: return v != v ? v : fminf(fmaxf(v, a), b);
+    case PCU_ACT_LEAKY_RELU: return v >= 0.0f ? v : a * v;
+    case PCU_ACT_SIGMOID: return v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+    case PCU_ACT_TANH: return tanhf(v);
+    case PCU_ACT_HARDSIGMOID: return fmaxf(0.0f, fminf(1.0f, a * v + b));
+    case PCU_ACT_HARDSWISH: return v * fmaxf(0.0f, fminf(1.0f, v * (1.0f / 6.0f) + 0.5f));
+    default: return v;
+    }
+}
+
+/* 32-bit index arithmetic when the tensor allows it (the common case): the
+ * channel of element i is (i / inner) % C */
+template <typename T, typename I>
+__global__ void epi_kernel(T *y, const float *bias, const T *res, I n, I C, I inner, int act,
+                           float a, float b)
+{
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)blockDim.x * gridDim.x) {
+        float v = ld(y, i) + bias[(i / inner) % C];
+        if (res)
+            v += ld(res, i);
+        st(y, i, act_f(act, v, a, b));
+    }
+}
+
+template <typename T>
+void epi_launch(void *y, const float *bias, const void *res, int64_t N, int64_t C, int64_t inner,
+                int act, float a, float b, cudaStream_t s)
+{
+    int64_t n = N * C * inner;
+    if (n < (int64_t)0x7fffffff)
+        epi_kernel<T, uint32_t><<<grid_for(n), kThreads, 0, s>>>(
+            (T *)y, bias, (const T *)res, (uint32_t)n, (uint32_t)C, (uint32_t)inner, act, a, b);
+    else
+        epi_kernel<T, int64_t><<<grid_for(n), kThreads, 0, s>>>((T *)y, bias, (const T *)res, n,
+                                                                C, inner, act, a, b);
+}
+
 /* ---- pooling ---- */
 
 template <typename T>
@@ -220,11 +263,80 @@ __global__ void pool_kernel(const T *x, T *y, int64_t *ind, int kind, int storag
     }
 }
 
+/* 2-D pooling in 32-bit index arithmetic (the common case: the generic
+ * kernel above spends its time in 64-bit divisions); same results */
+struct pool2d_geom {
+    int ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pe_h, pe_w;
+};
+
+__device__ __forceinline__ void taps(int st0, int in, int k, int d, int &lo, int &hi)
+{
+    lo = st0 < 0 ? (-st0 + d - 1) / d : 0;
+    hi = in - st0 <= 0 ? 0 : (in - st0 + d - 1) / d;
+    if (hi > k)
+        hi = k;
+}
+
+template <typename T>
+__global__ void pool2d_kernel(const T *x, T *y, int64_t *ind, int kind, int storage_order,
+                              int count_include_pad, pool2d_geom g, unsigned n)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        unsigned op = (unsigned)g.oh * (unsigned)g.ow;
+        unsigned p = i / op, r = i - p * op;
+        int oy = (int)(r / (unsigned)g.ow), ox = (int)(r - (unsigned)oy * (unsigned)g.ow);
+        int y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl, ly, hy, lx, hx;
+        taps(y0, g.ih, g.kh, g.dh, ly, hy);
+        taps(x0, g.iw, g.kw, g.dw, lx, hx);
+        const T *xp = x + (size_t)p * (size_t)g.ih * (size_t)g.iw;
+        float acc = 0.0f, best = 0.0f;
+        int best_at = -1, cnt = 0;
+        for (int ty = ly; ty < hy; ty++) {
+            int yy = y0 + ty * g.dh;
+            for (int tx = lx; tx < hx; tx++) {
+                int xx = x0 + tx * g.dw;
+                float v = ld(xp, yy * g.iw + xx);
+                if (kind == PCU_POOL_MAX) {
+                    if (best_at < 0 || v > best) {
+                        best = v;
+                        best_at = storage_order ? xx * g.ih + yy : yy * g.iw + xx;
+                    }
+                } else {
+                    acc += v;
+                }
+                cnt++;
+            }
+        }
+        if (kind == PCU_POOL_MAX) {
+            st(y, i, best_at >= 0 ? best : 0.0f);
+            if (ind)
+                ind[i] = best_at >= 0 ? (int64_t)p * g.ih * g.iw + best_at : -1;
+        } else {
+            float den = (float)cnt;
+            if (count_include_pad) {
+                int eh = g.ih + g.pe_h - y0, ew = g.iw + g.pe_w - x0;
+                int ch = eh <= 0 ? 0 : (eh + g.dh - 1) / g.dh, cw = ew <= 0 ? 0 : (ew + g.dw - 1) / g.dw;
+                den = (float)(ch < g.kh ? ch : g.kh) * (float)(cw < g.kw ? cw : g.kw);
+            }
+            st(y, i, (hy > ly && hx > lx && den > 0) ? acc / den : 0.0f);
+        }
+    }
+}
+
 template <typename T>
 void pool_launch(int kind, const void *x, void *y, int64_t *ind, int so, int cip, const pcu_sp *g,
                  cudaStream_t s)
 {
     int64_t op = plane_of(g->nsp, g->out), ip = plane_of(g->nsp, g->in);
+    if (g->nsp == 2 && g->planes * op < 0x7fffffff && g->planes * ip < 0x7fffffff) {
+        pool2d_geom q = {(int)g->in[0], (int)g->in[1], (int)g->out[0], (int)g->out[1],
+                         (int)g->k[0],  (int)g->k[1],  (int)g->s[0],   (int)g->s[1],
+                         (int)g->d[0],  (int)g->d[1],  (int)g->pb[0],  (int)g->pb[1],
+                         (int)g->pe[0], (int)g->pe[1]};
+        pool2d_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>(
+            (const T *)x, (T *)y, ind, kind, so, cip, q, (unsigned)(g->planes * op));
+        return;
+    }
     pool_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>((const T *)x, (T *)y, ind, kind,
                                                                   so, cip, *g, op, ip);
 }
@@ -363,6 +475,16 @@ cudaError_t pcu_bias_add(int t, void *y, const void *bias, int64_t N, int64_t C,
     if (N * C * inner == 0)
         return cudaSuccess;
     DISPATCH(t, bias_launch, y, bias, N, C, inner, stream);
+    return cudaGetLastError();
+}
+
+cudaError_t pcu_conv_epilogue(int t, void *y, const float *bias, const void *res, int64_t N,
+                              int64_t C, int64_t inner, int act, float a, float b,
+                              cudaStream_t stream)
+{
+    if (N * C * inner == 0)
+        return cudaSuccess;
+    DISPATCH(t, epi_launch, y, bias, res, N, C, inner, act, a, b, stream);
     return cudaGetLastError();
 }
 

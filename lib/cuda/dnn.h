@@ -25,4 +25,9 @@ pare_status pcu_conv_prepare(pcu_session *ps, pcu_conv *c, int dtype, int rank, 
 pare_status pcu_conv_forward(pcu_session *ps, pcu_conv *c, const void *x, const void *w, void *y,
                              void *ws, pare_error *err);
 
+/* The backend's plan-time fusion of a Conv node (pare_backend.fuse): see
+ * dnn.c. */
+pare_status pcu_conv_fuse(pcu_session *ps, const pare_kernel *k, const pare_node *n, void *state,
+                          const pare_kfuse *f, pare_error *err);
+
 #endif

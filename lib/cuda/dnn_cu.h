@@ -36,6 +36,26 @@ cudaError_t pcu_crop_bias(int t, const void *src, const void *bias, void *y, int
                           const pcu_sp *g, cudaStream_t stream);
 
 /* y[n, c, i] += bias[c] for an N x C x inner tensor. */
+/* Activations of the fused Conv epilogue: the values of PARE_KACT_*
+ * (lib/exec/kernel.h; dnn.c checks they agree) */
+enum {
+    PCU_ACT_NONE = 0,
+    PCU_ACT_RELU,
+    PCU_ACT_CLIP,        /* a = min, b = max */
+    PCU_ACT_LEAKY_RELU,  /* a = alpha */
+    PCU_ACT_SIGMOID,
+    PCU_ACT_TANH,
+    PCU_ACT_HARDSIGMOID, /* a = alpha, b = beta */
+    PCU_ACT_HARDSWISH,
+};
+
+/* The fused Conv's epilogue in place on y [N, C, inner] of type t:
+ * y = act(y + bias[c] + res), bias float32 (C values), res of y's type and
+ * shape or NULL. */
+cudaError_t pcu_conv_epilogue(int t, void *y, const float *bias, const void *res, int64_t N,
+                              int64_t C, int64_t inner, int act, float a, float b,
+                              cudaStream_t stream);
+
 cudaError_t pcu_bias_add(int t, void *y, const void *bias, int64_t N, int64_t C, int64_t inner,
                          cudaStream_t stream);
 

@@ -134,7 +134,43 @@ __global__ void dequant_kernel(int xt, const void *x, int st, const void *scale,
     }
 }
 
+/* per-tensor 8-bit -> float32, 4 elements per thread, 32-bit indices (the
+ * activations of a QDQ model): (float)(x - zp) * s, which is what the
+ * general kernel's double product rounds to (an integer below 2^9 times a
+ * float is exact in double) */
+template <typename X>
+__global__ void dequant_pt_kernel(const X *x, int st, const void *scale, const X *zp, float *y,
+                                  unsigned n)
+{
+    float s = ldf(st, scale, 0);
+    float z = zp ? (float)zp[0] : 0.0f;
+    unsigned n4 = n / 4;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += blockDim.x * gridDim.x) {
+        X a = x[4 * i], b = x[4 * i + 1], c = x[4 * i + 2], d = x[4 * i + 3];
+        float4 v = make_float4(((float)a - z) * s, ((float)b - z) * s, ((float)c - z) * s,
+                               ((float)d - z) * s);
+        reinterpret_cast<float4 *>(y)[i] = v;
+    }
+    for (unsigned i = 4 * n4 + blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += blockDim.x * gridDim.x)
+        y[i] = ((float)x[i] - z) * s;
+}
+
 /* ---- QuantizeLinear ---- */
+
+/* per-tensor float32 -> 8-bit: clamp(rint(x / s) + zp), as quant_one with
+ * float32 precision */
+template <typename Y>
+__global__ void quant_pt_kernel(const float *x, int st, const void *scale, const Y *zp, Y *y,
+                                unsigned n, float lo, float hi)
+{
+    float s = ldf(st, scale, 0);
+    float z = zp ? (float)zp[0] : 0.0f;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        float r = rintf(x[i] / s) + z;
+        y[i] = (Y)(int32_t)(!(r > lo) ? lo : r > hi ? hi : r);
+    }
+}
 
 /* quantized value of element e: an integer (clamped) or a float8 byte */
 __device__ __forceinline__ int32_t quant_one(int xt, const void *x, int st, const void *scale,
@@ -396,7 +432,16 @@ cudaError_t pcu_dequantize(int xt, const void *x, int st, const void *scale, con
         return cudaErrorNotSupported;
     if (m->n == 0)
         return cudaSuccess;
-    dequant_kernel<<<grid_for(m->n), kThreads, 0, stream>>>(xt, x, st, scale, zp, yt, y, *m);
+    bool fast = m->mode == PCU_Q_TENSOR && scale && yt == PCU_DT_F32 && m->n < 0x7fffffff &&
+                (xt == PCU_DT_U8 || xt == PCU_DT_I8) && ((uintptr_t)y & 15) == 0;
+    if (fast && xt == PCU_DT_U8)
+        dequant_pt_kernel<uint8_t><<<grid_for((m->n + 3) / 4), kThreads, 0, stream>>>(
+            (const uint8_t *)x, st, scale, (const uint8_t *)zp, (float *)y, (unsigned)m->n);
+    else if (fast)
+        dequant_pt_kernel<int8_t><<<grid_for((m->n + 3) / 4), kThreads, 0, stream>>>(
+            (const int8_t *)x, st, scale, (const int8_t *)zp, (float *)y, (unsigned)m->n);
+    else
+        dequant_kernel<<<grid_for(m->n), kThreads, 0, stream>>>(xt, x, st, scale, zp, yt, y, *m);
     return cudaGetLastError();
 }
 
@@ -411,6 +456,18 @@ cudaError_t pcu_quantize(int xt, const void *x, int st, const void *scale, const
         return cudaErrorNotSupported;
     if (m->n == 0)
         return cudaSuccess;
+    if (m->mode == PCU_Q_TENSOR && xt == PCU_DT_F32 && pt == PCU_DT_F32 && m->n < 0x7fffffff &&
+        (yt == PCU_DT_U8 || yt == PCU_DT_I8)) {
+        if (yt == PCU_DT_U8)
+            quant_pt_kernel<uint8_t><<<grid_for(m->n), kThreads, 0, stream>>>(
+                (const float *)x, st, scale, (const uint8_t *)zp, (uint8_t *)y, (unsigned)m->n,
+                0.0f, 255.0f);
+        else
+            quant_pt_kernel<int8_t><<<grid_for(m->n), kThreads, 0, stream>>>(
+                (const float *)x, st, scale, (const int8_t *)zp, (int8_t *)y, (unsigned)m->n,
+                -128.0f, 127.0f);
+        return cudaGetLastError();
+    }
     int64_t work = (yt == PCU_DT_U4 || yt == PCU_DT_I4) ? (m->n + 1) / 2 : m->n;
     quant_kernel<<<grid_for(work), kThreads, 0, stream>>>(xt, x, st, scale, zp, yt, y, pt,
                                                           saturate, *m);

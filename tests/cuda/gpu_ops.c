@@ -170,11 +170,14 @@ static pare_node *tc_node(tcase *c, const char *domain, const char *op, pare_val
     return c->node;
 }
 
+static int conv_algo; /* pare_session_opts.cuda_conv_algo of the device runs */
+
 static pare_status run_on(tcase *c, const char *device, pare_tensor ***outs, size_t *n,
                           size_t *on_device, pare_error *err)
 {
     pare_session_opts o = PARE_SESSION_OPTS_INIT;
     o.device = device;
+    o.cuda_conv_algo = conv_algo;
     pare_session *s;
     pare_status st = pare_session_new(c->m, &o, &s, err);
     if (st)
@@ -297,6 +300,23 @@ static void conv_case(const char *name, int dt, double tol, int64_t group, const
     tc_end(&c);
 }
 
+/* a 1x1 convolution: with heuristics (conv_algo 1) always the batched
+ * GEMM form, with the search whichever timed faster */
+static void conv1x1_case(const char *name, int dt, double tol, int algo)
+{
+    tcase c;
+    tc_begin(&c, name, 17, tol);
+    int64_t xd[4] = {3, 24, 7, 9}, wd[4] = {40, 24, 1, 1}, bd[1] = {40};
+    pare_value *ins[3];
+    ins[0] = tc_input(&c, rand_tensor("x", dt, 4, xd, -1, 1));
+    ins[1] = tc_const(&c, rand_tensor("w", dt, 4, wd, -0.5, 0.5));
+    ins[2] = tc_const(&c, rand_tensor("b", dt, 1, bd, -1, 1));
+    tc_node(&c, "", "Conv", ins, 3, 1);
+    conv_algo = algo;
+    tc_end(&c);
+    conv_algo = 0;
+}
+
 static void convt_case(void)
 {
     tcase c;
@@ -390,7 +410,9 @@ static void dq_case(const char *name, int xt, int st, int64_t axis, int64_t bloc
 {
     tcase c;
     tc_begin(&c, name, 21, tol);
-    int64_t xd[2] = {6, 64}, sd[2] = {6, block ? 64 / block : 1}, s1[1] = {6};
+    /* per tensor: 6 x 67, not a multiple of 4 (the vectorized path's tail) */
+    int64_t xd[2] = {6, axis < 0 && !block ? 67 : 64}, sd[2] = {6, block ? 64 / block : 1},
+            s1[1] = {6};
     bool f8 = xt == PARE_DT_FLOAT8E4M3FN || xt == PARE_DT_FLOAT8E5M2;
     double lo = xt == PARE_DT_UINT8 ? 0 : xt == PARE_DT_INT4 ? -8 : f8 ? -400 : -128;
     double hi = xt == PARE_DT_UINT8 ? 255 : xt == PARE_DT_INT4 ? 7 : f8 ? 400 : 127;
@@ -420,8 +442,8 @@ static void q_case(const char *name, int yt, int64_t block, bool saturate, doubl
     bool f8 = yt == PARE_DT_FLOAT8E4M3FN;
     ins[2] = f8 ? NULL
                 : tc_const(&c, rand_tensor("z", yt, block ? 2 : 0, sd,
-                                           yt == PARE_DT_UINT4 ? 4 : -10,
-                                           yt == PARE_DT_UINT4 ? 9 : 10));
+                                           yt == PARE_DT_UINT4 ? 4 : yt == PARE_DT_UINT8 ? 118 : -10,
+                                           yt == PARE_DT_UINT4 ? 9 : yt == PARE_DT_UINT8 ? 138 : 10));
     pare_node *n = tc_node(&c, "", "QuantizeLinear", ins, f8 ? 2 : 3, 1);
     if (block) {
         set_int(n, "axis", 1);
@@ -561,6 +583,9 @@ int main(void)
     conv_case("Conv bf16 group 2 dilation 2", PARE_DT_BFLOAT16, 2e-2, 2, NULL, NULL, 1, 2, true);
     conv_case("Conv f16 depthwise-like group 8", PARE_DT_FLOAT16, 5e-3, 8, NULL, "SAME_LOWER", 1,
               1, false);
+    conv1x1_case("Conv f32 1x1 as a GEMM (heuristic)", PARE_DT_FLOAT, 1e-4, 1);
+    conv1x1_case("Conv f16 1x1 as a GEMM (heuristic)", PARE_DT_FLOAT16, 5e-3, 1);
+    conv1x1_case("Conv bf16 1x1 (search)", PARE_DT_BFLOAT16, 3e-2, 0);
     conv_nd_case("Conv f32 1-D asymmetric pads", 1);
     conv_nd_case("Conv f32 3-D asymmetric pads", 3);
     convt_case();
@@ -575,6 +600,9 @@ int main(void)
     dq_case("DequantizeLinear i8 per axis -> f32", PARE_DT_INT8, PARE_DT_FLOAT, 0, 0, true, 0);
     dq_case("DequantizeLinear u8 per tensor -> f16", PARE_DT_UINT8, PARE_DT_FLOAT16, -1, 0, true,
             0);
+    dq_case("DequantizeLinear u8 per tensor -> f32", PARE_DT_UINT8, PARE_DT_FLOAT, -1, 0, true, 0);
+    dq_case("DequantizeLinear i8 per tensor -> f32 no zero point", PARE_DT_INT8, PARE_DT_FLOAT, -1,
+            0, false, 0);
     dq_case("DequantizeLinear i4 blocked 16 -> f32", PARE_DT_INT4, PARE_DT_FLOAT, 1, 16, true,
             0);
     dq_case("DequantizeLinear i16 per axis -> bf16", PARE_DT_INT16, PARE_DT_BFLOAT16, 0, 0, true,
@@ -584,6 +612,7 @@ int main(void)
     dq_case("DequantizeLinear f8e4m3fn per tensor -> f32", PARE_DT_FLOAT8E4M3FN, PARE_DT_FLOAT,
             -1, 0, false, 0);
     q_case("QuantizeLinear f32 -> i8 per tensor", PARE_DT_INT8, 0, true, 6);
+    q_case("QuantizeLinear f32 -> u8 per tensor (clamped)", PARE_DT_UINT8, 0, true, 9);
     q_case("QuantizeLinear f32 -> u4 blocked 32", PARE_DT_UINT4, 32, true, 1);
     q_case("QuantizeLinear f32 -> f8e4m3fn saturate", PARE_DT_FLOAT8E4M3FN, 0, true, 40);
     q_case("QuantizeLinear f32 -> f8e4m3fn no saturate (NaN)", PARE_DT_FLOAT8E4M3FN, 0, false,

@@ -447,6 +447,34 @@ static void test_supports_direct(void **state)
     assert_true(pcu_cast_supported(PARE_DT_UINT8));
     assert_false(pcu_cast_supported(PARE_DT_DOUBLE));
     assert_false(pcu_cast_supported(PARE_DT_FLOAT8E4M3FN));
+    /* Dropout: on cuda only with training_mode a constant false */
+    pare_error err;
+    int64_t one = 1;
+    pare_value *tm_in = add_input(g, "tm", PARE_DT_BOOL, 0, &one);
+    pare_value *tmv[2];
+    for (int i = 0; i < 2; i++) {
+        pare_tensor *t;
+        assert_int_equal(pare_tensor_new(i ? "tm_true" : "tm_false", PARE_DT_BOOL, 0, NULL, &t,
+                                         &err),
+                         PARE_OK);
+        ((uint8_t *)t->data)[0] = (uint8_t)i;
+        assert_int_equal(pare_graph_add_initializer(g, t, &tmv[i], &err), PARE_OK);
+    }
+    int dd[3] = {PARE_DT_FLOAT, PARE_DT_FLOAT, PARE_DT_BOOL};
+    pare_value *ratio = add_input(g, "ratio", PARE_DT_FLOAT, 0, &one);
+    pare_value *tms[3] = {tmv[0], tmv[1], tm_in};
+    for (int i = 0; i < 3; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "drop%d", i);
+        add_node(g, nm, "Dropout", (pare_value *[]){a, ratio, tms[i]}, 3, nm);
+        why[0] = 0;
+        const pare_kernel *kd = pcu_supports(last_node, 17, dd, 3, why, sizeof why);
+        if ((kd != NULL) != (i == 0))
+            fail_msg("Dropout with training_mode %s: %s (%s)", i == 0 ? "false" : "true/unknown",
+                     kd ? "on cuda" : "declined", why);
+        if (i)
+            assert_non_null(strstr(why, "Dropout in training mode"));
+    }
     pare_model_free(m);
 }
 
