@@ -10,6 +10,7 @@
 #include "pare/exec.h"
 #include "pare/feed.h"
 #include "quant/calib.h"
+#include "exec/threadpool.h"
 
 #define B PARE_QC_BINS
 
@@ -33,20 +34,57 @@ static void hist_grow(uint64_t *h)
     }
 }
 
-pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const, const float *x,
-                              size_t n, int64_t last_dim, pare_error *err)
+/* min, max and the non-finite count of x[i0, i1): eight running minima
+ * and maxima without branches first (one pair waits on each comparison),
+ * then the rest element by element */
+static void minmax_range(const float *x, size_t i0, size_t i1, float *pmn, float *pmx,
+                         size_t *pbad)
 {
-    /* pass 1: min, max and the non-finite count; eight running minima and
-     * maxima without branches first (one pair waits on each comparison),
-     * then the rest element by element */
+    /* the common case first, in a form compilers vectorize (the selects are
+     * minps/maxps, which pass NaN over; a 32-bit count per lane): when
+     * every element is finite it is the answer */
+    {
+        float lo[16], hi[16];
+        uint32_t nf[16] = {0};
+        for (int k = 0; k < 16; k++)
+            lo[k] = INFINITY, hi[k] = -INFINITY;
+        size_t i16 = i0 + ((i1 - i0) & ~(size_t)15);
+        bool ok = i1 - i0 < ((size_t)1 << 31);
+        for (size_t i = i0; ok && i < i16; i += 16)
+            for (int k = 0; k < 16; k++) {
+                float v = x[i + (size_t)k];
+                lo[k] = v < lo[k] ? v : lo[k];
+                hi[k] = v > hi[k] ? v : hi[k];
+                nf[k] += !(fabsf(v) <= FLT_MAX);
+            }
+        uint32_t nonfin = 0;
+        float mn = INFINITY, mx = -INFINITY;
+        for (int k = 0; k < 16; k++) {
+            mn = lo[k] < mn ? lo[k] : mn;
+            mx = hi[k] > mx ? hi[k] : mx;
+            nonfin += nf[k];
+        }
+        for (size_t i = i16; ok && i < i1; i++) {
+            float v = x[i];
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            nonfin += !(fabsf(v) <= FLT_MAX);
+        }
+        if (ok && nonfin == 0) {
+            *pmn = mn;
+            *pmx = mx;
+            *pbad = 0;
+            return;
+        }
+    }
     float mn = INFINITY, mx = -INFINITY;
-    size_t bad = 0, i8 = n & ~(size_t)7;
+    size_t bad = 0, i8 = i0 + ((i1 - i0) & ~(size_t)7);
     {
         float lo[8], hi[8];
         size_t nb[8] = {0};
         for (int k = 0; k < 8; k++)
             lo[k] = INFINITY, hi[k] = -INFINITY;
-        for (size_t i = 0; i < i8; i += 8)
+        for (size_t i = i0; i < i8; i += 8)
             for (int k = 0; k < 8; k++) {
                 float v = x[i + (size_t)k];
                 bool fin = fabsf(v) <= FLT_MAX; /* false for inf and NaN */
@@ -61,7 +99,7 @@ pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const,
             bad += nb[k];
         }
     }
-    for (size_t i = i8; i < n; i++) {
+    for (size_t i = i8; i < i1; i++) {
         float v = x[i];
         if (!isfinite(v)) {
             bad++;
@@ -69,6 +107,131 @@ pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const,
         }
         mn = v < mn ? v : mn;
         mx = v > mx ? v : mx;
+    }
+    *pmn = mn;
+    *pmx = mx;
+    *pbad = bad;
+}
+
+/* adds x[i0, i1) to h (2 * B counts) at inv bins per unit of |x|. loc
+ * (4 x 2B 32-bit counters, zeroed) when x[i0, i1) is all finite:
+ * activations crowd a few bins near zero, and with one counter per bin
+ * each increment waits for the one before (store to load): four
+ * interleaved counters per bin, summed after each chunk of at most 2^30
+ * elements, count the same about twice as fast. */
+static void hist_range(const float *x, size_t i0, size_t i1, float inv, uint64_t *h,
+                       uint32_t (*loc)[2 * B])
+{
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t c0 = i0; loc && c0 < i1; c0 += chunk) {
+        size_t c1 = i1 - c0 > chunk ? c0 + chunk : i1, i = c0;
+        /* the bins of 16 elements at a time (a loop compilers vectorize),
+         * then their increments */
+        for (; i + 16 <= c1; i += 16) {
+            int32_t idx[16];
+            for (int k = 0; k < 16; k++) {
+                float v = x[i + (size_t)k], a = fabsf(v) * inv;
+                a = a < (float)(B - 1) ? a : (float)(B - 1);
+                idx[k] = (int32_t)a + (v >= 0.0f ? B : 0);
+            }
+            for (int k = 0; k < 16; k++)
+                loc[k & 3][idx[k]]++;
+        }
+        for (; i + 4 <= c1; i += 4)
+            for (int k = 0; k < 4; k++) {
+                float v = x[i + k], a = fabsf(v) * inv;
+                size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
+                loc[k][(v >= 0.0f ? (size_t)B : 0) + b]++;
+            }
+        for (; i < c1; i++) {
+            float v = x[i], a = fabsf(v) * inv;
+            size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
+            loc[0][(v >= 0.0f ? (size_t)B : 0) + b]++;
+        }
+        for (size_t b = 0; b < 2 * (size_t)B; b++)
+            h[b] += (uint64_t)loc[0][b] + loc[1][b] + loc[2][b] + loc[3][b];
+        memset(loc, 0, 4 * sizeof *loc);
+    }
+    for (size_t i = i0; !loc && i < i1; i++) {
+        float v = x[i];
+        if (!isfinite(v))
+            continue;
+        float a = fabsf(v) * inv;
+        size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
+        h[(v >= 0.0f ? (size_t)B : 0) + b]++;
+    }
+}
+
+/* the parts of a tensor split across a pool: part p is [p n / P, (p+1) n / P) */
+typedef struct qc_par {
+    const float *x;
+    size_t n, parts;
+    float *mn, *mx;
+    size_t *bad;
+    float inv;
+    uint64_t *h;           /* parts x 2B */
+    uint32_t (*loc)[2 * B]; /* parts x 4 rows, or NULL */
+} qc_par;
+
+static void par_minmax(void *ctx, int64_t p0, int64_t p1)
+{
+    qc_par *q = ctx;
+    for (int64_t p = p0; p < p1; p++)
+        minmax_range(q->x, q->n * (size_t)p / q->parts, q->n * (size_t)(p + 1) / q->parts,
+                     &q->mn[p], &q->mx[p], &q->bad[p]);
+}
+
+static void par_hist(void *ctx, int64_t p0, int64_t p1)
+{
+    qc_par *q = ctx;
+    for (int64_t p = p0; p < p1; p++)
+        hist_range(q->x, q->n * (size_t)p / q->parts, q->n * (size_t)(p + 1) / q->parts, q->inv,
+                   q->h + (size_t)p * 2 * B, q->loc ? q->loc + 4 * (size_t)p : NULL);
+}
+
+pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const, const float *x,
+                              size_t n, int64_t last_dim, pare_error *err)
+{
+    return pare_qc_stats_add_pool(s, flags, ma_const, x, n, last_dim, NULL, err);
+}
+
+pare_status pare_qc_stats_add_pool(pare_qc_stats *s, unsigned flags, double ma_const,
+                                   const float *x, size_t n, int64_t last_dim,
+                                   pare_threadpool *pool, pare_error *err)
+{
+    /* a tensor of at least 2^18 elements is split across the pool; the
+     * parts' counts add up to the same histogram */
+    size_t parts = pool && n >= ((size_t)1 << 18) ? (size_t)pare_threadpool_size(pool) : 1;
+    if (parts < 1)
+        parts = 1;
+    float mn1, mx1;
+    size_t bad1;
+    qc_par q = {.x = x, .n = n, .parts = parts, .mn = &mn1, .mx = &mx1, .bad = &bad1};
+    if (parts > 1) {
+        q.mn = malloc(parts * sizeof *q.mn);
+        q.mx = malloc(parts * sizeof *q.mx);
+        q.bad = malloc(parts * sizeof *q.bad);
+        if (!q.mn || !q.mx || !q.bad) {
+            free(q.mn);
+            free(q.mx);
+            free(q.bad);
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        }
+        pare_parallel_for(pool, (int64_t)parts, 1, par_minmax, &q);
+    } else {
+        minmax_range(x, 0, n, q.mn, q.mx, q.bad);
+    }
+    float mn = INFINITY, mx = -INFINITY;
+    size_t bad = 0;
+    for (size_t p = 0; p < parts; p++) {
+        mn = q.mn[p] < mn ? q.mn[p] : mn;
+        mx = q.mx[p] > mx ? q.mx[p] : mx;
+        bad += q.bad[p];
+    }
+    if (parts > 1) {
+        free(q.mn);
+        free(q.mx);
+        free(q.bad);
     }
     s->nonfinite += bad;
     if (bad == n)
@@ -100,40 +263,27 @@ pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const,
                 s->range *= 2;
             }
         /* pass 2: one increment per element */
-        uint64_t *h = s->hist;
-        float inv = s->range > 0 ? (float)(B / s->range) : 0.0f;
-        /* Activations crowd a few bins near zero, and with one counter per
-         * bin each increment waits for the one before (store to load): four
-         * interleaved 32-bit counters per bin, summed after each chunk of
-         * at most 2^30 elements, count the same about twice as fast. */
-        uint32_t(*loc)[2 * B] = bad == 0 && n >= 16384 ? calloc(4, sizeof *loc) : NULL;
-        const size_t chunk = (size_t)1 << 30;
-        for (size_t i0 = 0; loc && i0 < n; i0 += chunk) {
-            size_t i1 = n - i0 > chunk ? i0 + chunk : n, i = i0;
-            for (; i + 4 <= i1; i += 4)
-                for (int k = 0; k < 4; k++) {
-                    float v = x[i + k], a = fabsf(v) * inv;
-                    size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
-                    loc[k][(v >= 0.0f ? (size_t)B : 0) + b]++;
-                }
-            for (; i < i1; i++) {
-                float v = x[i], a = fabsf(v) * inv;
-                size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
-                loc[0][(v >= 0.0f ? (size_t)B : 0) + b]++;
+        q.inv = s->range > 0 ? (float)(B / s->range) : 0.0f;
+        bool fast = bad == 0 && n >= 16384;
+        if (parts == 1) {
+            uint32_t(*loc)[2 * B] = fast ? calloc(4, sizeof *loc) : NULL;
+            hist_range(x, 0, n, q.inv, s->hist, loc);
+            free(loc);
+        } else {
+            q.h = calloc(parts * 2 * (size_t)B, sizeof *q.h);
+            q.loc = fast ? calloc(4 * parts, sizeof *q.loc) : NULL;
+            if (!q.h || (fast && !q.loc)) {
+                free(q.h);
+                free(q.loc);
+                return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
             }
-            for (size_t b = 0; b < 2 * (size_t)B; b++)
-                h[b] += (uint64_t)loc[0][b] + loc[1][b] + loc[2][b] + loc[3][b];
-            memset(loc, 0, 4 * sizeof *loc);
+            pare_parallel_for(pool, (int64_t)parts, 1, par_hist, &q);
+            for (size_t p = 0; p < parts; p++)
+                for (size_t b = 0; b < 2 * (size_t)B; b++)
+                    s->hist[b] += q.h[p * 2 * B + b];
+            free(q.h);
+            free(q.loc);
         }
-        for (size_t i = 0; !loc && i < n; i++) {
-            float v = x[i];
-            if (!isfinite(v))
-                continue;
-            float a = fabsf(v) * inv;
-            size_t b = a < (float)(B - 1) ? (size_t)a : (size_t)(B - 1);
-            h[(v >= 0.0f ? (size_t)B : 0) + b]++;
-        }
-        free(loc);
     }
     if ((flags & PARE_QC_CHANNEL) && last_dim > 0) {
         if (!s->chmax) {
@@ -375,6 +525,7 @@ typedef struct qc_ctx {
     pare_qc_stats *stats;
     unsigned flags;
     double ma_const;
+    pare_threadpool *pool; /* the statistics of large tensors split across it */
     pare_status st;
     pare_error err;
 } qc_ctx;
@@ -389,8 +540,9 @@ static int observe_tensor(qc_ctx *c, const pare_value *v, const pare_tensor *t)
         return 0;
     }
     int64_t last = t->rank > 0 ? t->dims[t->rank - 1] : 1;
-    pare_status st = pare_qc_stats_add(s, c->flags, c->ma_const, (const float *)t->data,
-                                       (size_t)pare_tensor_numel(t), last, &c->err);
+    pare_status st = pare_qc_stats_add_pool(s, c->flags, c->ma_const, (const float *)t->data,
+                                            (size_t)pare_tensor_numel(t), last, c->pool,
+                                            &c->err);
     if (st) {
         c->st = st;
         pare_error_prefix(&c->err, "tensor '%s'", v->name);
@@ -424,6 +576,13 @@ pare_status pare_qc_calibrate(pare_model *m, pare_value *const *vals, size_t n,
     so.device = c->device;
     pare_session *s = NULL;
     pare_feed *f = NULL;
+    /* the observer runs between nodes, while the session's threads wait:
+     * a pool of the same size takes the statistics of large tensors */
+    q.pool = pare_threadpool_new(c->threads);
+    if (!q.pool) {
+        free(q.slot);
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    }
     pare_status st = pare_session_new(m, &so, &s, err);
     if (st)
         goto out;
@@ -471,6 +630,7 @@ out:
         pare_error_prefix(err, "calibration with %s", c->path);
     pare_feed_close(f);
     pare_session_free(s);
+    pare_threadpool_free(q.pool);
     free(q.slot);
     return st;
 }

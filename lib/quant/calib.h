@@ -55,6 +55,12 @@ void pare_qc_stats_release(pare_qc_stats *s);
  * average weight of the new batch. */
 pare_status pare_qc_stats_add(pare_qc_stats *s, unsigned flags, double ma_const, const float *x,
                               size_t n, int64_t last_dim, pare_error *err);
+/* The same, a tensor of 2^18 elements or more split across pool's threads
+ * (NULL: this thread); the same statistics either way. */
+struct pare_threadpool;
+pare_status pare_qc_stats_add_pool(pare_qc_stats *s, unsigned flags, double ma_const,
+                                   const float *x, size_t n, int64_t last_dim,
+                                   struct pare_threadpool *pool, pare_error *err);
 
 /* The range [lo, hi] a method picks (lo <= 0 <= hi is NOT forced here).
  * symmetric: the range is [-t, t] around a threshold t on |x|; otherwise

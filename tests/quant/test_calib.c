@@ -13,6 +13,8 @@
 
 #include <math.h>
 #include "quant/calib.h"
+#include <stdlib.h>
+#include "exec/threadpool.h"
 #include "qdq_help.h"
 
 static void add(pare_qc_stats *s, unsigned flags, double c, const float *x, size_t n)
@@ -239,6 +241,51 @@ static void test_calibrate_session(void **state)
     pare_model_free(m);
 }
 
+/* a large tensor split across a pool gives the statistics of one thread,
+ * bin for bin, with and without non-finite values, across a range growth */
+static void test_pool_split(void **state)
+{
+    (void)state;
+    size_t n = ((size_t)1 << 19) + 37;
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    uint32_t r = 7;
+    for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.3f) * 4.0f;
+    }
+    pare_threadpool *pool = pare_threadpool_new(3);
+    assert_non_null(pool);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            x[12345] = NAN, x[n - 1] = INFINITY; /* the slow path of the counts */
+        pare_qc_stats a = {0}, b = {0};
+        pare_error err;
+        unsigned fl = PARE_QC_HIST | PARE_QC_MOVING;
+        for (int batch = 0; batch < 2; batch++) {
+            if (batch)
+                for (size_t i = 0; i < n; i += 3)
+                    x[i] *= 3.0f; /* the second batch widens the range */
+            assert_int_equal(pare_qc_stats_add(&a, fl, 0.1, x, n, 1, &err), PARE_OK);
+            assert_int_equal(pare_qc_stats_add_pool(&b, fl, 0.1, x, n, 1, pool, &err), PARE_OK);
+        }
+        assert_int_equal(a.count, b.count);
+        assert_int_equal(a.nonfinite, b.nonfinite);
+        assert_int_equal(a.nonfinite, pass ? 4 : 0);
+        assert_true(a.min == b.min && a.max == b.max && a.range == b.range);
+        assert_true(a.ma_min == b.ma_min && a.ma_max == b.ma_max);
+        assert_memory_equal(a.hist, b.hist, PARE_QC_HIST_BYTES);
+        uint64_t total = 0;
+        for (size_t i = 0; i < 2 * PARE_QC_BINS; i++)
+            total += b.hist[i];
+        assert_int_equal(total, b.count);
+        pare_qc_stats_release(&a);
+        pare_qc_stats_release(&b);
+    }
+    pare_threadpool_free(pool);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_entropy_mse),
         cmocka_unit_test(test_histogram_bound),
         cmocka_unit_test(test_calibrate_session),
+        cmocka_unit_test(test_pool_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
