@@ -233,6 +233,11 @@ static pare_status cuda_open(const pare_backend *b, const pare_session_opts *o, 
     return PARE_OK;
 }
 
+void pcu_count_device_bytes(pcu_session *s, int64_t delta)
+{
+    count_bytes(s->backend_private, delta);
+}
+
 pare_status pcu_workspace(pcu_session *s, size_t bytes, void **out, pare_error *err)
 {
     pcu_priv *pv = s->backend_private;

@@ -82,6 +82,10 @@ pare_status pcu_fail_dnn(int code, const char *call, const char *file, int line,
  * it holds, which happens on the recording run, not in steady state. */
 pare_status pcu_workspace(pcu_session *s, size_t bytes, void **out, pare_error *err);
 
+/* Counts device bytes a kernel allocated for the session's lifetime (e.g.
+ * a fused Conv's folded weights) into its GPU memory figures. */
+void pcu_count_device_bytes(pcu_session *s, int64_t delta);
+
 /* Kernel tables (each ends with a zeroed record). */
 extern const pare_kernel pare_cuda_kernels_core[]; /* MatMul, Gemm, elementwise, activations,
                                                       Softmax, LayerNormalization, data movement,

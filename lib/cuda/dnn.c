@@ -685,7 +685,6 @@ static bool const_init(const pare_value *v)
 pare_status pcu_conv_fuse(pcu_session *ps, const pare_kernel *k, const pare_node *n, void *state,
                           const pare_kfuse *f, pare_error *err)
 {
-    (void)ps;
     conv_state *s = state;
     if (!k || k->run != conv_run || !s || s->transpose || s->fz_w)
         return pare_error_set(err, PARE_ERR_UNSUPPORTED, "not a plain Conv");
@@ -744,6 +743,7 @@ pare_status pcu_conv_fuse(pcu_session *ps, const pare_kernel *k, const pare_node
         if (db)
             cudaFree(db);
     } else {
+        pcu_count_device_bytes(ps, (int64_t)((size_t)nw * esz + (size_t)M * sizeof *hb));
         s->fz_w = dw;
         s->fz_b = db;
         s->fz_c = M;
