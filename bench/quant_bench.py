@@ -6,7 +6,8 @@ prints, per row: quality against the float model (accuracy and top-1
 agreement for the CNN, cosine and relative L2 for the transformers; every
 model is evaluated by onnxruntime on the same validation data), output
 size, wall time and peak RSS of the quantization, each measured in its own
-child process with /usr/bin/time.
+child process with /usr/bin/time, --rounds times (3): the least wall time
+(the run least disturbed by other load) and the largest peak RSS.
 
     python3 bench/quant_bench.py --build build/release
     python3 bench/quant_bench.py --build build/release --no-big     # testdata only
@@ -214,6 +215,9 @@ def main():
     ap.add_argument("--big", default="4x512x2048",
                     help="generated transformer: LAYERSxHIDDENxFFN (4x512x2048)")
     ap.add_argument("--threads", type=int, default=0, help="pare-quantize -t (0: all cores)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of each quantization: the least wall time and the largest "
+                    "peak RSS are reported (3)")
     a = ap.parse_args()
     pq = os.path.join(a.build, "tools", "pare-quantize")
     if not os.access(pq, os.X_OK):
@@ -260,7 +264,9 @@ def main():
                             "int4": ["--mode", "weight-only", "--format", "matmulnbits",
                                      "--bits", "4", "--block-size", "32"]}[kind]
                 try:
-                    sec, rss = timed(cmd)
+                    runs = [timed(cmd) for _ in range(max(1, a.rounds))]
+                    sec = min(r[0] for r in runs)  # the least disturbed run
+                    rss = max(r[1] for r in runs)
                     q = evaluate(out, model, vdata, labels)
                     rows.append((name, kind, tool, fsize, os.path.getsize(out), sec, rss, q))
                 except Exception as e:  # report and go on
