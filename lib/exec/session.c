@@ -450,6 +450,37 @@ static const float *chan_const(const pare_value *v, int64_t m, int r, float *buf
     return const_vec(v, m, buf);
 }
 
+/* Asks the kernel of node i (through its device backend's fuse hook when
+ * it runs off the CPU) for the fused form f; when it accepts, the na
+ * absorbed nodes are skipped and node i writes out (reading res as its
+ * residual). A refusal leaves the nodes as they are. */
+static pare_status fuse_commit(gplan *p, size_t i, const pare_kfuse *f, const size_t *absorbed,
+                               size_t na, pare_value *out, const pare_value *res,
+                               pare_error *err)
+{
+    if (!na)
+        return PARE_OK;
+    pare_node *n = p->order[i];
+    pare_error ferr;
+    pare_status st;
+    if (p->multi && p->nbe[i])
+        st = p->dev->fuse ? p->dev->fuse(p->dev, p->dev_ctx, p->k[i], n, p->state[i], f, &ferr)
+                          : PARE_ERR_UNSUPPORTED;
+    else
+        st = pare_kernel_fuse(p->k[i], n, p->state[i], f, &ferr);
+    if (st == PARE_ERR_NOMEM)
+        return PARE_NOMEM(err);
+    if (st)
+        return PARE_OK; /* refused: the nodes run as they are */
+    for (size_t a = 0; a < na; a++)
+        p->fused_into[absorbed[a]] = i;
+    p->n_fused += na;
+    p->fz_out[i] = out;
+    p->fz_res[i] = res;
+    p->first_pos[out->id] = i;
+    return PARE_OK;
+}
+
 /* device plans: node c runs on the backend of position i with no border
  * copy placed before it (the copies before an absorbed node do not run) */
 static bool same_device(const gplan *p, size_t i, const pare_node *c)
@@ -654,23 +685,7 @@ static pare_status fuse_matmul(gplan *p, size_t i, pare_error *err)
         f.act = PARE_KACT_GELU;
         cur = g;
     }
-    pare_status st = PARE_OK;
-    if (na) {
-        pare_error ferr;
-        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
-        if (st == PARE_ERR_NOMEM) {
-            st = PARE_NOMEM(err);
-        } else if (st) {
-            st = PARE_OK; /* refused: the nodes run as they are */
-        } else {
-            for (size_t a = 0; a < na; a++)
-                p->fused_into[absorbed[a]] = i;
-            p->n_fused += na;
-            p->fz_out[i] = cur;
-            p->fz_res[i] = res;
-            p->first_pos[cur->id] = i;
-        }
-    }
+    pare_status st = fuse_commit(p, i, &f, absorbed, na, cur, res, err);
     free(sc);
     free(sh);
     free(buf);
@@ -737,23 +752,7 @@ static pare_status fuse_bn(gplan *p, size_t i, pare_error *err)
     } else {
         f.act = PARE_KACT_NONE;
     }
-    pare_status st = PARE_OK;
-    if (na) {
-        pare_error ferr;
-        st = pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
-        if (st == PARE_ERR_NOMEM) {
-            st = PARE_NOMEM(err);
-        } else if (st) {
-            st = PARE_OK; /* refused: the nodes run as they are */
-        } else {
-            for (size_t a = 0; a < na; a++)
-                p->fused_into[absorbed[a]] = i;
-            p->n_fused += na;
-            p->fz_out[i] = cur;
-            p->fz_res[i] = NULL;
-            p->first_pos[cur->id] = i;
-        }
-    }
+    pare_status st = fuse_commit(p, i, &f, absorbed, na, cur, NULL, err);
     free(sc);
     free(sh);
     return st;
@@ -861,26 +860,7 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
         absorbed[na++] = node_pos(c);
         cur = c->outputs[0];
     }
-    pare_status st = PARE_OK;
-    if (na) {
-        pare_error ferr;
-        st = dev ? (p->dev->fuse ? p->dev->fuse(p->dev, p->dev_ctx, p->k[i], n, p->state[i], &f,
-                                                 &ferr)
-                                 : PARE_ERR_UNSUPPORTED)
-                 : pare_kernel_fuse(p->k[i], n, p->state[i], &f, &ferr);
-        if (st == PARE_ERR_NOMEM) {
-            st = PARE_NOMEM(err);
-        } else if (st) {
-            st = PARE_OK; /* refused: the nodes run as they are */
-        } else {
-            for (size_t a = 0; a < na; a++)
-                p->fused_into[absorbed[a]] = i;
-            p->n_fused += na;
-            p->fz_out[i] = cur;
-            p->fz_res[i] = res;
-            p->first_pos[cur->id] = i;
-        }
-    }
+    pare_status st = fuse_commit(p, i, &f, absorbed, na, cur, res, err);
     free(sc);
     free(sh);
     free(cv);
