@@ -1,13 +1,27 @@
 /* Fixed pool of worker threads; one parallel_for at a time per pool.
  *
- * Kernels call parallel_for many times per run, often for a few
- * microseconds of work each, so a worker that finished a job first spins
- * a little (POOL_SPIN checks of the job counter) before it sleeps on the
- * condition variable, and so does the caller waiting for the workers: the
- * next job then starts without a futex wake-up. The counters spun on are
- * written under the mutex and read atomically outside it. */
+ * Kernels call parallel_for many times per run, often for a few tens of
+ * microseconds of work each, with short serial stretches between them (a
+ * Concat, a small op). A futex wake-up costs about as much as such a job on
+ * a virtual machine, so an idle worker first spins on the job counter for up
+ * to POOL_SPIN_NS, pausing, and calls sched_yield every few hundred pauses
+ * so that another runnable thread (another process on a loaded machine)
+ * still gets the core; only then does it sleep on the condition variable.
+ * The caller waiting for the last chunk does the same. Chunks are handed out
+ * with an atomic counter, not under the mutex.
+ *
+ * Sleeping and waking without a lost wake-up: a worker announces itself in
+ * `sleepers` (sequentially consistent) before it checks the job counter a
+ * last time under the mutex; the caller publishes the job counter
+ * (sequentially consistent) before it reads `sleepers`. One of the two sees
+ * the other's write, so either the worker finds the job or the caller
+ * broadcasts (under the mutex, which the worker holds until it waits). The
+ * same handshake covers `caller_waits` and `active` at the end of a job. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include "exec/threadpool.h"
 #include "pare/exec.h"
@@ -17,22 +31,29 @@ struct pare_threadpool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
-    /* current job */
+    /* current job: written by the caller before generation is bumped */
     pare_range_fn fn;
     void *ctx;
-    int64_t n_items, chunk, next;
-    int active;            /* workers still inside the current job */
-    unsigned long generation;
-    int quit;
-    int busy;              /* a job is running (nested calls run inline) */
+    int64_t n_items, chunk;
+    int64_t next;          /* atomic: first item not yet handed out */
+    int active;            /* atomic: workers still inside the current job */
+    unsigned long generation; /* atomic: bumped once per job */
+    int sleepers;          /* atomic: workers asleep (or about to be) on cv_work */
+    int caller_waits;      /* atomic: the caller sleeps (or is about to) on cv_done */
+    int quit;              /* atomic */
+    int busy;              /* under mu: a job is running (nested calls run inline) */
+    int64_t spin_ns;       /* how long an idle thread spins before it sleeps */
 };
 
 static _Thread_local int in_pool_job;
 
-/* checks of a counter before sleeping (a pause each: some 5-20 us; long
- * enough to bridge back-to-back jobs, short enough not to steal much from
- * other work on a loaded machine) */
-#define POOL_SPIN 300
+/* how long an idle thread spins before sleeping: long enough to bridge the
+ * serial stretches between a run's parallel loops, short enough that a pool
+ * between runs sleeps almost at once; PARE_POOL_SPIN_US overrides it */
+#define POOL_SPIN_NS 400000
+/* pauses between clock reads, and clock reads between sched_yield calls */
+#define POOL_SPIN_PAUSES 64
+#define POOL_SPIN_YIELD 4
 
 static inline void cpu_relax(void)
 {
@@ -43,25 +64,54 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int pare_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
 
+/* Spins until *word != val (or quit) for at most p->spin_ns; true when it changed. */
+static bool spin_until_changed(const pare_threadpool *p, const void *word, unsigned long val,
+                               bool is_int)
+{
+    if (p->spin_ns <= 0)
+        return false;
+    int64_t start = 0;
+    for (unsigned rounds = 0;; rounds++) {
+        for (int i = 0; i < POOL_SPIN_PAUSES; i++) {
+            unsigned long cur = is_int ? (unsigned long)__atomic_load_n((const int *)word,
+                                                                        __ATOMIC_ACQUIRE)
+                                       : __atomic_load_n((const unsigned long *)word,
+                                                         __ATOMIC_ACQUIRE);
+            if (cur != val || __atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
+                return true;
+            cpu_relax();
+        }
+        int64_t t = now_ns();
+        if (rounds == 0)
+            start = t;
+        else if (t - start > p->spin_ns)
+            return false;
+        if (rounds % POOL_SPIN_YIELD == POOL_SPIN_YIELD - 1)
+            sched_yield();
+    }
+}
+
 static void run_chunks(pare_threadpool *p)
 {
+    int64_t chunk = p->chunk, n = p->n_items;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        int64_t b = p->next;
-        if (b >= p->n_items) {
-            pthread_mutex_unlock(&p->mu);
+        int64_t b = __atomic_fetch_add(&p->next, chunk, __ATOMIC_RELAXED);
+        if (b >= n)
             return;
-        }
-        int64_t e = b + p->chunk < p->n_items ? b + p->chunk : p->n_items;
-        p->next = e;
-        pthread_mutex_unlock(&p->mu);
-        p->fn(p->ctx, b, e);
+        p->fn(p->ctx, b, b + chunk < n ? b + chunk : n);
     }
 }
 
@@ -70,30 +120,29 @@ static void *worker(void *arg)
     pare_threadpool *p = arg;
     unsigned long seen = 0;
     in_pool_job = 1;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        if (!p->quit && p->generation == seen) {
-            pthread_mutex_unlock(&p->mu);
-            for (int i = 0; i < POOL_SPIN; i++) {
-                if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) != seen ||
-                    __atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
-                    break;
-                cpu_relax();
-            }
+        if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen &&
+            !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE) &&
+            !spin_until_changed(p, &p->generation, seen, false)) {
             pthread_mutex_lock(&p->mu);
+            __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            while (!__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST) &&
+                   __atomic_load_n(&p->generation, __ATOMIC_SEQ_CST) == seen)
+                pthread_cond_wait(&p->cv_work, &p->mu);
+            __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&p->mu);
         }
-        while (!p->quit && p->generation == seen)
-            pthread_cond_wait(&p->cv_work, &p->mu);
-        if (p->quit)
+        if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
             break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        seen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
         run_chunks(p);
-        pthread_mutex_lock(&p->mu);
-        if (__atomic_sub_fetch(&p->active, 1, __ATOMIC_RELEASE) == 0)
+        if (__atomic_sub_fetch(&p->active, 1, __ATOMIC_SEQ_CST) == 0 &&
+            __atomic_load_n(&p->caller_waits, __ATOMIC_SEQ_CST)) {
+            pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -105,12 +154,23 @@ pare_threadpool *pare_threadpool_new(int n_threads)
     if (!p)
         return NULL;
     p->n = n_threads;
+    p->spin_ns = POOL_SPIN_NS;
+    const char *e = getenv("PARE_POOL_SPIN_US");
+    if (e && *e) {
+        char *end;
+        long long us = strtoll(e, &end, 10);
+        if (*end == '\0' && us >= 0 && us <= 1000000)
+            p->spin_ns = (int64_t)us * 1000;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
+            pthread_mutex_destroy(&p->mu);
+            pthread_cond_destroy(&p->cv_work);
+            pthread_cond_destroy(&p->cv_done);
             free(p);
             return NULL;
         }
@@ -129,7 +189,7 @@ void pare_threadpool_free(pare_threadpool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    __atomic_store_n(&p->quit, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->quit, 1, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n - 1; i++)
@@ -167,23 +227,36 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
         return;
     }
     p->busy = 1;
+    pthread_mutex_unlock(&p->mu);
+    /* no worker is inside a job now (the last one ended with active 0), so
+     * the job's fields can be written before the generation is bumped */
     p->fn = fn;
     p->ctx = ctx;
     p->n_items = n;
     p->chunk = grain;
-    p->next = 0;
-    p->active = p->n - 1;
-    __atomic_store_n(&p->generation, p->generation + 1, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
+    __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->active, p->n - 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->generation, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+    }
     in_pool_job = 1;
     run_chunks(p);
     in_pool_job = 0;
-    for (int i = 0; i < POOL_SPIN && __atomic_load_n(&p->active, __ATOMIC_ACQUIRE) > 0; i++)
-        cpu_relax();
+    for (int a; (a = __atomic_load_n(&p->active, __ATOMIC_ACQUIRE)) > 0;)
+        if (!spin_until_changed(p, &p->active, (unsigned long)a, true))
+            break; /* sleep below */
+    if (__atomic_load_n(&p->active, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&p->mu);
+        __atomic_store_n(&p->caller_waits, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&p->active, __ATOMIC_SEQ_CST) > 0)
+            pthread_cond_wait(&p->cv_done, &p->mu);
+        __atomic_store_n(&p->caller_waits, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&p->mu);
+    }
     pthread_mutex_lock(&p->mu);
-    while (p->active > 0)
-        pthread_cond_wait(&p->cv_done, &p->mu);
     p->busy = 0;
     pthread_mutex_unlock(&p->mu);
 }
