@@ -72,6 +72,9 @@ typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, int64_t ldb, 
 /* The same with A read in place: MR rows lda apart (no packing). */
 typedef void (*ukrd_fn)(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
                         float *c, int64_t ldc, float beta, const float *bias, const kepi *e);
+/* The same with B's row p at b + off[p]. */
+typedef void (*ukro_fn)(int64_t kc, const float *a, const float *b, const int64_t *off, float *c,
+                        int64_t ldc, float beta, const float *bias, const kepi *e);
 typedef float (*dot_fn)(int64_t n, const float *x, const float *y);
 typedef void (*axpy_fn)(int64_t n, float a, const float *x, float *y);
 typedef void (*packb_fn)(int64_t kc, const float *src, int64_t ld, float *dst);
@@ -181,6 +184,7 @@ typedef struct gemm_arch {
     int mr, nr;
     ukr_fn ukr;
     ukrd_fn ukrd;
+    ukro_fn ukro;
     dot_fn dot;
     axpy_fn axpy;
     packb_fn packb; /* kc rows of NR floats (row stride ld) into [kc][NR] */
@@ -369,19 +373,19 @@ __attribute__((target("avx2,fma"))) static inline float avx2_hsum(__m256 v)
 #undef PARE_GEMM_TEMPLATE
 
 static const gemm_arch arch_generic = {"generic",     4,           8,
-                                       ukr_generic,   ukrd_generic, dot_generic,
+                                       ukr_generic,   ukrd_generic, ukro_generic, dot_generic,
                                        axpy_generic,  packb_generic, epirow_generic, false};
 #if GEMM_X86
 static const gemm_arch arch_avx2 = {"avx2",    6,          16,        ukr_avx2,      ukrd_avx2,
-                                    dot_avx2,  axpy_avx2,  packb_avx2, epirow_avx2, true};
+                                    ukro_avx2, dot_avx2,  axpy_avx2,  packb_avx2, epirow_avx2, true};
 static const gemm_arch arch_avx512 = {"avx512",    12,          32,          ukr_avx512,
-                                      ukrd_avx512, dot_avx512,  axpy_avx512, packb_avx512,
+                                      ukrd_avx512, ukro_avx512, dot_avx512,  axpy_avx512, packb_avx512,
                                       epirow_avx512, true};
 static const gemm_arch arch_avx512x8 = {"avx512x8",    8,           32,          ukr_avx512x8,
-                                        ukrd_avx512x8, dot_avx512,  axpy_avx512, packb_avx512,
+                                        ukrd_avx512x8, ukro_avx512x8, dot_avx512,  axpy_avx512, packb_avx512,
                                         epirow_avx512, true};
 static const gemm_arch arch_avx512n16 = {"avx512n16",   12,          16,
-                                         ukr_avx512n16, ukrd_avx512n16, dot_avx512n16,
+                                         ukr_avx512n16, ukrd_avx512n16, ukro_avx512n16, dot_avx512n16,
                                          axpy_avx512n16, packb_avx512n16, epirow_avx512n16,
                                          true};
 #endif
@@ -676,6 +680,10 @@ typedef struct bsrc {
     const float *B;
     int64_t ldb;
     const pare_im2col *img; /* non-NULL: B is the implicit im2col matrix */
+    const int64_t *off;     /* non-NULL: row k of B is B + off[k] (contiguous) */
+    /* vw > 0: columns are virtual, vw a row of which the first vow are real
+     * (conv_phase); C, the residual and ldc/ldr are in real columns */
+    int64_t vw, vow;
 } bsrc;
 
 #if GEMM_X86
@@ -801,6 +809,21 @@ static void pack_b_block(const gemm_arch *ar, const bsrc *s, int64_t k0, int64_t
     int nr = ar->nr;
     if (s->img) {
         pack_b_im2col(s->img, k0, kc, n0, nn, nr, dst);
+        return;
+    }
+    if (s->off) {
+        for (int64_t j0 = 0; j0 < nn; j0 += nr) {
+            int64_t w = min64(nr, nn - j0);
+            float *d = dst + (j0 / nr) * kc * nr;
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = s->B + s->off[k0 + k] + n0 + j0;
+                float *dk = d + k * nr;
+                for (int64_t j = 0; j < w; j++)
+                    dk[j] = src[j];
+                for (int64_t j = w; j < nr; j++)
+                    dk[j] = 0.0f;
+            }
+        }
         return;
     }
     for (int64_t j0 = 0; j0 < nn; j0 += nr) {
@@ -951,9 +974,113 @@ static void pack_range(void *ctx, int64_t b, int64_t e)
  * points at strip u0 of the block, strips kc*nr apart. When B is read in
  * place (d->bdirect) its full strips come from B itself and pb holds only
  * the packed partial last strip. */
+/* compute_block for virtual columns (d->b.vw): each tile is computed into
+ * a buffer and its real columns are added (or, in the first depth block,
+ * stored with the row bias and beta*C) to C, row segment by row segment; the
+ * epilogue runs on them after the last depth block. */
+static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
+                                  int64_t u0, int64_t u1, const float *pb)
+{
+    const gemm_arch *ar = d->ar;
+    int mr = ar->mr, nr = ar->nr;
+    float tmp[GEMM_MAX_TILE] __attribute__((aligned(64)));
+    bool first = k0 == 0, last = k0 + kc == d->K;
+    int64_t vw = d->b.vw, vow = d->b.vow;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
+        const float *bp = pb + (u - u0) * kc * nr;
+        const int64_t *boff = NULL;
+        if (d->bdirect) {
+            if (nn == nr) {
+                bp = d->b.B + d->n0 + j0;
+                boff = d->b.off + k0;
+            } else {
+                bp = pb;
+            }
+        }
+        /* the tile's real runs: (offset in the tile, real column, length) */
+        int64_t runs[GEMM_MAX_TILE / 4][3], nrun = 0;
+        for (int64_t t = 0; t < nn;) {
+            int64_t p = d->n0 + j0 + t, oy = p / vw, ox = p - oy * vw;
+            int64_t len = min64(nn - t, vw - ox);
+            if (ox < vow) {
+                runs[nrun][0] = t;
+                runs[nrun][1] = oy * vow + ox;
+                runs[nrun][2] = min64(len, vow - ox);
+                nrun++;
+            }
+            t += len;
+        }
+        if (!nrun)
+            continue;
+        /* one run over the whole tile: straight into C, as compute_block */
+        bool whole = nrun == 1 && nn == nr && runs[0][2] == nr;
+        bool inreg = whole && last && d->post && ar->regepi && d->act != PARE_GEMM_ACT_SIGMOID &&
+                     d->act != PARE_GEMM_ACT_TANH && d->act != PARE_GEMM_ACT_GELU;
+        for (int64_t s = s0; s < s1; s++) {
+            int64_t i0 = s * mr, mm = min64(mr, d->M - i0);
+            const float *ap = d->pa + k0 * d->mpad + s * kc * mr;
+            if (whole && mm == mr) {
+                int64_t col = runs[0][1];
+                float *c = d->C + i0 * d->ldc + col;
+                const float *bias = first && d->bias ? d->bias + i0 : NULL;
+                float beta = first ? d->beta : 1.0f;
+                kepi ke = {NULL, d->res ? d->res + i0 * d->ldr + col : NULL, d->ldr, d->act,
+                           d->act_a, d->act_b};
+                const kepi *e = inreg ? &ke : NULL;
+                if (boff)
+                    ar->ukro(kc, ap, bp, boff, c, d->ldc, beta, bias, e);
+                else
+                    ar->ukr(kc, ap, bp, nr, c, d->ldc, beta, bias, e);
+                if (last && d->post && !inreg)
+                    for (int64_t i = 0; i < mm; i++)
+                        ar->epirow(nr, c + i * d->ldc, 0.0f, NULL,
+                                   d->res ? d->res + (i0 + i) * d->ldr + col : NULL, d->act,
+                                   d->act_a, d->act_b);
+                continue;
+            }
+            if (boff)
+                ar->ukro(kc, ap, bp, boff, tmp, nr, 0.0f, NULL, NULL);
+            else
+                ar->ukr(kc, ap, bp, nr, tmp, nr, 0.0f, NULL, NULL);
+            for (int64_t i = 0; i < mm; i++) {
+                float *cr = d->C + (i0 + i) * d->ldc;
+                const float *tr = tmp + i * nr;
+                float bi = first && d->bias ? d->bias[i0 + i] : 0.0f;
+                for (int64_t r = 0; r < nrun; r++) {
+                    float *c = cr + runs[r][1];
+                    const float *tt = tr + runs[r][0];
+                    int64_t len = runs[r][2];
+                    const float *res =
+                        d->res ? d->res + (i0 + i) * d->ldr + runs[r][1] : NULL;
+                    bool epi = last && d->post;
+                    /* epirow: c = act(c + rb + cb + r), vectorised */
+                    if (first && d->beta == 0.0f) {
+                        memcpy(c, tt, (size_t)len * sizeof *c);
+                        if (bi != 0.0f || epi)
+                            ar->epirow(len, c, bi, NULL, epi ? res : NULL,
+                                       epi ? d->act : PARE_GEMM_ACT_NONE, d->act_a, d->act_b);
+                        continue;
+                    }
+                    if (first && d->beta != 1.0f)
+                        for (int64_t j = 0; j < len; j++)
+                            c[j] *= d->beta;
+                    ar->epirow(len, c, bi, tt, NULL, PARE_GEMM_ACT_NONE, 0.0f, 0.0f);
+                    if (epi)
+                        ar->epirow(len, c, 0.0f, NULL, res, d->act, d->act_a, d->act_b);
+                }
+            }
+        }
+    }
+}
+
 static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
                           int64_t u0, int64_t u1, const float *pb)
 {
+    if (d->b.vw) {
+        compute_block_virtual(d, k0, kc, s0, s1, u0, u1, pb);
+        return;
+    }
     const gemm_arch *ar = d->ar;
     int mr = ar->mr, nr = ar->nr;
     float tmp[GEMM_MAX_TILE] __attribute__((aligned(64)));
@@ -969,8 +1096,12 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
         int64_t j0 = u * nr, nn = min64(nr, d->nc - j0);
         const float *bp = pb + (u - u0) * kc * nr;
         int64_t ldb = nr;
+        const int64_t *boff = NULL; /* B rows at offsets (never with A in place) */
         if (d->bdirect) {
-            if (nn == nr) {
+            if (nn == nr && d->b.off) {
+                bp = d->b.B + d->n0 + j0;
+                boff = d->b.off + k0;
+            } else if (nn == nr) {
                 bp = d->b.B + k0 * d->b.ldb + d->n0 + j0;
                 ldb = d->b.ldb;
             } else {
@@ -994,11 +1125,15 @@ static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, in
                 }
                 if (direct)
                     ar->ukrd(kc, ap, d->lda, bp, ldb, c, d->ldc, beta, bias ? bias + i0 : NULL, e);
+                else if (boff)
+                    ar->ukro(kc, ap, bp, boff, c, d->ldc, beta, bias ? bias + i0 : NULL, e);
                 else
                     ar->ukr(kc, ap, bp, ldb, c, d->ldc, beta, bias ? bias + i0 : NULL, e);
             } else {
                 if (direct)
                     ar->ukrd(kc, ap, d->lda, bp, ldb, tmp, nr, 0.0f, NULL, NULL);
+                else if (boff)
+                    ar->ukro(kc, ap, bp, boff, tmp, nr, 0.0f, NULL, NULL);
                 else
                     ar->ukr(kc, ap, bp, ldb, tmp, nr, 0.0f, NULL, NULL);
                 for (int64_t i = 0; i < mm; i++) {
@@ -1077,6 +1212,8 @@ static void compute_private(void *ctx, int64_t b, int64_t e)
  * 32x2916x256 and 64x3136x256 lose as much). */
 static bool bdirect_pays(const bsrc *b, int64_t M, int64_t kb)
 {
+    if (b->off)
+        return true; /* rows are short runs of a small plane set: no packing at all */
     return !b->img && !b->trans && M <= 64 && (kb <= 128 || b->ldb <= 1024);
 }
 
@@ -1112,7 +1249,7 @@ static pare_status drive_run(pare_threadpool *pool, const gemm_arch *ar, int64_t
     d.ldc = ldc;
     if (pka) {
         d.pa = pka->data;
-    } else if (!apj->trans && apj->alpha == 1.0f) {
+    } else if (!apj->trans && apj->alpha == 1.0f && !b->off) {
         /* A in place; only a partial last strip is packed (zero rows added) */
         d.ad = apj->A;
         d.lda = apj->lda;
@@ -1369,7 +1506,7 @@ pare_status pare_sgemm_portable(pare_threadpool *pool, bool transA, bool transB,
     if (M == 1 || N == 1)
         return gemv_path(pool, ar, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
-    bsrc b = {transB, B, ldb, NULL};
+    bsrc b = {transB, B, ldb, NULL, NULL, 0, 0};
     return drive_run(pool, ar, M, N, K, NULL, &apj, &b, beta, NULL, C, ldc);
 }
 
@@ -1478,7 +1615,7 @@ pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64
         return st;
     }
     pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
-    bsrc b = {transB, B, ldb, NULL};
+    bsrc b = {transB, B, ldb, NULL, NULL, 0, 0};
     return drive_run(pool, arch_for_mn(M, N), M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
 }
 
@@ -1501,7 +1638,7 @@ pare_status pare_sgemm_portable_ex(pare_threadpool *pool, bool transA, bool tran
         return st;
     }
     pack_a_job apj = {transA, A, lda, alpha, M, K, 0, 0, NULL};
-    bsrc b = {transB, B, ldb, NULL};
+    bsrc b = {transB, B, ldb, NULL, NULL, 0, 0};
     return drive_run(pool, arch_for_mn(M, N), M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
 }
 
@@ -1518,7 +1655,7 @@ pare_status pare_sgemm_packed_ex(pare_threadpool *pool, const pare_sgemm_packed_
         epi_apply(pool, pa->M, N, ep, C, ldc);
         return PARE_OK;
     }
-    bsrc b = {transB, B, ldb, NULL};
+    bsrc b = {transB, B, ldb, NULL, NULL, 0, 0};
     return drive_run(pool, pa->arch, pa->M, N, pa->K, pa, NULL, &b, beta, ep, C, ldc);
 }
 
@@ -1529,6 +1666,151 @@ pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *
     pare_gemm_epilogue buf;
     return pare_sgemm_packed_ex(pool, pa, transB, N, B, ldb, beta, epi_from_old(epi, &buf), C,
                                 ldc);
+}
+
+/* ---- convolutions over phase-split planes ----------------------------------
+ * Packing the implicit im2col matrix costs K*N copies per call, as much as a
+ * third of a convolution with few output channels. Instead the (padded)
+ * image is rearranged once into stride-phase planes: plane (a, b) of channel
+ * c holds xpad[i*sh + a][j*sw + b], Wq columns a row. Output pixel (oy, ox)
+ * is computed at virtual column p = oy*Wq + ox, and im2col row (c, ky, kx)
+ * is then one contiguous run: plane ((ky*dh) % sh, (kx*dw) % sw) of c from
+ * ((ky*dh) / sh) * Wq + (kx*dw) / sw on. The GEMM reads those runs in place
+ * (ukro). Wq = ow + the largest column shift, so the Wq - ow extra columns
+ * of each output row are computed and dropped (a compaction pass copies the
+ * rows out; none is needed when Wq == ow, e.g. 1x1 and patchify convs). The
+ * planes take about the padded image's size. */
+
+typedef struct phase_geo {
+    int64_t hq, wq, plane; /* plane rows, row length, floats per plane (with tail) */
+    int64_t nph;           /* planes per channel (phases some tap uses) */
+    int64_t *pidx;         /* sh*sw: plane index of phase (a, b), -1 unused */
+} phase_geo;
+
+/* at most this share of extra (dropped) columns, in eighths of ow */
+#define PHASE_MAX_WASTE_8THS 1
+
+/* PARE_CONV_PHASE=0 packs im2col as before (for comparisons) */
+static bool phase_off(void)
+{
+    static int off = -1;
+    int v = __atomic_load_n(&off, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *e = getenv("PARE_CONV_PHASE");
+        v = e && !strcmp(e, "0");
+        __atomic_store_n(&off, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+static bool phase_geometry(const pare_im2col *g, phase_geo *pg)
+{
+    int64_t sy_max = (g->kh - 1) * g->dh / g->sh, sx_max = (g->kw - 1) * g->dw / g->sw;
+    pg->wq = g->ow + sx_max;
+    pg->hq = g->oh + sy_max;
+    if (pg->wq * 8 > g->ow * (8 + PHASE_MAX_WASTE_8THS) || g->sh * g->sw > 4096)
+        return false;
+    pg->plane = (pg->hq * pg->wq + sx_max + 15) / 16 * 16;
+    return true;
+}
+
+typedef struct phase_job {
+    const pare_im2col *g;
+    const phase_geo *pg;
+    float *planes;
+} phase_job;
+
+/* items: (channel, plane) pairs */
+static void phase_fill(void *ctx, int64_t b, int64_t e)
+{
+    const phase_job *j = ctx;
+    const pare_im2col *g = j->g;
+    const phase_geo *pg = j->pg;
+    for (int64_t it = b; it < e; it++) {
+        int64_t c = it / pg->nph, q = it - c * pg->nph, ph = 0;
+        while (pg->pidx[ph] != q)
+            ph++;
+        int64_t a = ph / g->sw, bb = ph - a * g->sw;
+        float *dst = j->planes + it * pg->plane;
+        const float *xc = g->x + c * g->h * g->w;
+        /* input columns of plane columns [0, wq): ix = jj*sw + bb - pw */
+        int64_t base = bb - g->pw;
+        int64_t lo = max64(0, min64(pg->wq, ceil_div(-base, g->sw)));
+        int64_t hi = max64(lo, min64(pg->wq, ceil_div(g->w - base, g->sw)));
+        for (int64_t i = 0; i < pg->hq; i++) {
+            float *dr = dst + i * pg->wq;
+            int64_t iy = i * g->sh + a - g->ph;
+            if (iy < 0 || iy >= g->h) {
+                memset(dr, 0, (size_t)pg->wq * sizeof *dr);
+                continue;
+            }
+            const float *xr = xc + iy * g->w + base;
+            for (int64_t t = 0; t < lo; t++)
+                dr[t] = 0.0f;
+            if (g->sw == 1)
+                memcpy(dr + lo, xr + lo, (size_t)(hi - lo) * sizeof *dr);
+            else
+                for (int64_t t = lo; t < hi; t++)
+                    dr[t] = xr[t * g->sw];
+            for (int64_t t = hi; t < pg->wq; t++)
+                dr[t] = 0.0f;
+        }
+        memset(dst + pg->hq * pg->wq, 0, (size_t)(pg->plane - pg->hq * pg->wq) * sizeof *dst);
+    }
+}
+
+/* The convolution over phase-split planes; PARE_ERR_UNSUPPORTED when its
+ * geometry does not pay (the caller packs im2col instead). */
+static pare_status conv_phase(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
+                              const float *A, int64_t lda, const pare_im2col *g, float beta,
+                              const pare_gemm_epilogue *ep, float *C, int64_t ldc)
+{
+    phase_geo pg;
+    if (!phase_geometry(g, &pg) || (ep && ep->bias_axis != 0 && ep->bias))
+        return PARE_ERR_UNSUPPORTED;
+    int64_t K = g->c * g->kh * g->kw, nphases = g->sh * g->sw;
+    int64_t *off = malloc((size_t)(K + nphases) * sizeof *off);
+    if (!off)
+        return PARE_ERR_NOMEM;
+    pg.pidx = off + K;
+    for (int64_t i = 0; i < nphases; i++)
+        pg.pidx[i] = -1;
+    pg.nph = 0;
+    for (int64_t ky = 0; ky < g->kh; ky++)
+        for (int64_t kx = 0; kx < g->kw; kx++) {
+            int64_t ph = (ky * g->dh) % g->sh * g->sw + (kx * g->dw) % g->sw;
+            if (pg.pidx[ph] < 0)
+                pg.pidx[ph] = pg.nph++;
+        }
+    size_t need = (size_t)(g->c * pg.nph * pg.plane);
+    float *planes = pare_scratch(6, need * sizeof *planes);
+    if (!planes) {
+        free(off);
+        return PARE_ERR_NOMEM;
+    }
+    for (int64_t c = 0, k = 0; c < g->c; c++)
+        for (int64_t ky = 0; ky < g->kh; ky++)
+            for (int64_t kx = 0; kx < g->kw; kx++, k++) {
+                int64_t ry = ky * g->dh, rx = kx * g->dw;
+                int64_t q = pg.pidx[ry % g->sh * g->sw + rx % g->sw];
+                off[k] = (c * pg.nph + q) * pg.plane + ry / g->sh * pg.wq + rx / g->sw;
+            }
+    phase_job pj = {g, &pg, planes};
+    pare_parallel_for(pool, g->c * pg.nph, max64(1, 16384 / max64(1, pg.plane)), phase_fill,
+                      &pj);
+    /* real columns need no remapping when there are no extra ones */
+    bsrc b = {false, planes, 0, NULL, off, pg.wq == g->ow ? 0 : pg.wq, g->ow};
+    int64_t N = g->oh * pg.wq;
+    const gemm_arch *ar = pa ? pa->arch : arch_for_mn(M, N);
+    pare_status st;
+    if (pa) {
+        st = drive_run(pool, ar, M, N, K, pa, NULL, &b, beta, ep, C, ldc);
+    } else {
+        pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
+        st = drive_run(pool, ar, M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
+    }
+    free(off);
+    return st;
 }
 
 pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,
@@ -1545,7 +1827,7 @@ pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgem
         epi_apply(pool, M, N, ep, C, ldc);
         return PARE_OK;
     }
-    bsrc b = {false, NULL, 0, img};
+    bsrc b = {false, NULL, 0, img, NULL, 0, 0};
     /* a 1x1 kernel with unit strides and no padding reads the image as it
      * is: a plain K x N matrix */
     if (img->kh == 1 && img->kw == 1 && img->sh == 1 && img->sw == 1 && img->ph == 0 &&
@@ -1553,6 +1835,11 @@ pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgem
         b.B = img->x;
         b.ldb = img->h * img->w;
         b.img = NULL;
+    }
+    if (b.img && !phase_off()) {
+        pare_status st = conv_phase(pool, M, pa, A, lda, img, beta, ep, C, ldc);
+        if (st != PARE_ERR_UNSUPPORTED)
+            return st;
     }
     if (pa)
         return drive_run(pool, pa->arch, M, N, K, pa, NULL, &b, beta, ep, C, ldc);
@@ -1722,34 +2009,34 @@ pare_status pare_dgemm(pare_threadpool *pool, bool transA, bool transB, int64_t 
                 VSTORE(c + i * ldc + j * VW, acc[i][j]);                                          \
     } while (0)
 
+/* The microkernels' common body: B row p at BROW, element i of A's column p
+ * is AVAL (both expressions in p and i). */
+#define GEMM_UKR_BODY(BROW, AVAL)                                                                 \
+    V acc[MR][NV];                                                                                \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                        \
+        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] = VZERO();                \
+    /* unrolled so that the loop's own increments and branch (which compete                     \
+     * with the FMAs for ports) are paid once per four steps */                                  \
+    _Pragma("GCC unroll 4") for (int64_t p = 0; p < kc; p++)                                     \
+    {                                                                                             \
+        V bv[NV];                                                                                 \
+        const float *br = (BROW);                                                                 \
+        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) bv[j] = VLOAD(br + j * VW);         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                    \
+        {                                                                                         \
+            V av = VSET1(AVAL);                                                                   \
+            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) acc[i][j] =                     \
+                VFMA(av, bv[j], acc[i][j]);                                                       \
+        }                                                                                         \
+    }                                                                                             \
+    GEMM_TILE_OUT()
+
 /* C[MR x NR] (row stride ldc) = acc + beta*C (C unread if beta == 0) + bias[i] */
 ATTR static void FN(ukr)(int64_t kc, const float *restrict a, const float *restrict b,
                          int64_t ldb, float *restrict c, int64_t ldc, float beta,
                          const float *restrict bias, const kepi *e)
 {
-    V acc[MR][NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++)
-            acc[i][j] = VZERO();
-    /* unrolled so that the loop's own increments and branch (which compete
-     * with the FMAs for ports) are paid once per four steps */
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
-        V bv[NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++)
-            bv[j] = VLOAD(b + p * ldb + j * VW);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            V av = VSET1(a[p * MR + i]);
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                acc[i][j] = VFMA(av, bv[j], acc[i][j]);
-        }
-    }
-    GEMM_TILE_OUT();
+    GEMM_UKR_BODY(b + p * ldb, a[p * MR + i]);
 }
 
 /* ukr with A unpacked: row i of the strip at a + i*lda */
@@ -1757,27 +2044,16 @@ ATTR static void FN(ukrd)(int64_t kc, const float *restrict a, int64_t lda,
                           const float *restrict b, int64_t ldb, float *restrict c, int64_t ldc,
                           float beta, const float *restrict bias, const kepi *e)
 {
-    V acc[MR][NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++)
-            acc[i][j] = VZERO();
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
-        V bv[NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++)
-            bv[j] = VLOAD(b + p * ldb + j * VW);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            V av = VSET1(a[i * lda + p]);
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                acc[i][j] = VFMA(av, bv[j], acc[i][j]);
-        }
-    }
-    GEMM_TILE_OUT();
+    GEMM_UKR_BODY(b + p * ldb, a[i * lda + p]);
+}
+
+/* ukr with B's rows at b + off[p]: a convolution's implicit im2col matrix
+ * over phase-split planes, where every row is one contiguous run */
+ATTR static void FN(ukro)(int64_t kc, const float *restrict a, const float *restrict b,
+                          const int64_t *restrict off, float *restrict c, int64_t ldc, float beta,
+                          const float *restrict bias, const kepi *e)
+{
+    GEMM_UKR_BODY(b + off[p], a[p * MR + i]);
 }
 
 #ifndef GEMM_UKR_ONLY
@@ -1885,6 +2161,7 @@ ATTR static void FN(epirow)(int64_t n, float *restrict c, float rb, const float 
 
 #undef GEMM_TILE_EPI
 #undef GEMM_TILE_OUT
+#undef GEMM_UKR_BODY
 #undef GEMM_GELU_ROW
 #undef FN
 #undef NR

@@ -160,9 +160,9 @@ void pare_im2col_fill(pare_threadpool *pool, const pare_im2col *img, float *dst)
 
 /* Per-thread scratch kept between calls: slot 0..PARE_SCRATCH_SLOTS-1 of the
  * calling thread, at least `bytes` long, 64-byte aligned; NULL on allocation
- * failure. Slots 0-1 are the GEMM's own; kernels use 2 and up. The buffer
+ * failure. Slots 0-1 and 6-7 are the GEMM's own; kernels use 2 to 5. The buffer
  * stays valid until the same slot is asked again on the same thread. */
-#define PARE_SCRATCH_SLOTS 6
+#define PARE_SCRATCH_SLOTS 8
 void *pare_scratch(int slot, size_t bytes);
 
 /* Name of the portable kernel chosen for this CPU ("avx512", "avx2", "generic"). */

@@ -500,6 +500,80 @@ static void ref_conv(const cgeo *c, const float *x, const float *w, const float 
         }
 }
 
+/* Convolutions over phase-split planes (conv_phase in gemm.c): wide images
+ * so that the few extra virtual columns are within its budget; strides,
+ * dilations, asymmetric kernels, 1x1 and patchify convs (no extra columns),
+ * two depth blocks (K = 360), the shared-B mode (M = 200 on 4 threads), a
+ * residual with an in-register and a per-row activation, and beta = 1 (C
+ * holds a sum input). Each against the naive convolution. */
+static void test_conv_phase(void **state)
+{
+    (void)state;
+    /* (c, h, w, kh, kw, sh, sw, dh, dw, ph, pw) */
+    static const int64_t geo[][11] = {
+        {16, 30, 55, 3, 3, 1, 1, 1, 1, 1, 1}, {3, 45, 60, 3, 3, 2, 2, 1, 1, 0, 0},
+        {3, 40, 70, 7, 7, 2, 2, 1, 1, 3, 3},  {8, 20, 64, 1, 1, 2, 2, 1, 1, 0, 0},
+        {40, 3, 60, 3, 3, 1, 1, 1, 1, 1, 1},  {6, 12, 48, 3, 3, 1, 1, 2, 2, 2, 2},
+        {4, 16, 64, 4, 4, 4, 4, 1, 1, 0, 0},  {5, 21, 50, 3, 5, 2, 3, 2, 1, 2, 0},
+    };
+    int64_t Ms[] = {1, 8, 12, 30, 200};
+    int threads[] = {1, 4};
+    for (size_t ti = 0; ti < 2; ti++) {
+        pare_threadpool *pool = pare_threadpool_new(threads[ti]);
+        for (size_t gi = 0; gi < sizeof geo / sizeof *geo; gi++)
+            for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+                for (int v = 0; v < 3; v++) {
+                    const int64_t *q = geo[gi];
+                    cgeo c = {2,        1,        q[0],       Ms[mi],     1,
+                              {q[1], q[2]}, {q[3], q[4]}, {q[5], q[6]}, {q[7], q[8]},
+                              {q[9], q[10]}, {q[9], q[10]}};
+                    int64_t oh = cg_out(&c, 0), ow = cg_out(&c, 1), N = oh * ow;
+                    int64_t K = q[0] * q[3] * q[4], M = c.M;
+                    float *x = frand_buf((size_t)(q[0] * q[1] * q[2]));
+                    float *w = frand_buf((size_t)(M * K)), *b = frand_buf((size_t)M);
+                    float *res = frand_buf((size_t)(M * N)), *old = frand_buf((size_t)(M * N));
+                    float *y = malloc((size_t)(M * N) * sizeof *y);
+                    float *r = malloc((size_t)(M * N) * sizeof *r);
+                    assert_true(y && r);
+                    ref_conv(&c, x, w, NULL, r);
+                    /* v 0: bias only; 1: residual + Relu (in registers); 2: beta 1,
+                     * residual + Sigmoid (per row) */
+                    float beta = v == 2 ? 1.0f : 0.0f;
+                    int act = v == 0 ? PARE_GEMM_ACT_NONE
+                              : v == 1 ? PARE_GEMM_ACT_RELU
+                                       : PARE_GEMM_ACT_SIGMOID;
+                    pare_gemm_epilogue ep = {b, 0, act, 0.0f, 0.0f, v ? res : NULL, N};
+                    for (int64_t i = 0; i < M * N; i++)
+                        r[i] += beta * old[i];
+                    ref_epilogue(M, N, &ep, r, N);
+                    pare_im2col img = {x,    q[0], q[1], q[2], q[3],  q[4], q[5],
+                                       q[6], q[7], q[8], q[9], q[10], oh,   ow};
+                    for (int packed = 0; packed < 2; packed++) {
+                        pare_sgemm_packed_a *pa = NULL;
+                        if (packed)
+                            assert_int_equal(pare_sgemm_pack_a(false, M, K, 1.0f, w, K, &pa),
+                                             PARE_OK);
+                        memcpy(y, old, (size_t)(M * N) * sizeof *y);
+                        assert_int_equal(
+                            pare_sgemm_conv_ex(pool, M, pa, w, K, &img, beta, &ep, y, N), PARE_OK);
+                        char what[128];
+                        snprintf(what, sizeof what, "phase conv geo%zu M%lld v%d packed%d t%d", gi,
+                                 (long long)M, v, packed, threads[ti]);
+                        expect_close(y, r, (size_t)(M * N), 1e-4 * sqrt((double)K), what);
+                        pare_sgemm_packed_a_free(pa);
+                    }
+                    free(x);
+                    free(w);
+                    free(b);
+                    free(res);
+                    free(old);
+                    free(y);
+                    free(r);
+                }
+        pare_threadpool_free(pool);
+    }
+}
+
 static void test_sgemm_conv(void **state)
 {
     (void)state;
@@ -821,6 +895,10 @@ static void test_conv_paths(void **state)
         /* rows of more than 16 tiles (the vector input transform's groups of
          * 16 and a partial one), odd width, right pad only */
         {2, 1, 32, 33, 1, {7, 71}, {3, 3}, {1, 1}, {1, 1}, {1, 0}, {1, 2}},
+        /* batches of (image, group) items split over the threads: the GEMM
+         * path and the Winograd path, each item alone on a thread */
+        {2, 6, 8, 40, 1, {20, 18}, {3, 5}, {2, 1}, {1, 2}, {0, 2}, {1, 0}},
+        {2, 4, 64, 64, 2, {13, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
         /* 1-D and 3-D */
         {1, 2, 3, 5, 1, {31}, {4}, {2}, {2}, {3}, {1}},
         {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 1}},
@@ -1675,6 +1753,7 @@ int main(void)
         cmocka_unit_test(test_sgemm_packed_bias),
         cmocka_unit_test(test_sgemm_epilogue),
         cmocka_unit_test(test_sgemm_conv_epilogue),
+        cmocka_unit_test(test_conv_phase),
         cmocka_unit_test(test_dgemm),
         cmocka_unit_test(test_sgemm_conv),
         cmocka_unit_test(test_conv_paths),
