@@ -1342,6 +1342,47 @@ static pare_status wino_run(pare_threadpool *pool, wino_job *j, pare_error *err)
     return PARE_OK;
 }
 
+/* Winograd convolutions of (image, group) items [b, e): each with its own
+ * transform buffers (the running thread's scratch 3 and 4); the passes of
+ * one item go to pool (NULL: run here). */
+typedef struct wino_items {
+    wino_job t; /* geometry, activation; per item fields filled in */
+    const float *x, *z, *b;
+    float *y;
+    pare_sgemm_packed_a *const *wino;
+    int64_t C, M, g, inP, outP, vsz, msz;
+    pare_threadpool *pool;
+    int fail;
+} wino_items;
+
+static void wino_item_range(void *ctx, int64_t b, int64_t e)
+{
+    wino_items *w = ctx;
+    float *V = pare_scratch(3, (size_t)w->vsz * sizeof *V);
+    float *Mx = pare_scratch(4, (size_t)w->msz * sizeof *Mx);
+    if (!V || !Mx) {
+        __atomic_store_n(&w->fail, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    int64_t Cg = w->t.C, Mg = w->t.M;
+    for (int64_t it = b; it < e; it++) {
+        int64_t n = it / w->g, gi = it - n * w->g;
+        wino_job j = w->t;
+        j.x = w->x + (n * w->C + gi * Cg) * w->inP;
+        j.V = V;
+        j.Mx = Mx;
+        j.U = w->wino + gi * 16;
+        j.bias = w->b ? w->b + gi * Mg : NULL;
+        j.z = w->z ? w->z + (n * w->M + gi * Mg) * w->outP : NULL;
+        j.y = w->y + (n * w->M + gi * Mg) * w->outP;
+        pare_error e2;
+        if (wino_run(w->pool, &j, &e2)) {
+            __atomic_store_n(&w->fail, 1, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+}
+
 static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int64_t N, int64_t M,
                      int64_t plane);
 
@@ -1481,44 +1522,53 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
             }
             if (mst->mu_ok && st->wino) {
                 int64_t T = th * tw, vsz, msz, vs, ms;
-                float *V, *Mx;
                 if (!mul_ok(Cg, T, &vs) || !mul_ok(Mg, T, &ms) || !mul_ok(16, wino_pad(vs), &vsz) ||
-                    !mul_ok(16, wino_pad(ms), &msz) ||
-                    !(V = pare_scratch(3, (size_t)vsz * sizeof *V)) ||
-                    !(Mx = pare_scratch(4, (size_t)msz * sizeof *Mx))) {
+                    !mul_ok(16, wino_pad(ms), &msz)) {
                     s = nomem(err);
                     goto out;
                 }
-                for (int64_t n = 0; n < N && !s; n++)
-                    for (int64_t gi = 0; gi < g && !s; gi++) {
-                        wino_job wj;
-                        memset(&wj, 0, sizeof wj);
-                        wj.x = x + (n * C + gi * Cg) * inP;
-                        wj.C = Cg;
-                        wj.H = ih;
-                        wj.W = iw;
-                        wj.ph = ph;
-                        wj.pw = pw;
-                        wj.th = th;
-                        wj.tw = tw;
-                        wj.T = T;
-                        wj.vs = wino_pad(vs);
-                        wj.ms = wino_pad(ms);
-                        wj.V = V;
-                        wj.U = st->wino + gi * 16;
-                        wj.M = Mg;
-                        wj.Mx = Mx;
-                        wj.oh = oh;
-                        wj.ow = ow;
-                        wj.bias = b ? b + gi * Mg : NULL;
-                        wj.z = Z ? (const float *)zv.p + (n * M + gi * Mg) * outP : NULL;
-                        wj.lo = st->act == ACT_RELU   ? 0.0f
-                                : st->act == ACT_CLIP ? st->act_a
-                                                      : -INFINITY;
-                        wj.hi = st->act == ACT_CLIP ? st->act_b : INFINITY;
-                        wj.y = yp + (n * M + gi * Mg) * outP;
-                        s = wino_run(k->pool, &wj, err);
-                    }
+                wino_items wi;
+                memset(&wi, 0, sizeof wi);
+                wino_job *wj = &wi.t;
+                wj->C = Cg;
+                wj->H = ih;
+                wj->W = iw;
+                wj->ph = ph;
+                wj->pw = pw;
+                wj->th = th;
+                wj->tw = tw;
+                wj->T = T;
+                wj->vs = wino_pad(vs);
+                wj->ms = wino_pad(ms);
+                wj->M = Mg;
+                wj->oh = oh;
+                wj->ow = ow;
+                wj->lo = st->act == ACT_RELU ? 0.0f : st->act == ACT_CLIP ? st->act_a : -INFINITY;
+                wj->hi = st->act == ACT_CLIP ? st->act_b : INFINITY;
+                wi.x = x;
+                wi.z = Z ? (const float *)zv.p : NULL;
+                wi.y = yp;
+                wi.b = b;
+                wi.wino = st->wino;
+                wi.C = C;
+                wi.M = M;
+                wi.g = g;
+                wi.inP = inP;
+                wi.outP = outP;
+                wi.vsz = vsz;
+                wi.msz = msz;
+                /* whole images per thread when there are enough to go round
+                 * (each runs its three passes alone); else one at a time,
+                 * each pass on the pool */
+                int64_t nthr = pare_threadpool_size(k->pool), items = N * g;
+                if (items > 1 && (items >= 2 * nthr || items % nthr == 0)) {
+                    pare_parallel_for(k->pool, items, 1, wino_item_range, &wi);
+                } else {
+                    wi.pool = k->pool;
+                    wino_item_range(&wi, 0, items);
+                }
+                if (wi.fail)
+                    s = nomem(err);
                 z_done = act_done = true;
                 goto post;
             }
@@ -1546,7 +1596,11 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         cgroup_job j = {C,  M,    g,  Cg,   Mg, inP, outP,   &img,    x, w, b,
                         yp, beta, zp, gact, ga, gb,  packed, k->pool, 0};
         double flops = (double)Mg * (double)Kg * (double)outP;
-        if (N * g > 1 && flops < 2e6)
+        /* whole (image, group) products per thread when there are enough of
+         * them to go round: no barrier inside each product, and each thread
+         * packs only its own B */
+        int64_t nthr = pare_threadpool_size(k->pool), items = N * g;
+        if (items > 1 && (flops < 2e6 || items >= 2 * nthr || items % nthr == 0))
             pare_parallel_for(k->pool, N * g, lmax(1, (int64_t)(1e6 / (flops + 1))), cgroup_range,
                               &j);
         else
@@ -1850,6 +1904,18 @@ static bool pool_dtype_ok(int kind, int dt)
     return is_fp(dt) || (kind == POOL_MAX && (dt == PARE_DT_INT8 || dt == PARE_DT_UINT8));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LIN_X86 1
+/* the float pooling body again, compiled for AVX-512 (the build targets
+ * baseline x86-64): its row loops then take 16 lanes */
+__attribute__((target("avx512f"))) static void pool2d_range_f512(void *ctx, int64_t b, int64_t e)
+{
+    pool2d_range_f(ctx, b, e);
+}
+#else
+#define LIN_X86 0
+#endif
+
 static pare_status pool_run(pare_kctx *k, pare_error *err)
 {
     const pool_st *st = k->state;
@@ -1926,8 +1992,12 @@ static pare_status pool_run(pare_kctx *k, pare_error *err)
             j.kxpad = cols + 2 * ow;
         }
     }
-    pare_parallel_for(k->pool, planes, lmax(1, LIN_GRAIN / work),
-                      cols ? BY_CT(ct, pool2d_range) : BY_CT(ct, pool_range), &j);
+    pare_range_fn fn = cols ? BY_CT(ct, pool2d_range) : BY_CT(ct, pool_range);
+#if LIN_X86
+    if (cols && ct == PARE_DT_FLOAT && __builtin_cpu_supports("avx512f"))
+        fn = pool2d_range_f512;
+#endif
+    pare_parallel_for(k->pool, planes, lmax(1, LIN_GRAIN / work), fn, &j);
     free(cols);
     fv_free(&xv);
     os_finish(&y);

@@ -117,7 +117,7 @@ static void F(pool_range)(void *ctx, int64_t b, int64_t e)
  * inside the image ([oxa, oxb)) go kernel column by kernel column, which
  * vectorises too. A comparison keeps the earlier value unless the later one
  * is greater, as the direct loop does. */
-static void F(maxpool_row)(const pool_job *j, const T *xp, int64_t iw, int64_t ow, int64_t ys,
+static inline __attribute__((always_inline)) void F(maxpool_row)(const pool_job *j, const T *xp, int64_t iw, int64_t ow, int64_t ys,
                            int64_t kylo, int64_t kyhi, int64_t dh, int64_t oxa, int64_t oxb,
                            T *t, T *yr)
 {
@@ -143,13 +143,34 @@ static void F(maxpool_row)(const pool_job *j, const T *xp, int64_t iw, int64_t o
     for (int64_t ox = 0; ox < ow; ox++) {
         if (ox == oxa && oxb > oxa) {
             const T *base = row + oxa * sw - pw;
-            for (int64_t q = oxa; q < oxb; q++)
-                yr[q] = base[(q - oxa) * sw];
-            for (int64_t kx = 1; kx < kw; kx++) {
-                const T *bk = base + kx * dw;
-                for (int64_t q = oxa; q < oxb; q++) {
-                    T v = bk[(q - oxa) * sw];
-                    yr[q] = v > yr[q] ? v : yr[q];
+            T *yq = yr + oxa;
+            int64_t nq = oxb - oxa;
+            /* strides 1 and 2 spelled out, so that the loops vectorise */
+            if (sw == 1) {
+                for (int64_t q = 0; q < nq; q++)
+                    yq[q] = base[q];
+                for (int64_t kx = 1; kx < kw; kx++) {
+                    const T *bk = base + kx * dw;
+                    for (int64_t q = 0; q < nq; q++)
+                        yq[q] = bk[q] > yq[q] ? bk[q] : yq[q];
+                }
+            } else if (sw == 2) {
+                for (int64_t q = 0; q < nq; q++)
+                    yq[q] = base[2 * q];
+                for (int64_t kx = 1; kx < kw; kx++) {
+                    const T *bk = base + kx * dw;
+                    for (int64_t q = 0; q < nq; q++)
+                        yq[q] = bk[2 * q] > yq[q] ? bk[2 * q] : yq[q];
+                }
+            } else {
+                for (int64_t q = 0; q < nq; q++)
+                    yq[q] = base[q * sw];
+                for (int64_t kx = 1; kx < kw; kx++) {
+                    const T *bk = base + kx * dw;
+                    for (int64_t q = 0; q < nq; q++) {
+                        T v = bk[q * sw];
+                        yq[q] = v > yq[q] ? v : yq[q];
+                    }
                 }
             }
             ox = oxb - 1;
@@ -170,7 +191,7 @@ static void F(maxpool_row)(const pool_job *j, const T *xp, int64_t iw, int64_t o
 
 /* Pooling over 1 or 2 spatial dims (1-D as 2-D with height 1), the column
  * window ranges precomputed by the caller. */
-static void F(pool2d_range)(void *ctx, int64_t b, int64_t e)
+static inline __attribute__((always_inline)) void F(pool2d_range)(void *ctx, int64_t b, int64_t e)
 {
     const pool_job *j = ctx;
     bool two = j->nsp == 2;
