@@ -1056,10 +1056,10 @@ static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_
                     bool epi = last && d->post;
                     /* epirow: c = act(c + rb + cb + r), vectorised */
                     if (first && d->beta == 0.0f) {
-                        memcpy(c, tt, (size_t)len * sizeof *c);
-                        if (bi != 0.0f || epi)
-                            ar->epirow(len, c, bi, NULL, epi ? res : NULL,
-                                       epi ? d->act : PARE_GEMM_ACT_NONE, d->act_a, d->act_b);
+                        for (int64_t j = 0; j < len; j++)
+                            c[j] = tt[j] + bi;
+                        if (epi)
+                            ar->epirow(len, c, 0.0f, NULL, res, d->act, d->act_a, d->act_b);
                         continue;
                     }
                     if (first && d->beta != 1.0f)
@@ -1687,8 +1687,14 @@ typedef struct phase_geo {
     int64_t *pidx;         /* sh*sw: plane index of phase (a, b), -1 unused */
 } phase_geo;
 
-/* at most this share of extra (dropped) columns, in eighths of ow */
-#define PHASE_MAX_WASTE_8THS 1
+/* Extra columns cost M multiply-adds each per im2col row, packing costs
+ * about one copy per row and column whatever M is: the phase planes are
+ * used while the extra share of columns is at most PHASE_WASTE_M / M (and
+ * at most half). */
+#define PHASE_WASTE_M 16
+/* outputs of at most this many floats (virtual columns) are computed whole
+ * into scratch and compacted */
+#define PHASE_SMALL_OUT 32768
 
 /* PARE_CONV_PHASE=0 packs im2col as before (for comparisons) */
 static bool phase_off(void)
@@ -1703,12 +1709,14 @@ static bool phase_off(void)
     return v;
 }
 
-static bool phase_geometry(const pare_im2col *g, phase_geo *pg)
+static bool phase_geometry(const pare_im2col *g, int64_t M, phase_geo *pg)
 {
     int64_t sy_max = (g->kh - 1) * g->dh / g->sh, sx_max = (g->kw - 1) * g->dw / g->sw;
     pg->wq = g->ow + sx_max;
     pg->hq = g->oh + sy_max;
-    if (pg->wq * 8 > g->ow * (8 + PHASE_MAX_WASTE_8THS) || g->sh * g->sw > 4096)
+    int64_t extra = pg->wq - g->ow;
+    if ((extra && (extra * M > PHASE_WASTE_M * g->ow || 2 * extra > g->ow)) ||
+        g->sh * g->sw > 4096)
         return false;
     pg->plane = (pg->hq * pg->wq + sx_max + 15) / 16 * 16;
     return true;
@@ -1766,7 +1774,7 @@ static pare_status conv_phase(pare_threadpool *pool, int64_t M, const pare_sgemm
                               const pare_gemm_epilogue *ep, float *C, int64_t ldc)
 {
     phase_geo pg;
-    if (!phase_geometry(g, &pg) || (ep && ep->bias_axis != 0 && ep->bias))
+    if (!phase_geometry(g, M, &pg) || (ep && ep->bias_axis != 0 && ep->bias))
         return PARE_ERR_UNSUPPORTED;
     int64_t K = g->c * g->kh * g->kw, nphases = g->sh * g->sw;
     int64_t *off = malloc((size_t)(K + nphases) * sizeof *off);
@@ -1798,19 +1806,55 @@ static pare_status conv_phase(pare_threadpool *pool, int64_t M, const pare_sgemm
     phase_job pj = {g, &pg, planes};
     pare_parallel_for(pool, g->c * pg.nph, max64(1, 16384 / max64(1, pg.plane)), phase_fill,
                       &pj);
-    /* real columns need no remapping when there are no extra ones */
-    bsrc b = {false, planes, 0, NULL, off, pg.wq == g->ow ? 0 : pg.wq, g->ow};
     int64_t N = g->oh * pg.wq;
     const gemm_arch *ar = pa ? pa->arch : arch_for_mn(M, N);
+    /* Real columns: no remapping when there are no extra ones; a small
+     * output (cache-resident) is computed whole into scratch and its rows
+     * copied out, which beats remapping tiles whose rows are only a few
+     * columns long; otherwise each tile is remapped into C (vw). */
+    bool whole = pg.wq != g->ow && beta == 0.0f && M * N <= PHASE_SMALL_OUT;
+    float *v = whole ? pare_scratch(7, (size_t)(M * N) * sizeof *v) : C;
+    pare_gemm_epilogue vep;
+    const pare_gemm_epilogue *vp = ep;
+    if (whole) {
+        if (!v) {
+            free(off);
+            return PARE_ERR_NOMEM;
+        }
+        /* the residual (real columns) and the activation after it while copying */
+        memset(&vep, 0, sizeof vep);
+        if (ep) {
+            vep.bias = ep->bias;
+            if (!ep->residual) {
+                vep.act = ep->act;
+                vep.act_alpha = ep->act_alpha;
+                vep.act_beta = ep->act_beta;
+            }
+        }
+        vp = &vep;
+    }
+    bsrc b = {false, planes, 0, NULL, off, pg.wq == g->ow || whole ? 0 : pg.wq, g->ow};
     pare_status st;
+    int64_t ldv = whole ? N : ldc;
     if (pa) {
-        st = drive_run(pool, ar, M, N, K, pa, NULL, &b, beta, ep, C, ldc);
+        st = drive_run(pool, ar, M, N, K, pa, NULL, &b, beta, vp, v, ldv);
     } else {
         pack_a_job apj = {false, A, lda, 1.0f, M, K, 0, 0, NULL};
-        st = drive_run(pool, ar, M, N, K, NULL, &apj, &b, beta, ep, C, ldc);
+        st = drive_run(pool, ar, M, N, K, NULL, &apj, &b, beta, vp, v, ldv);
     }
     free(off);
-    return st;
+    if (st || !whole)
+        return st;
+    const pare_gemm_epilogue *rest = ep && ep->residual ? ep : NULL;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            float *d = C + m * ldc + oy * g->ow;
+            memcpy(d, v + m * N + oy * pg.wq, (size_t)g->ow * sizeof *d);
+            if (rest)
+                ar->epirow(g->ow, d, 0.0f, NULL, rest->residual + m * rest->ldr + oy * g->ow,
+                           rest->act, rest->act_alpha, rest->act_beta);
+        }
+    return PARE_OK;
 }
 
 pare_status pare_sgemm_conv_ex(pare_threadpool *pool, int64_t M, const pare_sgemm_packed_a *pa,

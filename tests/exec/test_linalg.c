@@ -503,6 +503,7 @@ static void ref_conv(const cgeo *c, const float *x, const float *w, const float 
 /* Convolutions over phase-split planes (conv_phase in gemm.c): wide images
  * so that the few extra virtual columns are within its budget; strides,
  * dilations, asymmetric kernels, 1x1 and patchify convs (no extra columns),
+ * a small image whose rows are shorter than a tile,
  * two depth blocks (K = 360), the shared-B mode (M = 200 on 4 threads), a
  * residual with an in-register and a per-row activation, and beta = 1 (C
  * holds a sum input). Each against the naive convolution. */
@@ -515,6 +516,9 @@ static void test_conv_phase(void **state)
         {3, 40, 70, 7, 7, 2, 2, 1, 1, 3, 3},  {8, 20, 64, 1, 1, 2, 2, 1, 1, 0, 0},
         {40, 3, 60, 3, 3, 1, 1, 1, 1, 1, 1},  {6, 12, 48, 3, 3, 1, 1, 2, 2, 2, 2},
         {4, 16, 64, 4, 4, 4, 4, 1, 1, 0, 0},  {5, 21, 50, 3, 5, 2, 3, 2, 1, 2, 0},
+        /* a small image: several output rows in one 32-wide tile (taken
+         * while M is small: extra columns cost M each) */
+        {8, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1},
     };
     int64_t Ms[] = {1, 8, 12, 30, 200};
     int threads[] = {1, 4};
