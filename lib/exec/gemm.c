@@ -1056,10 +1056,26 @@ static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_
                     bool epi = last && d->post;
                     /* epirow: c = act(c + rb + cb + r), vectorised */
                     if (first && d->beta == 0.0f) {
-                        for (int64_t j = 0; j < len; j++)
-                            c[j] = tt[j] + bi;
-                        if (epi)
-                            ar->epirow(len, c, 0.0f, NULL, res, d->act, d->act_a, d->act_b);
+                        /* the common single-block case in one pass; NaN
+                         * passes Relu and Clip as in epirow */
+                        int act = epi ? d->act : PARE_GEMM_ACT_NONE;
+                        if (!res && act == PARE_GEMM_ACT_RELU) {
+                            for (int64_t j = 0; j < len; j++) {
+                                float x = tt[j] + bi;
+                                c[j] = x < 0.0f ? 0.0f : x;
+                            }
+                        } else if (!res && act == PARE_GEMM_ACT_CLIP) {
+                            float lo = d->act_a, hi = d->act_b;
+                            for (int64_t j = 0; j < len; j++) {
+                                float x = tt[j] + bi;
+                                c[j] = x < lo ? lo : x > hi ? hi : x;
+                            }
+                        } else {
+                            for (int64_t j = 0; j < len; j++)
+                                c[j] = tt[j] + bi;
+                            if (epi)
+                                ar->epirow(len, c, 0.0f, NULL, res, d->act, d->act_a, d->act_b);
+                        }
                         continue;
                     }
                     if (first && d->beta != 1.0f)

@@ -8,7 +8,12 @@
  * so that another runnable thread (another process on a loaded machine)
  * still gets the core; only then does it sleep on the condition variable.
  * The caller waiting for the last chunk does the same. Chunks are handed out
- * with an atomic counter, not under the mutex.
+ * with atomic counters, not under the mutex: each thread first takes the
+ * chunks of its own contiguous share of the items (thread t of n: the t-th
+ * n-th), then helps with the others' shares. Consecutive loops over the
+ * same items (a conv's output columns, then the next conv's) so keep each
+ * part of a tensor in the cache of the core that wrote it, and a thread
+ * that starts late still gets its work done by the others.
  *
  * Sleeping and waking without a lost wake-up: a worker announces itself in
  * `sleepers` (sequentially consistent) before it checks the job counter a
@@ -26,16 +31,28 @@
 #include "exec/threadpool.h"
 #include "pare/exec.h"
 
+/* one thread's share of the current job, in chunks (own cache line) */
+typedef struct share {
+    int64_t next, end; /* next: atomic */
+    char pad[48];
+} share;
+
+typedef struct worker_arg {
+    struct pare_threadpool *p;
+    int idx; /* 1..n-1; the caller is 0 */
+} worker_arg;
+
 struct pare_threadpool {
     int n;                 /* threads including the caller */
     pthread_t *threads;
+    worker_arg *args;
+    share *shares;         /* n */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     /* current job: written by the caller before generation is bumped */
     pare_range_fn fn;
     void *ctx;
     int64_t n_items, chunk;
-    int64_t next;          /* atomic: first item not yet handed out */
     int active;            /* atomic: workers still inside the current job */
     unsigned long generation; /* atomic: bumped once per job */
     int sleepers;          /* atomic: workers asleep (or about to be) on cv_work */
@@ -104,20 +121,26 @@ static bool spin_until_changed(const pare_threadpool *p, const void *word, unsig
     }
 }
 
-static void run_chunks(pare_threadpool *p)
+/* Thread `self`'s own share first, then the others' in turn. */
+static void run_chunks(pare_threadpool *p, int self)
 {
     int64_t chunk = p->chunk, n = p->n_items;
-    for (;;) {
-        int64_t b = __atomic_fetch_add(&p->next, chunk, __ATOMIC_RELAXED);
-        if (b >= n)
-            return;
-        p->fn(p->ctx, b, b + chunk < n ? b + chunk : n);
+    for (int k = 0; k < p->n; k++) {
+        share *sh = &p->shares[(self + k) % p->n];
+        for (;;) {
+            int64_t c = __atomic_fetch_add(&sh->next, 1, __ATOMIC_RELAXED);
+            if (c >= sh->end)
+                break;
+            int64_t b = c * chunk;
+            p->fn(p->ctx, b, b + chunk < n ? b + chunk : n);
+        }
     }
 }
 
 static void *worker(void *arg)
 {
-    pare_threadpool *p = arg;
+    pare_threadpool *p = ((worker_arg *)arg)->p;
+    int self = ((worker_arg *)arg)->idx;
     unsigned long seen = 0;
     in_pool_job = 1;
     for (;;) {
@@ -135,7 +158,7 @@ static void *worker(void *arg)
         if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
             break;
         seen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
-        run_chunks(p);
+        run_chunks(p, self);
         if (__atomic_sub_fetch(&p->active, 1, __ATOMIC_SEQ_CST) == 0 &&
             __atomic_load_n(&p->caller_waits, __ATOMIC_SEQ_CST)) {
             pthread_mutex_lock(&p->mu);
@@ -167,7 +190,13 @@ pare_threadpool *pare_threadpool_new(int n_threads)
     pthread_cond_init(&p->cv_done, NULL);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
-        if (!p->threads) {
+        p->args = calloc((size_t)n_threads - 1, sizeof *p->args);
+        if (posix_memalign((void **)&p->shares, 64, (size_t)n_threads * sizeof *p->shares))
+            p->shares = NULL;
+        if (!p->threads || !p->args || !p->shares) {
+            free(p->threads);
+            free(p->args);
+            free(p->shares);
             pthread_mutex_destroy(&p->mu);
             pthread_cond_destroy(&p->cv_work);
             pthread_cond_destroy(&p->cv_done);
@@ -175,7 +204,9 @@ pare_threadpool *pare_threadpool_new(int n_threads)
             return NULL;
         }
         for (int i = 0; i < n_threads - 1; i++) {
-            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            p->args[i].p = p;
+            p->args[i].idx = i + 1;
+            if (pthread_create(&p->threads[i], NULL, worker, &p->args[i]) != 0) {
                 p->n = i + 1;
                 break;
             }
@@ -195,6 +226,8 @@ void pare_threadpool_free(pare_threadpool *p)
     for (int i = 0; i < p->n - 1; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
+    free(p->args);
+    free(p->shares);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_done);
@@ -234,7 +267,11 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
     p->ctx = ctx;
     p->n_items = n;
     p->chunk = grain;
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
+    int64_t nch = (n + grain - 1) / grain;
+    for (int t = 0; t < p->n; t++) {
+        __atomic_store_n(&p->shares[t].next, nch * t / p->n, __ATOMIC_RELAXED);
+        p->shares[t].end = nch * (t + 1) / p->n;
+    }
     __atomic_store_n(&p->active, p->n - 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->generation, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
@@ -243,7 +280,7 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
         pthread_mutex_unlock(&p->mu);
     }
     in_pool_job = 1;
-    run_chunks(p);
+    run_chunks(p, 0);
     in_pool_job = 0;
     for (int a; (a = __atomic_load_n(&p->active, __ATOMIC_ACQUIRE)) > 0;)
         if (!spin_until_changed(p, &p->active, (unsigned long)a, true))

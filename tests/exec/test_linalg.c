@@ -526,7 +526,7 @@ static void test_conv_phase(void **state)
         pare_threadpool *pool = pare_threadpool_new(threads[ti]);
         for (size_t gi = 0; gi < sizeof geo / sizeof *geo; gi++)
             for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
-                for (int v = 0; v < 3; v++) {
+                for (int v = 0; v < 5; v++) {
                     const int64_t *q = geo[gi];
                     cgeo c = {2,        1,        q[0],       Ms[mi],     1,
                               {q[1], q[2]}, {q[3], q[4]}, {q[5], q[6]}, {q[7], q[8]},
@@ -541,12 +541,14 @@ static void test_conv_phase(void **state)
                     assert_true(y && r);
                     ref_conv(&c, x, w, NULL, r);
                     /* v 0: bias only; 1: residual + Relu (in registers); 2: beta 1,
-                     * residual + Sigmoid (per row) */
+                     * residual + Sigmoid (per row); 3: Relu, 4: Clip (no residual:
+                     * applied while remapping tiles) */
+                    static const int acts[] = {PARE_GEMM_ACT_NONE, PARE_GEMM_ACT_RELU,
+                                               PARE_GEMM_ACT_SIGMOID, PARE_GEMM_ACT_RELU,
+                                               PARE_GEMM_ACT_CLIP};
                     float beta = v == 2 ? 1.0f : 0.0f;
-                    int act = v == 0 ? PARE_GEMM_ACT_NONE
-                              : v == 1 ? PARE_GEMM_ACT_RELU
-                                       : PARE_GEMM_ACT_SIGMOID;
-                    pare_gemm_epilogue ep = {b, 0, act, 0.0f, 0.0f, v ? res : NULL, N};
+                    pare_gemm_epilogue ep = {b,     0,     acts[v], -0.5f, 0.7f,
+                                             v == 1 || v == 2 ? res : NULL, N};
                     for (int64_t i = 0; i < M * N; i++)
                         r[i] += beta * old[i];
                     ref_epilogue(M, N, &ep, r, N);
