@@ -522,38 +522,41 @@ static void test_conv_phase(void **state)
     };
     int64_t Ms[] = {1, 8, 12, 30, 200};
     int threads[] = {1, 4};
-    for (size_t ti = 0; ti < 2; ti++) {
-        pare_threadpool *pool = pare_threadpool_new(threads[ti]);
-        for (size_t gi = 0; gi < sizeof geo / sizeof *geo; gi++)
-            for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
-                for (int v = 0; v < 5; v++) {
-                    const int64_t *q = geo[gi];
-                    cgeo c = {2,        1,        q[0],       Ms[mi],     1,
-                              {q[1], q[2]}, {q[3], q[4]}, {q[5], q[6]}, {q[7], q[8]},
-                              {q[9], q[10]}, {q[9], q[10]}};
-                    int64_t oh = cg_out(&c, 0), ow = cg_out(&c, 1), N = oh * ow;
-                    int64_t K = q[0] * q[3] * q[4], M = c.M;
-                    float *x = frand_buf((size_t)(q[0] * q[1] * q[2]));
-                    float *w = frand_buf((size_t)(M * K)), *b = frand_buf((size_t)M);
-                    float *res = frand_buf((size_t)(M * N)), *old = frand_buf((size_t)(M * N));
-                    float *y = malloc((size_t)(M * N) * sizeof *y);
-                    float *r = malloc((size_t)(M * N) * sizeof *r);
-                    assert_true(y && r);
-                    ref_conv(&c, x, w, NULL, r);
-                    /* v 0: bias only; 1: residual + Relu (in registers); 2: beta 1,
-                     * residual + Sigmoid (per row); 3: Relu, 4: Clip (no residual:
-                     * applied while remapping tiles) */
-                    static const int acts[] = {PARE_GEMM_ACT_NONE, PARE_GEMM_ACT_RELU,
-                                               PARE_GEMM_ACT_SIGMOID, PARE_GEMM_ACT_RELU,
-                                               PARE_GEMM_ACT_CLIP};
-                    float beta = v == 2 ? 1.0f : 0.0f;
-                    pare_gemm_epilogue ep = {b,     0,     acts[v], -0.5f, 0.7f,
-                                             v == 1 || v == 2 ? res : NULL, N};
-                    for (int64_t i = 0; i < M * N; i++)
-                        r[i] += beta * old[i];
-                    ref_epilogue(M, N, &ep, r, N);
-                    pare_im2col img = {x,    q[0], q[1], q[2], q[3],  q[4], q[5],
-                                       q[6], q[7], q[8], q[9], q[10], oh,   ow};
+    for (size_t gi = 0; gi < sizeof geo / sizeof *geo; gi++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
+            const int64_t *q = geo[gi];
+            if (Ms[mi] == 200 && gi != 4)
+                continue; /* the shared-B geometry only: the reference is slow */
+            cgeo c = {2,        1,        q[0],       Ms[mi],     1,
+                      {q[1], q[2]}, {q[3], q[4]}, {q[5], q[6]}, {q[7], q[8]},
+                      {q[9], q[10]}, {q[9], q[10]}};
+            int64_t oh = cg_out(&c, 0), ow = cg_out(&c, 1), N = oh * ow;
+            int64_t K = q[0] * q[3] * q[4], M = c.M;
+            float *x = frand_buf((size_t)(q[0] * q[1] * q[2]));
+            float *w = frand_buf((size_t)(M * K)), *b = frand_buf((size_t)M);
+            float *res = frand_buf((size_t)(M * N)), *old = frand_buf((size_t)(M * N));
+            float *y = malloc((size_t)(M * N) * sizeof *y);
+            float *r0 = malloc((size_t)(M * N) * sizeof *r0);
+            float *r = malloc((size_t)(M * N) * sizeof *r);
+            assert_true(y && r0 && r);
+            ref_conv(&c, x, w, NULL, r0);
+            pare_im2col img = {x,    q[0], q[1], q[2], q[3],  q[4], q[5],
+                               q[6], q[7], q[8], q[9], q[10], oh,   ow};
+            /* v 0: bias only; 1: residual + Relu (in registers); 2: beta 1,
+             * residual + Sigmoid (per row); 3: Relu, 4: Clip (no residual:
+             * applied while remapping tiles) */
+            static const int acts[] = {PARE_GEMM_ACT_NONE, PARE_GEMM_ACT_RELU,
+                                       PARE_GEMM_ACT_SIGMOID, PARE_GEMM_ACT_RELU,
+                                       PARE_GEMM_ACT_CLIP};
+            for (int v = 0; v < 5; v++) {
+                float beta = v == 2 ? 1.0f : 0.0f;
+                pare_gemm_epilogue ep = {b,     0,     acts[v], -0.5f, 0.7f,
+                                         v == 1 || v == 2 ? res : NULL, N};
+                for (int64_t i = 0; i < M * N; i++)
+                    r[i] = r0[i] + beta * old[i];
+                ref_epilogue(M, N, &ep, r, N);
+                for (size_t ti = 0; ti < 2; ti++) {
+                    pare_threadpool *pool = pare_threadpool_new(threads[ti]);
                     for (int packed = 0; packed < 2; packed++) {
                         pare_sgemm_packed_a *pa = NULL;
                         if (packed)
@@ -568,16 +571,18 @@ static void test_conv_phase(void **state)
                         expect_close(y, r, (size_t)(M * N), 1e-4 * sqrt((double)K), what);
                         pare_sgemm_packed_a_free(pa);
                     }
-                    free(x);
-                    free(w);
-                    free(b);
-                    free(res);
-                    free(old);
-                    free(y);
-                    free(r);
+                    pare_threadpool_free(pool);
                 }
-        pare_threadpool_free(pool);
-    }
+            }
+            free(x);
+            free(w);
+            free(b);
+            free(res);
+            free(old);
+            free(y);
+            free(r0);
+            free(r);
+        }
 }
 
 static void test_sgemm_conv(void **state)
