@@ -978,8 +978,9 @@ static void pack_range(void *ctx, int64_t b, int64_t e)
  * a buffer and its real columns are added (or, in the first depth block,
  * stored with the row bias and beta*C) to C, row segment by row segment; the
  * epilogue runs on them after the last depth block. */
-static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
-                                  int64_t u0, int64_t u1, const float *pb)
+static inline __attribute__((always_inline)) void
+compute_block_virtual_body(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
+                           int64_t u0, int64_t u1, const float *pb)
 {
     const gemm_arch *ar = d->ar;
     int mr = ar->mr, nr = ar->nr;
@@ -1090,11 +1091,33 @@ static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_
     }
 }
 
+/* the body above for baseline x86-64, and compiled for AVX-512 (its row
+ * copies then take 16 lanes) */
+static void compute_block_virtual(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
+                                  int64_t u0, int64_t u1, const float *pb)
+{
+    compute_block_virtual_body(d, k0, kc, s0, s1, u0, u1, pb);
+}
+
+#if GEMM_X86
+__attribute__((target("avx512f"))) static void
+compute_block_virtual_avx512(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
+                             int64_t u0, int64_t u1, const float *pb)
+{
+    compute_block_virtual_body(d, k0, kc, s0, s1, u0, u1, pb);
+}
+#endif
+
 static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
                           int64_t u0, int64_t u1, const float *pb)
 {
     if (d->b.vw) {
-        compute_block_virtual(d, k0, kc, s0, s1, u0, u1, pb);
+#if GEMM_X86
+        if (d->ar->nr == 32 && d->ar->regepi) /* an AVX-512 tile */
+            compute_block_virtual_avx512(d, k0, kc, s0, s1, u0, u1, pb);
+        else
+#endif
+            compute_block_virtual(d, k0, kc, s0, s1, u0, u1, pb);
         return;
     }
     const gemm_arch *ar = d->ar;
@@ -1745,7 +1768,8 @@ typedef struct phase_job {
 } phase_job;
 
 /* items: (channel, plane) pairs */
-static void phase_fill(void *ctx, int64_t b, int64_t e)
+static inline __attribute__((always_inline)) void phase_fill_body(void *ctx, int64_t b,
+                                                                  int64_t e)
 {
     const phase_job *j = ctx;
     const pare_im2col *g = j->g;
@@ -1773,6 +1797,9 @@ static void phase_fill(void *ctx, int64_t b, int64_t e)
                 dr[t] = 0.0f;
             if (g->sw == 1)
                 memcpy(dr + lo, xr + lo, (size_t)(hi - lo) * sizeof *dr);
+            else if (g->sw == 2) /* spelled out: vectorises with permutes */
+                for (int64_t t = lo; t < hi; t++)
+                    dr[t] = xr[2 * t];
             else
                 for (int64_t t = lo; t < hi; t++)
                     dr[t] = xr[t * g->sw];
@@ -1782,6 +1809,18 @@ static void phase_fill(void *ctx, int64_t b, int64_t e)
         memset(dst + pg->hq * pg->wq, 0, (size_t)(pg->plane - pg->hq * pg->wq) * sizeof *dst);
     }
 }
+
+static void phase_fill(void *ctx, int64_t b, int64_t e)
+{
+    phase_fill_body(ctx, b, e);
+}
+
+#if GEMM_X86
+__attribute__((target("avx512f"))) static void phase_fill_avx512(void *ctx, int64_t b, int64_t e)
+{
+    phase_fill_body(ctx, b, e);
+}
+#endif
 
 /* The convolution over phase-split planes; PARE_ERR_UNSUPPORTED when its
  * geometry does not pay (the caller packs im2col instead). */
@@ -1820,8 +1859,12 @@ static pare_status conv_phase(pare_threadpool *pool, int64_t M, const pare_sgemm
                 off[k] = (c * pg.nph + q) * pg.plane + ry / g->sh * pg.wq + rx / g->sw;
             }
     phase_job pj = {g, &pg, planes};
-    pare_parallel_for(pool, g->c * pg.nph, max64(1, 16384 / max64(1, pg.plane)), phase_fill,
-                      &pj);
+    pare_range_fn fill = phase_fill;
+#if GEMM_X86
+    if (__builtin_cpu_supports("avx512f"))
+        fill = phase_fill_avx512;
+#endif
+    pare_parallel_for(pool, g->c * pg.nph, max64(1, 16384 / max64(1, pg.plane)), fill, &pj);
     int64_t N = g->oh * pg.wq;
     const gemm_arch *ar = pa ? pa->arch : arch_for_mn(M, N);
     /* Real columns: no remapping when there are no extra ones; a small
