@@ -498,6 +498,23 @@ static void sh_xfer_run(pare_threadpool *pool, sh_xfer *x)
         pare_parallel_for(pool, units, per >= SH_GRAIN ? 1 : SH_GRAIN / per, sh_xfer_tiles, x);
         return;
     }
+    /* a few long contiguous rows (a Concat of one image along channels is a
+     * single row per input): cut each into equal pieces so that the
+     * threads share the copy */
+    if (x->ss[r - 1] == 1 && x->ds[r - 1] == 1 && r < PARE_MAX_RANK &&
+        total / x->dims[r - 1] < 4 * (int64_t)pare_threadpool_size(pool) &&
+        x->dims[r - 1] >= 4 * SH_GRAIN) {
+        int64_t n = x->dims[r - 1];
+        for (int64_t parts = 16; parts >= 2; parts /= 2)
+            if (n % parts == 0) {
+                x->dims[r - 1] = parts;
+                x->ss[r - 1] = x->ds[r - 1] = n / parts;
+                x->dims[r] = n / parts;
+                x->ss[r] = x->ds[r] = 1;
+                x->rank = ++r;
+                break;
+            }
+    }
     int64_t rows = total / x->dims[r - 1];
     int64_t n = x->dims[r - 1];
     pare_parallel_for(pool, rows, n >= SH_GRAIN ? 1 : SH_GRAIN / n, sh_xfer_rows, x);

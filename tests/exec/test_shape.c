@@ -863,6 +863,22 @@ static void test_split(void **state)
     in3[1] = c;
     assert_int_not_equal(run1("Concat", 13, &ax, 1, in3, 2, &cat, &err), PARE_OK);
     free_all((pare_tensor *[]){a, b, c}, 3);
+
+    /* one image along channels: each input is one long row, copied in
+     * pieces by several threads */
+    int64_t dl[] = {1, 64, 32, 32}, dm[] = {1, 96, 32, 32};
+    pare_tensor *l = iota_f(4, dl), *m = iota_f(4, dm);
+    pare_attr ax1 = attr_int("axis", 1);
+    const pare_tensor *in4[] = {l, m};
+    pare_tensor *o4[1];
+    assert_int_equal(run_n("Concat", 13, &ax1, 1, in4, 2, 1, 3, o4, &err), PARE_OK);
+    check_dims(o4[0], 4, (int64_t[]){1, 160, 32, 32});
+    const float *of = o4[0]->data;
+    for (int64_t i = 0; i < 65536; i++)
+        assert_true(of[i] == (float)i);
+    for (int64_t i = 0; i < 98304; i++)
+        assert_true(of[65536 + i] == (float)i);
+    free_all((pare_tensor *[]){o4[0], l, m}, 3);
 }
 
 /* ---- 4-bit types ---- */
