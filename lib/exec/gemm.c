@@ -1635,6 +1635,13 @@ static void epi_apply(pare_threadpool *pool, int64_t M, int64_t N, const pare_ge
     pare_parallel_for(pool, M, max64(1, 16384 / N), epi_pass_range, &p);
 }
 
+void pare_gemm_epilogue_apply(pare_threadpool *pool, int64_t M, int64_t N,
+                              const pare_gemm_epilogue *ep, float *C, int64_t ldc)
+{
+    if (epi_valid(ep))
+        epi_apply(pool, M, N, ep, C, ldc);
+}
+
 pare_status pare_sgemm_ex(pare_threadpool *pool, bool transA, bool transB, int64_t M, int64_t N,
                           int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                           int64_t ldb, float beta, float *C, int64_t ldc,
@@ -1956,6 +1963,60 @@ pare_status pare_sgemm_conv(pare_threadpool *pool, int64_t M, const pare_sgemm_p
 {
     pare_gemm_epilogue buf;
     return pare_sgemm_conv_ex(pool, M, pa, A, lda, img, beta, epi_from_old(epi, &buf), C, ldc);
+}
+
+typedef struct fill_batch_job {
+    const pare_im2col *img;
+    int64_t nimg, xstride, ldd;
+    float *dst;
+} fill_batch_job;
+
+/* items: (im2col row, image) pairs. Rows of small images are a few
+ * floats long: the column range that reads inside the image is the same
+ * for every output row of an im2col row, so it is worked out once and the
+ * copies are plain loops (no library call per output row). */
+static void fill_batch_range(void *ctx, int64_t b, int64_t e)
+{
+    const fill_batch_job *f = ctx;
+    const pare_im2col *g = f->img;
+    int64_t khw = g->kh * g->kw, oh = g->oh, ow = g->ow, np = oh * ow;
+    for (int64_t it = b; it < e; it++) {
+        int64_t k = it / f->nimg, i = it - k * f->nimg;
+        int64_t c = k / khw, r = k - c * khw, ky = r / g->kw, kx = r - ky * g->kw;
+        int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
+        const float *xc = g->x + i * f->xstride + c * g->h * g->w;
+        float *d = f->dst + k * f->ldd + i * np;
+        /* output columns [lo, hi) read input columns inside [0, w) */
+        int64_t lo = max64(0, min64(ow, ceil_div(-offx, g->sw)));
+        int64_t hi = max64(lo, min64(ow, ceil_div(g->w - offx, g->sw)));
+        for (int64_t oy = 0; oy < oh; oy++, d += ow) {
+            int64_t iy = oy * g->sh + offy;
+            if (iy < 0 || iy >= g->h) {
+                for (int64_t t = 0; t < ow; t++)
+                    d[t] = 0.0f;
+                continue;
+            }
+            const float *xr = xc + iy * g->w + offx;
+            for (int64_t t = 0; t < lo; t++)
+                d[t] = 0.0f;
+            if (g->sw == 1)
+                for (int64_t t = lo; t < hi; t++)
+                    d[t] = xr[t];
+            else
+                for (int64_t t = lo; t < hi; t++)
+                    d[t] = xr[t * g->sw];
+            for (int64_t t = hi; t < ow; t++)
+                d[t] = 0.0f;
+        }
+    }
+}
+
+void pare_im2col_fill_batch(pare_threadpool *pool, const pare_im2col *img, int64_t nimg,
+                            int64_t xstride, float *dst, int64_t ldd)
+{
+    fill_batch_job f = {img, nimg, xstride, ldd, dst};
+    int64_t rows = img->c * img->kh * img->kw, np = img->oh * img->ow;
+    pare_parallel_for(pool, rows * nimg, max64(1, 16384 / max64(1, np)), fill_batch_range, &f);
 }
 
 typedef struct fill_job {

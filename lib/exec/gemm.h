@@ -158,6 +158,18 @@ pare_status pare_sgemm_packed_ex(pare_threadpool *pool, const pare_sgemm_packed_
  * oh*ow) into dst, for BLAS paths that need it materialised. */
 void pare_im2col_fill(pare_threadpool *pool, const pare_im2col *img, float *dst);
 
+/* C = epi(C) for an M x N matrix (row stride ldc): the epilogue alone, as
+ * the GEMMs apply it (an invalid epilogue does nothing). */
+void pare_gemm_epilogue_apply(pare_threadpool *pool, int64_t M, int64_t N,
+                              const pare_gemm_epilogue *ep, float *C, int64_t ldc);
+
+/* The im2col matrices of nimg images side by side: image i (at img->x +
+ * i*xstride) fills columns [i*oh*ow, (i+1)*oh*ow) of each row; rows are ldd
+ * floats apart. For batches of small images, whose GEMMs are too narrow
+ * one image at a time. */
+void pare_im2col_fill_batch(pare_threadpool *pool, const pare_im2col *img, int64_t nimg,
+                            int64_t xstride, float *dst, int64_t ldd);
+
 /* Per-thread scratch kept between calls: slot 0..PARE_SCRATCH_SLOTS-1 of the
  * calling thread, at least `bytes` long, 64-byte aligned; NULL on allocation
  * failure. Slots 0-1 and 6-7 are the GEMM's own; kernels use 2 to 5. The buffer

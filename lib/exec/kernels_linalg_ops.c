@@ -1029,6 +1029,10 @@ static void post_range(void *ctx, int64_t b, int64_t e)
 
 #define WINO_MIN_TILES 40
 #define WINO_MIN_CH 32
+/* images of fewer tiles go through the passes several at a time, up to
+ * about WINO_BATCH_TILES_MAX tiles together */
+#define WINO_BATCH_TILES 256
+#define WINO_BATCH_TILES_MAX 1024
 
 /* Plane stride for n floats: the 16 planes are walked together, and strides
  * that are multiples of 4 KiB would put them all in one cache set. */
@@ -1090,6 +1094,9 @@ static bool wino_prepare(conv_st *st, const float *w, int64_t M, int64_t Cg, int
 typedef struct wino_job {
     const float *x; /* this image's group: C planes of H x W */
     int64_t C, H, W, ph, pw, th, tw, T;
+    /* nimg images side by side (tiles of image i at columns i*Ti of V and
+     * Mx rows of T = nimg*Ti), x, y and z xs / ys floats apart */
+    int64_t nimg, Ti, xs, ys;
     int64_t vs, ms; /* element plane strides of V and Mx (padded, see wino_pad) */
     float *V;       /* [16][C][T] */
     /* GEMMs */
@@ -1173,10 +1180,10 @@ static void wino_in_range(void *ctx, int64_t b, int64_t e)
     pthread_once(&put_once, put_pick);
 #endif
     for (int64_t it = b; it < e; it++) {
-        int64_t c = it / j->th, ty = it - c * j->th;
-        const float *xc = j->x + c * j->H * j->W;
+        int64_t ic = it / j->th, ty = it - ic * j->th, img = ic / j->C, c = ic - img * j->C;
+        const float *xc = j->x + img * j->xs + c * j->H * j->W;
         int64_t y0 = 2 * ty - j->ph;
-        float *v = j->V + c * j->T + ty * j->tw;
+        float *v = j->V + c * j->T + img * j->Ti + ty * j->tw;
 #if GEMM_X86
         if (put_avx512) {
             wino_in_row_avx512(j, xc, ty, v);
@@ -1288,11 +1295,11 @@ static void wino_out_range(void *ctx, int64_t b, int64_t e)
     pthread_once(&put_once, put_pick);
 #endif
     for (int64_t it = b; it < e; it++) {
-        int64_t m = it / j->th, ty = it - m * j->th;
-        const float *mx = j->Mx + m * j->T + ty * j->tw;
+        int64_t im = it / j->th, ty = it - im * j->th, img = im / j->M, m = im - img * j->M;
+        const float *mx = j->Mx + m * j->T + img * j->Ti + ty * j->tw;
         float bv = j->bias ? j->bias[m] : 0.0f;
-        float *ym = j->y + m * j->oh * j->ow;
-        const float *zm = j->z ? j->z + m * j->oh * j->ow : NULL;
+        float *ym = j->y + img * j->ys + m * j->oh * j->ow;
+        const float *zm = j->z ? j->z + img * j->ys + m * j->oh * j->ow : NULL;
 #if GEMM_X86
         if (put_avx512) {
             wino_out_row_avx512(j, mx, ty, bv, ym, zm);
@@ -1324,12 +1331,12 @@ static void wino_out_range(void *ctx, int64_t b, int64_t e)
     }
 }
 
-/* One image and group through the three passes. */
+/* One group of nimg images through the three passes. */
 static pare_status wino_run(pare_threadpool *pool, wino_job *j, pare_error *err)
 {
     int threads = pare_threadpool_size(pool);
-    pare_parallel_for(pool, j->C * j->th, lmax(1, LIN_GRAIN / lmax(1, 16 * j->tw)), wino_in_range,
-                      j);
+    pare_parallel_for(pool, j->nimg * j->C * j->th, lmax(1, LIN_GRAIN / lmax(1, 16 * j->tw)),
+                      wino_in_range, j);
     int64_t blocks = lmax(1, (3 * (int64_t)threads + 15) / 16);
     j->tb = lmax(32, (j->T + blocks - 1) / blocks + 31) / 32 * 32;
     int64_t items = 16 * ((j->T + j->tb - 1) / j->tb);
@@ -1337,9 +1344,28 @@ static pare_status wino_run(pare_threadpool *pool, wino_job *j, pare_error *err)
     pare_parallel_for(pool, items, 1, wino_gemm_range, j);
     if (j->fail)
         return nomem(err);
-    pare_parallel_for(pool, j->M * j->th, lmax(1, LIN_GRAIN / lmax(1, 4 * j->tw)), wino_out_range,
-                      j);
+    pare_parallel_for(pool, j->nimg * j->M * j->th, lmax(1, LIN_GRAIN / lmax(1, 4 * j->tw)),
+                      wino_out_range, j);
     return PARE_OK;
+}
+
+/* The geometry and clamp of a Winograd job (per image fields left zero). */
+static void wino_setup(wino_job *j, const conv_st *st, int64_t Cg, int64_t Mg, int64_t ih,
+                       int64_t iw, int64_t ph, int64_t pw, int64_t oh, int64_t ow)
+{
+    memset(j, 0, sizeof *j);
+    j->C = Cg;
+    j->H = ih;
+    j->W = iw;
+    j->ph = ph;
+    j->pw = pw;
+    j->th = (oh + 1) / 2;
+    j->tw = (ow + 1) / 2;
+    j->M = Mg;
+    j->oh = oh;
+    j->ow = ow;
+    j->lo = st->act == ACT_RELU ? 0.0f : st->act == ACT_CLIP ? st->act_a : -INFINITY;
+    j->hi = st->act == ACT_CLIP ? st->act_b : INFINITY;
 }
 
 /* Winograd convolutions of (image, group) items [b, e): each with its own
@@ -1381,6 +1407,77 @@ static void wino_item_range(void *ctx, int64_t b, int64_t e)
             return;
         }
     }
+}
+
+/* ---- batches of small images ----------------------------------------------
+ * A convolution whose output has at most this many pixels per image (7x7,
+ * 8x8) gives GEMMs of a strip or two per image; a batch of them runs as one
+ * GEMM over the im2col matrices of many images side by side, then the
+ * product's column blocks are scattered to the images (with the residual
+ * and activation when there is a sum input). */
+#define CONV_BATCH_MAX_PIXELS 64
+/* floats of im2col matrix per GEMM (larger batches go in pieces) */
+#define CONV_BATCH_COL_MAX ((int64_t)1 << 20)
+
+typedef struct scatter_job {
+    const float *c; /* M x (nb*outP) */
+    int64_t M, outP, nb;
+    float *y;       /* the first image of the piece */
+    const float *z; /* sum input of that image, or NULL */
+    int act;
+    float a, b;
+} scatter_job;
+
+static void scatter_range(void *ctx, int64_t b, int64_t e)
+{
+    const scatter_job *j = ctx;
+    for (int64_t it = b; it < e; it++) {
+        int64_t i = it / j->M, m = it - i * j->M;
+        float *d = j->y + (i * j->M + m) * j->outP;
+        const float *src = j->c + m * j->nb * j->outP + i * j->outP;
+        if (!j->z) {
+            memcpy(d, src, (size_t)j->outP * sizeof *d);
+            continue;
+        }
+        /* y = act(y + z): the GEMM's own epilogue over this one row */
+        pare_gemm_epilogue ep = {NULL, 0, j->act, j->a, j->b,
+                                 j->z + (i * j->M + m) * j->outP, j->outP};
+        memcpy(d, src, (size_t)j->outP * sizeof *d);
+        pare_gemm_epilogue_apply(NULL, 1, j->outP, &ep, d, j->outP);
+    }
+}
+
+static pare_status conv_batched(pare_threadpool *pool, const pare_im2col *tmpl, int64_t N,
+                                int64_t xstride, int64_t M, int64_t K, const float *w,
+                                const pare_sgemm_packed_a *pa, const float *bias,
+                                const float *z, int act, float act_a, float act_b, float *y,
+                                pare_error *err)
+{
+    int64_t outP = tmpl->oh * tmpl->ow;
+    int64_t nb = lmax(1, lmin(N, CONV_BATCH_COL_MAX / lmax(1, K * outP)));
+    float *col = pare_scratch(2, (size_t)(K * nb * outP) * sizeof *col);
+    float *c = pare_scratch(5, (size_t)(M * nb * outP) * sizeof *c);
+    if (!col || !c)
+        return nomem(err);
+    /* the activation in the GEMM unless a sum input comes first */
+    pare_gemm_epilogue ep = {bias, 0, z ? PARE_GEMM_ACT_NONE : act, act_a, act_b, NULL, 0};
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        int64_t cnt = lmin(nb, N - n0), cols = cnt * outP;
+        pare_im2col g = *tmpl;
+        g.x = tmpl->x + n0 * xstride;
+        pare_im2col_fill_batch(pool, &g, cnt, xstride, col, cols);
+        pare_status st =
+            pa ? pare_sgemm_packed_ex(pool, pa, false, cols, col, cols, 0.0f, &ep, c, cols)
+               : pare_sgemm_portable_ex(pool, false, false, M, cols, K, 1.0f, w, K, col, cols,
+                                        0.0f, c, cols, &ep);
+        if (st)
+            return st == PARE_ERR_NOMEM ? nomem(err)
+                                        : pare_error_set(err, PARE_ERR_INVALID, "GEMM failed");
+        scatter_job sj = {c,   M,   outP, cnt, y + n0 * M * outP, z ? z + n0 * M * outP : NULL,
+                          act, act_a, act_b};
+        pare_parallel_for(pool, cnt * M, lmax(1, 4096 / lmax(1, outP)), scatter_range, &sj);
+    }
+    return PARE_OK;
 }
 
 static void add_bias(pare_threadpool *pool, int ct, void *y, const void *b, int64_t N, int64_t M,
@@ -1509,7 +1606,8 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
         }
         int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2;
         if (nsp == 2 && kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
-            Cg >= WINO_MIN_CH && Mg >= WINO_MIN_CH && th * tw >= WINO_MIN_TILES && packed &&
+            Cg >= WINO_MIN_CH && Mg >= WINO_MIN_CH &&
+            (th * tw >= WINO_MIN_TILES || (g == 1 && th * tw * N >= WINO_MIN_TILES)) && packed &&
             (st->act == ACT_NONE || st->act == ACT_RELU || st->act == ACT_CLIP)) {
             conv_st *mst = (conv_st *)st;
             if (mst->mu_ok && !__atomic_load_n(&mst->wino_tried, __ATOMIC_ACQUIRE)) {
@@ -1519,6 +1617,40 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                     __atomic_store_n(&mst->wino_tried, true, __ATOMIC_RELEASE);
                 }
                 pthread_mutex_unlock(&mst->mu);
+            }
+            if (mst->mu_ok && st->wino && g == 1 && N > 1 && th * tw < WINO_BATCH_TILES) {
+                /* small images: several side by side in each pass, so that
+                 * the 16 GEMMs get enough tiles */
+                int64_t T = th * tw, nb = lmax(1, lmin(N, WINO_BATCH_TILES_MAX / T));
+                int64_t vsz = 16 * wino_pad(Cg * nb * T), msz = 16 * wino_pad(Mg * nb * T);
+                float *V = pare_scratch(3, (size_t)vsz * sizeof *V);
+                float *Mx = pare_scratch(4, (size_t)msz * sizeof *Mx);
+                if (!V || !Mx) {
+                    s = nomem(err);
+                    goto out;
+                }
+                for (int64_t n0 = 0; n0 < N && !s; n0 += nb) {
+                    int64_t cnt = lmin(nb, N - n0);
+                    wino_job wj;
+                    wino_setup(&wj, st, Cg, Mg, ih, iw, ph, pw, oh, ow);
+                    wj.x = x + n0 * C * inP;
+                    wj.nimg = cnt;
+                    wj.Ti = T;
+                    wj.T = cnt * T;
+                    wj.xs = C * inP;
+                    wj.ys = M * outP;
+                    wj.vs = wino_pad(Cg * cnt * T);
+                    wj.ms = wino_pad(Mg * cnt * T);
+                    wj.V = V;
+                    wj.U = st->wino;
+                    wj.Mx = Mx;
+                    wj.bias = b;
+                    wj.z = Z ? (const float *)zv.p + n0 * M * outP : NULL;
+                    wj.y = yp + n0 * M * outP;
+                    s = wino_run(k->pool, &wj, err);
+                }
+                z_done = act_done = true;
+                goto post;
             }
             if (mst->mu_ok && st->wino) {
                 int64_t T = th * tw, vsz, msz, vs, ms;
@@ -1530,21 +1662,12 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
                 wino_items wi;
                 memset(&wi, 0, sizeof wi);
                 wino_job *wj = &wi.t;
-                wj->C = Cg;
-                wj->H = ih;
-                wj->W = iw;
-                wj->ph = ph;
-                wj->pw = pw;
-                wj->th = th;
-                wj->tw = tw;
+                wino_setup(wj, st, Cg, Mg, ih, iw, ph, pw, oh, ow);
                 wj->T = T;
+                wj->nimg = 1;
+                wj->Ti = T;
                 wj->vs = wino_pad(vs);
                 wj->ms = wino_pad(ms);
-                wj->M = Mg;
-                wj->oh = oh;
-                wj->ow = ow;
-                wj->lo = st->act == ACT_RELU ? 0.0f : st->act == ACT_CLIP ? st->act_a : -INFINITY;
-                wj->hi = st->act == ACT_CLIP ? st->act_b : INFINITY;
                 wi.x = x;
                 wi.z = Z ? (const float *)zv.p : NULL;
                 wi.y = yp;
@@ -1593,6 +1716,11 @@ static pare_status conv_run(pare_kctx *k, pare_error *err)
             act_done = true;
         else
             gact = PARE_GEMM_ACT_NONE;
+        if (g == 1 && N > 1 && outP <= CONV_BATCH_MAX_PIXELS && beta == 0.0f) {
+            s = conv_batched(k->pool, &img, N, C * inP, M, Kg, w, packed ? packed[0] : NULL, b,
+                             zp, gact, ga, gb, yp, err);
+            goto post;
+        }
         cgroup_job j = {C,  M,    g,  Cg,   Mg, inP, outP,   &img,    x, w, b,
                         yp, beta, zp, gact, ga, gb,  packed, k->pool, 0};
         double flops = (double)Mg * (double)Kg * (double)outP;

@@ -910,6 +910,14 @@ static void test_conv_paths(void **state)
          * path and the Winograd path, each item alone on a thread */
         {2, 6, 8, 40, 1, {20, 18}, {3, 5}, {2, 1}, {1, 2}, {0, 2}, {1, 0}},
         {2, 4, 64, 64, 2, {13, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        /* batches of small images: one GEMM over the im2col matrices of
+         * all of them (7x7; strided 4x3), Winograd over several at a time
+         * (8x8; 16x16 in two pieces of 16 and 4 images; odd sizes) */
+        {2, 6, 8, 40, 1, {7, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 5, 8, 16, 1, {8, 6}, {3, 3}, {2, 2}, {1, 1}, {1, 0}, {0, 1}},
+        {2, 6, 32, 40, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 20, 32, 32, 1, {16, 16}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 12, 32, 33, 1, {4, 5}, {3, 3}, {1, 1}, {1, 1}, {0, 2}, {2, 1}},
         /* 1-D and 3-D */
         {1, 2, 3, 5, 1, {31}, {4}, {2}, {2}, {3}, {1}},
         {3, 1, 2, 3, 1, {5, 6, 7}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1}, {0, 1, 1}},
@@ -983,6 +991,10 @@ static void test_fused_conv(void **state)
         {2, 2, 8, 24, 1, {9, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
         {2, 1, 6, 6, 6, {8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
         {2, 1, 32, 40, 1, {14, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, /* Winograd */
+        /* batches of small images: one GEMM over all (the sum input and
+         * activation applied when scattering), and Winograd over several */
+        {2, 4, 8, 24, 1, {6, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+        {2, 3, 32, 40, 1, {8, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
     };
     static const char *const acts[] = {"Relu", "Clip", "LeakyRelu", "Sigmoid", ""};
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
