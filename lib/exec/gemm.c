@@ -2011,12 +2011,46 @@ static void fill_batch_range(void *ctx, int64_t b, int64_t e)
     }
 }
 
+#if GEMM_X86
+/* fill_batch_range for unit column stride and rows of at most 16 outputs:
+ * one masked load (lanes inside the image) and one masked store per row */
+__attribute__((target("avx512f"))) static void fill_batch_range_avx512(void *ctx, int64_t b,
+                                                                        int64_t e)
+{
+    const fill_batch_job *f = ctx;
+    const pare_im2col *g = f->img;
+    int64_t khw = g->kh * g->kw, oh = g->oh, ow = g->ow, np = oh * ow;
+    __mmask16 all = (__mmask16)((1u << ow) - 1);
+    for (int64_t it = b; it < e; it++) {
+        int64_t k = it / f->nimg, i = it - k * f->nimg;
+        int64_t c = k / khw, r = k - c * khw, ky = r / g->kw, kx = r - ky * g->kw;
+        int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
+        const float *xc = g->x + i * f->xstride + c * g->h * g->w;
+        float *d = f->dst + k * f->ldd + i * np;
+        int64_t lo = max64(0, min64(ow, -offx)), hi = max64(lo, min64(ow, g->w - offx));
+        __mmask16 in = (__mmask16)(all & ~((1u << lo) - 1) & ((1u << hi) - 1));
+        for (int64_t oy = 0; oy < oh; oy++, d += ow) {
+            int64_t iy = oy * g->sh + offy;
+            __m512 v = iy < 0 || iy >= g->h
+                           ? _mm512_setzero_ps()
+                           : _mm512_maskz_loadu_ps(in, xc + iy * g->w + offx);
+            _mm512_mask_storeu_ps(d, all, v);
+        }
+    }
+}
+#endif
+
 void pare_im2col_fill_batch(pare_threadpool *pool, const pare_im2col *img, int64_t nimg,
                             int64_t xstride, float *dst, int64_t ldd)
 {
     fill_batch_job f = {img, nimg, xstride, ldd, dst};
     int64_t rows = img->c * img->kh * img->kw, np = img->oh * img->ow;
-    pare_parallel_for(pool, rows * nimg, max64(1, 16384 / max64(1, np)), fill_batch_range, &f);
+    pare_range_fn fn = fill_batch_range;
+#if GEMM_X86
+    if (img->sw == 1 && img->ow <= 16 && __builtin_cpu_supports("avx512f"))
+        fn = fill_batch_range_avx512;
+#endif
+    pare_parallel_for(pool, rows * nimg, max64(1, 16384 / max64(1, np)), fn, &f);
 }
 
 typedef struct fill_job {
