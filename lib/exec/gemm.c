@@ -970,10 +970,6 @@ static void pack_range(void *ctx, int64_t b, int64_t e)
     }
 }
 
-/* Strips s0..s1 of A times strips u0..u1 of B over one depth block; pb
- * points at strip u0 of the block, strips kc*nr apart. When B is read in
- * place (d->bdirect) its full strips come from B itself and pb holds only
- * the packed partial last strip. */
 /* compute_block for virtual columns (d->b.vw): each tile is computed into
  * a buffer and its real columns are added (or, in the first depth block,
  * stored with the row bias and beta*C) to C, row segment by row segment; the
@@ -1108,12 +1104,16 @@ compute_block_virtual_avx512(const drive *d, int64_t k0, int64_t kc, int64_t s0,
 }
 #endif
 
+/* Strips s0..s1 of A times strips u0..u1 of B over one depth block; pb
+ * points at strip u0 of the block, strips kc*nr apart. When B is read in
+ * place (d->bdirect) its full strips come from B itself and pb holds only
+ * the packed partial last strip. */
 static void compute_block(const drive *d, int64_t k0, int64_t kc, int64_t s0, int64_t s1,
                           int64_t u0, int64_t u1, const float *pb)
 {
     if (d->b.vw) {
 #if GEMM_X86
-        if (d->ar->nr == 32 && d->ar->regepi) /* an AVX-512 tile */
+        if (__builtin_cpu_supports("avx512f"))
             compute_block_virtual_avx512(d, k0, kc, s0, s1, u0, u1, pb);
         else
 #endif
@@ -1723,9 +1723,11 @@ pare_status pare_sgemm_packed(pare_threadpool *pool, const pare_sgemm_packed_a *
  * is then one contiguous run: plane ((ky*dh) % sh, (kx*dw) % sw) of c from
  * ((ky*dh) / sh) * Wq + (kx*dw) / sw on. The GEMM reads those runs in place
  * (ukro). Wq = ow + the largest column shift, so the Wq - ow extra columns
- * of each output row are computed and dropped (a compaction pass copies the
- * rows out; none is needed when Wq == ow, e.g. 1x1 and patchify convs). The
- * planes take about the padded image's size. */
+ * of each output row are computed and dropped: each tile's real columns are
+ * stored through a small buffer (compute_block_virtual), or a small output
+ * is computed whole into scratch and its rows copied out; nothing is needed
+ * when Wq == ow (1x1 strided and patchify convs). The planes take about the
+ * padded image's size. */
 
 typedef struct phase_geo {
     int64_t hq, wq, plane; /* plane rows, row length, floats per plane (with tail) */
@@ -1760,11 +1762,17 @@ static bool phase_geometry(const pare_im2col *g, int64_t M, phase_geo *pg)
     int64_t sy_max = (g->kh - 1) * g->dh / g->sh, sx_max = (g->kw - 1) * g->dw / g->sw;
     pg->wq = g->ow + sx_max;
     pg->hq = g->oh + sy_max;
-    int64_t extra = pg->wq - g->ow;
+    int64_t extra = sx_max, cells, total;
+    /* rows and columns of planes beyond the output's stay within a factor of
+     * two of it (a large dilation would make them mostly zeros), and the
+     * sizes fit (the caller packs im2col otherwise) */
     if ((extra && (extra * M > PHASE_WASTE_M * g->ow || 2 * extra > g->ow)) ||
-        g->sh * g->sw > 4096)
+        sy_max > g->oh || g->sh * g->sw > 4096 ||
+        __builtin_mul_overflow(pg->hq, pg->wq, &cells) || cells > INT64_MAX / 64 ||
+        __builtin_mul_overflow(g->c * g->sh * g->sw, cells + sx_max + 16, &total) ||
+        total > INT64_MAX / 64 || __builtin_mul_overflow(M, g->oh * pg->wq, &total))
         return false;
-    pg->plane = (pg->hq * pg->wq + sx_max + 15) / 16 * 16;
+    pg->plane = (cells + sx_max + 15) / 16 * 16;
     return true;
 }
 
@@ -1971,24 +1979,43 @@ typedef struct fill_batch_job {
     float *dst;
 } fill_batch_job;
 
-/* items: (im2col row, image) pairs. Rows of small images are a few
- * floats long: the column range that reads inside the image is the same
- * for every output row of an im2col row, so it is worked out once and the
- * copies are plain loops (no library call per output row). */
+/* One item, an (im2col row, image) pair: the image's channel, where its
+ * rows go, the tap's offsets and the output columns [lo, hi) that read
+ * inside the image (the same for every output row). */
+typedef struct fill_item {
+    const float *xc;
+    float *d;
+    int64_t offy, offx, lo, hi;
+} fill_item;
+
+static inline fill_item fill_batch_item(const fill_batch_job *f, int64_t it)
+{
+    const pare_im2col *g = f->img;
+    int64_t khw = g->kh * g->kw, ow = g->ow;
+    int64_t k = it / f->nimg, i = it - k * f->nimg;
+    int64_t c = k / khw, r = k - c * khw, ky = r / g->kw, kx = r - ky * g->kw;
+    fill_item t;
+    t.offy = ky * g->dh - g->ph;
+    t.offx = kx * g->dw - g->pw;
+    t.xc = g->x + i * f->xstride + c * g->h * g->w;
+    t.d = f->dst + k * f->ldd + i * g->oh * ow;
+    t.lo = max64(0, min64(ow, ceil_div(-t.offx, g->sw)));
+    t.hi = max64(t.lo, min64(ow, ceil_div(g->w - t.offx, g->sw)));
+    return t;
+}
+
+/* items: (im2col row, image) pairs. Rows of small images are a few floats
+ * long, so the copies are plain loops (no library call per output row). */
 static void fill_batch_range(void *ctx, int64_t b, int64_t e)
 {
     const fill_batch_job *f = ctx;
     const pare_im2col *g = f->img;
-    int64_t khw = g->kh * g->kw, oh = g->oh, ow = g->ow, np = oh * ow;
+    int64_t oh = g->oh, ow = g->ow;
     for (int64_t it = b; it < e; it++) {
-        int64_t k = it / f->nimg, i = it - k * f->nimg;
-        int64_t c = k / khw, r = k - c * khw, ky = r / g->kw, kx = r - ky * g->kw;
-        int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
-        const float *xc = g->x + i * f->xstride + c * g->h * g->w;
-        float *d = f->dst + k * f->ldd + i * np;
-        /* output columns [lo, hi) read input columns inside [0, w) */
-        int64_t lo = max64(0, min64(ow, ceil_div(-offx, g->sw)));
-        int64_t hi = max64(lo, min64(ow, ceil_div(g->w - offx, g->sw)));
+        fill_item fi = fill_batch_item(f, it);
+        float *d = fi.d;
+        int64_t offy = fi.offy, offx = fi.offx, lo = fi.lo, hi = fi.hi;
+        const float *xc = fi.xc;
         for (int64_t oy = 0; oy < oh; oy++, d += ow) {
             int64_t iy = oy * g->sh + offy;
             if (iy < 0 || iy >= g->h) {
@@ -2019,21 +2046,17 @@ __attribute__((target("avx512f"))) static void fill_batch_range_avx512(void *ctx
 {
     const fill_batch_job *f = ctx;
     const pare_im2col *g = f->img;
-    int64_t khw = g->kh * g->kw, oh = g->oh, ow = g->ow, np = oh * ow;
+    int64_t oh = g->oh, ow = g->ow;
     __mmask16 all = (__mmask16)((1u << ow) - 1);
     for (int64_t it = b; it < e; it++) {
-        int64_t k = it / f->nimg, i = it - k * f->nimg;
-        int64_t c = k / khw, r = k - c * khw, ky = r / g->kw, kx = r - ky * g->kw;
-        int64_t offy = ky * g->dh - g->ph, offx = kx * g->dw - g->pw;
-        const float *xc = g->x + i * f->xstride + c * g->h * g->w;
-        float *d = f->dst + k * f->ldd + i * np;
-        int64_t lo = max64(0, min64(ow, -offx)), hi = max64(lo, min64(ow, g->w - offx));
-        __mmask16 in = (__mmask16)(all & ~((1u << lo) - 1) & ((1u << hi) - 1));
+        fill_item fi = fill_batch_item(f, it);
+        float *d = fi.d;
+        __mmask16 in = (__mmask16)(all & ~((1u << fi.lo) - 1) & ((1u << fi.hi) - 1));
         for (int64_t oy = 0; oy < oh; oy++, d += ow) {
-            int64_t iy = oy * g->sh + offy;
+            int64_t iy = oy * g->sh + fi.offy;
             __m512 v = iy < 0 || iy >= g->h
                            ? _mm512_setzero_ps()
-                           : _mm512_maskz_loadu_ps(in, xc + iy * g->w + offx);
+                           : _mm512_maskz_loadu_ps(in, fi.xc + iy * g->w + fi.offx);
             _mm512_mask_storeu_ps(d, all, v);
         }
     }
