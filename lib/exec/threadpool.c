@@ -53,7 +53,7 @@ struct pare_threadpool {
     pare_range_fn fn;
     void *ctx;
     int64_t n_items, chunk;
-    int active;            /* atomic: workers still inside the current job */
+    unsigned long active;  /* atomic: workers still inside the current job */
     unsigned long generation; /* atomic: bumped once per job */
     int sleepers;          /* atomic: workers asleep (or about to be) on cv_work */
     int caller_waits;      /* atomic: the caller sleeps (or is about to) on cv_done */
@@ -95,19 +95,15 @@ int pare_cpu_count(void)
 }
 
 /* Spins until *word != val (or quit) for at most p->spin_ns; true when it changed. */
-static bool spin_until_changed(const pare_threadpool *p, const void *word, unsigned long val,
-                               bool is_int)
+static bool spin_until_changed(const pare_threadpool *p, const unsigned long *word,
+                               unsigned long val)
 {
     if (p->spin_ns <= 0)
         return false;
     int64_t start = 0;
     for (unsigned rounds = 0;; rounds++) {
         for (int i = 0; i < POOL_SPIN_PAUSES; i++) {
-            unsigned long cur = is_int ? (unsigned long)__atomic_load_n((const int *)word,
-                                                                        __ATOMIC_ACQUIRE)
-                                       : __atomic_load_n((const unsigned long *)word,
-                                                         __ATOMIC_ACQUIRE);
-            if (cur != val || __atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
+            if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != val || __atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
                 return true;
             cpu_relax();
         }
@@ -146,7 +142,7 @@ static void *worker(void *arg)
     for (;;) {
         if (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen &&
             !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE) &&
-            !spin_until_changed(p, &p->generation, seen, false)) {
+            !spin_until_changed(p, &p->generation, seen)) {
             pthread_mutex_lock(&p->mu);
             __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
             while (!__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST) &&
@@ -167,6 +163,18 @@ static void *worker(void *arg)
         }
     }
     return NULL;
+}
+
+/* Frees p and what it holds; its workers are gone (joined or never started). */
+static void pool_destroy(pare_threadpool *p)
+{
+    free(p->threads);
+    free(p->args);
+    free(p->shares);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    free(p);
 }
 
 pare_threadpool *pare_threadpool_new(int n_threads)
@@ -194,13 +202,7 @@ pare_threadpool *pare_threadpool_new(int n_threads)
         if (posix_memalign((void **)&p->shares, 64, (size_t)n_threads * sizeof *p->shares))
             p->shares = NULL;
         if (!p->threads || !p->args || !p->shares) {
-            free(p->threads);
-            free(p->args);
-            free(p->shares);
-            pthread_mutex_destroy(&p->mu);
-            pthread_cond_destroy(&p->cv_work);
-            pthread_cond_destroy(&p->cv_done);
-            free(p);
+            pool_destroy(p);
             return NULL;
         }
         for (int i = 0; i < n_threads - 1; i++) {
@@ -225,13 +227,7 @@ void pare_threadpool_free(pare_threadpool *p)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n - 1; i++)
         pthread_join(p->threads[i], NULL);
-    free(p->threads);
-    free(p->args);
-    free(p->shares);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_done);
-    free(p);
+    pool_destroy(p);
 }
 
 int pare_threadpool_size(const pare_threadpool *p)
@@ -272,7 +268,7 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
         __atomic_store_n(&p->shares[t].next, nch * t / p->n, __ATOMIC_RELAXED);
         p->shares[t].end = nch * (t + 1) / p->n;
     }
-    __atomic_store_n(&p->active, p->n - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->active, (unsigned long)p->n - 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->generation, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
         pthread_mutex_lock(&p->mu);
@@ -282,8 +278,8 @@ void pare_parallel_for(pare_threadpool *p, int64_t n, int64_t grain, pare_range_
     in_pool_job = 1;
     run_chunks(p, 0);
     in_pool_job = 0;
-    for (int a; (a = __atomic_load_n(&p->active, __ATOMIC_ACQUIRE)) > 0;)
-        if (!spin_until_changed(p, &p->active, (unsigned long)a, true))
+    for (unsigned long a; (a = __atomic_load_n(&p->active, __ATOMIC_ACQUIRE)) > 0;)
+        if (!spin_until_changed(p, &p->active, a))
             break; /* sleep below */
     if (__atomic_load_n(&p->active, __ATOMIC_ACQUIRE) > 0) {
         pthread_mutex_lock(&p->mu);
