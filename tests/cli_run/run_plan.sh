@@ -39,6 +39,21 @@ expect_rc 0
 expect_out_re '^relu1 +Relu +cpu +Relu/1\(float32\)$'
 expect_no_out_text "fused"
 
+# the executor's switches for comparisons (pare(7)) change no output bit:
+# PARE_CONV_PHASE=0 (im2col packed per call instead of phase planes, which
+# conv2 takes at batch 1) and PARE_POOL_SPIN_US (0: idle threads sleep at
+# once; a value out of range is ignored)
+for b in 1 4; do
+    run "$PROG" -t 2 --batch "$b" --iterations 1 --warmup 0 --save-outputs "$tmp/base.npz" "$cnn"
+    expect_rc 0
+    for e in PARE_CONV_PHASE=0 PARE_POOL_SPIN_US=0 PARE_POOL_SPIN_US=-5; do
+        run env "$e" "$PROG" -t 2 --batch "$b" --iterations 1 --warmup 0 \
+            --save-outputs "$tmp/env.npz" "$cnn"
+        expect_rc 0
+        cmp -s "$tmp/base.npz" "$tmp/env.npz" || fail "$e changed the outputs at batch $b"
+    done
+done
+
 # cuda without a usable GPU fails cleanly when the model is loaded: in a
 # build without CUDA, or (PARE_HAVE_CUDA=1) with the driver's reason
 run "$PROG" --plan --device cuda "$cnn"
