@@ -110,6 +110,34 @@ typedef struct pare_kernel {
 pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *state,
                              const pare_kfuse *f, pare_error *err);
 
+/* QDQ fusion (plan time, main graph, CPU): the executor found
+ *     DequantizeLinear(x_q) -> op <- DequantizeLinear(w_q)
+ *     [op's bias: a float32 constant or DequantizeLinear of an int32 one]
+ *     op [-> Relu] -> QuantizeLinear -> y_q
+ * with op a Conv, MatMul or Gemm and every parameter a constant; the fused
+ * node reads x_q and writes y_q. Tensors are the constants' data (NULL:
+ * the optional input is absent). */
+typedef struct pare_kqdq {
+    const pare_node *op;
+    int x_dtype;                                   /* x_q's dtype */
+    const pare_tensor *x_scale, *x_zp;
+    const pare_tensor *w_q, *w_scale, *w_zp;
+    int64_t w_axis;                                /* DequantizeLinear(w_q)'s axis */
+    const pare_tensor *bias_f;                     /* a float bias, or */
+    const pare_tensor *bias_q, *bias_scale, *bias_zp; /* a dequantized int32 one */
+    const pare_tensor *y_scale, *y_zp;
+    int y_dtype;                                   /* y_q's dtype */
+    bool relu;
+} pare_kqdq;
+
+/* The CPU kernel of such a fused node (lib/exec/kernels_qfused.c): sets *k
+ * and *state (released by (*k)->release) and returns PARE_OK, or refuses
+ * with PARE_ERR_UNSUPPORTED (the nodes then run as they are), or
+ * PARE_ERR_NOMEM. The kernel's run reads in[0] = x_q and writes output 0. */
+pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
+                            pare_error *err);
+extern const pare_kernel pare_kernel_qdq_fused;
+
 /* Each kernel family exports a table ending with a zeroed record. */
 extern const pare_kernel pare_kernels_elementwise[];
 extern const pare_kernel pare_kernels_linalg[];   /* gemm, matmul, conv, pool, norm */

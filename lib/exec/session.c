@@ -51,6 +51,11 @@ typedef struct gplan {
     const pare_value **fz_res;
     size_t *first_pos;        /* per value: where the fused form writes it, SIZE_MAX */
     size_t n_fused;           /* nodes absorbed */
+    /* QDQ fusion (fuse_qdq): the fused node runs fz_k[i] with fz_state[i]
+     * (NULL: its own kernel) and reads fz_x[i] as input 0 */
+    const pare_kernel **fz_k;
+    void **fz_state;
+    const pare_value **fz_x;
 } gplan;
 
 /* one arena slot per buffer of the main graph: key 2*id is a value's home
@@ -148,6 +153,12 @@ static void gplan_free(gplan *p)
     free(p->fz_out);
     free(p->fz_res);
     free(p->first_pos);
+    for (size_t i = 0; p->fz_k && i < p->n; i++)
+        if (p->fz_k[i] && p->fz_k[i]->release && p->fz_state[i])
+            p->fz_k[i]->release(p->fz_state[i]);
+    free(p->fz_k);
+    free(p->fz_state);
+    free(p->fz_x);
     free(p);
 }
 
@@ -867,6 +878,143 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
     return st;
 }
 
+/* ---- QDQ fusion ---- */
+
+/* the DequantizeLinear (ai.onnx, per tensor or per axis) producing v, whose
+ * parameters (and data, when all_const) are constants, on the backend of
+ * position i with no copy before it; else NULL */
+static const pare_node *qdq_dq(const gplan *p, size_t i, const pare_value *v, bool all_const)
+{
+    const pare_node *d = v ? v->producer : NULL;
+    if (!d || d->graph != p->g || !is_op(d, "DequantizeLinear") || d->n_inputs < 2 ||
+        d->n_outputs != 1 || !is_const(d->inputs[1]) ||
+        (d->n_inputs > 2 && d->inputs[2] && !is_const(d->inputs[2])) ||
+        (all_const && !is_const(d->inputs[0])) || !d->inputs[0] ||
+        pare_node_attr_int(d, "block_size", 0) != 0 || v->dtype != PARE_DT_FLOAT ||
+        !same_device(p, i, d))
+        return NULL;
+    return d;
+}
+
+static const pare_tensor *qdq_in(const pare_node *n, size_t k)
+{
+    return n->n_inputs > k && n->inputs[k] ? n->inputs[k]->init : NULL;
+}
+
+/* DequantizeLinear(x_q), DequantizeLinear(w_q) -> Conv / MatMul / Gemm
+ * [-> Relu] -> QuantizeLinear at position i: node i runs the CPU's integer
+ * kernel (pare_kernel_qdq) reading x_q and writing the QuantizeLinear's
+ * output; the Relu, the QuantizeLinear and the DequantizeLinears only it
+ * reads are absorbed. *done when it fused. */
+static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
+{
+    *done = false;
+    pare_node *n = p->order[i];
+    if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm")) || n->n_inputs < 2 ||
+        n->n_outputs != 1 || !n->outputs[0] || (p->multi && p->nbe[i]))
+        return PARE_OK;
+    const pare_node *dx = qdq_dq(p, i, n->inputs[0], false),
+                    *dw = qdq_dq(p, i, n->inputs[1], true), *db = NULL;
+    if (!dx || !dw || dx == dw)
+        return PARE_OK;
+    const pare_value *x_q = dx->inputs[0];
+    if (x_q->graph != p->g || (p->multi && p->vbe[x_q->id] != 0))
+        return PARE_OK;
+    pare_kqdq d;
+    memset(&d, 0, sizeof d);
+    d.op = n;
+    d.x_dtype = x_q->dtype;
+    d.x_scale = qdq_in(dx, 1);
+    d.x_zp = qdq_in(dx, 2);
+    d.w_q = qdq_in(dw, 0);
+    d.w_scale = qdq_in(dw, 1);
+    d.w_zp = qdq_in(dw, 2);
+    d.w_axis = pare_node_attr_int(dw, "axis", 1);
+    const pare_value *bv = !is_op(n, "MatMul") && n->n_inputs > 2 ? n->inputs[2] : NULL;
+    if (bv && is_const(bv)) {
+        d.bias_f = bv->init;
+    } else if (bv) {
+        if (!(db = qdq_dq(p, i, bv, true)))
+            return PARE_OK;
+        d.bias_q = qdq_in(db, 0);
+        d.bias_scale = qdq_in(db, 1);
+        d.bias_zp = qdq_in(db, 2);
+    }
+    size_t absorbed[8], na = 0;
+    pare_value *cur = n->outputs[0];
+    pare_node *c = sole_reader(p, cur);
+    if (c && is_op(c, "Relu") && c->n_outputs == 1 && c->outputs[0] && same_device(p, i, c)) {
+        d.relu = true;
+        absorbed[na++] = node_pos(c);
+        cur = c->outputs[0];
+        c = sole_reader(p, cur);
+    }
+    if (!c || !is_op(c, "QuantizeLinear") || c->n_inputs < 2 || c->inputs[0] != cur ||
+        c->n_outputs != 1 || !c->outputs[0] || !is_const(c->inputs[1]) ||
+        (c->n_inputs > 2 && c->inputs[2] && !is_const(c->inputs[2])) ||
+        pare_node_attr_int(c, "block_size", 0) != 0 || !same_device(p, i, c))
+        return PARE_OK;
+    absorbed[na++] = node_pos(c);
+    d.y_scale = qdq_in(c, 1);
+    d.y_zp = qdq_in(c, 2);
+    d.y_dtype = c->outputs[0]->dtype;
+    const pare_kernel *k;
+    void *state;
+    pare_error ferr;
+    pare_status st = pare_kernel_qdq(&d, &k, &state, &ferr);
+    if (st == PARE_ERR_NOMEM)
+        return PARE_NOMEM(err);
+    if (st)
+        return PARE_OK; /* refused: the nodes run as they are */
+    /* the DequantizeLinears only this node reads go too */
+    const pare_node *dqs[3] = {dx, dw, db};
+    for (int j = 0; j < 3; j++)
+        if (dqs[j] && sole_reader(p, dqs[j]->outputs[0]) == n)
+            absorbed[na++] = node_pos(dqs[j]);
+    for (size_t a = 0; a < na; a++)
+        p->fused_into[absorbed[a]] = i;
+    p->n_fused += na;
+    p->fz_out[i] = c->outputs[0];
+    p->fz_res[i] = NULL;
+    p->first_pos[c->outputs[0]->id] = i;
+    p->fz_k[i] = k;
+    p->fz_state[i] = state;
+    p->fz_x[i] = x_q;
+    if (p->last_use[x_q->id] == SIZE_MAX || p->last_use[x_q->id] < i)
+        p->last_use[x_q->id] = i;
+    *done = true;
+    return PARE_OK;
+}
+
+/* DequantizeLinears whose every reader is a QDQ-fused node (one activation
+ * read by two branches) have nothing left to do: absorbed into the first */
+static void qdq_sweep(gplan *p)
+{
+    for (size_t d = 0; d < p->n; d++) {
+        const pare_node *n = p->order[d];
+        if (p->fused_into[d] != SIZE_MAX || !is_op(n, "DequantizeLinear") || n->n_outputs != 1 ||
+            !n->outputs[0] || n->outputs[0]->is_output || !n->outputs[0]->n_uses)
+            continue;
+        const pare_value *v = n->outputs[0];
+        size_t first = SIZE_MAX;
+        for (size_t u = 0; u < v->n_uses; u++) {
+            const pare_node *r = v->uses[u].node;
+            size_t pos = r->graph == p->g ? node_pos(r) : SIZE_MAX;
+            if (pos == SIZE_MAX || !p->fz_k[pos] || p->fz_x[pos] != n->inputs[0] ||
+                v->uses[u].input != 0) {
+                first = SIZE_MAX;
+                break;
+            }
+            if (first == SIZE_MAX || pos < first)
+                first = pos;
+        }
+        if (first != SIZE_MAX) {
+            p->fused_into[d] = first;
+            p->n_fused++;
+        }
+    }
+}
+
 /* whether fusion is off for session options o (or PARE_NO_FUSION=1) */
 static bool fusion_off(const pare_session_opts *o)
 {
@@ -881,7 +1029,11 @@ static pare_status plan_fusion(gplan *p, pare_error *err)
     p->fz_out = calloc(nn, sizeof *p->fz_out);
     p->fz_res = calloc(nn, sizeof *p->fz_res);
     p->first_pos = malloc(nv * sizeof *p->first_pos);
-    if (!p->fused_into || !p->fz_out || !p->fz_res || !p->first_pos)
+    p->fz_k = calloc(nn, sizeof *p->fz_k);
+    p->fz_state = calloc(nn, sizeof *p->fz_state);
+    p->fz_x = calloc(nn, sizeof *p->fz_x);
+    if (!p->fused_into || !p->fz_out || !p->fz_res || !p->first_pos || !p->fz_k ||
+        !p->fz_state || !p->fz_x)
         return PARE_NOMEM(err);
     for (size_t i = 0; i < p->n; i++)
         p->fused_into[i] = SIZE_MAX;
@@ -892,10 +1044,14 @@ static pare_status plan_fusion(gplan *p, pare_error *err)
     for (size_t i = 0; i < p->n; i++) {
         if (p->fused_into[i] != SIZE_MAX)
             continue;
-        pare_status st = fuse_node(p, i, err);
+        bool done = false;
+        pare_status st = fuse_qdq(p, i, &done, err);
+        if (!st && !done)
+            st = fuse_node(p, i, err);
         if (st)
             return st;
     }
+    qdq_sweep(p);
     return PARE_OK;
 }
 
@@ -1326,6 +1482,9 @@ char *pare_session_plan_text(pare_session *s)
             snprintf(kern + ko, sizeof kern - ko, ")");
         if (p->why && p->why[i])
             snprintf(note, sizeof note, "fallback from %s: %s", s->be[1]->name, p->why[i]);
+        if (p->fz_k && p->fz_k[i])
+            snprintf(note, sizeof note, "8-bit QDQ kernel: reads %s, writes %s", p->fz_x[i]->name,
+                     p->fz_out[i]->name);
         if (p->fused_into && p->fused_into[i] != SIZE_MAX) {
             const pare_node *into = p->order[p->fused_into[i]];
             if (into->name && *into->name)
@@ -1726,6 +1885,17 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
                 goto out;
             }
         }
+        const pare_kernel *kern = p->k[i];
+        if (fz && p->fz_k[i]) {
+            kern = p->fz_k[i];
+            if (!(ins[0] = lookup_be(&f, p->fz_x[i], nbe))) {
+                if (ins != inbuf)
+                    free(ins);
+                st = pare_error_set(err, PARE_ERR_INVALID, "node %s: input '%s' has no value",
+                                    pare_node_label(n, lbl, sizeof lbl), p->fz_x[i]->name);
+                goto out;
+            }
+        }
         x.k.node = n;
         x.k.opset = p->opset[i];
         x.k.in = ins;
@@ -1733,7 +1903,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.fused = fz;
         x.out0 = fz ? p->fz_out[i] : NULL;
         x.k.n_out = n->n_outputs;
-        x.k.state = p->state[i];
+        x.k.state = kern != p->k[i] ? p->fz_state[i] : p->state[i];
         x.k.pool = s->pool;
         x.k.alloc_out = alloc_out;
         x.k.run_graph = run_graph_cb;
@@ -1741,7 +1911,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.dev = s->bctx[nbe];
         x.f = &f;
         x.node = n;
-        st = p->k[i]->run(&x.k, err);
+        st = kern->run(&x.k, err);
         if (ins != inbuf)
             free(ins);
         for (size_t k = 0; k < x.n_scratch; k++) {

@@ -1,0 +1,616 @@
+/* Fused QDQ kernels: a Conv, MatMul or Gemm between DequantizeLinear and
+ * QuantizeLinear nodes (what pare-quantize --mode static and onnxruntime's
+ * quantize_static write) computed on the 8-bit data directly:
+ *
+ *     DQ(x_q) --+
+ *     DQ(w_q) --+-> Conv / MatMul / Gemm [+ DQ(bias) | float bias] [-> Relu] -> Q -> y_q
+ *
+ * becomes one kernel reading x_q and writing y_q. The executor finds the
+ * pattern (lib/exec/session.c, fuse_qdq) and hands the constants over in a
+ * pare_kqdq; this file checks that they are what the integer path can
+ * reproduce and packs the weights once (qgemm.h).
+ *
+ * Numerics. The unfused graph computes, in float32,
+ *     v = sum (x - zx) xs * (w - zw) ws[m] + b[m],   y = sat(rint(v / ys) + zy)
+ * The fused kernel computes the sum exactly in int32 (qgemm.h) and then
+ * v = float(acc) * (xs * ws[m]) + b[m] and y as QuantizeLinear does
+ * (v / ys in float32, half to even, saturated; Relu as max(v, 0) first).
+ * The only difference is where float rounding happens: the float graph
+ * rounds every product and partial sum, the fused kernel once. Outputs
+ * agree exactly except where v / ys falls within a few float ulps of a
+ * rounding boundary, where they differ by 1.
+ *
+ * Accepted: x uint8 or int8 with a scalar scale and zero point; weights
+ * int8 with zero points 0, a scalar scale or one per output channel (the
+ * DequantizeLinear axis on the output channel); bias float32 or
+ * DequantizeLinear of int32; y uint8 or int8 with scalar parameters; scales
+ * float32. Conv: 1-D and 2-D, any group, stride, dilation, pads or
+ * auto_pad. MatMul: x of rank >= 2 times a [K, N] constant. Gemm: alpha =
+ * beta = 1, transA = 0. Anything else is refused and runs unfused.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exec/kernel.h"
+#include "exec/qgemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define QF_X86 1
+static bool qf_avx512; /* set when a fused kernel is made */
+#else
+#define QF_X86 0
+#endif
+
+enum { QF_CONV, QF_MATMUL };
+
+typedef struct qf_state {
+    int kind;
+    /* Conv */
+    int nd;                                /* 1 or 2 spatial dims */
+    int auto_pad;                          /* 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+    int64_t group, Cg, Mg, kh, kw;         /* per group; kh = 1 for 1-D */
+    int64_t sh, sw, dh, dw, pads[4];       /* pads: top, left, bottom, right */
+    bool has_pads;
+    /* MatMul / Gemm */
+    int64_t K;
+    /* both */
+    int64_t M;                             /* output channels (conv) / columns */
+    pare_qgemm_w *w;                       /* one packed matrix per group */
+    float *mult;                           /* xs * ws[m] */
+    float *bias;                           /* b[m], or NULL */
+    float ys;
+    int32_t zy, lo, hi;
+    int ydt;
+    uint8_t flip, zx;                      /* x's domain move and zero point (uint8) */
+    bool relu;
+} qf_state;
+
+static void qf_release(void *p)
+{
+    qf_state *S = p;
+    if (!S)
+        return;
+    if (S->w)
+        for (int64_t g = 0; g < S->group; g++)
+            pare_qgemm_w_release(&S->w[g]);
+    free(S->w);
+    free(S->mult);
+    free(S->bias);
+    free(S);
+}
+
+static int64_t numel(const pare_tensor *t)
+{
+    return t ? (int64_t)pare_tensor_numel(t) : 0;
+}
+
+/* a scalar float32 scale > 0 and finite */
+static bool scale_ok(const pare_tensor *t)
+{
+    if (!t || t->dtype != PARE_DT_FLOAT || numel(t) != 1)
+        return false;
+    float s = *(const float *)t->data;
+    return s > 0 && isfinite(s);
+}
+
+/* the zero point of 8-bit type dt (NULL: 0), scalar */
+static bool zp_get(const pare_tensor *z, int dt, int32_t *out)
+{
+    *out = 0;
+    if (!z)
+        return true;
+    if (z->dtype != dt || numel(z) != 1)
+        return false;
+    *out = dt == PARE_DT_UINT8 ? *(const uint8_t *)z->data : *(const int8_t *)z->data;
+    return true;
+}
+
+static bool zeros(const pare_tensor *z)
+{
+    if (!z)
+        return true;
+    if (z->dtype != PARE_DT_INT8 && z->dtype != PARE_DT_UINT8)
+        return false;
+    const uint8_t *d = z->data;
+    for (int64_t i = 0; i < numel(z); i++)
+        if (d[i])
+            return false;
+    return true;
+}
+
+static bool conv_attrs(const pare_node *n, qf_state *S)
+{
+    const int64_t *v;
+    size_t c;
+    const char *ap = pare_node_attr_string(n, "auto_pad", "NOTSET");
+    S->auto_pad = !strcmp(ap, "SAME_UPPER") ? 1 : !strcmp(ap, "SAME_LOWER") ? 2
+                  : !strcmp(ap, "VALID")    ? 3 : !strcmp(ap, "NOTSET") ? 0 : -1;
+    if (S->auto_pad < 0)
+        return false;
+    S->group = pare_node_attr_int(n, "group", 1);
+    int nd = S->nd;
+    int64_t st[2] = {1, 1}, dl[2] = {1, 1}, pd[4] = {0, 0, 0, 0};
+    if ((c = pare_node_attr_ints(n, "strides", &v))) {
+        if ((int)c != nd)
+            return false;
+        memcpy(st + 2 - nd, v, c * sizeof *v);
+    }
+    if ((c = pare_node_attr_ints(n, "dilations", &v))) {
+        if ((int)c != nd)
+            return false;
+        memcpy(dl + 2 - nd, v, c * sizeof *v);
+    }
+    if ((c = pare_node_attr_ints(n, "pads", &v))) {
+        if ((int)c != 2 * nd)
+            return false;
+        if (nd == 2)
+            memcpy(pd, (int64_t[4]){v[0], v[1], v[2], v[3]}, sizeof pd);
+        else
+            memcpy(pd, (int64_t[4]){0, v[0], 0, v[1]}, sizeof pd);
+        S->has_pads = true;
+    }
+    if ((c = pare_node_attr_ints(n, "kernel_shape", &v))) {
+        if ((int)c != nd || v[0] != (nd == 2 ? S->kh : S->kw) || (nd == 2 && v[1] != S->kw))
+            return false;
+    }
+    S->sh = st[0];
+    S->sw = st[1];
+    S->dh = dl[0];
+    S->dw = dl[1];
+    memcpy(S->pads, pd, sizeof pd);
+    for (int i = 0; i < 4; i++)
+        if (pd[i] < 0 || pd[i] > (int64_t)1 << 30)
+            return false;
+    return S->group >= 1 && S->sh >= 1 && S->sw >= 1 && S->dh >= 1 && S->dw >= 1 &&
+           S->sh <= 1 << 20 && S->sw <= 1 << 20 && S->dh <= 1 << 20 && S->dw <= 1 << 20;
+}
+
+pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
+                            pare_error *err)
+{
+    (void)err;
+    const pare_node *n = d->op;
+    bool conv = !strcmp(n->op_type, "Conv"), gemm = !strcmp(n->op_type, "Gemm");
+    if (!conv && !gemm && strcmp(n->op_type, "MatMul"))
+        return PARE_ERR_UNSUPPORTED;
+    const pare_tensor *w = d->w_q;
+    int32_t zx, zy;
+    if ((d->x_dtype != PARE_DT_UINT8 && d->x_dtype != PARE_DT_INT8) ||
+        (d->y_dtype != PARE_DT_UINT8 && d->y_dtype != PARE_DT_INT8) || !w ||
+        w->dtype != PARE_DT_INT8 || !scale_ok(d->x_scale) || !scale_ok(d->y_scale) ||
+        !zp_get(d->x_zp, d->x_dtype, &zx) || !zp_get(d->y_zp, d->y_dtype, &zy) ||
+        !zeros(d->w_zp) || !d->w_scale || d->w_scale->dtype != PARE_DT_FLOAT ||
+        (d->w_zp && d->w_zp->dtype != PARE_DT_INT8))
+        return PARE_ERR_UNSUPPORTED;
+    qf_state *S = calloc(1, sizeof *S);
+    if (!S)
+        return PARE_ERR_NOMEM;
+    pare_status st = PARE_ERR_UNSUPPORTED;
+    int64_t M, K, sm, sk, ch_axis; /* weight element (m, k) at m * sm + k * sk */
+    if (conv) {
+        if (w->rank != 3 && w->rank != 4)
+            goto refuse;
+        S->kind = QF_CONV;
+        S->nd = w->rank - 2;
+        S->kh = S->nd == 2 ? w->dims[2] : 1;
+        S->kw = w->dims[w->rank - 1];
+        if (!conv_attrs(n, S))
+            goto refuse;
+        M = w->dims[0];
+        S->Cg = w->dims[1];
+        if (M % S->group)
+            goto refuse;
+        S->Mg = M / S->group;
+        K = S->Cg * S->kh * S->kw;
+        sm = K;
+        sk = 1;
+        ch_axis = 0;
+    } else {
+        if (w->rank != 2)
+            goto refuse;
+        bool tb = gemm && pare_node_attr_int(n, "transB", 0);
+        if (gemm && (pare_node_attr_int(n, "transA", 0) || pare_node_attr_float(n, "alpha", 1) != 1.0f ||
+                     pare_node_attr_float(n, "beta", 1) != 1.0f))
+            goto refuse;
+        S->kind = QF_MATMUL;
+        S->group = 1;
+        K = tb ? w->dims[1] : w->dims[0];
+        M = tb ? w->dims[0] : w->dims[1];
+        sm = tb ? K : 1;
+        sk = tb ? 1 : M;
+        ch_axis = tb ? 0 : 1;
+        S->Mg = M;
+    }
+    if (M < 1 || K < 1 || K > (1 << 24))
+        goto refuse;
+    S->M = M;
+    S->K = K;
+    /* weight scales: one, or one per output channel along ch_axis */
+    int64_t nws = numel(d->w_scale);
+    int64_t wax = d->w_axis < 0 ? d->w_axis + w->rank : d->w_axis;
+    if (nws != 1 && (nws != M || wax != ch_axis || d->w_scale->rank != 1))
+        goto refuse;
+    if (d->w_zp && numel(d->w_zp) != nws)
+        goto refuse;
+    float xs = *(const float *)d->x_scale->data;
+    S->mult = malloc((size_t)M * sizeof *S->mult);
+    if (!S->mult)
+        goto nomem;
+    const float *wsv = d->w_scale->data;
+    for (int64_t m = 0; m < M; m++) {
+        float ws = wsv[nws == 1 ? 0 : m];
+        if (!(ws > 0) || !isfinite(ws))
+            goto refuse;
+        S->mult[m] = xs * ws;
+    }
+    /* bias */
+    if (d->bias_f || d->bias_q) {
+        S->bias = malloc((size_t)M * sizeof *S->bias);
+        if (!S->bias)
+            goto nomem;
+        if (d->bias_f) {
+            const pare_tensor *b = d->bias_f;
+            if (b->dtype != PARE_DT_FLOAT || numel(b) != M)
+                goto refuse;
+            memcpy(S->bias, b->data, (size_t)M * sizeof *S->bias);
+        } else {
+            const pare_tensor *b = d->bias_q, *bs = d->bias_scale;
+            int64_t nbs = numel(bs);
+            if (b->dtype != PARE_DT_INT32 || numel(b) != M || !bs || bs->dtype != PARE_DT_FLOAT ||
+                (nbs != 1 && nbs != M) || (d->bias_zp && (d->bias_zp->dtype != PARE_DT_INT32 ||
+                                                          numel(d->bias_zp) != nbs)))
+                goto refuse;
+            const int32_t *bq = b->data, *bz = d->bias_zp ? d->bias_zp->data : NULL;
+            const float *bsv = bs->data;
+            for (int64_t m = 0; m < M; m++) {
+                int64_t j = nbs == 1 ? 0 : m;
+                /* DequantizeLinear of int32: (b - zp) * s in float32 */
+                S->bias[m] = (float)((double)bq[m] - (bz ? bz[j] : 0)) * bsv[j];
+            }
+        }
+        for (int64_t m = 0; m < M; m++)
+            if (!isfinite(S->bias[m]))
+                goto refuse;
+    }
+    S->ys = *(const float *)d->y_scale->data;
+    S->zy = zy;
+    S->ydt = d->y_dtype;
+    S->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
+    S->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
+    S->flip = d->x_dtype == PARE_DT_INT8 ? 0x80 : 0;
+    S->zx = (uint8_t)(zx + (d->x_dtype == PARE_DT_INT8 ? 128 : 0));
+    S->relu = d->relu;
+    /* the weights, one matrix per group */
+    S->w = calloc((size_t)S->group, sizeof *S->w);
+    if (!S->w)
+        goto nomem;
+    for (int64_t g = 0; g < S->group; g++) {
+        const int8_t *wg = (const int8_t *)w->data + g * S->Mg * K;
+        if ((st = pare_qgemm_pack_w(wg, S->Mg, K, sm, sk, &S->w[g])))
+            goto fail;
+    }
+    (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
+#if QF_X86
+    qf_avx512 = __builtin_cpu_supports("avx512f");
+#endif
+    *k = &pare_kernel_qdq_fused;
+    *state = S;
+    return PARE_OK;
+nomem:
+    st = PARE_ERR_NOMEM;
+    goto fail;
+refuse:
+    st = PARE_ERR_UNSUPPORTED;
+fail:
+    qf_release(S);
+    return st;
+}
+
+#if QF_X86
+/* qf_store's contiguous case, 16 outputs at a time (the same operations in
+ * the same order, so the same bits) */
+__attribute__((target("avx512f"))) static void qf_store512(const qf_state *S, int32_t corr,
+                                                          float mul, float b,
+                                                          const int32_t *acc, int64_t cnt,
+                                                          uint8_t *y)
+{
+    __m512i vc = _mm512_set1_epi32(corr), vz = _mm512_set1_epi32(S->zy);
+    __m512 vm = _mm512_set1_ps(mul), vb = _mm512_set1_ps(b), vy = _mm512_set1_ps(S->ys);
+    __m512 lo = _mm512_set1_ps((float)(S->lo - S->zy)), hi = _mm512_set1_ps((float)(S->hi - S->zy));
+    if (S->relu)
+        lo = _mm512_max_ps(lo, _mm512_setzero_ps()); /* max(v, 0) / ys >= 0 */
+    __m512 magic = _mm512_set1_ps(12582912.0f);
+    for (int64_t j = 0; j < cnt; j += 16) {
+        __mmask16 m = cnt - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cnt - j)) - 1);
+        __m512i a = _mm512_maskz_loadu_epi32(m, acc + j);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, vc)), vm), vb);
+        __m512 q = _mm512_div_ps(v, vy);
+        q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+        q = _mm512_sub_ps(_mm512_add_ps(q, magic), magic);
+        __m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(q), vz);
+        _mm512_mask_cvtepi32_storeu_epi8(y + j, m, r);
+    }
+}
+#endif
+
+/* ---- the epilogue ------------------------------------------------------ */
+
+/* cnt int32 sums of output channel m to 8-bit values at y[0], y[ys], ...:
+ * v = (acc - zx * rowsum) * mult + bias, Relu, then QuantizeLinear */
+static void qf_store(const qf_state *S, const pare_qgemm_w *w, int64_t mg, int64_t m,
+                     const int32_t *acc, int64_t cnt, uint8_t *y, int64_t ystride)
+{
+    int32_t corr = (int32_t)S->zx * w->rowsum[mg];
+    float mul = S->mult[m], b = S->bias ? S->bias[m] : 0.0f, ys = S->ys;
+    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
+    float floor0 = S->relu ? 0.0f : -INFINITY;
+    int32_t zy = S->zy;
+#if QF_X86
+    if (ystride == 1 && qf_avx512) {
+        qf_store512(S, corr, mul, b, acc, cnt, y);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < cnt; j++) {
+        float v = (float)(acc[j] - corr) * mul + b;
+        v = v > floor0 ? v : floor0;
+        float q = v / ys;
+        q = q > lo ? q : lo;
+        q = q < hi ? q : hi;
+        q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
+        y[j * ystride] = (uint8_t)((int32_t)q + zy);
+    }
+}
+
+/* The products of a packed panel (nn of its ncols columns real) with row
+ * blocks mb0 .. mb1-1 of w, each row stored through qf_store: row r is
+ * output channel moff + r, written at y + r * rstride + column * cstride. */
+static void qf_panel_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, int64_t mb1,
+                             const uint8_t *panel, int64_t nn, int64_t ncols, int64_t moff,
+                             uint8_t *y, int64_t rstride, int64_t cstride)
+{
+    int32_t acc[QG_MR * QG_NR];
+    int64_t mbn = (w->M + QG_MR - 1) / QG_MR;
+    if (mb1 > mbn)
+        mb1 = mbn;
+    for (int64_t mb = mb0; mb < mb1; mb++) {
+        int64_t m0 = mb * QG_MR, mr = w->M - m0 < QG_MR ? w->M - m0 : QG_MR;
+        for (int64_t t = 0; t < ncols; t += QG_NR) {
+            pare_qgemm_block(w, m0, panel + t * 4, ncols, acc);
+            int64_t cnt = nn - t < QG_NR ? nn - t : QG_NR;
+            for (int64_t i = 0; i < mr; i++)
+                qf_store(S, w, m0 + i, moff + m0 + i, acc + i * QG_NR, cnt,
+                         y + (m0 + i) * rstride + t * cstride, cstride);
+        }
+    }
+}
+
+/* ---- Conv ------------------------------------------------------------- */
+
+#define QF_PANEL 128 /* columns per packed panel: 4 microkernel tiles */
+
+typedef struct qf_conv_job {
+    const qf_state *S;
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t C, H, W, oh, ow, ph, pw;
+    int64_t npanel, nmch, mblocks_per_ch; /* items: (image, group, panel, M chunk) */
+    int64_t items_per_img;
+    uint8_t *packed; /* every panel packed up front (M split), or NULL */
+    int64_t qchunks; /* packing items per panel when packed */
+    int failed;      /* a thread could not get its panel buffer */
+} qf_conv_job;
+
+static void qf_conv_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t pn,
+                         pare_qim2col *gi, int64_t *n0, int64_t *nn, int64_t *ncols)
+{
+    const qf_state *S = J->S;
+    int64_t osz = J->oh * J->ow;
+    *n0 = pn * QF_PANEL;
+    *nn = osz - *n0 < QF_PANEL ? osz - *n0 : QF_PANEL;
+    *ncols = (*nn + QG_NR - 1) / QG_NR * QG_NR;
+    pare_qim2col t = {J->x + (img * J->C + g * S->Cg) * J->H * J->W,
+                      S->Cg, J->H, J->W, S->kh, S->kw, S->sh, S->sw, S->dh, S->dw,
+                      J->ph, J->pw, J->oh, J->ow, S->flip, S->zx};
+    *gi = t;
+}
+
+static size_t qf_panel_bytes(const qf_state *S)
+{
+    return (size_t)((S->K + 3) / 4) * QF_PANEL * 4;
+}
+
+/* the packing phase when M is split: items (image, group, panel, chunk of
+ * row groups) */
+static void qf_conv_pack(void *ctx, int64_t b, int64_t e)
+{
+    const qf_conv_job *J = ctx;
+    int64_t K4 = (J->S->K + 3) / 4, per = (K4 + J->qchunks - 1) / J->qchunks;
+    for (int64_t it = b; it < e; it++) {
+        int64_t pi = it / J->qchunks, qc = it % J->qchunks;
+        int64_t img = pi / (J->S->group * J->npanel), r = pi % (J->S->group * J->npanel);
+        int64_t g = r / J->npanel, pn = r % J->npanel, n0, nn, ncols;
+        pare_qim2col gi;
+        qf_conv_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+        int64_t q0 = qc * per, q1 = q0 + per < K4 ? q0 + per : K4;
+        if (q0 < q1)
+            pare_qpack_im2col(&gi, n0, nn, ncols, q0, q1, J->packed + pi * qf_panel_bytes(J->S));
+    }
+}
+
+static void qf_conv_items(void *ctx, int64_t b, int64_t e)
+{
+    qf_conv_job *J = ctx;
+    const qf_state *S = J->S;
+    int64_t K4 = (S->K + 3) / 4, osz = J->oh * J->ow;
+    uint8_t *own = J->packed ? NULL : aligned_alloc(64, qf_panel_bytes(S));
+    if (!J->packed && !own) {
+        __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int64_t it = b; it < e; it++) {
+        int64_t img = it / J->items_per_img, r = it % J->items_per_img;
+        int64_t g = r / (J->npanel * J->nmch);
+        r %= J->npanel * J->nmch;
+        int64_t pn = r / J->nmch, mc = r % J->nmch, n0, nn, ncols;
+        pare_qim2col gi;
+        qf_conv_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+        const uint8_t *panel = own;
+        if (own)
+            pare_qpack_im2col(&gi, n0, nn, ncols, 0, K4, own);
+        else
+            panel = J->packed + ((img * S->group + g) * J->npanel + pn) * qf_panel_bytes(S);
+        int64_t mb0 = mc * J->mblocks_per_ch;
+        qf_panel_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, panel, nn, ncols, g * S->Mg,
+                         J->y + (img * S->M + g * S->Mg) * osz + n0, osz, 1);
+    }
+    free(own);
+}
+
+/* output size and leading pad of one spatial axis */
+static bool qf_axis(int auto_pad, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb,
+                    int64_t pe, int64_t *out, int64_t *lead)
+{
+    int64_t dk = (k - 1) * d + 1;
+    if (auto_pad == 1 || auto_pad == 2) {
+        int64_t o = in / s + (in % s != 0);
+        int64_t tot = (o - 1) * s + dk - in;
+        if (tot < 0)
+            tot = 0;
+        pb = auto_pad == 1 ? tot / 2 : tot - tot / 2;
+        pe = tot - pb;
+    } else if (auto_pad == 3) {
+        pb = pe = 0;
+    }
+    if (in + pb + pe < dk)
+        return false;
+    *out = (in + pb + pe - dk) / s + 1;
+    *lead = pb;
+    return true;
+}
+
+static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tensor *x,
+                               pare_error *err)
+{
+    if (x->rank != S->nd + 2 || x->dims[1] != S->Cg * S->group)
+        return pare_error_set(err, PARE_ERR_INVALID, "input rank %d or channels do not fit the "
+                              "weights", x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], H = S->nd == 2 ? x->dims[2] : 1,
+            W = x->dims[x->rank - 1], oh, ow, ph, pw;
+    if (!qf_axis(S->nd == 2 ? S->auto_pad : 0, H, S->kh, S->sh, S->dh, S->pads[0], S->pads[2],
+                 &oh, &ph) ||
+        !qf_axis(S->auto_pad, W, S->kw, S->sw, S->dw, S->pads[1], S->pads[3], &ow, &pw))
+        return pare_error_set(err, PARE_ERR_INVALID, "kernel larger than the padded input");
+    int64_t dims[4] = {N, S->M, oh, ow};
+    if (S->nd == 1)
+        dims[2] = ow;
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, dims, &y, err);
+    if (st)
+        return st;
+    int64_t osz = oh * ow;
+    if (!N || !osz)
+        return PARE_OK;
+    qf_conv_job J = {S, x->data, y->data, C, H, W, oh, ow, ph, pw, 0, 0, 0, 0, NULL, 1, 0};
+    J.npanel = (osz + QF_PANEL - 1) / QF_PANEL;
+    int64_t mbn = (S->Mg + QG_MR - 1) / QG_MR;
+    /* enough items for every thread: split M when images, groups and
+     * panels alone are few */
+    int64_t threads = pare_threadpool_size(k->pool), base = N * S->group * J.npanel;
+    int64_t want = 4 * threads, nmch = base >= want ? 1 : (want + base - 1) / base;
+    if (nmch > mbn)
+        nmch = mbn;
+    if (nmch < 1)
+        nmch = 1;
+    J.mblocks_per_ch = (mbn + nmch - 1) / nmch;
+    J.nmch = (mbn + J.mblocks_per_ch - 1) / J.mblocks_per_ch;
+    J.items_per_img = S->group * J.npanel * J.nmch;
+    if (J.nmch > 1) {
+        /* M is split: pack each panel once, in parallel, before the products */
+        int64_t npk = N * S->group * J.npanel;
+        J.packed = aligned_alloc(64, (size_t)npk * qf_panel_bytes(S));
+        if (!J.packed)
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        J.qchunks = npk >= want ? 1 : (want + npk - 1) / npk;
+        pare_parallel_for(k->pool, npk * J.qchunks, 1, qf_conv_pack, &J);
+    }
+    pare_parallel_for(k->pool, N * J.items_per_img, 1, qf_conv_items, &J);
+    free(J.packed);
+    return J.failed ? pare_error_set(err, PARE_ERR_NOMEM, "out of memory") : PARE_OK;
+}
+
+/* ---- MatMul / Gemm ---------------------------------------------------- */
+
+typedef struct qf_mm_job {
+    const qf_state *S;
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t R, npanel, nmch, mblocks_per_ch;
+    int failed;
+} qf_mm_job;
+
+static void qf_mm_items(void *ctx, int64_t b, int64_t e)
+{
+    qf_mm_job *J = ctx;
+    const qf_state *S = J->S;
+    uint8_t *panel = aligned_alloc(64, qf_panel_bytes(S));
+    if (!panel) {
+        __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int64_t it = b; it < e; it++) {
+        int64_t pn = it / J->nmch, mc = it % J->nmch;
+        int64_t r0 = pn * QF_PANEL, nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
+        int64_t ncols = (nn + QG_NR - 1) / QG_NR * QG_NR;
+        pare_qpack_rows(J->x, S->K, r0, nn, ncols, S->K, S->flip, panel);
+        int64_t mb0 = mc * J->mblocks_per_ch;
+        qf_panel_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, panel, nn, ncols, 0,
+                         J->y + r0 * S->M, 1, S->M);
+    }
+    free(panel);
+}
+
+static pare_status qf_mm_run(pare_kctx *k, const qf_state *S, const pare_tensor *x,
+                             pare_error *err)
+{
+    if (x->rank < 2 || x->dims[x->rank - 1] != S->K)
+        return pare_error_set(err, PARE_ERR_INVALID, "input's last dim does not match K = %lld",
+                              (long long)S->K);
+    int64_t R = 1, dims[PARE_MAX_RANK];
+    for (int i = 0; i < x->rank - 1; i++) {
+        R *= x->dims[i];
+        dims[i] = x->dims[i];
+    }
+    dims[x->rank - 1] = S->M;
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, dims, &y, err);
+    if (st || !R)
+        return st;
+    qf_mm_job J = {S, x->data, y->data, R, (R + QF_PANEL - 1) / QF_PANEL, 1, 0, 0};
+    int64_t mbn = (S->M + QG_MR - 1) / QG_MR, want = 4 * pare_threadpool_size(k->pool);
+    int64_t nmch = J.npanel >= want ? 1 : (want + J.npanel - 1) / J.npanel;
+    if (nmch > mbn)
+        nmch = mbn;
+    J.mblocks_per_ch = (mbn + nmch - 1) / nmch;
+    J.nmch = (mbn + J.mblocks_per_ch - 1) / J.mblocks_per_ch;
+    pare_parallel_for(k->pool, J.npanel * J.nmch, 1, qf_mm_items, &J);
+    return J.failed ? pare_error_set(err, PARE_ERR_NOMEM, "out of memory") : PARE_OK;
+}
+
+static pare_status qf_run(pare_kctx *k, pare_error *err)
+{
+    const qf_state *S = k->state;
+    const pare_tensor *x = k->n_in ? k->in[0] : NULL;
+    if (!x)
+        return pare_error_set(err, PARE_ERR_INVALID, "missing input");
+    if (x->dtype != (S->flip ? PARE_DT_INT8 : PARE_DT_UINT8))
+        return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(x->dtype));
+    return S->kind == QF_CONV ? qf_conv_run(k, S, x, err) : qf_mm_run(k, S, x, err);
+}
+
+const pare_kernel pare_kernel_qdq_fused = {"", "QDQ", 1, 0, NULL, qf_run, qf_release, NULL};

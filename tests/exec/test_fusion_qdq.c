@@ -1,0 +1,425 @@
+/* QDQ fusion in the executor: DequantizeLinear(x_q), DequantizeLinear(w_q)
+ * -> Conv / MatMul / Gemm [-> Relu] -> QuantizeLinear run as one 8-bit
+ * kernel (lib/exec/kernels_qfused.c). Each case runs the same model fused
+ * and with no_fusion: the quantized outputs must agree exactly except for
+ * rare 1-step differences where the float graph's rounding lands on the
+ * other side of a rounding boundary; the plan says what was fused. Cases
+ * the integer kernel cannot reproduce (a weight zero point, a per-channel
+ * x scale) must stay unfused. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pare/exec.h"
+#include "pare/model.h"
+
+#include "fusion_build.h"
+#include "exec/qgemm.h"
+
+/* an initializer of dtype dt with random integers in [lo, hi] */
+static pare_value *add_ints(pare_graph *g, const char *name, int dt, int rank,
+                            const int64_t *dims, int lo, int hi)
+{
+    pare_tensor *t;
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, dt, rank, dims, &t, &err), PARE_OK);
+    for (uint64_t i = 0; i < pare_tensor_numel(t); i++) {
+        int r = lo + (int)((frand() + 1.0f) * 0.5f * (float)(hi - lo + 1));
+        r = r > hi ? hi : r;
+        if (dt == PARE_DT_INT8)
+            ((int8_t *)t->data)[i] = (int8_t)r;
+        else if (dt == PARE_DT_UINT8)
+            ((uint8_t *)t->data)[i] = (uint8_t)r;
+        else
+            ((int32_t *)t->data)[i] = r;
+    }
+    assert_int_equal(pare_graph_add_initializer(g, t, &v, &err), PARE_OK);
+    return v;
+}
+
+/* a scalar initializer of dtype dt */
+static pare_value *add_const(pare_graph *g, const char *name, int dt, double val)
+{
+    pare_tensor *t;
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, dt, 0, NULL, &t, &err), PARE_OK);
+    if (dt == PARE_DT_FLOAT)
+        *(float *)t->data = (float)val;
+    else if (dt == PARE_DT_INT8)
+        *(int8_t *)t->data = (int8_t)val;
+    else if (dt == PARE_DT_UINT8)
+        *(uint8_t *)t->data = (uint8_t)val;
+    else
+        *(int32_t *)t->data = (int32_t)val;
+    assert_int_equal(pare_graph_add_initializer(g, t, &v, &err), PARE_OK);
+    return v;
+}
+
+static pare_value *qdq(pare_graph *g, const char *name, const char *op, pare_value *x,
+                       pare_value *s, pare_value *z, int64_t axis)
+{
+    pare_value *ins[3] = {x, s, z};
+    pare_value *y = add_node(g, name, op, ins, z ? 3 : 2, name);
+    if (axis != 1) {
+        pare_error err;
+        assert_int_equal(pare_node_set_attr_int(last_node, "axis", axis, &err), PARE_OK);
+    }
+    return y;
+}
+
+typedef struct qcase {
+    const char *op;       /* Conv, MatMul, Gemm */
+    int xdt, ydt;         /* activation types */
+    int64_t n, c, h, w;   /* x: [n, c, h, w] (w = 0: 1-D conv of length h; MatMul: [n, h, c]) */
+    int64_t m, k;         /* output channels, kernel size */
+    int64_t stride, dil, group, pad;
+    bool per_channel, relu, bias_q, bias_f, wzp_nonzero, trans_b, shared, same_upper;
+} qcase;
+
+/* x (float) -> Q -> DQ -> op(DQ(w) [, bias]) [-> Relu] -> Q -> y (graph output,
+ * 8-bit) */
+static pare_model *build(const qcase *q, pare_tensor **xin)
+{
+    pare_model *m = new_model(19);
+    pare_graph *g = pare_model_graph(m);
+    bool conv = !strcmp(q->op, "Conv"), gemm = !strcmp(q->op, "Gemm");
+    int64_t xd[4] = {q->n, q->c, q->h, q->w};
+    int xr = conv ? (q->w ? 4 : 3) : 3;
+    if (!conv) {
+        xd[1] = q->h;
+        xd[2] = q->c;
+        xr = gemm ? 2 : 3;
+        if (gemm)
+            xd[1] = q->c;
+    }
+    pare_value *x = add_input(g, "x", xr, xd);
+    *xin = rand_tensor("x", xr, xd, -1.0f, 1.0f);
+    double xs = 2.0 / 255;
+    pare_value *xs_v = add_const(g, "xs", PARE_DT_FLOAT, xs);
+    pare_value *xz_v = add_const(g, "xz", q->xdt, q->xdt == PARE_DT_UINT8 ? 128 : 3);
+    pare_value *xq = qdq(g, "x_q", "QuantizeLinear", x, xs_v, xz_v, 1);
+    pare_value *xf = qdq(g, "x_dq", "DequantizeLinear", xq, xs_v, xz_v, 1);
+    /* weights */
+    int64_t kin = conv ? q->c / q->group : q->c;
+    int64_t wd[4] = {q->m, kin, q->k, q->k};
+    int wr = conv ? (q->w ? 4 : 3) : 2;
+    int64_t waxis = conv ? 0 : 1;
+    if (!conv) {
+        wd[0] = q->trans_b ? q->m : q->c;
+        wd[1] = q->trans_b ? q->c : q->m;
+        waxis = q->trans_b ? 0 : 1;
+    }
+    pare_value *wq = add_ints(g, "w_q", PARE_DT_INT8, wr, wd, -127, 127);
+    int64_t sd[1] = {q->m};
+    pare_value *ws = q->per_channel ? add_init(g, "ws", 1, sd, 0.002f, 0.006f)
+                                    : add_const(g, "ws", PARE_DT_FLOAT, 0.004);
+    pare_value *wz = NULL;
+    if (q->wzp_nonzero) {
+        pare_tensor *t;
+        pare_error err;
+        assert_int_equal(pare_tensor_new("wz", PARE_DT_INT8, q->per_channel ? 1 : 0, sd, &t, &err),
+                         PARE_OK);
+        memset(t->data, 2, (size_t)pare_tensor_numel(t));
+        assert_int_equal(pare_graph_add_initializer(g, t, &wz, &err), PARE_OK);
+    }
+    pare_value *wf = qdq(g, "w_dq", "DequantizeLinear", wq, ws, wz, waxis);
+    pare_value *ins[3] = {xf, wf, NULL};
+    size_t nin = 2;
+    if (q->bias_q) {
+        pare_value *bq = add_ints(g, "b_q", PARE_DT_INT32, 1, sd, -3000, 3000);
+        pare_value *bs = q->per_channel ? add_init(g, "bs", 1, sd, 0.00001f, 0.00002f)
+                                        : add_const(g, "bs", PARE_DT_FLOAT, 0.000015);
+        ins[2] = qdq(g, "b_dq", "DequantizeLinear", bq, bs, NULL, 0);
+        nin = 3;
+    } else if (q->bias_f) {
+        ins[2] = add_init(g, "b_f", 1, sd, -0.2f, 0.2f);
+        nin = 3;
+    }
+    pare_value *y = add_node(g, "op", q->op, ins, nin, "op_out");
+    pare_error err;
+    if (conv) {
+        int nd = q->w ? 2 : 1;
+        int64_t st[2] = {q->stride, q->stride}, dl[2] = {q->dil, q->dil},
+                pads[4] = {q->pad, q->pad, q->pad, q->pad};
+        assert_int_equal(pare_node_set_attr_ints(last_node, "strides", st, nd, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_ints(last_node, "dilations", dl, nd, &err), PARE_OK);
+        if (q->same_upper)
+            assert_int_equal(pare_node_set_attr_string(last_node, "auto_pad", "SAME_UPPER", &err),
+                             PARE_OK);
+        else
+            assert_int_equal(pare_node_set_attr_ints(last_node, "pads", pads, 2 * nd, &err),
+                             PARE_OK);
+        if (q->group > 1)
+            assert_int_equal(pare_node_set_attr_int(last_node, "group", q->group, &err), PARE_OK);
+    }
+    if (gemm && q->trans_b)
+        assert_int_equal(pare_node_set_attr_int(last_node, "transB", 1, &err), PARE_OK);
+    pare_node *opn = last_node;
+    if (q->relu)
+        y = add_node(g, "relu", "Relu", &y, 1, "relu_out");
+    /* output scale: x (std 0.58) times w (std 0.29) summed over K: std
+     * 0.17 sqrt(K), +-3 std over 255 steps */
+    double K = (double)kin * (conv ? q->k * (q->w ? q->k : 1) : 1);
+    double ys = 0.004 * sqrt(K);
+    pare_value *ys_v = add_const(g, "ys", PARE_DT_FLOAT, ys);
+    pare_value *yz_v = add_const(g, "yz", q->ydt,
+                                 q->ydt == PARE_DT_INT8 ? 5 : q->relu ? 0 : 128);
+    pare_value *yq = qdq(g, "y_q", "QuantizeLinear", y, ys_v, yz_v, 1);
+    output(g, yq);
+    if (q->shared) {
+        /* a second op reading the same DequantizeLinear(x_q) */
+        pare_value *wq2 = add_ints(g, "w2_q", PARE_DT_INT8, wr, wd, -127, 127);
+        pare_value *wf2 = qdq(g, "w2_dq", "DequantizeLinear", wq2, ws, NULL, waxis);
+        pare_value *i2[3] = {xf, wf2, NULL};
+        pare_value *y2 = add_node(g, "op2", q->op, i2, 2, "op2_out");
+        for (size_t a = 0; a < opn->n_attrs; a++)
+            if (opn->attrs[a].type == PARE_ATTR_INTS)
+                assert_int_equal(pare_node_set_attr_ints(last_node, opn->attrs[a].name,
+                                                         opn->attrs[a].ints, opn->attrs[a].n, &err),
+                                 PARE_OK);
+            else if (opn->attrs[a].type == PARE_ATTR_INT)
+                assert_int_equal(pare_node_set_attr_int(last_node, opn->attrs[a].name,
+                                                        opn->attrs[a].i, &err),
+                                 PARE_OK);
+        output(g, qdq(g, "y2_q", "QuantizeLinear", y2, ys_v, yz_v, 1));
+    }
+    return m;
+}
+
+/* fused and unfused outputs (8-bit): equal but for rare 1-step differences */
+static void compare_runs(const qcase *q, int want_fused, const char *const *want)
+{
+    pare_tensor *x;
+    pare_model *m = build(q, &x);
+    size_t na, nb;
+    char *plan = NULL, *plan0 = NULL;
+    pare_tensor **a = run(m, false, &x, 1, &na, &plan);
+    pare_tensor **b = run(m, true, &x, 1, &nb, &plan0);
+    if (count_str(plan, "8-bit QDQ kernel") != want_fused)
+        fail_msg("want %d fused QDQ nodes, plan:\n%s", want_fused, plan);
+    assert_int_equal(count_str(plan0, "8-bit QDQ kernel"), 0);
+    for (size_t i = 0; want && want[i]; i++)
+        if (!strstr(plan, want[i]))
+            fail_msg("'%s' not in the plan:\n%s", want[i], plan);
+    assert_int_equal(na, nb);
+    for (size_t o = 0; o < na; o++) {
+        assert_int_equal(a[o]->dtype, q->ydt);
+        assert_int_equal(a[o]->rank, b[o]->rank);
+        for (int d = 0; d < a[o]->rank; d++)
+            assert_int_equal(a[o]->dims[d], b[o]->dims[d]);
+        uint64_t n = pare_tensor_numel(a[o]), off = 0, lo = 0, hi = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            int va = q->ydt == PARE_DT_UINT8 ? ((uint8_t *)a[o]->data)[i]
+                                             : ((int8_t *)a[o]->data)[i];
+            int vb = q->ydt == PARE_DT_UINT8 ? ((uint8_t *)b[o]->data)[i]
+                                             : ((int8_t *)b[o]->data)[i];
+            if (abs(va - vb) > 1)
+                fail_msg("output %zu element %llu: fused %d, unfused %d", o,
+                         (unsigned long long)i, va, vb);
+            off += va != vb;
+            lo += !q->relu && vb == (q->ydt == PARE_DT_UINT8 ? 0 : -128); /* Relu: 0 is no clamp */
+            hi += vb == (q->ydt == PARE_DT_UINT8 ? 255 : 127);
+        }
+        if (off * 100 > n)
+            fail_msg("output %zu: %llu of %llu elements differ", o, (unsigned long long)off,
+                     (unsigned long long)n);
+        /* the case is meaningful: most outputs are inside the range */
+        if ((lo + hi) * 2 > n)
+            fail_msg("output %zu: %llu of %llu saturated", o, (unsigned long long)(lo + hi),
+                     (unsigned long long)n);
+    }
+    pare_tensors_free(a, na);
+    pare_tensors_free(b, nb);
+    pare_tensor_free(x);
+    free(plan);
+    free(plan0);
+    pare_model_free(m);
+}
+
+static const char *const fused_conv[] = {"8-bit QDQ kernel: reads x_q, writes y_q",
+                                         "QuantizeLinear fused into op",
+                                         "DequantizeLinear fused into op", NULL};
+
+static void test_conv_3x3_relu(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_UINT8, PARE_DT_UINT8, 2, 8, 9, 9, 20, 3, 1, 1, 1, 1,
+               true, true, true, false, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+    const char *const relu[] = {"Relu fused into op", NULL};
+    compare_runs(&q, 1, relu);
+}
+
+/* int8 activations with a zero point, group 2, stride 2, 5x5, float bias */
+static void test_conv_int8_group_stride(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_INT8, PARE_DT_INT8, 2, 6, 11, 13, 16, 5, 2, 1, 2, 2,
+               false, false, false, true, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+    q.dil = 2; /* dilated 5x5 on 11x13 with pads 2 */
+    q.stride = 1;
+    q.pad = 4;
+    compare_runs(&q, 1, NULL);
+}
+
+/* 1x1 stride 1: im2col rows read in place; K = 13 (not a multiple of 4);
+ * 21 x 20 = 420 output pixels (several panels); one image (the M split) */
+static void test_conv_1x1_panels(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_UINT8, PARE_DT_UINT8, 1, 13, 21, 20, 40, 1, 1, 1, 1, 0,
+               true, false, true, false, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+    q.n = 3;
+    q.same_upper = true;
+    q.k = 3;
+    q.stride = 2;
+    compare_runs(&q, 1, NULL);
+}
+
+static void test_conv_1d(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_UINT8, PARE_DT_UINT8, 2, 7, 30, 0, 9, 3, 1, 1, 1, 1,
+               true, true, true, false, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+}
+
+static void test_matmul(void **st)
+{
+    (void)st;
+    qcase q = {"MatMul", PARE_DT_UINT8, PARE_DT_INT8, 2, 37, 5, 0, 29, 1, 1, 1, 1, 0,
+               true, false, false, false, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+    q.h = 70; /* 140 rows: two panels */
+    q.xdt = PARE_DT_INT8;
+    compare_runs(&q, 1, NULL);
+}
+
+static void test_gemm(void **st)
+{
+    (void)st;
+    qcase q = {"Gemm", PARE_DT_UINT8, PARE_DT_UINT8, 6, 50, 0, 0, 10, 1, 1, 1, 1, 0,
+               true, false, true, false, false, true, false, false};
+    compare_runs(&q, 1, fused_conv);
+    q.trans_b = false;
+    q.bias_q = false;
+    q.bias_f = true;
+    q.relu = true;
+    compare_runs(&q, 1, NULL);
+}
+
+/* one DequantizeLinear(x_q) read by two convolutions: both fuse and the
+ * DequantizeLinear has nothing left to do */
+static void test_shared_input(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_UINT8, PARE_DT_UINT8, 2, 8, 9, 9, 12, 3, 1, 1, 1, 1,
+               true, true, false, false, false, false, true, false};
+    const char *const want[] = {"x_dq", "DequantizeLinear fused into op", NULL};
+    compare_runs(&q, 2, want);
+}
+
+/* what the integer kernel cannot reproduce stays as it is */
+static void test_refused(void **st)
+{
+    (void)st;
+    qcase q = {"Conv", PARE_DT_UINT8, PARE_DT_UINT8, 2, 8, 9, 9, 12, 3, 1, 1, 1, 1,
+               true, false, false, false, true, false, false, false};
+    compare_runs(&q, 0, NULL); /* weight zero point 2 */
+}
+
+/* the packing and the microkernels against a plain triple loop, on both
+ * kernels this CPU has */
+static void test_qgemm_kernels(void **st)
+{
+    (void)st;
+    const char *arch[2] = {"generic", "avx512vnni"};
+    for (int a = 0; a < 2; a++) {
+        if (!pare_qgemm_force_arch(arch[a]))
+            continue;
+        int64_t C = 5, H = 7, W = 9, kh = 3, kw = 2, M = 14;
+        int64_t oh = (H + 2 - (2 * (kh - 1) + 1)) / 1 + 1, ow = (W + 2 - kw) / 2 + 1;
+        int64_t K = C * kh * kw, nn = oh * ow, ncols = (nn + QG_NR - 1) / QG_NR * QG_NR;
+        uint8_t x[5 * 7 * 9];
+        int8_t w[14 * 30];
+        for (size_t i = 0; i < sizeof x; i++)
+            x[i] = (uint8_t)(frand() * 127 + 128);
+        for (size_t i = 0; i < sizeof w; i++)
+            w[i] = (int8_t)(frand() * 127);
+        pare_qgemm_w pw;
+        assert_int_equal(pare_qgemm_pack_w(w, M, K, K, 1, &pw), PARE_OK);
+        uint8_t flip = a ? 0x80 : 0, pad = 17;
+        pare_qim2col gi = {x, C, H, W, kh, kw, 1, 2, 2, 1, 1, 1, oh, ow, flip, pad};
+        int64_t K4 = (K + 3) / 4;
+        uint8_t *panel = malloc((size_t)(K4 * ncols * 4));
+        assert_non_null(panel);
+        pare_qpack_im2col(&gi, 0, nn, ncols, 0, K4, panel);
+        int32_t acc[QG_MR * QG_NR];
+        for (int64_t m0 = 0; m0 < M; m0 += QG_MR)
+            for (int64_t t = 0; t < ncols; t += QG_NR) {
+                pare_qgemm_block(&pw, m0, panel + t * 4, ncols, acc);
+                for (int64_t r = 0; r < QG_MR && m0 + r < M; r++)
+                    for (int64_t j = 0; j < QG_NR && t + j < nn; j++) {
+                        int64_t col = t + j, oy = col / ow, ox = col % ow;
+                        int32_t want = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            int64_t c = k / (kh * kw), ky = k % (kh * kw) / kw, kx = k % kw;
+                            int64_t iy = oy - 1 + ky * 2, ix = ox * 2 - 1 + kx;
+                            int v = iy < 0 || iy >= H || ix < 0 || ix >= W
+                                        ? pad
+                                        : x[(c * H + iy) * W + ix] ^ flip;
+                            want += w[(m0 + r) * K + k] * v;
+                        }
+                        if (acc[r * QG_NR + j] != want)
+                            fail_msg("%s: row %lld col %lld: %d, want %d", arch[a],
+                                     (long long)(m0 + r), (long long)col, acc[r * QG_NR + j], want);
+                    }
+            }
+        int32_t rs = 0;
+        for (int64_t k = 0; k < K; k++)
+            rs += w[k];
+        assert_int_equal(pw.rowsum[0], rs);
+        free(panel);
+        pare_qgemm_w_release(&pw);
+    }
+    pare_qgemm_force_arch("generic");
+    assert_string_equal(pare_qgemm_arch(), "generic");
+    pare_qgemm_force_arch("avx512vnni");
+}
+
+/* the whole fused path on the plain C kernel too */
+static void test_generic_kernel_model(void **st)
+{
+    (void)st;
+    assert_true(pare_qgemm_force_arch("generic"));
+    qcase q = {"Conv", PARE_DT_INT8, PARE_DT_UINT8, 2, 8, 9, 9, 20, 3, 1, 1, 1, 1,
+               true, true, true, false, false, false, false, false};
+    compare_runs(&q, 1, fused_conv);
+    pare_qgemm_force_arch("avx512vnni"); /* the rest on the CPU's best */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qgemm_kernels),
+        cmocka_unit_test(test_generic_kernel_model),
+        cmocka_unit_test(test_conv_3x3_relu),
+        cmocka_unit_test(test_conv_int8_group_stride),
+        cmocka_unit_test(test_conv_1x1_panels),
+        cmocka_unit_test(test_conv_1d),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_shared_input),
+        cmocka_unit_test(test_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
