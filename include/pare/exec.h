@@ -53,7 +53,15 @@ typedef struct pare_session_opts {
      * HardSwish. The absorbed nodes are skipped (plan text: "Relu fused into
      * conv1"); results match the unfused run within float rounding. Runs
      * with an observer set run every node as it is. no_fusion (or keep_all,
-     * or the environment variable PARE_NO_FUSION=1) turns it off. */
+     * or the environment variable PARE_NO_FUSION=1) turns it off.
+     * QDQ fusion (CPU nodes): DequantizeLinear(x_q), DequantizeLinear(w_q)
+     * -> Conv (1-D/2-D), MatMul or Gemm [-> Relu] -> QuantizeLinear, with
+     * 8-bit activations, int8 weights with zero points 0, scalar x/y
+     * parameters and constant weights, scales and bias, runs as one
+     * integer kernel from x_q to y_q (plan text: "8-bit QDQ kernel");
+     * the quantized outputs match the unfused run but for rare 1-step
+     * differences where float rounding lands on the other side of a
+     * rounding boundary. */
     bool no_fusion;
     /* Per-node timing for pare_session_profile: the device is synchronised
      * before each node and after each device node, so that each time is the
