@@ -114,9 +114,10 @@ pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *sta
  *     DequantizeLinear(x_q) -> op <- DequantizeLinear(w_q)
  *     [op's bias: a float32 constant or DequantizeLinear of an int32 one]
  *     op [-> Relu] -> QuantizeLinear -> y_q
- * with op a Conv, MatMul or Gemm and every parameter a constant; the fused
- * node reads x_q and writes y_q. Tensors are the constants' data (NULL:
- * the optional input is absent). */
+ * with op a Conv, MatMul or Gemm and every parameter a constant (or op an
+ * Add/Sum of DequantizeLinear(x_q) and DequantizeLinear(b_q)); the fused
+ * node reads x_q (and b_q) and writes y_q. Tensors are the constants' data
+ * (NULL: the optional input is absent). */
 typedef struct pare_kqdq {
     const pare_node *op;
     int x_dtype;                                   /* x_q's dtype */
@@ -128,15 +129,23 @@ typedef struct pare_kqdq {
     const pare_tensor *y_scale, *y_zp;
     int y_dtype;                                   /* y_q's dtype */
     bool relu;
+    /* op Add or Sum of two DequantizeLinears of the same shape: x above is
+     * the first, this the second (read as in[1]); no weights */
+    int b_dtype;
+    const pare_tensor *b_scale, *b_zp;
 } pare_kqdq;
 
 /* The CPU kernel of such a fused node (lib/exec/kernels_qfused.c): sets *k
  * and *state (released by (*k)->release) and returns PARE_OK, or refuses
  * with PARE_ERR_UNSUPPORTED (the nodes then run as they are), or
- * PARE_ERR_NOMEM. The kernel's run reads in[0] = x_q and writes output 0. */
+ * PARE_ERR_NOMEM. The kernel's run reads in[0] = x_q (and in[1] = b_q) and
+ * writes output 0. */
 pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
                             pare_error *err);
 extern const pare_kernel pare_kernel_qdq_fused;
+/* For tests: fused kernels made from now on use their plain C epilogues
+ * (on) or what the CPU has (off). The GEMM's own: pare_qgemm_force_arch. */
+void pare_kernel_qdq_force_portable(bool on);
 
 /* Each kernel family exports a table ending with a zeroed record. */
 extern const pare_kernel pare_kernels_elementwise[];

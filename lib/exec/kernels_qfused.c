@@ -41,10 +41,16 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define QF_X86 1
-static bool qf_avx512; /* set when a fused kernel is made */
+static bool qf_avx512, qf_avx512bw; /* set when a fused kernel is made */
 #else
 #define QF_X86 0
 #endif
+static bool qf_portable; /* pare_kernel_qdq_force_portable */
+
+void pare_kernel_qdq_force_portable(bool on)
+{
+    qf_portable = on;
+}
 
 enum { QF_CONV, QF_MATMUL };
 
@@ -170,11 +176,152 @@ static bool conv_attrs(const pare_node *n, qf_state *S)
            S->sh <= 1 << 20 && S->sw <= 1 << 20 && S->dh <= 1 << 20 && S->dw <= 1 << 20;
 }
 
+/* ---- Add / Sum of two dequantized tensors ------------------------------ */
+
+/* y = Q(Relu(DQ(a) + DQ(b))) element by element, in the float32 operations
+ * and order of the unfused nodes: the same bits. */
+typedef struct qf_add_state {
+    float sa, sb, ys;
+    int32_t za, zb, zy, lo, hi;
+    int adt, bdt, ydt;
+    bool relu;
+} qf_add_state;
+
+static const pare_kernel qf_add_kernel;
+
+static pare_status qf_add_make(const pare_kqdq *d, const pare_kernel **k, void **state)
+{
+    qf_add_state A;
+    memset(&A, 0, sizeof A);
+    bool ok8 = (d->x_dtype == PARE_DT_UINT8 || d->x_dtype == PARE_DT_INT8) &&
+               (d->b_dtype == PARE_DT_UINT8 || d->b_dtype == PARE_DT_INT8) &&
+               (d->y_dtype == PARE_DT_UINT8 || d->y_dtype == PARE_DT_INT8);
+    if (!ok8 || !scale_ok(d->x_scale) || !scale_ok(d->b_scale) || !scale_ok(d->y_scale) ||
+        !zp_get(d->x_zp, d->x_dtype, &A.za) || !zp_get(d->b_zp, d->b_dtype, &A.zb) ||
+        !zp_get(d->y_zp, d->y_dtype, &A.zy))
+        return PARE_ERR_UNSUPPORTED;
+    A.sa = *(const float *)d->x_scale->data;
+    A.sb = *(const float *)d->b_scale->data;
+    A.ys = *(const float *)d->y_scale->data;
+    A.adt = d->x_dtype;
+    A.bdt = d->b_dtype;
+    A.ydt = d->y_dtype;
+    A.lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
+    A.hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
+    A.relu = d->relu;
+    qf_add_state *S = malloc(sizeof *S);
+    if (!S)
+        return PARE_ERR_NOMEM;
+#if QF_X86
+    qf_avx512bw = !qf_portable && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+    *S = A;
+    *k = &qf_add_kernel;
+    *state = S;
+    return PARE_OK;
+}
+
+typedef struct qf_add_job {
+    const qf_add_state *S;
+    const void *a, *b;
+    void *y;
+} qf_add_job;
+
+static inline int32_t qf_ld8(int dt, const void *p, int64_t i)
+{
+    return dt == PARE_DT_UINT8 ? ((const uint8_t *)p)[i] : ((const int8_t *)p)[i];
+}
+
+#if QF_X86
+static inline __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) __m512
+qf_dq16(int dt, const void *p, int64_t i, __mmask16 m, __m512i z, __m512 s)
+{
+    __m128i b = _mm_maskz_loadu_epi8(m, (const uint8_t *)p + i);
+    __m512i v = dt == PARE_DT_UINT8 ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, z)), s);
+}
+
+/* qf_add_range 16 at a time: the same operations, the same bits */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void
+qf_add_range512(const qf_add_job *J, int64_t b, int64_t e)
+{
+    const qf_add_state *S = J->S;
+    __m512i za = _mm512_set1_epi32(S->za), zb = _mm512_set1_epi32(S->zb),
+            zy = _mm512_set1_epi32(S->zy);
+    __m512 sa = _mm512_set1_ps(S->sa), sb = _mm512_set1_ps(S->sb), ys = _mm512_set1_ps(S->ys);
+    __m512 lo = _mm512_set1_ps((float)(S->lo - S->zy)), hi = _mm512_set1_ps((float)(S->hi - S->zy));
+    if (S->relu)
+        lo = _mm512_max_ps(lo, _mm512_setzero_ps());
+    __m512 magic = _mm512_set1_ps(12582912.0f);
+    for (int64_t i = b; i < e; i += 16) {
+        __mmask16 m = e - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (e - i)) - 1);
+        __m512 v = _mm512_add_ps(qf_dq16(S->adt, J->a, i, m, za, sa),
+                                 qf_dq16(S->bdt, J->b, i, m, zb, sb));
+        __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, ys), lo), hi);
+        q = _mm512_sub_ps(_mm512_add_ps(q, magic), magic);
+        _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)J->y + i, m,
+                                         _mm512_add_epi32(_mm512_cvttps_epi32(q), zy));
+    }
+}
+#endif
+
+static void qf_add_range(void *ctx, int64_t b, int64_t e)
+{
+    const qf_add_job *J = ctx;
+    const qf_add_state *S = J->S;
+#if QF_X86
+    if (qf_avx512bw) {
+        qf_add_range512(J, b, e);
+        return;
+    }
+#endif
+    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
+    float floor0 = S->relu ? 0.0f : -INFINITY;
+    uint8_t *y = J->y;
+    for (int64_t i = b; i < e; i++) {
+        float va = (float)(qf_ld8(S->adt, J->a, i) - S->za) * S->sa;
+        float vb = (float)(qf_ld8(S->bdt, J->b, i) - S->zb) * S->sb;
+        float v = va + vb;
+        v = v > floor0 ? v : floor0;
+        float q = v / S->ys;
+        q = q > lo ? q : lo;
+        q = q < hi ? q : hi;
+        q = (q + 12582912.0f) - 12582912.0f;
+        y[i] = (uint8_t)((int32_t)q + S->zy);
+    }
+}
+
+static pare_status qf_add_run(pare_kctx *k, pare_error *err)
+{
+    const qf_add_state *S = k->state;
+    const pare_tensor *a = k->n_in > 1 ? k->in[0] : NULL, *b = k->n_in > 1 ? k->in[1] : NULL;
+    if (!a || !b)
+        return pare_error_set(err, PARE_ERR_INVALID, "missing input");
+    if (a->dtype != S->adt || b->dtype != S->bdt || a->rank != b->rank)
+        return pare_error_set(err, PARE_ERR_INVALID, "inputs are %s and %s",
+                              pare_dtype_name(a->dtype), pare_dtype_name(b->dtype));
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return pare_error_set(err, PARE_ERR_INVALID, "inputs differ in dim %d", i);
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, S->ydt, a->rank, a->dims, &y, err);
+    if (st)
+        return st;
+    qf_add_job J = {S, a->data, b->data, y->data};
+    pare_parallel_for(k->pool, numel(a), 16384, qf_add_range, &J);
+    return PARE_OK;
+}
+
+static const pare_kernel qf_add_kernel = {"", "QDQAdd", 1, 0, NULL, qf_add_run, free, NULL};
+
 pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
                             pare_error *err)
 {
     (void)err;
     const pare_node *n = d->op;
+    if (!strcmp(n->op_type, "Add") || !strcmp(n->op_type, "Sum"))
+        return qf_add_make(d, k, state);
     bool conv = !strcmp(n->op_type, "Conv"), gemm = !strcmp(n->op_type, "Gemm");
     if (!conv && !gemm && strcmp(n->op_type, "MatMul"))
         return PARE_ERR_UNSUPPORTED;
@@ -296,7 +443,7 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
     }
     (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
 #if QF_X86
-    qf_avx512 = __builtin_cpu_supports("avx512f");
+    qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
 #endif
     *k = &pare_kernel_qdq_fused;
     *state = S;

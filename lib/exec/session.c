@@ -56,6 +56,7 @@ typedef struct gplan {
     const pare_kernel **fz_k;
     void **fz_state;
     const pare_value **fz_x;
+    const pare_value **fz_x1; /* and reads this as input 1 (QDQ Add), or NULL */
 } gplan;
 
 /* one arena slot per buffer of the main graph: key 2*id is a value's home
@@ -159,6 +160,7 @@ static void gplan_free(gplan *p)
     free(p->fz_k);
     free(p->fz_state);
     free(p->fz_x);
+    free(p->fz_x1);
     free(p);
 }
 
@@ -910,15 +912,21 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
 {
     *done = false;
     pare_node *n = p->order[i];
-    if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm")) || n->n_inputs < 2 ||
-        n->n_outputs != 1 || !n->outputs[0] || (p->multi && p->nbe[i]))
+    bool add = (is_op(n, "Add") || is_op(n, "Sum")) && n->n_inputs == 2;
+    if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm") || add) ||
+        n->n_inputs < 2 || n->n_outputs != 1 || !n->outputs[0] || (p->multi && p->nbe[i]))
         return PARE_OK;
     const pare_node *dx = qdq_dq(p, i, n->inputs[0], false),
-                    *dw = qdq_dq(p, i, n->inputs[1], true), *db = NULL;
-    if (!dx || !dw || dx == dw)
+                    *dw = qdq_dq(p, i, n->inputs[1], !add), *db = NULL;
+    if (!dx || !dw || (dx == dw && !add))
         return PARE_OK;
-    const pare_value *x_q = dx->inputs[0];
-    if (x_q->graph != p->g || (p->multi && p->vbe[x_q->id] != 0))
+    const pare_value *x_q = dx->inputs[0], *b_q = add ? dw->inputs[0] : NULL;
+    if (x_q->graph != p->g || (p->multi && p->vbe[x_q->id] != 0) ||
+        (b_q && (b_q->graph != p->g || (p->multi && p->vbe[b_q->id] != 0))))
+        return PARE_OK;
+    /* Add: no broadcasting */
+    if (add && (!same_shape(n->inputs[0], n->inputs[1]) ||
+                !same_shape(n->inputs[0], n->outputs[0])))
         return PARE_OK;
     pare_kqdq d;
     memset(&d, 0, sizeof d);
@@ -926,11 +934,18 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     d.x_dtype = x_q->dtype;
     d.x_scale = qdq_in(dx, 1);
     d.x_zp = qdq_in(dx, 2);
-    d.w_q = qdq_in(dw, 0);
-    d.w_scale = qdq_in(dw, 1);
-    d.w_zp = qdq_in(dw, 2);
-    d.w_axis = pare_node_attr_int(dw, "axis", 1);
-    const pare_value *bv = !is_op(n, "MatMul") && n->n_inputs > 2 ? n->inputs[2] : NULL;
+    if (add) {
+        d.b_dtype = b_q->dtype;
+        d.b_scale = qdq_in(dw, 1);
+        d.b_zp = qdq_in(dw, 2);
+    } else {
+        d.w_q = qdq_in(dw, 0);
+        d.w_scale = qdq_in(dw, 1);
+        d.w_zp = qdq_in(dw, 2);
+        d.w_axis = pare_node_attr_int(dw, "axis", 1);
+    }
+    const pare_value *bv =
+        !add && !is_op(n, "MatMul") && n->n_inputs > 2 ? n->inputs[2] : NULL;
     if (bv && is_const(bv)) {
         d.bias_f = bv->init;
     } else if (bv) {
@@ -969,7 +984,7 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     /* the DequantizeLinears only this node reads go too */
     const pare_node *dqs[3] = {dx, dw, db};
     for (int j = 0; j < 3; j++)
-        if (dqs[j] && sole_reader(p, dqs[j]->outputs[0]) == n)
+        if (dqs[j] && (j == 0 || dqs[j] != dqs[0]) && sole_reader(p, dqs[j]->outputs[0]) == n)
             absorbed[na++] = node_pos(dqs[j]);
     for (size_t a = 0; a < na; a++)
         p->fused_into[absorbed[a]] = i;
@@ -980,8 +995,11 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     p->fz_k[i] = k;
     p->fz_state[i] = state;
     p->fz_x[i] = x_q;
-    if (p->last_use[x_q->id] == SIZE_MAX || p->last_use[x_q->id] < i)
-        p->last_use[x_q->id] = i;
+    p->fz_x1[i] = b_q;
+    const pare_value *rd[2] = {x_q, b_q};
+    for (int j = 0; j < 2; j++)
+        if (rd[j] && (p->last_use[rd[j]->id] == SIZE_MAX || p->last_use[rd[j]->id] < i))
+            p->last_use[rd[j]->id] = i;
     *done = true;
     return PARE_OK;
 }
@@ -1000,8 +1018,9 @@ static void qdq_sweep(gplan *p)
         for (size_t u = 0; u < v->n_uses; u++) {
             const pare_node *r = v->uses[u].node;
             size_t pos = r->graph == p->g ? node_pos(r) : SIZE_MAX;
-            if (pos == SIZE_MAX || !p->fz_k[pos] || p->fz_x[pos] != n->inputs[0] ||
-                v->uses[u].input != 0) {
+            size_t in = v->uses[u].input;
+            if (pos == SIZE_MAX || !p->fz_k[pos] || in > 1 ||
+                (in ? p->fz_x1[pos] : p->fz_x[pos]) != n->inputs[0]) {
                 first = SIZE_MAX;
                 break;
             }
@@ -1032,8 +1051,9 @@ static pare_status plan_fusion(gplan *p, pare_error *err)
     p->fz_k = calloc(nn, sizeof *p->fz_k);
     p->fz_state = calloc(nn, sizeof *p->fz_state);
     p->fz_x = calloc(nn, sizeof *p->fz_x);
+    p->fz_x1 = calloc(nn, sizeof *p->fz_x1);
     if (!p->fused_into || !p->fz_out || !p->fz_res || !p->first_pos || !p->fz_k ||
-        !p->fz_state || !p->fz_x)
+        !p->fz_state || !p->fz_x || !p->fz_x1)
         return PARE_NOMEM(err);
     for (size_t i = 0; i < p->n; i++)
         p->fused_into[i] = SIZE_MAX;
@@ -1483,8 +1503,9 @@ char *pare_session_plan_text(pare_session *s)
         if (p->why && p->why[i])
             snprintf(note, sizeof note, "fallback from %s: %s", s->be[1]->name, p->why[i]);
         if (p->fz_k && p->fz_k[i])
-            snprintf(note, sizeof note, "8-bit QDQ kernel: reads %s, writes %s", p->fz_x[i]->name,
-                     p->fz_out[i]->name);
+            snprintf(note, sizeof note, "8-bit QDQ kernel: reads %s%s%s, writes %s",
+                     p->fz_x[i]->name, p->fz_x1[i] ? " and " : "",
+                     p->fz_x1[i] ? p->fz_x1[i]->name : "", p->fz_out[i]->name);
         if (p->fused_into && p->fused_into[i] != SIZE_MAX) {
             const pare_node *into = p->order[p->fused_into[i]];
             if (into->name && *into->name)
@@ -1888,13 +1909,15 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         const pare_kernel *kern = p->k[i];
         if (fz && p->fz_k[i]) {
             kern = p->fz_k[i];
-            if (!(ins[0] = lookup_be(&f, p->fz_x[i], nbe))) {
-                if (ins != inbuf)
-                    free(ins);
-                st = pare_error_set(err, PARE_ERR_INVALID, "node %s: input '%s' has no value",
-                                    pare_node_label(n, lbl, sizeof lbl), p->fz_x[i]->name);
-                goto out;
-            }
+            const pare_value *rd[2] = {p->fz_x[i], p->fz_x1[i]};
+            for (int j = 0; j < 2 && rd[j]; j++)
+                if (!(ins[j] = lookup_be(&f, rd[j], nbe))) {
+                    if (ins != inbuf)
+                        free(ins);
+                    st = pare_error_set(err, PARE_ERR_INVALID, "node %s: input '%s' has no value",
+                                        pare_node_label(n, lbl, sizeof lbl), rd[j]->name);
+                    goto out;
+                }
         }
         x.k.node = n;
         x.k.opset = p->opset[i];

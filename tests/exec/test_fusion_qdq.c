@@ -19,6 +19,7 @@
 #include "pare/model.h"
 
 #include "fusion_build.h"
+#include "exec/kernel.h"
 #include "exec/qgemm.h"
 
 /* an initializer of dtype dt with random integers in [lo, hi] */
@@ -328,6 +329,64 @@ static void test_shared_input(void **st)
     compare_runs(&q, 2, want);
 }
 
+/* DequantizeLinear(a_q) + DequantizeLinear(b_q) [-> Relu] -> QuantizeLinear:
+ * the same float operations in the same order, so the same bits; a
+ * broadcasting Add stays unfused */
+static void add_case(const char *op, int adt, int bdt, int ydt, bool relu, bool broadcast)
+{
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t ad[4] = {2, 3, 17, 19}, bd[4] = {2, 3, 17, broadcast ? 1 : 19};
+    pare_value *a = add_input(g, "a", 4, ad), *b = add_input(g, "b", 4, bd);
+    pare_tensor *in[2] = {rand_tensor("a", 4, ad, -1.0f, 1.0f), rand_tensor("b", 4, bd, -2.0f, 2.0f)};
+    pare_value *as = add_const(g, "as", PARE_DT_FLOAT, 2.0 / 255),
+               *az = add_const(g, "az", adt, adt == PARE_DT_UINT8 ? 127 : -3),
+               *bs = add_const(g, "bs", PARE_DT_FLOAT, 4.0 / 253),
+               *bz = add_const(g, "bz", bdt, bdt == PARE_DT_UINT8 ? 130 : 2),
+               *ys = add_const(g, "ys", PARE_DT_FLOAT, 5.0 / 255),
+               *yz = add_const(g, "yz", ydt, ydt == PARE_DT_UINT8 ? (relu ? 0 : 128) : 0);
+    pare_value *af = qdq(g, "a_dq", "DequantizeLinear", qdq(g, "a_q", "QuantizeLinear", a, as, az, 1),
+                         as, az, 1);
+    pare_value *bf = qdq(g, "b_dq", "DequantizeLinear", qdq(g, "b_q", "QuantizeLinear", b, bs, bz, 1),
+                         bs, bz, 1);
+    pare_value *y = add_node(g, "op", op, (pare_value *[]){af, bf}, 2, "op_out");
+    if (relu)
+        y = add_node(g, "relu", "Relu", &y, 1, "relu_out");
+    output(g, qdq(g, "y_q", "QuantizeLinear", y, ys, yz, 1));
+    size_t na, nb;
+    char *plan = NULL;
+    pare_tensor **ra = run(m, false, in, 2, &na, &plan);
+    pare_tensor **rb = run(m, true, in, 2, &nb, NULL);
+    if (count_str(plan, "8-bit QDQ kernel: reads a_q and b_q, writes y_q") != !broadcast)
+        fail_msg("plan:\n%s", plan);
+    assert_int_equal(na, 1);
+    assert_int_equal(nb, 1);
+    assert_int_equal(ra[0]->dtype, ydt);
+    assert_int_equal(pare_tensor_numel(ra[0]), pare_tensor_numel(rb[0]));
+    assert_memory_equal(ra[0]->data, rb[0]->data, (size_t)pare_tensor_numel(ra[0]));
+    /* not all at one end */
+    uint64_t n = pare_tensor_numel(ra[0]), ends = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t v = ((uint8_t *)ra[0]->data)[i];
+        ends += ydt == PARE_DT_UINT8 ? v == 255 || (!relu && v == 0) : v == 0x7f || v == 0x80;
+    }
+    assert_true(ends * 4 < n);
+    pare_tensors_free(ra, na);
+    pare_tensors_free(rb, nb);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    free(plan);
+    pare_model_free(m);
+}
+
+static void test_add(void **st)
+{
+    (void)st;
+    add_case("Add", PARE_DT_UINT8, PARE_DT_UINT8, PARE_DT_UINT8, true, false);
+    add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
+    add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, false, true);
+}
+
 /* what the integer kernel cannot reproduce stays as it is */
 static void test_refused(void **st)
 {
@@ -401,10 +460,14 @@ static void test_generic_kernel_model(void **st)
 {
     (void)st;
     assert_true(pare_qgemm_force_arch("generic"));
+    pare_kernel_qdq_force_portable(true);
     qcase q = {"Conv", PARE_DT_INT8, PARE_DT_UINT8, 2, 8, 9, 9, 20, 3, 1, 1, 1, 1,
                true, true, true, false, false, false, false, false};
     compare_runs(&q, 1, fused_conv);
+    add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, true, false);
+    add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
     pare_qgemm_force_arch("avx512vnni"); /* the rest on the CPU's best */
+    pare_kernel_qdq_force_portable(false);
 }
 
 int main(void)
@@ -420,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_shared_input),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
