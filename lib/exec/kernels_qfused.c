@@ -13,12 +13,12 @@
  * Numerics. The unfused graph computes, in float32,
  *     v = sum (x - zx) xs * (w - zw) ws[m] + b[m],   y = sat(rint(v / ys) + zy)
  * The fused kernel computes the sum exactly in int32 (qgemm.h) and then
- * v = float(acc) * (xs * ws[m]) + b[m] and y as QuantizeLinear does
- * (v / ys in float32, half to even, saturated; Relu as max(v, 0) first).
- * The only difference is where float rounding happens: the float graph
- * rounds every product and partial sum, the fused kernel once. Outputs
- * agree exactly except where v / ys falls within a few float ulps of a
- * rounding boundary, where they differ by 1.
+ * q = float(acc) * (xs * ws[m] / ys) + b[m] / ys in float32 (the two
+ * factors computed in double and rounded once), Relu as max(q, 0), then
+ * half to even plus zy, saturated. The difference is only where float
+ * rounding happens: the float graph rounds every product, partial sum and
+ * the division by ys. Outputs agree exactly except where v / ys falls
+ * within a few float ulps of a rounding boundary, where they differ by 1.
  *
  * Accepted: x uint8 or int8 with a scalar scale and zero point; weights
  * int8 with zero points 0, a scalar scale or one per output channel (the
@@ -62,13 +62,16 @@ typedef struct qf_state {
     int64_t group, Cg, Mg, kh, kw;         /* per group; kh = 1 for 1-D */
     int64_t sh, sw, dh, dw, pads[4];       /* pads: top, left, bottom, right */
     bool has_pads;
+    bool direct;                           /* stride 1: read a channel-grouped image in
+                                            * place (pare_qplane), weights packed with
+                                            * k = (tap, channel group, channel) */
     /* MatMul / Gemm */
     int64_t K;
     /* both */
     int64_t M;                             /* output channels (conv) / columns */
     pare_qgemm_w *w;                       /* one packed matrix per group */
-    float *mult;                           /* xs * ws[m] */
-    float *bias;                           /* b[m], or NULL */
+    float *mult;                           /* xs * ws[m] / ys */
+    float *bias;                           /* b[m] / ys, or NULL */
     float ys;
     int32_t zy, lo, hi;
     int ydt;
@@ -174,6 +177,24 @@ static bool conv_attrs(const pare_node *n, qf_state *S)
             return false;
     return S->group >= 1 && S->sh >= 1 && S->sw >= 1 && S->dh >= 1 && S->dw >= 1 &&
            S->sh <= 1 << 20 && S->sw <= 1 << 20 && S->dh <= 1 << 20 && S->dw <= 1 << 20;
+}
+
+/* A stride-1 convolution's weights of one group in the order the in-place
+ * reads want: k = (ky * kw + kx, channel group c4, channel within it),
+ * channels past Cg zero. */
+static pare_status qf_pack_direct(const qf_state *S, const int8_t *wg, pare_qgemm_w *out)
+{
+    int64_t taps = S->kh * S->kw, C4 = (S->Cg + 3) / 4, Kd = taps * C4 * 4;
+    int8_t *wd = calloc((size_t)(S->Mg * Kd), 1);
+    if (!wd)
+        return PARE_ERR_NOMEM;
+    for (int64_t m = 0; m < S->Mg; m++)
+        for (int64_t c = 0; c < S->Cg; c++)
+            for (int64_t t = 0; t < taps; t++)
+                wd[m * Kd + (t * C4 + c / 4) * 4 + c % 4] = wg[(m * S->Cg + c) * taps + t];
+    pare_status st = pare_qgemm_pack_w(wd, S->Mg, Kd, Kd, 1, out);
+    free(wd);
+    return st;
 }
 
 /* ---- Add / Sum of two dequantized tensors ------------------------------ */
@@ -357,6 +378,7 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
         sm = K;
         sk = 1;
         ch_axis = 0;
+        S->direct = S->sh == 1 && S->sw == 1;
     } else {
         if (w->rank != 2)
             goto refuse;
@@ -425,6 +447,14 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
                 goto refuse;
     }
     S->ys = *(const float *)d->y_scale->data;
+    /* in units of y's scale: one multiply and one add per output */
+    for (int64_t m = 0; m < M; m++) {
+        S->mult[m] = (float)((double)S->mult[m] / S->ys);
+        if (S->bias)
+            S->bias[m] = (float)((double)S->bias[m] / S->ys);
+        if (!isfinite(S->mult[m]) || (S->bias && !isfinite(S->bias[m])))
+            goto refuse;
+    }
     S->zy = zy;
     S->ydt = d->y_dtype;
     S->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
@@ -438,9 +468,15 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
         goto nomem;
     for (int64_t g = 0; g < S->group; g++) {
         const int8_t *wg = (const int8_t *)w->data + g * S->Mg * K;
-        if ((st = pare_qgemm_pack_w(wg, S->Mg, K, sm, sk, &S->w[g])))
+        if (S->direct) {
+            if ((st = qf_pack_direct(S, wg, &S->w[g])))
+                goto fail;
+        } else if ((st = pare_qgemm_pack_w(wg, S->Mg, K, sm, sk, &S->w[g]))) {
             goto fail;
+        }
     }
+    if (S->direct)
+        S->K = S->kh * S->kw * ((S->Cg + 3) / 4) * 4;
     (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
 #if QF_X86
     qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
@@ -458,108 +494,167 @@ fail:
     return st;
 }
 
+/* ---- the epilogue ------------------------------------------------------ */
+
+/* The valid columns of one microkernel tile: acc columns j .. j+run-1 go
+ * to output indices idx .. idx+run-1. */
+typedef struct qf_seg {
+    int64_t j, run, idx;
+} qf_seg;
+
 #if QF_X86
-/* qf_store's contiguous case, 16 outputs at a time (the same operations in
- * the same order, so the same bits) */
-__attribute__((target("avx512f"))) static void qf_store512(const qf_state *S, int32_t corr,
-                                                          float mul, float b,
-                                                          const int32_t *acc, int64_t cnt,
-                                                          uint8_t *y)
+/* qf_store_tile with contiguous outputs, 16 at a time (the same operations
+ * in the same order, so the same bits) */
+__attribute__((target("avx512f"))) static void
+qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr, int64_t moff,
+                 const int32_t *acc, const qf_seg *sg, int nseg, uint8_t *y, int64_t rstride)
 {
-    __m512i vc = _mm512_set1_epi32(corr), vz = _mm512_set1_epi32(S->zy);
-    __m512 vm = _mm512_set1_ps(mul), vb = _mm512_set1_ps(b), vy = _mm512_set1_ps(S->ys);
+    __m512i vz = _mm512_set1_epi32(S->zy);
     __m512 lo = _mm512_set1_ps((float)(S->lo - S->zy)), hi = _mm512_set1_ps((float)(S->hi - S->zy));
     if (S->relu)
-        lo = _mm512_max_ps(lo, _mm512_setzero_ps()); /* max(v, 0) / ys >= 0 */
-    __m512 magic = _mm512_set1_ps(12582912.0f);
-    for (int64_t j = 0; j < cnt; j += 16) {
-        __mmask16 m = cnt - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cnt - j)) - 1);
-        __m512i a = _mm512_maskz_loadu_epi32(m, acc + j);
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, vc)), vm), vb);
-        __m512 q = _mm512_div_ps(v, vy);
-        q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
-        q = _mm512_sub_ps(_mm512_add_ps(q, magic), magic);
-        __m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(q), vz);
-        _mm512_mask_cvtepi32_storeu_epi8(y + j, m, r);
+        lo = _mm512_max_ps(lo, _mm512_setzero_ps()); /* Relu: max(q, 0) */
+    for (int64_t i = 0; i < mr; i++) {
+        int64_t m = moff + m0 + i;
+        __m512i vc = _mm512_set1_epi32((int32_t)S->zx * w->rowsum[m0 + i]);
+        __m512 vm = _mm512_set1_ps(S->mult[m]), vb = _mm512_set1_ps(S->bias ? S->bias[m] : 0.0f);
+        const int32_t *ar = acc + i * QG_NR;
+        uint8_t *yr = y + (m0 + i) * rstride;
+        for (int s = 0; s < nseg; s++)
+            for (int64_t j = 0; j < sg[s].run; j += 16) {
+                int64_t left = sg[s].run - j;
+                __mmask16 k = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+                __m512i a = _mm512_maskz_loadu_epi32(k, ar + sg[s].j + j);
+                __m512 q = _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, vc)), vm), vb);
+                q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+                /* half to even, as the scalar 1.5 * 2^23 trick for |q| <= 255 */
+                __m512i r = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT |
+                                                            _MM_FROUND_NO_EXC);
+                _mm512_mask_cvtepi32_storeu_epi8(yr + sg[s].idx + j, k, _mm512_add_epi32(r, vz));
+            }
     }
 }
 #endif
 
-/* ---- the epilogue ------------------------------------------------------ */
-
-/* cnt int32 sums of output channel m to 8-bit values at y[0], y[ys], ...:
- * v = (acc - zx * rowsum) * mult + bias, Relu, then QuantizeLinear */
-static void qf_store(const qf_state *S, const pare_qgemm_w *w, int64_t mg, int64_t m,
-                     const int32_t *acc, int64_t cnt, uint8_t *y, int64_t ystride)
+/* Rows m0 .. m0+mr-1 of a tile of int32 sums (row r: output channel
+ * moff + r) to 8-bit outputs at y + r * rstride + idx * cstride:
+ * q = (acc - zx * rowsum) * mult + bias in units of y's scale, Relu as
+ * max(q, 0), rounded half to even, plus zy, saturated. */
+static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr,
+                          int64_t moff, const int32_t *acc, const qf_seg *sg, int nseg, uint8_t *y,
+                          int64_t rstride, int64_t cstride)
 {
-    int32_t corr = (int32_t)S->zx * w->rowsum[mg];
-    float mul = S->mult[m], b = S->bias ? S->bias[m] : 0.0f, ys = S->ys;
-    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
-    float floor0 = S->relu ? 0.0f : -INFINITY;
-    int32_t zy = S->zy;
 #if QF_X86
-    if (ystride == 1 && qf_avx512) {
-        qf_store512(S, corr, mul, b, acc, cnt, y);
+    if (cstride == 1 && qf_avx512) {
+        qf_store_tile512(S, w, m0, mr, moff, acc, sg, nseg, y, rstride);
         return;
     }
 #endif
-    for (int64_t j = 0; j < cnt; j++) {
-        float v = (float)(acc[j] - corr) * mul + b;
-        v = v > floor0 ? v : floor0;
-        float q = v / ys;
-        q = q > lo ? q : lo;
-        q = q < hi ? q : hi;
-        q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
-        y[j * ystride] = (uint8_t)((int32_t)q + zy);
+    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
+    if (S->relu && lo < 0)
+        lo = 0; /* Relu: max(q, 0) */
+    for (int64_t i = 0; i < mr; i++) {
+        int64_t m = moff + m0 + i;
+        int32_t corr = (int32_t)S->zx * w->rowsum[m0 + i];
+        float mul = S->mult[m], b = S->bias ? S->bias[m] : 0.0f;
+        for (int s = 0; s < nseg; s++) {
+            const int32_t *ar = acc + i * QG_NR + sg[s].j;
+            uint8_t *yr = y + (m0 + i) * rstride + sg[s].idx * cstride;
+            for (int64_t j = 0; j < sg[s].run; j++) {
+                float q = (float)(ar[j] - corr) * mul + b;
+                q = q > lo ? q : lo;
+                q = q < hi ? q : hi;
+                q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
+                yr[j * cstride] = (uint8_t)((int32_t)q + S->zy);
+            }
+        }
     }
 }
 
-/* The products of a packed panel (nn of its ncols columns real) with row
- * blocks mb0 .. mb1-1 of w, each row stored through qf_store: row r is
- * output channel moff + r, written at y + r * rstride + column * cstride. */
-static void qf_panel_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, int64_t mb1,
-                             const uint8_t *panel, int64_t nn, int64_t ncols, int64_t moff,
-                             uint8_t *y, int64_t rstride, int64_t cstride)
+/* The products of the columns vbase .. vbase+nn-1 (B lanes at b + 4 j,
+ * groups at off[]) with row blocks mb0 .. mb1-1 of w, stored through
+ * qf_store_tile: row r is output channel moff + r. Column v is output
+ * index (v / wp) * ow + v % wp, and dropped when v % wp >= ow (the
+ * virtual columns of pare_qplane; wp = ow = INT64_MAX: v itself). */
+typedef struct qf_cols {
+    const uint8_t *b;
+    const int64_t *off;
+    int64_t vbase, nn, wp, ow;
+} qf_cols;
+
+#define QF_TILES 4 /* tiles per panel (QF_PANEL / QG_NR) */
+
+static void qf_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, int64_t mb1,
+                       const qf_cols *c, int64_t moff, uint8_t *y, int64_t rstride,
+                       int64_t cstride)
 {
     int32_t acc[QG_MR * QG_NR];
+    qf_seg sg[QF_TILES][QG_NR];
+    int nseg[QF_TILES];
+    int64_t ntile = (c->nn + QG_NR - 1) / QG_NR;
+    for (int64_t t = 0; t < ntile; t++) { /* the same for every row block */
+        int64_t cnt = c->nn - t * QG_NR < QG_NR ? c->nn - t * QG_NR : QG_NR;
+        nseg[t] = 0;
+        for (int64_t j = 0; j < cnt;) {
+            int64_t v = c->vbase + t * QG_NR + j, ox = v % c->wp;
+            if (ox >= c->ow) {
+                j += c->wp - ox;
+                continue;
+            }
+            int64_t run = c->ow - ox < cnt - j ? c->ow - ox : cnt - j;
+            sg[t][nseg[t]++] = (qf_seg){j, run, (v / c->wp) * c->ow + ox};
+            j += run;
+        }
+    }
     int64_t mbn = (w->M + QG_MR - 1) / QG_MR;
     if (mb1 > mbn)
         mb1 = mbn;
     for (int64_t mb = mb0; mb < mb1; mb++) {
         int64_t m0 = mb * QG_MR, mr = w->M - m0 < QG_MR ? w->M - m0 : QG_MR;
-        for (int64_t t = 0; t < ncols; t += QG_NR) {
-            pare_qgemm_block(w, m0, panel + t * 4, ncols, acc);
-            int64_t cnt = nn - t < QG_NR ? nn - t : QG_NR;
-            for (int64_t i = 0; i < mr; i++)
-                qf_store(S, w, m0 + i, moff + m0 + i, acc + i * QG_NR, cnt,
-                         y + (m0 + i) * rstride + t * cstride, cstride);
+        for (int64_t t = 0; t < ntile; t++) {
+            pare_qgemm_block(w, m0, c->b + t * QG_NR * 4, c->off, acc);
+            qf_store_tile(S, w, m0, mr, moff, acc, sg[t], nseg[t], y, rstride, cstride);
         }
     }
 }
 
 /* ---- Conv ------------------------------------------------------------- */
 
-#define QF_PANEL 128 /* columns per packed panel: 4 microkernel tiles */
+#define QF_PANEL 128 /* columns per item: 4 microkernel tiles */
+_Static_assert(QF_PANEL == QF_TILES * QG_NR, "a panel is QF_TILES tiles");
 
+/* Items (image, group, panel of QF_PANEL columns, chunk of M) over either
+ *   direct:  the channel-grouped padded images of every (image, group),
+ *            packed first (stride 1), columns virtual (see pare_qplane);
+ *   im2col:  panels packed by the item itself, or all up front when M is
+ *            split (so that no panel is packed twice). */
 typedef struct qf_conv_job {
     const qf_state *S;
     const uint8_t *x;
     uint8_t *y;
     int64_t C, H, W, oh, ow, ph, pw;
-    int64_t npanel, nmch, mblocks_per_ch; /* items: (image, group, panel, M chunk) */
-    int64_t items_per_img;
-    uint8_t *packed; /* every panel packed up front (M split), or NULL */
-    int64_t qchunks; /* packing items per panel when packed */
-    int failed;      /* a thread could not get its panel buffer */
+    int64_t ncol, npanel, nmch, mblocks_per_ch, items_per_img;
+    /* direct */
+    int64_t Wp, PP, C4;
+    const int64_t *off;   /* per row group: byte offset in a plane set */
+    uint8_t *planes;      /* [image][group][C4][PP] lanes */
+    /* im2col */
+    uint8_t *packed;      /* every panel packed up front (M split), or NULL */
+    int64_t qchunks;      /* packing items per panel when packed */
+    int failed;           /* a thread could not get its buffers */
 } qf_conv_job;
 
-static void qf_conv_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t pn,
-                         pare_qim2col *gi, int64_t *n0, int64_t *nn, int64_t *ncols)
+static size_t qf_panel_bytes(const qf_state *S)
+{
+    return (size_t)((S->K + 3) / 4) * QF_PANEL * 4;
+}
+
+static void qf_im2col_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t pn,
+                           pare_qim2col *gi, int64_t *n0, int64_t *nn, int64_t *ncols)
 {
     const qf_state *S = J->S;
-    int64_t osz = J->oh * J->ow;
     *n0 = pn * QF_PANEL;
-    *nn = osz - *n0 < QF_PANEL ? osz - *n0 : QF_PANEL;
+    *nn = J->ncol - *n0 < QF_PANEL ? J->ncol - *n0 : QF_PANEL;
     *ncols = (*nn + QG_NR - 1) / QG_NR * QG_NR;
     pare_qim2col t = {J->x + (img * J->C + g * S->Cg) * J->H * J->W,
                       S->Cg, J->H, J->W, S->kh, S->kw, S->sh, S->sw, S->dh, S->dw,
@@ -567,26 +662,31 @@ static void qf_conv_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t p
     *gi = t;
 }
 
-static size_t qf_panel_bytes(const qf_state *S)
-{
-    return (size_t)((S->K + 3) / 4) * QF_PANEL * 4;
-}
-
-/* the packing phase when M is split: items (image, group, panel, chunk of
- * row groups) */
+/* packing before the products: direct planes (items image, group, channel
+ * group) or im2col panels (items image, group, panel, chunk of row groups) */
 static void qf_conv_pack(void *ctx, int64_t b, int64_t e)
 {
     const qf_conv_job *J = ctx;
-    int64_t K4 = (J->S->K + 3) / 4, per = (K4 + J->qchunks - 1) / J->qchunks;
+    const qf_state *S = J->S;
     for (int64_t it = b; it < e; it++) {
+        if (S->direct) {
+            int64_t ig = it / J->C4, c4 = it % J->C4, img = ig / S->group, g = ig % S->group;
+            int64_t Hp = J->oh + (S->kh - 1) * S->dh;
+            pare_qplane pl = {J->x + (img * J->C + g * S->Cg) * J->H * J->W, S->Cg, J->H, J->W,
+                              J->ph, J->pw, Hp - J->H - J->ph, J->Wp - J->W - J->pw, J->PP,
+                              S->flip, S->zx};
+            pare_qpack_plane(&pl, c4, J->planes + (ig * J->C4 + c4) * J->PP * 4);
+            continue;
+        }
+        int64_t K4 = (S->K + 3) / 4, per = (K4 + J->qchunks - 1) / J->qchunks;
         int64_t pi = it / J->qchunks, qc = it % J->qchunks;
-        int64_t img = pi / (J->S->group * J->npanel), r = pi % (J->S->group * J->npanel);
+        int64_t img = pi / (S->group * J->npanel), r = pi % (S->group * J->npanel);
         int64_t g = r / J->npanel, pn = r % J->npanel, n0, nn, ncols;
         pare_qim2col gi;
-        qf_conv_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+        qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
         int64_t q0 = qc * per, q1 = q0 + per < K4 ? q0 + per : K4;
         if (q0 < q1)
-            pare_qpack_im2col(&gi, n0, nn, ncols, q0, q1, J->packed + pi * qf_panel_bytes(J->S));
+            pare_qpack_im2col(&gi, n0, nn, ncols, q0, q1, J->packed + pi * qf_panel_bytes(S));
     }
 }
 
@@ -595,28 +695,55 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
     qf_conv_job *J = ctx;
     const qf_state *S = J->S;
     int64_t K4 = (S->K + 3) / 4, osz = J->oh * J->ow;
-    uint8_t *own = J->packed ? NULL : aligned_alloc(64, qf_panel_bytes(S));
-    if (!J->packed && !own) {
+    bool own_panel = !S->direct && !J->packed;
+    uint8_t *own = own_panel ? aligned_alloc(64, qf_panel_bytes(S)) : NULL;
+    int64_t *off = S->direct ? NULL : malloc((size_t)K4 * sizeof *off);
+    if ((own_panel && !own) || (!S->direct && !off)) {
         __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+        free(own);
+        free(off);
         return;
     }
+    int64_t off_cols = -1;
     for (int64_t it = b; it < e; it++) {
         int64_t img = it / J->items_per_img, r = it % J->items_per_img;
         int64_t g = r / (J->npanel * J->nmch);
         r %= J->npanel * J->nmch;
-        int64_t pn = r / J->nmch, mc = r % J->nmch, n0, nn, ncols;
-        pare_qim2col gi;
-        qf_conv_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
-        const uint8_t *panel = own;
-        if (own)
-            pare_qpack_im2col(&gi, n0, nn, ncols, 0, K4, own);
-        else
-            panel = J->packed + ((img * S->group + g) * J->npanel + pn) * qf_panel_bytes(S);
+        int64_t pn = r / J->nmch, mc = r % J->nmch;
+        qf_cols c;
+        if (S->direct) {
+            int64_t v0 = pn * QF_PANEL;
+            c.b = J->planes + ((img * S->group + g) * J->C4 * J->PP + v0) * 4;
+            c.off = J->off;
+            c.vbase = v0;
+            c.nn = J->ncol - v0 < QF_PANEL ? J->ncol - v0 : QF_PANEL;
+            c.wp = J->Wp;
+            c.ow = J->ow;
+        } else {
+            int64_t n0, nn, ncols;
+            pare_qim2col gi;
+            qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+            const uint8_t *panel = own;
+            if (own)
+                pare_qpack_im2col(&gi, n0, nn, ncols, 0, K4, own);
+            else
+                panel = J->packed + ((img * S->group + g) * J->npanel + pn) * qf_panel_bytes(S);
+            if (ncols != off_cols) {
+                pare_qgemm_panel_offsets(K4, ncols, off);
+                off_cols = ncols;
+            }
+            c.b = panel;
+            c.off = off;
+            c.vbase = n0;
+            c.nn = nn;
+            c.wp = c.ow = INT64_MAX;
+        }
         int64_t mb0 = mc * J->mblocks_per_ch;
-        qf_panel_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, panel, nn, ncols, g * S->Mg,
-                         J->y + (img * S->M + g * S->Mg) * osz + n0, osz, 1);
+        qf_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, &c, g * S->Mg,
+                   J->y + (img * S->M + g * S->Mg) * osz, osz, 1);
     }
     free(own);
+    free(off);
 }
 
 /* output size and leading pad of one spatial axis */
@@ -663,8 +790,30 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
     int64_t osz = oh * ow;
     if (!N || !osz)
         return PARE_OK;
-    qf_conv_job J = {S, x->data, y->data, C, H, W, oh, ow, ph, pw, 0, 0, 0, 0, NULL, 1, 0};
-    J.npanel = (osz + QF_PANEL - 1) / QF_PANEL;
+    qf_conv_job J = {.S = S, .x = x->data, .y = y->data, .C = C, .H = H, .W = W, .oh = oh,
+                     .ow = ow, .ph = ph, .pw = pw, .qchunks = 1, .ncol = osz};
+    int64_t *off = NULL;
+    if (S->direct) {
+        /* virtual columns: oh rows of the padded width */
+        int64_t taps = S->kh * S->kw, Hp = oh + (S->kh - 1) * S->dh;
+        J.Wp = ow + (S->kw - 1) * S->dw;
+        J.PP = Hp * J.Wp + QG_NR + (S->kw - 1) * S->dw;
+        J.C4 = (S->Cg + 3) / 4;
+        J.ncol = oh * J.Wp;
+        off = malloc((size_t)(taps * J.C4) * sizeof *off);
+        J.planes = aligned_alloc(64, ((size_t)(N * S->group * J.C4 * J.PP * 4) + 63) / 64 * 64);
+        if (!off || !J.planes) {
+            free(off);
+            free(J.planes);
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        }
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t c4 = 0; c4 < J.C4; c4++)
+                off[t * J.C4 + c4] =
+                    (c4 * J.PP + (t / S->kw) * S->dh * J.Wp + (t % S->kw) * S->dw) * 4;
+        J.off = off;
+    }
+    J.npanel = (J.ncol + QF_PANEL - 1) / QF_PANEL;
     int64_t mbn = (S->Mg + QG_MR - 1) / QG_MR;
     /* enough items for every thread: split M when images, groups and
      * panels alone are few */
@@ -677,7 +826,9 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
     J.mblocks_per_ch = (mbn + nmch - 1) / nmch;
     J.nmch = (mbn + J.mblocks_per_ch - 1) / J.mblocks_per_ch;
     J.items_per_img = S->group * J.npanel * J.nmch;
-    if (J.nmch > 1) {
+    if (S->direct) {
+        pare_parallel_for(k->pool, N * S->group * J.C4, 1, qf_conv_pack, &J);
+    } else if (J.nmch > 1) {
         /* M is split: pack each panel once, in parallel, before the products */
         int64_t npk = N * S->group * J.npanel;
         J.packed = aligned_alloc(64, (size_t)npk * qf_panel_bytes(S));
@@ -688,6 +839,8 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
     }
     pare_parallel_for(k->pool, N * J.items_per_img, 1, qf_conv_items, &J);
     free(J.packed);
+    free(J.planes);
+    free(off);
     return J.failed ? pare_error_set(err, PARE_ERR_NOMEM, "out of memory") : PARE_OK;
 }
 
@@ -705,21 +858,31 @@ static void qf_mm_items(void *ctx, int64_t b, int64_t e)
 {
     qf_mm_job *J = ctx;
     const qf_state *S = J->S;
+    int64_t K4 = (S->K + 3) / 4;
     uint8_t *panel = aligned_alloc(64, qf_panel_bytes(S));
-    if (!panel) {
+    int64_t *off = malloc((size_t)K4 * sizeof *off);
+    if (!panel || !off) {
         __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+        free(panel);
+        free(off);
         return;
     }
+    int64_t off_cols = -1;
     for (int64_t it = b; it < e; it++) {
         int64_t pn = it / J->nmch, mc = it % J->nmch;
         int64_t r0 = pn * QF_PANEL, nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
         int64_t ncols = (nn + QG_NR - 1) / QG_NR * QG_NR;
         pare_qpack_rows(J->x, S->K, r0, nn, ncols, S->K, S->flip, panel);
+        if (ncols != off_cols) {
+            pare_qgemm_panel_offsets(K4, ncols, off);
+            off_cols = ncols;
+        }
+        qf_cols c = {panel, off, r0, nn, INT64_MAX, INT64_MAX};
         int64_t mb0 = mc * J->mblocks_per_ch;
-        qf_panel_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, panel, nn, ncols, 0,
-                         J->y + r0 * S->M, 1, S->M);
+        qf_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, &c, 0, J->y, 1, S->M);
     }
     free(panel);
+    free(off);
 }
 
 static pare_status qf_mm_run(pare_kctx *k, const qf_state *S, const pare_tensor *x,

@@ -112,26 +112,23 @@ static const uint8_t *im2col_row(const pare_qim2col *g, int64_t k, int64_t n0, i
         } else {
             const uint8_t *xr = xc + iy * g->w;
             int64_t ix = ox * g->sw - g->pw + kx * g->dw;
-            if (g->sw == 1) {
-                int64_t t = 0, lead = ix < 0 ? -ix : 0, end = g->w - ix; /* valid: [lead, end) */
-                if (lead > run)
-                    lead = run;
-                if (end > run)
-                    end = run;
-                for (; t < lead; t++)
-                    d[t] = pad;
-                if (end - t >= 32) {
-                    memcpy(d + t, xr + ix + t, (size_t)(end - t));
-                    t = end;
-                }
-                for (; t < end; t++)
-                    d[t] = xr[ix + t];
-                for (; t < run; t++)
-                    d[t] = pad;
-            } else {
-                for (int64_t t = 0; t < run; t++, ix += g->sw)
-                    d[t] = ix >= 0 && ix < g->w ? xr[ix] : pad;
+            /* valid t: 0 <= ix + t sw < w */
+            int64_t t = 0, lead = ix < 0 ? (-ix + g->sw - 1) / g->sw : 0,
+                    end = ix < g->w ? (g->w - 1 - ix) / g->sw + 1 : 0;
+            if (lead > run)
+                lead = run;
+            if (end > run)
+                end = run;
+            for (; t < lead; t++)
+                d[t] = pad;
+            if (g->sw == 1 && end - t >= 32) {
+                memcpy(d + t, xr + ix + t, (size_t)(end - t));
+                t = end;
             }
+            for (; t < end; t++)
+                d[t] = xr[ix + t * g->sw];
+            for (; t < run; t++)
+                d[t] = pad;
         }
         j += run;
         ox = 0;
@@ -140,19 +137,20 @@ static const uint8_t *im2col_row(const pare_qim2col *g, int64_t k, int64_t n0, i
     return tmp;
 }
 
-/* dst[4 j + i] = rows[i][j] ^ flip for j < nn: four rows into 32-bit lanes */
+/* dst[4 j + i] = rows[i][j] ^ flip for j < nn (a NULL row: 0): four rows
+ * into 32-bit lanes */
 static void interleave4(const uint8_t *const rows[4], int64_t nn, uint8_t flip, uint8_t *dst)
 {
     int64_t j = 0;
 #if QG_X86
-    __m128i f = _mm_set1_epi8((char)flip);
+    __m128i f = _mm_set1_epi8((char)flip), v[4];
     for (; j + 16 <= nn; j += 16) {
-        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(rows[0] + j)), f);
-        __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(rows[1] + j)), f);
-        __m128i c = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(rows[2] + j)), f);
-        __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(rows[3] + j)), f);
-        __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
-        __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+        for (int i = 0; i < 4; i++)
+            v[i] = rows[i] ? _mm_xor_si128(
+                                 _mm_loadu_si128((const __m128i *)(const void *)(rows[i] + j)), f)
+                           : _mm_setzero_si128();
+        __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+        __m128i cd0 = _mm_unpacklo_epi8(v[2], v[3]), cd1 = _mm_unpackhi_epi8(v[2], v[3]);
         uint8_t *o = dst + 4 * j;
         _mm_storeu_si128((__m128i *)(void *)o, _mm_unpacklo_epi16(ab0, cd0));
         _mm_storeu_si128((__m128i *)(void *)(o + 16), _mm_unpackhi_epi16(ab0, cd0));
@@ -162,21 +160,20 @@ static void interleave4(const uint8_t *const rows[4], int64_t nn, uint8_t flip, 
 #endif
     for (; j < nn; j++)
         for (int i = 0; i < 4; i++)
-            dst[4 * j + i] = rows[i][j] ^ flip;
+            dst[4 * j + i] = rows[i] ? rows[i][j] ^ flip : 0;
 }
 
 void pare_qpack_im2col(const pare_qim2col *g, int64_t n0, int64_t nn, int64_t ncols, int64_t q0,
                        int64_t q1, uint8_t *dst)
 {
     int64_t K = g->c * g->kh * g->kw;
-    uint8_t tmp[4][QG_PANEL_MAX], fill[QG_PANEL_MAX];
-    memset(fill, g->flip, (size_t)nn); /* rows past K: 0 once flipped */
+    uint8_t tmp[4][QG_PANEL_MAX];
     for (int64_t q = q0; q < q1; q++) {
         uint8_t *row = dst + q * ncols * 4;
         const uint8_t *rows[4];
         for (int i = 0; i < 4; i++) {
             int64_t k = 4 * q + i;
-            rows[i] = k < K ? im2col_row(g, k, n0, nn, tmp[i]) : fill;
+            rows[i] = k < K ? im2col_row(g, k, n0, nn, tmp[i]) : NULL;
         }
         interleave4(rows, nn, g->flip, row);
         if (nn < ncols)
@@ -184,19 +181,47 @@ void pare_qpack_im2col(const pare_qim2col *g, int64_t n0, int64_t nn, int64_t nc
     }
 }
 
+void pare_qpack_plane(const pare_qplane *g, int64_t c4, uint8_t *dst)
+{
+    int64_t Hp = g->h + g->pt + g->pb, Wp = g->w + g->pl + g->pr;
+    const uint8_t *rows[4];
+    uint32_t padv = g->pad * 0x01010101u;
+    uint8_t *d = dst;
+    for (int64_t py = 0; py < Hp; py++) {
+        int64_t iy = py - g->pt;
+        if (iy < 0 || iy >= g->h) {
+            for (int64_t px = 0; px < Wp; px++, d += 4)
+                memcpy(d, &padv, 4);
+            continue;
+        }
+        for (int64_t px = 0; px < g->pl; px++, d += 4)
+            memcpy(d, &padv, 4);
+        for (int i = 0; i < 4; i++) {
+            int64_t c = 4 * c4 + i;
+            rows[i] = c < g->c ? g->x + (c * g->h + iy) * g->w : NULL;
+        }
+        interleave4(rows, g->w, g->flip, d);
+        d += 4 * g->w;
+        for (int64_t px = 0; px < g->pr; px++, d += 4)
+            memcpy(d, &padv, 4);
+    }
+    memset(d, 0, (size_t)(g->pp - Hp * Wp) * 4);
+}
+
 /* ---- microkernels ------------------------------------------------------ */
 
-typedef void (*qg_ukr)(const int8_t *a, const uint8_t *b, int64_t K4, int64_t bstride,
+/* B group q (QG_NR lanes of 4 bytes) at b + off[q] */
+typedef void (*qg_ukr)(const int8_t *a, const uint8_t *b, const int64_t *off, int64_t K4,
                        int32_t *acc);
 
-static void ukr_generic(const int8_t *a, const uint8_t *b, int64_t K4, int64_t bstride,
+static void ukr_generic(const int8_t *a, const uint8_t *b, const int64_t *off, int64_t K4,
                         int32_t *acc)
 {
     int32_t c[QG_MR][QG_NR];
     memset(c, 0, sizeof c);
     for (int64_t q = 0; q < K4; q++) {
         const int8_t *aq = a + q * QG_MR * 4;
-        const uint8_t *bq = b + q * bstride;
+        const uint8_t *bq = b + off[q];
         for (int r = 0; r < QG_MR; r++) {
             int32_t a0 = aq[4 * r], a1 = aq[4 * r + 1], a2 = aq[4 * r + 2], a3 = aq[4 * r + 3];
             for (int j = 0; j < QG_NR; j++)
@@ -209,14 +234,16 @@ static void ukr_generic(const int8_t *a, const uint8_t *b, int64_t K4, int64_t b
 
 #if QG_X86
 __attribute__((target("avx512f,avx512vnni"))) static void
-ukr_vnni(const int8_t *a, const uint8_t *b, int64_t K4, int64_t bstride, int32_t *acc)
+ukr_vnni(const int8_t *a, const uint8_t *b, const int64_t *off, int64_t K4, int32_t *acc)
 {
     __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
             c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
             ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
     for (int64_t q = 0; q < K4; q++) {
-        __m512i b0 = _mm512_loadu_si512((const void *)b), b1 = _mm512_loadu_si512((const void *)(b + 64));
+        const uint8_t *bq = b + off[q];
+        __m512i b0 = _mm512_loadu_si512((const void *)bq),
+                b1 = _mm512_loadu_si512((const void *)(bq + 64));
         const int32_t *aw = (const int32_t *)(const void *)a;
         __m512i w;
 #define QG_ROW(r, x0, x1)                                                                      \
@@ -237,7 +264,6 @@ ukr_vnni(const int8_t *a, const uint8_t *b, int64_t K4, int64_t bstride, int32_t
         QG_ROW(11, cb0, cb1)
 #undef QG_ROW
         a += QG_MR * 4;
-        b += bstride;
     }
 #define QG_ST(r, x0, x1)                                                                       \
     _mm512_storeu_si512((void *)(acc + (r) * QG_NR), x0);                                       \
@@ -301,10 +327,16 @@ bool pare_qgemm_force_arch(const char *name)
     return false;
 }
 
-void pare_qgemm_block(const pare_qgemm_w *w, int64_t m0, const uint8_t *panel, int64_t pstride,
+void pare_qgemm_block(const pare_qgemm_w *w, int64_t m0, const uint8_t *b, const int64_t *off,
                       int32_t *acc)
 {
     arch_pick();
     const int8_t *a = w->data + (m0 / QG_MR) * w->K4 * QG_MR * 4;
-    ukr_cur(a, panel, w->K4, pstride * 4, acc);
+    ukr_cur(a, b, off, w->K4, acc);
+}
+
+void pare_qgemm_panel_offsets(int64_t K4, int64_t ncols, int64_t *off)
+{
+    for (int64_t q = 0; q < K4; q++)
+        off[q] = q * ncols * 4;
 }

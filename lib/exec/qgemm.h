@@ -15,7 +15,10 @@
  *   W packed  [ceil(M / QG_MR)][K4][QG_MR][4] int8, K4 = ceil(K / 4)
  *   X panel   [K4][QG_NR * tiles][4] uint8: 4 consecutive k of one column
  *             are one 32-bit lane, columns of a panel side by side.
- * One microkernel call computes a QG_MR x QG_NR block of int32 sums.
+ * One microkernel call computes a QG_MR x QG_NR block of int32 sums; it
+ * finds each group of four k at its own offset, so that stride-1
+ * convolutions read a channel-grouped image in place (pare_qplane)
+ * instead of an im2col copy.
  */
 #ifndef PARE_EXEC_QGEMM_H
 #define PARE_EXEC_QGEMM_H
@@ -64,12 +67,31 @@ typedef struct pare_qim2col {
 void pare_qpack_im2col(const pare_qim2col *g, int64_t n0, int64_t nn, int64_t ncols, int64_t q0,
                        int64_t q1, uint8_t *dst);
 
-/* acc[r * QG_NR + j] (r < QG_MR, j < QG_NR) = sum over the K4 groups of the
- * packed weight rows m0 .. m0+QG_MR-1 (m0 a multiple of QG_MR) times the
- * QG_NR columns at panel + 4 * j of a panel `pstride` columns wide. Sums
- * without the zero-point term. */
-void pare_qgemm_block(const pare_qgemm_w *w, int64_t m0, const uint8_t *panel, int64_t pstride,
+/* The padded image of one convolution group with its channels in groups
+ * of four: plane c4 holds, for every pixel of the padded (h + pt + pb) x
+ * (w + pl + pr) image, the bytes of channels 4 c4 .. 4 c4 + 3 as one
+ * 32-bit lane (padding: `pad`, channels past c: 0), then zero lanes up to
+ * `pp` pixels. A stride-1 convolution then reads the im2col row group of
+ * tap (ky, kx) and channel group c4 in place: the lanes at pixel
+ * v + ky dh Wp + kx dw of plane c4, for "virtual" output columns
+ * v = oy Wp + ox (those with ox >= the output width are computed and
+ * dropped). */
+typedef struct pare_qplane {
+    const uint8_t *x; /* c x h x w */
+    int64_t c, h, w, pt, pl, pb, pr, pp;
+    uint8_t flip, pad;
+} pare_qplane;
+
+void pare_qpack_plane(const pare_qplane *g, int64_t c4, uint8_t *dst);
+
+/* acc[r * QG_NR + j] (r < QG_MR, j < QG_NR) = sum over the K4 groups q of
+ * the packed weight rows m0 .. m0+QG_MR-1 (m0 a multiple of QG_MR) times
+ * the QG_NR lanes at b + off[q] (bytes). Sums without the zero-point
+ * term. */
+void pare_qgemm_block(const pare_qgemm_w *w, int64_t m0, const uint8_t *b, const int64_t *off,
                       int32_t *acc);
+/* off for a packed panel ncols columns wide: off[q] = 4 q ncols */
+void pare_qgemm_panel_offsets(int64_t K4, int64_t ncols, int64_t *off);
 
 /* The kernel pare_qgemm_block runs: "avx512vnni" or "generic". */
 const char *pare_qgemm_arch(void);

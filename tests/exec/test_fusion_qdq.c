@@ -283,7 +283,10 @@ static void test_conv_1x1_panels(void **st)
     q.same_upper = true;
     q.k = 3;
     q.stride = 2;
-    compare_runs(&q, 1, NULL);
+    compare_runs(&q, 1, NULL); /* im2col panels packed once up front (M split) */
+    q.n = 2;
+    q.h = q.w = 40;
+    compare_runs(&q, 1, NULL); /* 400 outputs per image: each item packs its own panel */
 }
 
 static void test_conv_1d(void **st)
@@ -423,9 +426,11 @@ static void test_qgemm_kernels(void **st)
         assert_non_null(panel);
         pare_qpack_im2col(&gi, 0, nn, ncols, 0, K4, panel);
         int32_t acc[QG_MR * QG_NR];
+        int64_t off[64];
+        pare_qgemm_panel_offsets(K4, ncols, off);
         for (int64_t m0 = 0; m0 < M; m0 += QG_MR)
             for (int64_t t = 0; t < ncols; t += QG_NR) {
-                pare_qgemm_block(&pw, m0, panel + t * 4, ncols, acc);
+                pare_qgemm_block(&pw, m0, panel + t * 4, off, acc);
                 for (int64_t r = 0; r < QG_MR && m0 + r < M; r++)
                     for (int64_t j = 0; j < QG_NR && t + j < nn; j++) {
                         int64_t col = t + j, oy = col / ow, ox = col % ow;
@@ -455,6 +460,73 @@ static void test_qgemm_kernels(void **st)
     pare_qgemm_force_arch("avx512vnni");
 }
 
+/* a channel-grouped padded image read in place at per-group offsets
+ * (what stride-1 convolutions run on) against the plain sums */
+static void test_qplane(void **st)
+{
+    (void)st;
+    const char *arch[2] = {"generic", "avx512vnni"};
+    for (int a = 0; a < 2; a++) {
+        if (!pare_qgemm_force_arch(arch[a]))
+            continue;
+        int64_t C = 6, H = 5, W = 7, kh = 3, kw = 3, dil = 2, M = 13;
+        int64_t pt = 2, pl = 1, pb = 3, pr = 2; /* asymmetric */
+        int64_t Hp = H + pt + pb, Wp = W + pl + pr;
+        int64_t oh = Hp - (kh - 1) * dil, ow = Wp - (kw - 1) * dil;
+        int64_t C4 = (C + 3) / 4, PP = Hp * Wp + QG_NR + (kw - 1) * dil;
+        uint8_t x[6 * 5 * 7], pad = 9, flip = a ? 0x80 : 0;
+        int8_t w[13 * 3 * 3 * 8];
+        for (size_t i = 0; i < sizeof x; i++)
+            x[i] = (uint8_t)(frand() * 127 + 128);
+        /* weights in the in-place order: k = (tap, channel group, lane) */
+        int64_t Kd = kh * kw * C4 * 4;
+        for (int64_t i = 0; i < M * Kd; i++)
+            w[i] = (int8_t)(frand() * 127);
+        for (int64_t m = 0; m < M; m++) /* channels past C: 0 */
+            for (int64_t t = 0; t < kh * kw; t++)
+                for (int64_t c = C; c < C4 * 4; c++)
+                    w[m * Kd + (t * C4 + c / 4) * 4 + c % 4] = 0;
+        pare_qgemm_w pw;
+        assert_int_equal(pare_qgemm_pack_w(w, M, Kd, Kd, 1, &pw), PARE_OK);
+        uint8_t *planes = malloc((size_t)(C4 * PP * 4));
+        assert_non_null(planes);
+        pare_qplane g = {x, C, H, W, pt, pl, pb, pr, PP, flip, pad};
+        for (int64_t c4 = 0; c4 < C4; c4++)
+            pare_qpack_plane(&g, c4, planes + c4 * PP * 4);
+        int64_t off[64];
+        for (int64_t t = 0; t < kh * kw; t++)
+            for (int64_t c4 = 0; c4 < C4; c4++)
+                off[t * C4 + c4] = (c4 * PP + (t / kw) * dil * Wp + (t % kw) * dil) * 4;
+        int32_t acc[QG_MR * QG_NR];
+        for (int64_t m0 = 0; m0 < M; m0 += QG_MR)
+            for (int64_t v0 = 0; v0 < oh * Wp; v0 += QG_NR) {
+                pare_qgemm_block(&pw, m0, planes + v0 * 4, off, acc);
+                for (int64_t r = 0; r < QG_MR && m0 + r < M; r++)
+                    for (int64_t j = 0; j < QG_NR && v0 + j < oh * Wp; j++) {
+                        int64_t oy = (v0 + j) / Wp, ox = (v0 + j) % Wp;
+                        if (ox >= ow)
+                            continue;
+                        int32_t want = 0;
+                        for (int64_t c = 0; c < C; c++)
+                            for (int64_t t = 0; t < kh * kw; t++) {
+                                int64_t iy = oy + (t / kw) * dil - pt, ix = ox + (t % kw) * dil - pl;
+                                int v = iy < 0 || iy >= H || ix < 0 || ix >= W
+                                            ? pad
+                                            : x[(c * H + iy) * W + ix] ^ flip;
+                                want += w[(m0 + r) * Kd + (t * C4 + c / 4) * 4 + c % 4] * v;
+                            }
+                        if (acc[r * QG_NR + j] != want)
+                            fail_msg("%s: row %lld pixel %lld,%lld: %d, want %d", arch[a],
+                                     (long long)(m0 + r), (long long)oy, (long long)ox,
+                                     acc[r * QG_NR + j], want);
+                    }
+            }
+        free(planes);
+        pare_qgemm_w_release(&pw);
+    }
+    pare_qgemm_force_arch("avx512vnni");
+}
+
 /* the whole fused path on the plain C kernel too */
 static void test_generic_kernel_model(void **st)
 {
@@ -474,6 +546,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qgemm_kernels),
+        cmocka_unit_test(test_qplane),
         cmocka_unit_test(test_generic_kernel_model),
         cmocka_unit_test(test_conv_3x3_relu),
         cmocka_unit_test(test_conv_int8_group_stride),
