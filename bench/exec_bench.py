@@ -2,7 +2,7 @@
 """Execution benchmark: pare-run against onnxruntime (CPU) on the same inputs.
 
 usage: bench/exec_bench.py [--build DIR] [--threads N] [--models LIST] [--batches LIST]
-                           [--quick] [--rounds N] [--dry-run] [--json FILE] ...
+                           [--quick] [--rounds N] [--int8] [--dry-run] [--json FILE] ...
 
 Models: light_resnet50, light_squeezenet, light_densenet121, light_inception_v1
 (the onnx package's backend/test/data/light) and testdata/transformer_block.onnx
@@ -19,6 +19,14 @@ batch the copy's first input and output dims become "N". A model with a
 Reshape to a fixed [1, ...] (resnet50, inception_v1) cannot take another
 batch and shows "n/a" in the table, unless --reshape-batch turns that target
 into [-1, ...].
+
+--int8 adds a row per model and batch for its int8 QDQ version: the
+prepared model (light models with seeded He-initialized weights instead of
+the constant 0.02, so that activations have realistic ranges) quantized by
+pare-quantize --mode static with its defaults (uint8 activations, per-channel
+int8 weights), calibrated on 16 random samples; both runtimes run that file
+(pare-run through its fused 8-bit kernels, onnxruntime through its QDQ
+transformations).
 
 Inputs: uniform in [-1, 1) from numpy's default_rng(--seed), saved as one
 .npz and given to both runtimes. pare-run runs them with --inputs, --batch,
@@ -212,6 +220,73 @@ def prepare(name, batch, work, args):
     return Prepared(path, {ins[0].name: shape}, note="; ".join(notes) or None)
 
 
+def he_weights(m, seed):
+    """Replaces the constant weights fold_light made with seeded random ones
+    of realistic scale (He: normal with std sqrt(2 / fan_in) for Conv and
+    Gemm weights; BatchNormalization scale 0.5, bias 0, mean 0, var 1), so
+    that activations keep sane ranges through the network and a quantizer
+    calibrates something like what a trained model would give it."""
+    from onnx import numpy_helper
+    rng = np.random.default_rng(seed)
+    role = {}
+    for n in m.graph.node:
+        for k, i in enumerate(n.input):
+            role.setdefault(i, (n.op_type, k))
+    for i, t in enumerate(m.graph.initializer):
+        op, k = role.get(t.name, ("", 0))
+        a = numpy_helper.to_array(t)
+        if a.dtype != np.float32 or a.ndim == 0:
+            continue
+        if op in ("Conv", "Gemm") and k == 1:
+            fan = int(np.prod(a.shape[1:])) if op == "Conv" else int(a.shape[-1])
+            a = rng.normal(0, np.sqrt(2.0 / max(fan, 1)), a.shape).astype(np.float32)
+        elif op == "BatchNormalization":
+            a = np.full(a.shape, (0.5, 0.0, 0.0, 1.0)[k - 1] if 1 <= k <= 4 else 0.0, np.float32)
+        elif op in ("Conv", "Gemm") and k == 2:
+            a = np.zeros(a.shape, np.float32)
+        else:
+            continue
+        m.graph.initializer[i].CopyFrom(numpy_helper.from_array(a, t.name))
+
+
+def prepare_int8(name, batch, work, args):
+    """The model of prepare() quantized by pare-quantize --mode static (QDQ,
+    the tool's defaults), calibrated on 16 random samples; light models get
+    he_weights first."""
+    import onnx
+    prep = prepare(name, batch, work, args)
+    if prep.na:
+        return prep
+    src = prep.path
+    notes = [prep.note] if prep.note else []
+    if name.startswith("light_"):
+        m = onnx.load(src)
+        he_weights(m, args.seed)
+        src = os.path.join(work, f"{name}_b{batch}_he.onnx")
+        onnx.save(m, src)
+        notes.append("He-initialized weights")
+    (iname, shape), = prep.inputs.items()
+    calib = os.path.join(work, f"{name}_calib.npz")
+    rng = np.random.default_rng(args.seed + 1)
+    np.savez(calib, **{iname: rng.uniform(-1, 1, [16] + list(shape[1:])).astype(np.float32)})
+    out = os.path.join(work, f"{name}_b{batch}_int8.onnx")
+    cmd = [args.pare_quantize, "--mode", "static", "-q", "--calibrate", calib, "--calib-samples",
+           "16", "--calib-batch", "1", src, "-o", out]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"pare-quantize exit {p.returncode}: {p.stderr.strip()}")
+    notes.append("int8 QDQ (pare-quantize --mode static, 16 random calibration samples)")
+    return Prepared(out, prep.inputs, note="; ".join(notes))
+
+
+def variants(a):
+    return ["fp32", "int8"] if a.int8 else ["fp32"]
+
+
+def prepare_variant(m, v, b, work, a):
+    return prepare_int8(m, b, work, a) if v == "int8" else prepare(m, b, work, a)
+
+
 def make_inputs(prep, seed, path):
     rng = np.random.default_rng(seed)
     arrays = {n: rng.uniform(-1, 1, s).astype(np.float32) for n, s in prep.inputs.items()}
@@ -346,6 +421,9 @@ def parse_args(argv):
                     help="run the light models' files unchanged (no ConstantOfShape folding)")
     ap.add_argument("--reshape-batch", action="store_true",
                     help="let a Reshape to [1, ...] take any batch ([-1, ...]) instead of n/a")
+    ap.add_argument("--int8", action="store_true",
+                    help="also run each model's int8 QDQ version made by pare-quantize --mode static")
+    ap.add_argument("--pare-quantize", help="pare-quantize program (BUILD/tools/pare-quantize)")
     ap.add_argument("--device", default=None, help="pare-run --device (its default: cpu)")
     ap.add_argument("--ort-provider", default="CPUExecutionProvider", help="onnxruntime provider")
     ap.add_argument("--no-peak", action="store_true", help="skip the peak GFLOP/s measurement")
@@ -357,6 +435,7 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     a.pare_run = a.pare_run or os.path.join(a.build, "tools", "pare-run")
     a.pare_inspect = a.pare_inspect or os.path.join(a.build, "tools", "pare-inspect")
+    a.pare_quantize = a.pare_quantize or os.path.join(a.build, "tools", "pare-quantize")
     if a.threads < 0:
         ap.error("--threads must be >= 0")
     a.threads = a.threads or os.cpu_count() or 1
@@ -381,7 +460,7 @@ def parse_args(argv):
 
 def check_tools(a):
     problems = []
-    for p in (a.pare_run, a.pare_inspect):
+    for p in (a.pare_run, a.pare_inspect) + ((a.pare_quantize,) if a.int8 else ()):
         if not (os.path.isfile(p) and os.access(p, os.X_OK)):
             problems.append(f"{p}: not an executable (build first, or give --build)")
     try:
@@ -408,11 +487,11 @@ def dry_run(a, work):
             failed += 1
             print(f"FAIL {label}: {ex}")
 
-    for m in a.model_list:
+    for m, v in [(m, v) for m in a.model_list for v in variants(a)]:
         for b in a.batch_list:
-            label = f"{m} batch {b}"
+            label = f"{m}{' int8' if v == 'int8' else ''} batch {b}"
             try:
-                prep = prepare(m, b, work, a)
+                prep = prepare_variant(m, v, b, work, a)
             except Exception as ex:  # noqa: BLE001
                 failed += 1
                 print(f"FAIL {label}: prepare: {ex}")
@@ -480,12 +559,12 @@ def bench(a, work, ort_version):
         print(f"peak: {peak:.1f} GFLOP/s = the fastest of {reps} numpy float32 matmuls n x n x n "
               f"(2n^3 FLOPs) for each n in {', '.join(map(str, sizes))}; {blas_name()}, {a.threads} threads")
     rows, failed = [], 0
-    for m in a.model_list:
+    for m, v in [(m, v) for m in a.model_list for v in variants(a)]:
         for b in a.batch_list:
-            row = {"model": m, "batch": b}
+            row = {"model": m + (" int8" if v == "int8" else ""), "batch": b}
             rows.append(row)
             try:
-                prep = prepare(m, b, work, a)
+                prep = prepare_variant(m, v, b, work, a)
             except Exception as ex:  # noqa: BLE001
                 row["error"] = f"prepare: {ex}"
                 failed += 1
@@ -495,8 +574,8 @@ def bench(a, work, ort_version):
                 continue
             row["note"] = prep.note
             row["input"] = {n: s for n, s in prep.inputs.items()}
-            npz = os.path.join(work, f"{m}_b{b}_in.npz")
-            out_npz = os.path.join(work, f"{m}_b{b}_pare.npz")
+            npz = os.path.join(work, f"{m}_{v}_b{b}_in.npz")
+            out_npz = os.path.join(work, f"{m}_{v}_b{b}_pare.npz")
             try:
                 arrays = make_inputs(prep, a.seed, npz)
                 row["flops"], row["nodes_not_estimated"] = flops_of(a, prep, m, b, work)

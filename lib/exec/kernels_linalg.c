@@ -342,6 +342,17 @@ typedef struct intgemm_job {
 #define T int64_t
 #define IS_INT 1
 #include "kernels_linalg_typed.c"
+/* MaxPool on 8-bit data (quantized models): the 2-D pooling body only */
+#define S u8
+#define T uint8_t
+#define IS_INT 1
+#define POOL8 1
+#include "kernels_linalg_typed.c"
+#define S s8
+#define T int8_t
+#define IS_INT 1
+#define POOL8 1
+#include "kernels_linalg_typed.c"
 
 /* Picks the float or double instance of a typed body by compute type. */
 #define BY_CT(ct, name) ((ct) == PARE_DT_DOUBLE ? LCAT(name, _d) : LCAT(name, _f))

@@ -2086,6 +2086,10 @@ static pare_status pool_run(pare_kctx *k, pare_error *err)
     j.storage_order = a->storage_order;
     j.p = a->p;
     int ct = ctype_of(dt);
+    /* MaxPool of 8-bit data compares the bytes themselves */
+    bool max8 = st->kind == POOL_MAX && nsp <= 2 && (dt == PARE_DT_UINT8 || dt == PARE_DT_INT8);
+    if (max8)
+        ct = dt;
     ostage y;
     if ((s = os_alloc(k, 0, dt, ct, X->rank, od, &y, err)))
         return s;
@@ -2122,7 +2126,14 @@ static pare_status pool_run(pare_kctx *k, pare_error *err)
             j.kxpad = cols + 2 * ow;
         }
     }
-    pare_range_fn fn = cols ? BY_CT(ct, pool2d_range) : BY_CT(ct, pool_range);
+    if (max8 && !cols) {
+        fv_free(&xv);
+        os_drop(&y);
+        return nomem(err);
+    }
+    pare_range_fn fn = max8 ? (dt == PARE_DT_UINT8 ? pool2d_range_u8 : pool2d_range_s8)
+                       : cols ? BY_CT(ct, pool2d_range)
+                              : BY_CT(ct, pool_range);
 #if LIN_X86
     if (cols && ct == PARE_DT_FLOAT && __builtin_cpu_supports("avx512f"))
         fn = pool2d_range_f512;

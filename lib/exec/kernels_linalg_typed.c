@@ -5,7 +5,11 @@
 
 #define F(name) LCAT(name, LCAT(_, S))
 
-#if !IS_INT
+#ifndef POOL8
+#define POOL8 0 /* 1: only the 2-D pooling body, for MaxPool on 8-bit data */
+#endif
+
+#if !IS_INT && !POOL8
 
 /* ---- pooling --------------------------------------------------------------- */
 
@@ -110,6 +114,9 @@ static void F(pool_range)(void *ctx, int64_t b, int64_t e)
     }
 }
 
+#endif /* !IS_INT && !POOL8 */
+
+#if !IS_INT || POOL8
 /* One output row of MaxPool without indices, separably: the rows of the
  * window are first reduced into one row `t` of the input's width (rows of
  * contiguous values, so that loop vectorises), then each output column takes
@@ -291,6 +298,9 @@ static inline __attribute__((always_inline)) void F(pool2d_range)(void *ctx, int
     }
 }
 
+#endif /* !IS_INT || POOL8 */
+
+#if !IS_INT && !POOL8
 static void F(gpool_range)(void *ctx, int64_t b, int64_t e)
 {
     const gpool_job *j = ctx;
@@ -684,8 +694,9 @@ static pare_status F(mvn)(const T *x, T *y, int rank, const int64_t *dims, const
     return PARE_OK;
 }
 
-#endif /* !IS_INT */
+#endif /* !IS_INT && !POOL8 */
 
+#if !POOL8
 /* ---- Einsum: the generic sum-of-products loop ------------------------------ */
 
 #if IS_INT
@@ -769,8 +780,10 @@ static void F(intgemm_range)(void *ctx, int64_t b, int64_t e)
         }
 }
 #endif
+#endif /* !POOL8 */
 
 #undef F
 #undef S
 #undef T
 #undef IS_INT
+#undef POOL8

@@ -52,11 +52,11 @@ typedef struct gplan {
     size_t *first_pos;        /* per value: where the fused form writes it, SIZE_MAX */
     size_t n_fused;           /* nodes absorbed */
     /* QDQ fusion (fuse_qdq): the fused node runs fz_k[i] with fz_state[i]
-     * (NULL: its own kernel) and reads fz_x[i] as input 0 */
+     * (NULL: its own) and reads fz_in[i][k] (n_inputs entries, NULL: its
+     * own input k) instead of its inputs; fz_k[i] set marks such a node */
     const pare_kernel **fz_k;
     void **fz_state;
-    const pare_value **fz_x;
-    const pare_value **fz_x1; /* and reads this as input 1 (QDQ Add), or NULL */
+    const pare_value ***fz_in;
 } gplan;
 
 /* one arena slot per buffer of the main graph: key 2*id is a value's home
@@ -159,8 +159,9 @@ static void gplan_free(gplan *p)
             p->fz_k[i]->release(p->fz_state[i]);
     free(p->fz_k);
     free(p->fz_state);
-    free(p->fz_x);
-    free(p->fz_x1);
+    for (size_t i = 0; p->fz_in && i < p->n; i++)
+        free(p->fz_in[i]);
+    free(p->fz_in);
     free(p);
 }
 
@@ -903,6 +904,50 @@ static const pare_tensor *qdq_in(const pare_node *n, size_t k)
     return n->n_inputs > k && n->inputs[k] ? n->inputs[k]->init : NULL;
 }
 
+/* Records a QDQ-fused node i: it runs kernel k with state (NULL: its own)
+ * reading remap[j] (nr entries, NULL: its own input j) and writes the
+ * QuantizeLinear q's output; the na nodes of absorbed and the
+ * DequantizeLinears of dqs that only it reads are skipped. Nonzero only
+ * when out of memory (state is then released). */
+static pare_status qdq_commit(gplan *p, size_t i, const pare_kernel *k, void *state,
+                              const pare_value *const *remap, size_t nr,
+                              const pare_node *const *dqs, size_t nd, const pare_node *q,
+                              const size_t *absorbed, size_t na)
+{
+    pare_node *n = p->order[i];
+    const pare_value **in = calloc(n->n_inputs ? n->n_inputs : 1, sizeof *in);
+    if (!in) {
+        if (state && k->release)
+            k->release(state);
+        return PARE_ERR_NOMEM;
+    }
+    for (size_t j = 0; j < nr && j < n->n_inputs; j++)
+        in[j] = remap[j];
+    for (size_t a = 0; a < na; a++)
+        p->fused_into[absorbed[a]] = i;
+    p->n_fused += na;
+    for (size_t j = 0; j < nd; j++) {
+        bool seen = false;
+        for (size_t t = 0; t < j; t++)
+            seen |= dqs[t] == dqs[j];
+        if (dqs[j] && !seen && sole_reader(p, dqs[j]->outputs[0]) == n) {
+            p->fused_into[node_pos(dqs[j])] = i;
+            p->n_fused++;
+        }
+    }
+    p->fz_out[i] = q->outputs[0];
+    p->fz_res[i] = NULL;
+    p->first_pos[q->outputs[0]->id] = i;
+    p->fz_k[i] = k;
+    p->fz_state[i] = state;
+    p->fz_in[i] = in;
+    /* what it reads lives until it runs */
+    for (size_t j = 0; j < n->n_inputs; j++)
+        if (in[j] && (p->last_use[in[j]->id] == SIZE_MAX || p->last_use[in[j]->id] < i))
+            p->last_use[in[j]->id] = i;
+    return PARE_OK;
+}
+
 /* DequantizeLinear(x_q), DequantizeLinear(w_q) -> Conv / MatMul / Gemm
  * [-> Relu] -> QuantizeLinear at position i: node i runs the CPU's integer
  * kernel (pare_kernel_qdq) reading x_q and writing the QuantizeLinear's
@@ -983,23 +1028,79 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         return PARE_OK; /* refused: the nodes run as they are */
     /* the DequantizeLinears only this node reads go too */
     const pare_node *dqs[3] = {dx, dw, db};
-    for (int j = 0; j < 3; j++)
-        if (dqs[j] && (j == 0 || dqs[j] != dqs[0]) && sole_reader(p, dqs[j]->outputs[0]) == n)
-            absorbed[na++] = node_pos(dqs[j]);
-    for (size_t a = 0; a < na; a++)
-        p->fused_into[absorbed[a]] = i;
-    p->n_fused += na;
-    p->fz_out[i] = c->outputs[0];
-    p->fz_res[i] = NULL;
-    p->first_pos[c->outputs[0]->id] = i;
-    p->fz_k[i] = k;
-    p->fz_state[i] = state;
-    p->fz_x[i] = x_q;
-    p->fz_x1[i] = b_q;
-    const pare_value *rd[2] = {x_q, b_q};
-    for (int j = 0; j < 2; j++)
-        if (rd[j] && (p->last_use[rd[j]->id] == SIZE_MAX || p->last_use[rd[j]->id] < i))
-            p->last_use[rd[j]->id] = i;
+    const pare_value *remap[2] = {x_q, b_q};
+    st = qdq_commit(p, i, k, state, remap, 2, dqs, 3, c, absorbed, na);
+    if (st)
+        return PARE_NOMEM(err);
+    *done = true;
+    return PARE_OK;
+}
+
+/* the value (scale, zero point, 8-bit type) of a DequantizeLinear's or
+ * QuantizeLinear's scalar parameters */
+typedef struct qparm {
+    float scale;
+    int32_t zp;
+    int dt;
+} qparm;
+
+static bool qparm_of(const pare_node *q, int dt, qparm *out)
+{
+    const pare_tensor *s = qdq_in(q, 1), *z = qdq_in(q, 2);
+    if ((dt != PARE_DT_UINT8 && dt != PARE_DT_INT8) || !s || s->dtype != PARE_DT_FLOAT ||
+        pare_tensor_numel(s) != 1 || (z && (z->dtype != dt || pare_tensor_numel(z) != 1)))
+        return false;
+    out->scale = *(const float *)s->data;
+    out->zp = !z ? 0 : dt == PARE_DT_UINT8 ? *(const uint8_t *)z->data : *(const int8_t *)z->data;
+    out->dt = dt;
+    return true;
+}
+
+static bool qparm_eq(const qparm *a, const qparm *b)
+{
+    return a->scale == b->scale && a->zp == b->zp && a->dt == b->dt;
+}
+
+/* DequantizeLinear -> MaxPool / Concat / Reshape / Flatten / Transpose /
+ * Squeeze / Unsqueeze / Identity -> QuantizeLinear with one scale, zero
+ * point and type on every side: the op selects or moves values, which
+ * commutes with (de)quantization, so its own kernel runs on the 8-bit data
+ * (every kernel here takes any type; MaxPool int8 and uint8). */
+static pare_status fuse_qdq_move(gplan *p, size_t i, bool *done, pare_error *err)
+{
+    static const char *const ops[] = {"MaxPool", "Concat",    "Reshape",   "Flatten",
+                                      "Transpose", "Squeeze", "Unsqueeze", "Identity", NULL};
+    pare_node *n = p->order[i];
+    size_t o = 0;
+    while (ops[o] && !is_op(n, ops[o]))
+        o++;
+    if (!ops[o] || !n->n_inputs || n->n_outputs < 1 || !n->outputs[0] ||
+        (n->n_outputs > 1 && n->outputs[1]) || (p->multi && p->nbe[i]) || n->n_inputs > 64)
+        return PARE_OK;
+    size_t ndata = is_op(n, "Concat") ? n->n_inputs : 1;
+    const pare_node *dqs[64];
+    const pare_value *remap[64] = {NULL};
+    qparm q0 = {0, 0, 0}, qk;
+    for (size_t k = 0; k < ndata; k++) {
+        const pare_node *d = qdq_dq(p, i, n->inputs[k], false);
+        if (!d || d->inputs[0]->graph != p->g || !qparm_of(d, d->inputs[0]->dtype, &qk) ||
+            (k && !qparm_eq(&q0, &qk)) || (p->multi && p->vbe[d->inputs[0]->id] != 0))
+            return PARE_OK;
+        if (!k)
+            q0 = qk;
+        dqs[k] = d;
+        remap[k] = d->inputs[0];
+    }
+    pare_node *c = sole_reader(p, n->outputs[0]);
+    if (!c || !is_op(c, "QuantizeLinear") || c->n_inputs < 2 || c->inputs[0] != n->outputs[0] ||
+        c->n_outputs != 1 || !c->outputs[0] || !is_const(c->inputs[1]) ||
+        (c->n_inputs > 2 && c->inputs[2] && !is_const(c->inputs[2])) ||
+        pare_node_attr_int(c, "block_size", 0) != 0 || !same_device(p, i, c) ||
+        !qparm_of(c, c->outputs[0]->dtype, &qk) || !qparm_eq(&q0, &qk))
+        return PARE_OK;
+    size_t absorbed[1] = {node_pos(c)};
+    if (qdq_commit(p, i, p->k[i], NULL, remap, n->n_inputs, dqs, ndata, c, absorbed, 1))
+        return PARE_NOMEM(err);
     *done = true;
     return PARE_OK;
 }
@@ -1019,8 +1120,7 @@ static void qdq_sweep(gplan *p)
             const pare_node *r = v->uses[u].node;
             size_t pos = r->graph == p->g ? node_pos(r) : SIZE_MAX;
             size_t in = v->uses[u].input;
-            if (pos == SIZE_MAX || !p->fz_k[pos] || in > 1 ||
-                (in ? p->fz_x1[pos] : p->fz_x[pos]) != n->inputs[0]) {
+            if (pos == SIZE_MAX || !p->fz_k[pos] || p->fz_in[pos][in] != n->inputs[0]) {
                 first = SIZE_MAX;
                 break;
             }
@@ -1050,10 +1150,9 @@ static pare_status plan_fusion(gplan *p, pare_error *err)
     p->first_pos = malloc(nv * sizeof *p->first_pos);
     p->fz_k = calloc(nn, sizeof *p->fz_k);
     p->fz_state = calloc(nn, sizeof *p->fz_state);
-    p->fz_x = calloc(nn, sizeof *p->fz_x);
-    p->fz_x1 = calloc(nn, sizeof *p->fz_x1);
+    p->fz_in = calloc(nn, sizeof *p->fz_in);
     if (!p->fused_into || !p->fz_out || !p->fz_res || !p->first_pos || !p->fz_k ||
-        !p->fz_state || !p->fz_x || !p->fz_x1)
+        !p->fz_state || !p->fz_in)
         return PARE_NOMEM(err);
     for (size_t i = 0; i < p->n; i++)
         p->fused_into[i] = SIZE_MAX;
@@ -1066,6 +1165,8 @@ static pare_status plan_fusion(gplan *p, pare_error *err)
             continue;
         bool done = false;
         pare_status st = fuse_qdq(p, i, &done, err);
+        if (!st && !done)
+            st = fuse_qdq_move(p, i, &done, err);
         if (!st && !done)
             st = fuse_node(p, i, err);
         if (st)
@@ -1502,10 +1603,27 @@ char *pare_session_plan_text(pare_session *s)
             snprintf(kern + ko, sizeof kern - ko, ")");
         if (p->why && p->why[i])
             snprintf(note, sizeof note, "fallback from %s: %s", s->be[1]->name, p->why[i]);
-        if (p->fz_k && p->fz_k[i])
-            snprintf(note, sizeof note, "8-bit QDQ kernel: reads %s%s%s, writes %s",
-                     p->fz_x[i]->name, p->fz_x1[i] ? " and " : "",
-                     p->fz_x1[i] ? p->fz_x1[i]->name : "", p->fz_out[i]->name);
+        if (p->fz_k && p->fz_k[i]) {
+            size_t no = (size_t)snprintf(note, sizeof note, "8-bit QDQ kernel: reads ");
+            size_t nr = 0, total = 0;
+            for (size_t j = 0; j < n->n_inputs; j++)
+                total += p->fz_in[i][j] != NULL;
+            for (size_t j = 0; j < n->n_inputs && no < sizeof note; j++) {
+                const pare_value *rd = p->fz_in[i][j];
+                if (!rd)
+                    continue;
+                nr++;
+                if (nr > 3 && nr < total)
+                    continue; /* a, b, c, ... and z */
+                no += (size_t)snprintf(note + no, sizeof note - no, "%s%s",
+                                       nr == 1 ? "" : nr == total ? " and " : ", ",
+                                       nr > 3 ? "... " : "");
+                if (no < sizeof note)
+                    no += (size_t)snprintf(note + no, sizeof note - no, "%s", rd->name);
+            }
+            if (no < sizeof note)
+                snprintf(note + no, sizeof note - no, ", writes %s", p->fz_out[i]->name);
+        }
         if (p->fused_into && p->fused_into[i] != SIZE_MAX) {
             const pare_node *into = p->order[p->fused_into[i]];
             if (into->name && *into->name)
@@ -1909,15 +2027,16 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         const pare_kernel *kern = p->k[i];
         if (fz && p->fz_k[i]) {
             kern = p->fz_k[i];
-            const pare_value *rd[2] = {p->fz_x[i], p->fz_x1[i]};
-            for (int j = 0; j < 2 && rd[j]; j++)
-                if (!(ins[j] = lookup_be(&f, rd[j], nbe))) {
+            for (size_t j = 0; j < n->n_inputs; j++) {
+                const pare_value *rd = p->fz_in[i][j];
+                if (rd && !(ins[j] = lookup_be(&f, rd, nbe))) {
                     if (ins != inbuf)
                         free(ins);
                     st = pare_error_set(err, PARE_ERR_INVALID, "node %s: input '%s' has no value",
-                                        pare_node_label(n, lbl, sizeof lbl), rd[j]->name);
+                                        pare_node_label(n, lbl, sizeof lbl), rd->name);
                     goto out;
                 }
+            }
         }
         x.k.node = n;
         x.k.opset = p->opset[i];
@@ -1926,7 +2045,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.fused = fz;
         x.out0 = fz ? p->fz_out[i] : NULL;
         x.k.n_out = n->n_outputs;
-        x.k.state = kern != p->k[i] ? p->fz_state[i] : p->state[i];
+        x.k.state = fz && p->fz_state[i] ? p->fz_state[i] : p->state[i];
         x.k.pool = s->pool;
         x.k.alloc_out = alloc_out;
         x.k.run_graph = run_graph_cb;

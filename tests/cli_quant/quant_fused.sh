@@ -1,7 +1,8 @@
 #!/bin/sh
 # What pare-quantize --mode static writes runs in pare-run as 8-bit kernels
 # (the executor's QDQ fusion, pare/exec.h): DequantizeLinear -> Conv [-> Relu]
-# -> QuantizeLinear and the QDQ residual Add are one kernel each, for uint8
+# -> QuantizeLinear and the QDQ residual Add are one kernel each, MaxPool and
+# Flatten run on the 8-bit data, for uint8
 # and int8 activations; the fused run is as accurate as the unfused one
 # (PARE_NO_FUSION=1) and close to the float model.
 . "$(dirname "$0")/../cli/lib.sh"
@@ -23,8 +24,11 @@ for at in uint8 int8; do
     # the pooled activation is read by conv3 and proj: its DequantizeLinear
     # has nothing left to do
     expect_out_re '^pool_out_DequantizeLinear +DequantizeLinear +cpu .* DequantizeLinear fused into conv3$'
+    # MaxPool and Flatten keep their input's scale: they run on the 8-bit data
+    expect_out_re '^pool +MaxPool +cpu +MaxPool/1\(float32\) +8-bit QDQ kernel: reads relu2_out_quantized, writes pool_out_quantized$'
+    expect_out_re '^flatten +Flatten +cpu +Flatten/1\(float32\) +8-bit QDQ kernel: reads gap_out_quantized, writes flat_out_quantized$'
     check
-    [ "$(grep -c '8-bit QDQ kernel' "$tmp/out")" -eq 5 ] || fail "$at: expected 5 fused QDQ kernels"
+    [ "$(grep -c '8-bit QDQ kernel' "$tmp/out")" -eq 7 ] || fail "$at: expected 7 fused QDQ kernels"
     run env PARE_NO_FUSION=1 "$PARE_RUN" --plan "$tmp/q_$at.onnx"
     expect_rc 0
     expect_no_out_text "8-bit QDQ"

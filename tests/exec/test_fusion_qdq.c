@@ -332,6 +332,33 @@ static void test_shared_input(void **st)
     compare_runs(&q, 2, want);
 }
 
+/* Runs m fused and unfused on in[0..1]: `want` is in the plan want_n
+ * times, the single outputs (of dtype dt) are equal bit for bit. Returns
+ * the fused output (pare_tensors_free(out, 1)); frees in and m. */
+static pare_tensor **run_pair_exact(pare_model *m, pare_tensor **in, const char *want, int want_n,
+                                    int dt)
+{
+    size_t na, nb;
+    char *plan = NULL;
+    pare_tensor **ra = run(m, false, in, 2, &na, &plan);
+    pare_tensor **rb = run(m, true, in, 2, &nb, NULL);
+    if (count_str(plan, want) != want_n)
+        fail_msg("want '%s' %d times, plan:\n%s", want, want_n, plan);
+    assert_int_equal(na, 1);
+    assert_int_equal(nb, 1);
+    assert_int_equal(ra[0]->dtype, dt);
+    assert_int_equal(ra[0]->rank, rb[0]->rank);
+    for (int d = 0; d < ra[0]->rank; d++)
+        assert_int_equal(ra[0]->dims[d], rb[0]->dims[d]);
+    assert_memory_equal(ra[0]->data, rb[0]->data, (size_t)pare_tensor_numel(ra[0]));
+    pare_tensors_free(rb, nb);
+    pare_tensor_free(in[0]);
+    pare_tensor_free(in[1]);
+    free(plan);
+    pare_model_free(m);
+    return ra;
+}
+
 /* DequantizeLinear(a_q) + DequantizeLinear(b_q) [-> Relu] -> QuantizeLinear:
  * the same float operations in the same order, so the same bits; a
  * broadcasting Add stays unfused */
@@ -356,17 +383,8 @@ static void add_case(const char *op, int adt, int bdt, int ydt, bool relu, bool 
     if (relu)
         y = add_node(g, "relu", "Relu", &y, 1, "relu_out");
     output(g, qdq(g, "y_q", "QuantizeLinear", y, ys, yz, 1));
-    size_t na, nb;
-    char *plan = NULL;
-    pare_tensor **ra = run(m, false, in, 2, &na, &plan);
-    pare_tensor **rb = run(m, true, in, 2, &nb, NULL);
-    if (count_str(plan, "8-bit QDQ kernel: reads a_q and b_q, writes y_q") != !broadcast)
-        fail_msg("plan:\n%s", plan);
-    assert_int_equal(na, 1);
-    assert_int_equal(nb, 1);
-    assert_int_equal(ra[0]->dtype, ydt);
-    assert_int_equal(pare_tensor_numel(ra[0]), pare_tensor_numel(rb[0]));
-    assert_memory_equal(ra[0]->data, rb[0]->data, (size_t)pare_tensor_numel(ra[0]));
+    pare_tensor **ra = run_pair_exact(m, in, "8-bit QDQ kernel: reads a_q and b_q, writes y_q",
+                                      !broadcast, ydt);
     /* not all at one end */
     uint64_t n = pare_tensor_numel(ra[0]), ends = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -374,12 +392,7 @@ static void add_case(const char *op, int adt, int bdt, int ydt, bool relu, bool 
         ends += ydt == PARE_DT_UINT8 ? v == 255 || (!relu && v == 0) : v == 0x7f || v == 0x80;
     }
     assert_true(ends * 4 < n);
-    pare_tensors_free(ra, na);
-    pare_tensors_free(rb, nb);
-    pare_tensor_free(in[0]);
-    pare_tensor_free(in[1]);
-    free(plan);
-    pare_model_free(m);
+    pare_tensors_free(ra, 1);
 }
 
 static void test_add(void **st)
@@ -388,6 +401,66 @@ static void test_add(void **st)
     add_case("Add", PARE_DT_UINT8, PARE_DT_UINT8, PARE_DT_UINT8, true, false);
     add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, false, true);
+}
+
+/* DequantizeLinear -> MaxPool / Concat / Reshape / Transpose ->
+ * QuantizeLinear with one scale and zero point on every side: the op runs
+ * on the 8-bit data, bit for bit what the unfused nodes give; other
+ * parameters on the QuantizeLinear keep the nodes as they are */
+static void move_case(const char *op, int dt, bool same_params)
+{
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {2, 5, 13, 11};
+    pare_value *x = add_input(g, "x", 4, xd), *x2 = add_input(g, "x2", 4, xd);
+    pare_tensor *in[2] = {rand_tensor("x", 4, xd, -1.0f, 1.0f), rand_tensor("x2", 4, xd, -1.0f, 1.0f)};
+    pare_value *s = add_const(g, "s", PARE_DT_FLOAT, 2.0 / 255),
+               *z = add_const(g, "z", dt, dt == PARE_DT_UINT8 ? 128 : 1),
+               *s2 = add_const(g, "s2", PARE_DT_FLOAT, same_params ? 2.0 / 255 : 2.5 / 255);
+    pare_value *a = qdq(g, "a_dq", "DequantizeLinear", qdq(g, "a_q", "QuantizeLinear", x, s, z, 1),
+                        s, z, 1);
+    pare_value *b = qdq(g, "b_dq", "DequantizeLinear", qdq(g, "b_q", "QuantizeLinear", x2, s, z, 1),
+                        s, z, 1);
+    pare_error err;
+    pare_value *y;
+    if (!strcmp(op, "Concat")) {
+        y = add_node(g, "op", "Concat", (pare_value *[]){a, b}, 2, "op_out");
+        assert_int_equal(pare_node_set_attr_int(last_node, "axis", 1, &err), PARE_OK);
+    } else if (!strcmp(op, "Reshape")) {
+        pare_tensor *t;
+        pare_value *sh;
+        int64_t d1[1] = {2};
+        assert_int_equal(pare_tensor_new("shape", PARE_DT_INT64, 1, d1, &t, &err), PARE_OK);
+        ((int64_t *)t->data)[0] = 10;
+        ((int64_t *)t->data)[1] = -1;
+        assert_int_equal(pare_graph_add_initializer(g, t, &sh, &err), PARE_OK);
+        y = add_node(g, "op", "Reshape", (pare_value *[]){a, sh}, 2, "op_out");
+    } else if (!strcmp(op, "Transpose")) {
+        y = add_node(g, "op", "Transpose", &a, 1, "op_out");
+        int64_t perm[4] = {0, 2, 3, 1};
+        assert_int_equal(pare_node_set_attr_ints(last_node, "perm", perm, 4, &err), PARE_OK);
+    } else {
+        y = add_node(g, "op", "MaxPool", &a, 1, "op_out");
+        int64_t k[2] = {3, 3}, st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+        assert_int_equal(pare_node_set_attr_ints(last_node, "kernel_shape", k, 2, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_ints(last_node, "strides", st, 2, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_ints(last_node, "pads", pads, 4, &err), PARE_OK);
+    }
+    output(g, qdq(g, "y_q", "QuantizeLinear", y, s2, z, 1));
+    const char *want = !strcmp(op, "Concat") ? "8-bit QDQ kernel: reads a_q and b_q, writes y_q"
+                                             : "8-bit QDQ kernel: reads a_q, writes y_q";
+    pare_tensors_free(run_pair_exact(m, in, want, same_params, dt), 1);
+}
+
+static void test_move_ops(void **st)
+{
+    (void)st;
+    const char *ops[] = {"MaxPool", "Concat", "Reshape", "Transpose"};
+    for (int o = 0; o < 4; o++) {
+        move_case(ops[o], PARE_DT_UINT8, true);
+        move_case(ops[o], PARE_DT_INT8, true);
+        move_case(ops[o], PARE_DT_UINT8, false);
+    }
 }
 
 /* what the integer kernel cannot reproduce stays as it is */
@@ -557,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_shared_input),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_add),
+        cmocka_unit_test(test_move_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
