@@ -113,7 +113,7 @@ pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *sta
 /* QDQ fusion (plan time, main graph, CPU): the executor found
  *     DequantizeLinear(x_q) -> op <- DequantizeLinear(w_q)
  *     [op's bias: a float32 constant or DequantizeLinear of an int32 one]
- *     op [-> Relu] -> QuantizeLinear -> y_q
+ *     op [-> Relu] -> QuantizeLinear -> y_q   (or -> float y)
  * with op a Conv, MatMul or Gemm and every parameter a constant (or op an
  * Add/Sum of DequantizeLinear(x_q) and DequantizeLinear(b_q)); the fused
  * node reads x_q (and b_q) and writes y_q. Tensors are the constants' data
@@ -129,6 +129,11 @@ typedef struct pare_kqdq {
     const pare_tensor *y_scale, *y_zp;
     int y_dtype;                                   /* y_q's dtype */
     bool relu;
+    /* no QuantizeLinear after op: the fused node writes op's float32 result
+     * (after the Relu; y_* unused), with bias_vec (M floats, the constant
+     * of an Add after a MatMul) as its bias when set */
+    bool float_out;
+    const float *bias_vec;
     /* op Add or Sum of two DequantizeLinears of the same shape: x above is
      * the first, this the second (read as in[1]); no weights */
     int b_dtype;

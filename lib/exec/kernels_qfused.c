@@ -77,6 +77,7 @@ typedef struct qf_state {
     int ydt;
     uint8_t flip, zx;                      /* x's domain move and zero point (uint8) */
     bool relu;
+    bool fout;                             /* float32 output: mult, bias not over ys */
 } qf_state;
 
 static void qf_release(void *p)
@@ -347,11 +348,11 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
     if (!conv && !gemm && strcmp(n->op_type, "MatMul"))
         return PARE_ERR_UNSUPPORTED;
     const pare_tensor *w = d->w_q;
-    int32_t zx, zy;
-    if ((d->x_dtype != PARE_DT_UINT8 && d->x_dtype != PARE_DT_INT8) ||
-        (d->y_dtype != PARE_DT_UINT8 && d->y_dtype != PARE_DT_INT8) || !w ||
-        w->dtype != PARE_DT_INT8 || !scale_ok(d->x_scale) || !scale_ok(d->y_scale) ||
-        !zp_get(d->x_zp, d->x_dtype, &zx) || !zp_get(d->y_zp, d->y_dtype, &zy) ||
+    int32_t zx = 0, zy = 0;
+    bool yok = d->float_out || ((d->y_dtype == PARE_DT_UINT8 || d->y_dtype == PARE_DT_INT8) &&
+                                scale_ok(d->y_scale) && zp_get(d->y_zp, d->y_dtype, &zy));
+    if ((d->x_dtype != PARE_DT_UINT8 && d->x_dtype != PARE_DT_INT8) || !yok || !w ||
+        w->dtype != PARE_DT_INT8 || !scale_ok(d->x_scale) || !zp_get(d->x_zp, d->x_dtype, &zx) ||
         !zeros(d->w_zp) || !d->w_scale || d->w_scale->dtype != PARE_DT_FLOAT ||
         (d->w_zp && d->w_zp->dtype != PARE_DT_INT8))
         return PARE_ERR_UNSUPPORTED;
@@ -418,11 +419,13 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
         S->mult[m] = xs * ws;
     }
     /* bias */
-    if (d->bias_f || d->bias_q) {
+    if (d->bias_vec || d->bias_f || d->bias_q) {
         S->bias = malloc((size_t)M * sizeof *S->bias);
         if (!S->bias)
             goto nomem;
-        if (d->bias_f) {
+        if (d->bias_vec) {
+            memcpy(S->bias, d->bias_vec, (size_t)M * sizeof *S->bias);
+        } else if (d->bias_f) {
             const pare_tensor *b = d->bias_f;
             if (b->dtype != PARE_DT_FLOAT || numel(b) != M)
                 goto refuse;
@@ -446,9 +449,10 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
             if (!isfinite(S->bias[m]))
                 goto refuse;
     }
-    S->ys = *(const float *)d->y_scale->data;
+    S->fout = d->float_out;
+    S->ys = d->float_out ? 1.0f : *(const float *)d->y_scale->data;
     /* in units of y's scale: one multiply and one add per output */
-    for (int64_t m = 0; m < M; m++) {
+    for (int64_t m = 0; m < M && !S->fout; m++) {
         S->mult[m] = (float)((double)S->mult[m] / S->ys);
         if (S->bias)
             S->bias[m] = (float)((double)S->bias[m] / S->ys);
@@ -456,7 +460,7 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
             goto refuse;
     }
     S->zy = zy;
-    S->ydt = d->y_dtype;
+    S->ydt = d->float_out ? PARE_DT_FLOAT : d->y_dtype;
     S->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
     S->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
     S->flip = d->x_dtype == PARE_DT_INT8 ? 0x80 : 0;
@@ -507,10 +511,11 @@ typedef struct qf_seg {
  * in the same order, so the same bits) */
 __attribute__((target("avx512f"))) static void
 qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr, int64_t moff,
-                 const int32_t *acc, const qf_seg *sg, int nseg, uint8_t *y, int64_t rstride)
+                 const int32_t *acc, const qf_seg *sg, int nseg, void *y, int64_t rstride)
 {
     __m512i vz = _mm512_set1_epi32(S->zy);
-    __m512 lo = _mm512_set1_ps((float)(S->lo - S->zy)), hi = _mm512_set1_ps((float)(S->hi - S->zy));
+    __m512 lo = _mm512_set1_ps(S->fout ? -INFINITY : (float)(S->lo - S->zy)),
+           hi = _mm512_set1_ps(S->fout ? INFINITY : (float)(S->hi - S->zy));
     if (S->relu)
         lo = _mm512_max_ps(lo, _mm512_setzero_ps()); /* Relu: max(q, 0) */
     for (int64_t i = 0; i < mr; i++) {
@@ -518,30 +523,34 @@ qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t m
         __m512i vc = _mm512_set1_epi32((int32_t)S->zx * w->rowsum[m0 + i]);
         __m512 vm = _mm512_set1_ps(S->mult[m]), vb = _mm512_set1_ps(S->bias ? S->bias[m] : 0.0f);
         const int32_t *ar = acc + i * QG_NR;
-        uint8_t *yr = y + (m0 + i) * rstride;
         for (int s = 0; s < nseg; s++)
             for (int64_t j = 0; j < sg[s].run; j += 16) {
-                int64_t left = sg[s].run - j;
+                int64_t left = sg[s].run - j, at = (m0 + i) * rstride + sg[s].idx + j;
                 __mmask16 k = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
                 __m512i a = _mm512_maskz_loadu_epi32(k, ar + sg[s].j + j);
                 __m512 q = _mm512_add_ps(
                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, vc)), vm), vb);
                 q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+                if (S->fout) {
+                    _mm512_mask_storeu_ps((float *)y + at, k, q);
+                    continue;
+                }
                 /* half to even, as the scalar 1.5 * 2^23 trick for |q| <= 255 */
                 __m512i r = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT |
                                                             _MM_FROUND_NO_EXC);
-                _mm512_mask_cvtepi32_storeu_epi8(yr + sg[s].idx + j, k, _mm512_add_epi32(r, vz));
+                _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)y + at, k, _mm512_add_epi32(r, vz));
             }
     }
 }
 #endif
 
 /* Rows m0 .. m0+mr-1 of a tile of int32 sums (row r: output channel
- * moff + r) to 8-bit outputs at y + r * rstride + idx * cstride:
+ * moff + r) to outputs at y + r * rstride + idx * cstride:
  * q = (acc - zx * rowsum) * mult + bias in units of y's scale, Relu as
- * max(q, 0), rounded half to even, plus zy, saturated. */
+ * max(q, 0), rounded half to even, plus zy, saturated (float outputs:
+ * q itself, after the Relu). */
 static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr,
-                          int64_t moff, const int32_t *acc, const qf_seg *sg, int nseg, uint8_t *y,
+                          int64_t moff, const int32_t *acc, const qf_seg *sg, int nseg, void *y,
                           int64_t rstride, int64_t cstride)
 {
 #if QF_X86
@@ -550,7 +559,9 @@ static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, 
         return;
     }
 #endif
-    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
+    /* float32 output: no clamp, no rounding */
+    float lo = S->fout ? -INFINITY : (float)(S->lo - S->zy),
+          hi = S->fout ? INFINITY : (float)(S->hi - S->zy);
     if (S->relu && lo < 0)
         lo = 0; /* Relu: max(q, 0) */
     for (int64_t i = 0; i < mr; i++) {
@@ -559,13 +570,17 @@ static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, 
         float mul = S->mult[m], b = S->bias ? S->bias[m] : 0.0f;
         for (int s = 0; s < nseg; s++) {
             const int32_t *ar = acc + i * QG_NR + sg[s].j;
-            uint8_t *yr = y + (m0 + i) * rstride + sg[s].idx * cstride;
+            int64_t at = (m0 + i) * rstride + sg[s].idx * cstride;
             for (int64_t j = 0; j < sg[s].run; j++) {
                 float q = (float)(ar[j] - corr) * mul + b;
                 q = q > lo ? q : lo;
                 q = q < hi ? q : hi;
+                if (S->fout) {
+                    ((float *)y)[at + j * cstride] = q;
+                    continue;
+                }
                 q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
-                yr[j * cstride] = (uint8_t)((int32_t)q + S->zy);
+                ((uint8_t *)y)[at + j * cstride] = (uint8_t)((int32_t)q + S->zy);
             }
         }
     }
@@ -585,7 +600,7 @@ typedef struct qf_cols {
 #define QF_TILES 4 /* tiles per panel (QF_PANEL / QG_NR) */
 
 static void qf_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, int64_t mb1,
-                       const qf_cols *c, int64_t moff, uint8_t *y, int64_t rstride,
+                       const qf_cols *c, int64_t moff, void *y, int64_t rstride,
                        int64_t cstride)
 {
     int32_t acc[QG_MR * QG_NR];
@@ -631,7 +646,7 @@ _Static_assert(QF_PANEL == QF_TILES * QG_NR, "a panel is QF_TILES tiles");
 typedef struct qf_conv_job {
     const qf_state *S;
     const uint8_t *x;
-    uint8_t *y;
+    void *y;
     int64_t C, H, W, oh, ow, ph, pw;
     int64_t ncol, npanel, nmch, mblocks_per_ch, items_per_img;
     /* direct */
@@ -740,7 +755,7 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
         }
         int64_t mb0 = mc * J->mblocks_per_ch;
         qf_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, &c, g * S->Mg,
-                   J->y + (img * S->M + g * S->Mg) * osz, osz, 1);
+                   (char *)J->y + (img * S->M + g * S->Mg) * osz * (S->fout ? 4 : 1), osz, 1);
     }
     free(own);
     free(off);
@@ -849,30 +864,47 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
 typedef struct qf_mm_job {
     const qf_state *S;
     const uint8_t *x;
-    uint8_t *y;
+    void *y;
     int64_t R, npanel, nmch, mblocks_per_ch;
+    uint8_t *packed; /* every panel packed up front (M split), or NULL */
     int failed;
 } qf_mm_job;
+
+static void qf_mm_panel(const qf_mm_job *J, int64_t pn, uint8_t *dst, int64_t *nn, int64_t *ncols)
+{
+    int64_t r0 = pn * QF_PANEL;
+    *nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
+    *ncols = (*nn + QG_NR - 1) / QG_NR * QG_NR;
+    if (dst)
+        pare_qpack_rows(J->x, J->S->K, r0, *nn, *ncols, J->S->K, J->S->flip, dst);
+}
+
+static void qf_mm_pack(void *ctx, int64_t b, int64_t e)
+{
+    const qf_mm_job *J = ctx;
+    int64_t nn, ncols;
+    for (int64_t pn = b; pn < e; pn++)
+        qf_mm_panel(J, pn, J->packed + pn * qf_panel_bytes(J->S), &nn, &ncols);
+}
 
 static void qf_mm_items(void *ctx, int64_t b, int64_t e)
 {
     qf_mm_job *J = ctx;
     const qf_state *S = J->S;
     int64_t K4 = (S->K + 3) / 4;
-    uint8_t *panel = aligned_alloc(64, qf_panel_bytes(S));
+    uint8_t *own = J->packed ? NULL : aligned_alloc(64, qf_panel_bytes(S));
     int64_t *off = malloc((size_t)K4 * sizeof *off);
-    if (!panel || !off) {
+    if ((!J->packed && !own) || !off) {
         __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
-        free(panel);
+        free(own);
         free(off);
         return;
     }
     int64_t off_cols = -1;
     for (int64_t it = b; it < e; it++) {
-        int64_t pn = it / J->nmch, mc = it % J->nmch;
-        int64_t r0 = pn * QF_PANEL, nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
-        int64_t ncols = (nn + QG_NR - 1) / QG_NR * QG_NR;
-        pare_qpack_rows(J->x, S->K, r0, nn, ncols, S->K, S->flip, panel);
+        int64_t pn = it / J->nmch, mc = it % J->nmch, r0 = pn * QF_PANEL, nn, ncols;
+        const uint8_t *panel = own ? own : J->packed + pn * qf_panel_bytes(S);
+        qf_mm_panel(J, pn, own, &nn, &ncols);
         if (ncols != off_cols) {
             pare_qgemm_panel_offsets(K4, ncols, off);
             off_cols = ncols;
@@ -881,7 +913,7 @@ static void qf_mm_items(void *ctx, int64_t b, int64_t e)
         int64_t mb0 = mc * J->mblocks_per_ch;
         qf_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, &c, 0, J->y, 1, S->M);
     }
-    free(panel);
+    free(own);
     free(off);
 }
 
@@ -901,14 +933,20 @@ static pare_status qf_mm_run(pare_kctx *k, const qf_state *S, const pare_tensor 
     pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, dims, &y, err);
     if (st || !R)
         return st;
-    qf_mm_job J = {S, x->data, y->data, R, (R + QF_PANEL - 1) / QF_PANEL, 1, 0, 0};
+    qf_mm_job J = {S, x->data, y->data, R, (R + QF_PANEL - 1) / QF_PANEL, 1, 0, NULL, 0};
     int64_t mbn = (S->M + QG_MR - 1) / QG_MR, want = 4 * pare_threadpool_size(k->pool);
     int64_t nmch = J.npanel >= want ? 1 : (want + J.npanel - 1) / J.npanel;
     if (nmch > mbn)
         nmch = mbn;
     J.mblocks_per_ch = (mbn + nmch - 1) / nmch;
     J.nmch = (mbn + J.mblocks_per_ch - 1) / J.mblocks_per_ch;
+    if (J.nmch > 1) { /* M is split: pack each panel once, first */
+        if (!(J.packed = aligned_alloc(64, (size_t)J.npanel * qf_panel_bytes(S))))
+            return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+        pare_parallel_for(k->pool, J.npanel, 1, qf_mm_pack, &J);
+    }
     pare_parallel_for(k->pool, J.npanel * J.nmch, 1, qf_mm_items, &J);
+    free(J.packed);
     return J.failed ? pare_error_set(err, PARE_ERR_NOMEM, "out of memory") : PARE_OK;
 }
 

@@ -905,13 +905,13 @@ static const pare_tensor *qdq_in(const pare_node *n, size_t k)
 }
 
 /* Records a QDQ-fused node i: it runs kernel k with state (NULL: its own)
- * reading remap[j] (nr entries, NULL: its own input j) and writes the
- * QuantizeLinear q's output; the na nodes of absorbed and the
+ * reading remap[j] (nr entries, NULL: its own input j) and writes out (the
+ * QuantizeLinear's output, or a float result); the na nodes of absorbed and the
  * DequantizeLinears of dqs that only it reads are skipped. Nonzero only
  * when out of memory (state is then released). */
 static pare_status qdq_commit(gplan *p, size_t i, const pare_kernel *k, void *state,
                               const pare_value *const *remap, size_t nr,
-                              const pare_node *const *dqs, size_t nd, const pare_node *q,
+                              const pare_node *const *dqs, size_t nd, pare_value *out,
                               const size_t *absorbed, size_t na)
 {
     pare_node *n = p->order[i];
@@ -935,9 +935,9 @@ static pare_status qdq_commit(gplan *p, size_t i, const pare_kernel *k, void *st
             p->n_fused++;
         }
     }
-    p->fz_out[i] = q->outputs[0];
+    p->fz_out[i] = out;
     p->fz_res[i] = NULL;
-    p->first_pos[q->outputs[0]->id] = i;
+    p->first_pos[out->id] = i;
     p->fz_k[i] = k;
     p->fz_state[i] = state;
     p->fz_in[i] = in;
@@ -1003,25 +1003,50 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     size_t absorbed[8], na = 0;
     pare_value *cur = n->outputs[0];
     pare_node *c = sole_reader(p, cur);
+    /* MatMul: a bias Add by a constant along the last axis */
+    float *bvec = NULL;
+    if (is_op(n, "MatMul") && c && is_op(c, "Add") && c->n_inputs == 2 && c->n_outputs == 1 &&
+        c->outputs[0] && (c->inputs[0] == cur) != (c->inputs[1] == cur) && d.w_q->rank == 2 &&
+        same_device(p, i, c) && same_shape(cur, c->outputs[0])) {
+        int64_t N = d.w_q->dims[1];
+        if (!(bvec = malloc((size_t)(N > 0 ? N : 1) * sizeof *bvec)))
+            return PARE_NOMEM(err);
+        const float *bc = last_const(c->inputs[c->inputs[0] == cur], N, cur->shape.rank, bvec);
+        if (bc) {
+            if (bc != bvec)
+                memcpy(bvec, bc, (size_t)N * sizeof *bvec);
+            d.bias_vec = bvec;
+            absorbed[na++] = node_pos(c);
+            cur = c->outputs[0];
+            c = sole_reader(p, cur);
+        }
+    }
     if (c && is_op(c, "Relu") && c->n_outputs == 1 && c->outputs[0] && same_device(p, i, c)) {
         d.relu = true;
         absorbed[na++] = node_pos(c);
         cur = c->outputs[0];
         c = sole_reader(p, cur);
     }
-    if (!c || !is_op(c, "QuantizeLinear") || c->n_inputs < 2 || c->inputs[0] != cur ||
-        c->n_outputs != 1 || !c->outputs[0] || !is_const(c->inputs[1]) ||
-        (c->n_inputs > 2 && c->inputs[2] && !is_const(c->inputs[2])) ||
-        pare_node_attr_int(c, "block_size", 0) != 0 || !same_device(p, i, c))
+    if (c && is_op(c, "QuantizeLinear") && c->n_inputs >= 2 && c->inputs[0] == cur &&
+        c->n_outputs == 1 && c->outputs[0] && is_const(c->inputs[1]) &&
+        (c->n_inputs < 3 || !c->inputs[2] || is_const(c->inputs[2])) &&
+        pare_node_attr_int(c, "block_size", 0) == 0 && same_device(p, i, c)) {
+        absorbed[na++] = node_pos(c);
+        d.y_scale = qdq_in(c, 1);
+        d.y_zp = qdq_in(c, 2);
+        d.y_dtype = c->outputs[0]->dtype;
+        cur = c->outputs[0];
+    } else if (!add && cur->dtype == PARE_DT_FLOAT) {
+        d.float_out = true; /* the integer product, dequantized once at the end */
+    } else {
+        free(bvec);
         return PARE_OK;
-    absorbed[na++] = node_pos(c);
-    d.y_scale = qdq_in(c, 1);
-    d.y_zp = qdq_in(c, 2);
-    d.y_dtype = c->outputs[0]->dtype;
+    }
     const pare_kernel *k;
     void *state;
     pare_error ferr;
     pare_status st = pare_kernel_qdq(&d, &k, &state, &ferr);
+    free(bvec);
     if (st == PARE_ERR_NOMEM)
         return PARE_NOMEM(err);
     if (st)
@@ -1029,7 +1054,7 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     /* the DequantizeLinears only this node reads go too */
     const pare_node *dqs[3] = {dx, dw, db};
     const pare_value *remap[2] = {x_q, b_q};
-    st = qdq_commit(p, i, k, state, remap, 2, dqs, 3, c, absorbed, na);
+    st = qdq_commit(p, i, k, state, remap, 2, dqs, 3, cur, absorbed, na);
     if (st)
         return PARE_NOMEM(err);
     *done = true;
@@ -1099,7 +1124,8 @@ static pare_status fuse_qdq_move(gplan *p, size_t i, bool *done, pare_error *err
         !qparm_of(c, c->outputs[0]->dtype, &qk) || !qparm_eq(&q0, &qk))
         return PARE_OK;
     size_t absorbed[1] = {node_pos(c)};
-    if (qdq_commit(p, i, p->k[i], NULL, remap, n->n_inputs, dqs, ndata, c, absorbed, 1))
+    if (qdq_commit(p, i, p->k[i], NULL, remap, n->n_inputs, dqs, ndata, c->outputs[0], absorbed,
+                   1))
         return PARE_NOMEM(err);
     *done = true;
     return PARE_OK;

@@ -27,8 +27,11 @@ for at in uint8 int8; do
     # MaxPool and Flatten keep their input's scale: they run on the 8-bit data
     expect_out_re '^pool +MaxPool +cpu +MaxPool/1\(float32\) +8-bit QDQ kernel: reads relu2_out_quantized, writes pool_out_quantized$'
     expect_out_re '^flatten +Flatten +cpu +Flatten/1\(float32\) +8-bit QDQ kernel: reads gap_out_quantized, writes flat_out_quantized$'
+    # the classifier's Gemm: the integer product, dequantized once into the
+    # float logits
+    expect_out_re '^fc +Gemm +cpu +Gemm/1\(float32,float32,float32\) +8-bit QDQ kernel: reads flat_out_quantized, writes logits$'
     check
-    [ "$(grep -c '8-bit QDQ kernel' "$tmp/out")" -eq 7 ] || fail "$at: expected 7 fused QDQ kernels"
+    [ "$(grep -c '8-bit QDQ kernel' "$tmp/out")" -eq 8 ] || fail "$at: expected 8 fused QDQ kernels"
     run env PARE_NO_FUSION=1 "$PARE_RUN" --plan "$tmp/q_$at.onnx"
     expect_rc 0
     expect_no_out_text "8-bit QDQ"

@@ -303,8 +303,10 @@ static void test_matmul(void **st)
     qcase q = {"MatMul", PARE_DT_UINT8, PARE_DT_INT8, 2, 37, 5, 0, 29, 1, 1, 1, 1, 0,
                true, false, false, false, false, false, false, false};
     compare_runs(&q, 1, fused_conv);
-    q.h = 70; /* 140 rows: two panels */
+    q.h = 70; /* 140 rows: two panels, packed up front (M split) */
     q.xdt = PARE_DT_INT8;
+    compare_runs(&q, 1, NULL);
+    q.h = 600; /* 1200 rows: each item packs its own panel */
     compare_runs(&q, 1, NULL);
 }
 
@@ -463,6 +465,80 @@ static void test_move_ops(void **st)
     }
 }
 
+/* no QuantizeLinear after the op: the fused node writes the float result
+ * (a MatMul's bias Add and a Relu absorbed), equal to the unfused float
+ * graph within float rounding */
+static void float_case(const char *op, bool bias_add, bool relu, int xdt)
+{
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    bool conv = !strcmp(op, "Conv");
+    int64_t xd[4] = {2, 6, 9, 40}, K = conv ? 6 * 9 : 40, N = 23;
+    int xr = conv ? 4 : 3;
+    if (!conv)
+        xd[2] = 40;
+    pare_value *x = add_input(g, "x", xr, xd);
+    pare_tensor *in[2] = {rand_tensor("x", xr, xd, -1.0f, 1.0f), NULL};
+    pare_value *s = add_const(g, "s", PARE_DT_FLOAT, 2.0 / 255),
+               *z = add_const(g, "z", xdt, xdt == PARE_DT_UINT8 ? 120 : -4);
+    pare_value *xf = qdq(g, "x_dq", "DequantizeLinear", qdq(g, "x_q", "QuantizeLinear", x, s, z, 1),
+                         s, z, 1);
+    int64_t wd[4] = {N, 6, 3, 3}, nd[1] = {N};
+    if (!conv) {
+        wd[0] = 40;
+        wd[1] = N;
+    }
+    pare_value *wf = qdq(g, "w_dq", "DequantizeLinear",
+                         add_ints(g, "w_q", PARE_DT_INT8, conv ? 4 : 2, wd, -127, 127),
+                         add_init(g, "ws", 1, nd, 0.002f, 0.004f), NULL, conv ? 0 : 1);
+    pare_value *ins[3] = {xf, wf, conv ? add_init(g, "b", 1, nd, -0.3f, 0.3f) : NULL};
+    pare_value *y = add_node(g, "op", op, ins, conv ? 3 : 2, "op_out");
+    if (bias_add)
+        y = add_node(g, "bias", "Add", (pare_value *[]){y, add_init(g, "bv", 1, nd, -0.3f, 0.3f)}, 2,
+                     "bias_out");
+    if (relu)
+        y = add_node(g, "relu", "Relu", &y, 1, "relu_out");
+    output(g, y);
+    size_t na, nb;
+    char *plan = NULL;
+    pare_tensor **ra = run(m, false, in, 1, &na, &plan);
+    pare_tensor **rb = run(m, true, in, 1, &nb, NULL);
+    char want[200];
+    snprintf(want, sizeof want, "8-bit QDQ kernel: reads x_q, writes %s",
+             relu ? "relu_out" : bias_add ? "bias_out" : "op_out");
+    if (count_str(plan, want) != 1)
+        fail_msg("plan:\n%s", plan);
+    assert_int_equal(ra[0]->dtype, PARE_DT_FLOAT);
+    assert_int_equal(pare_tensor_numel(ra[0]), pare_tensor_numel(rb[0]));
+    const float *fa = ra[0]->data, *fb = rb[0]->data;
+    double worst = 0, mag = 0;
+    uint64_t zeros = 0;
+    for (uint64_t i = 0; i < pare_tensor_numel(ra[0]); i++) {
+        worst = fmax(worst, fabs((double)fa[i] - fb[i]));
+        mag = fmax(mag, fabs(fb[i]));
+        zeros += fa[i] == 0;
+    }
+    /* K terms of about 1 * 0.4 in float: the unfused sum's rounding */
+    if (worst > 1e-6 * (double)K * mag || mag < 0.5)
+        fail_msg("%s: fused differs by %g (max |y| %g)", op, worst, mag);
+    if (relu && (!zeros || zeros == pare_tensor_numel(ra[0])))
+        fail_msg("%s: Relu left %llu zeros", op, (unsigned long long)zeros);
+    pare_tensors_free(ra, na);
+    pare_tensors_free(rb, nb);
+    pare_tensor_free(in[0]);
+    free(plan);
+    pare_model_free(m);
+}
+
+static void test_float_out(void **st)
+{
+    (void)st;
+    float_case("MatMul", true, false, PARE_DT_UINT8);
+    float_case("MatMul", true, true, PARE_DT_INT8);
+    float_case("MatMul", false, false, PARE_DT_UINT8);
+    float_case("Conv", false, true, PARE_DT_UINT8);
+}
+
 /* what the integer kernel cannot reproduce stays as it is */
 static void test_refused(void **st)
 {
@@ -611,6 +687,7 @@ static void test_generic_kernel_model(void **st)
     compare_runs(&q, 1, fused_conv);
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, true, false);
     add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
+    float_case("Conv", false, true, PARE_DT_INT8);
     pare_qgemm_force_arch("avx512vnni"); /* the rest on the CPU's best */
     pare_kernel_qdq_force_portable(false);
 }
@@ -631,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_move_ops),
+        cmocka_unit_test(test_float_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
