@@ -252,7 +252,7 @@ def he_weights(m, seed):
 def prepare_int8(name, batch, work, args):
     """The model of prepare() quantized by pare-quantize --mode static (QDQ,
     the tool's defaults), calibrated on 16 random samples; light models get
-    he_weights first."""
+    he_weights first (and opset 13, which per-channel weights need)."""
     import onnx
     prep = prepare(name, batch, work, args)
     if prep.na:
@@ -262,6 +262,13 @@ def prepare_int8(name, batch, work, args):
     if name.startswith("light_"):
         m = onnx.load(src)
         he_weights(m, args.seed)
+        opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        if opset < 13:
+            # per-channel DequantizeLinear needs opset 13 (densenet121 is at 9,
+            # with an Unsqueeze whose signature changes at 13)
+            from onnx import version_converter
+            m = version_converter.convert_version(m, 13)
+            notes.append(f"opset {opset} -> 13 (onnx.version_converter)")
         src = os.path.join(work, f"{name}_b{batch}_he.onnx")
         onnx.save(m, src)
         notes.append("He-initialized weights")
