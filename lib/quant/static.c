@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pare/infer.h"
+#include "pare/opt.h"
 #include "pare/stats.h"
 #include "quant/calib.h"
 #include "quant/qcommon.h"
@@ -1080,6 +1081,14 @@ pare_status pare_quantize_static(pare_model *m, const pare_static_opts *o, pare_
         return st;
     pare_graph *g = pare_model_graph(m);
     if ((st = pare_qx_check_filter(g, &o->filter, static_ops, fp8 ? "fp8" : "static", err)))
+        return st;
+    /* values computed from constants alone (Constant -> Unsqueeze, as
+     * version-converted models write per-channel scales) become
+     * initializers first, so that a Mul or Add by one is seen as an op
+     * with a constant operand, not as two activations to quantize; small
+     * ones only, so that weights made at run time stay as they are */
+    size_t folded = 0;
+    if ((st = pare_opt_fold_constants(m, (int64_t)1 << 20, &folded, err)))
         return st;
     if ((st = pare_infer_shapes(m, NULL, NULL, err)) ||
         (st = pare_qx_raise_opset(m, fp8 ? 21 : 13,

@@ -158,6 +158,56 @@ static void test_cnn_structure(void **state)
     pare_model_free(m);
 }
 
+/* a per-channel scale computed from constants (Constant -> Unsqueeze, as
+ * version-converted models write a BatchNormalization) is folded into an
+ * initializer first: the Mul by it has one activation, not two */
+static void test_constant_operand(void **state)
+{
+    (void)state;
+    pare_error err;
+    pare_model *m = qh_load(QDQ_DATA, "qdq_cnn.onnx");
+    pare_graph *g = pare_model_graph(m);
+    pare_value *x = pare_graph_find_value(g, "x"), *cv, *uv, *mv;
+    pare_node *c1 = qh_node(m, "c1"), *n;
+    pare_tensor *t;
+    int64_t three[1] = {3}, two[1] = {2};
+    assert_int_equal(pare_tensor_new("k", PARE_DT_FLOAT, 1, three, &t, &err), PARE_OK);
+    for (int i = 0; i < 3; i++)
+        ((float *)t->data)[i] = 0.5f + 0.25f * (float)i;
+    assert_int_equal(pare_graph_new_value(g, "k_c", NULL, 0, &cv, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "k_const", "", "Constant", NULL, 0, &cv, 1, NULL, &n,
+                                         &err), PARE_OK);
+    assert_int_equal(pare_node_set_attr_tensor(n, "value", t, &err), PARE_OK);
+    pare_tensor *ax;
+    assert_int_equal(pare_tensor_new("ax", PARE_DT_INT64, 1, two, &ax, &err), PARE_OK);
+    ((int64_t *)ax->data)[0] = 1;
+    ((int64_t *)ax->data)[1] = 2;
+    pare_value *axv;
+    assert_int_equal(pare_graph_add_initializer(g, ax, &axv, &err), PARE_OK);
+    assert_int_equal(pare_graph_new_value(g, "k_u", NULL, 0, &uv, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "k_unsq", "", "Unsqueeze", (pare_value *[]){cv, axv}, 2,
+                                         &uv, 1, NULL, &n, &err), PARE_OK);
+    assert_int_equal(pare_graph_new_value(g, "x_scaled", NULL, 0, &mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "x_mul", "", "Mul", (pare_value *[]){x, uv}, 2, &mv, 1,
+                                         NULL, &n, &err), PARE_OK);
+    assert_int_equal(pare_node_set_input(c1, 0, mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_toposort(g, &err), PARE_OK);
+    pare_static_opts o = PARE_STATIC_OPTS_INIT;
+    o.calib.path = CNN_DATA;
+    pare_quant_report r;
+    pare_quant_report_init(&r);
+    if (pare_quantize_static(m, &o, &r, &err))
+        fail_msg("static: %s", err.msg);
+    qh_valid(m);
+    assert_int_equal(qh_count(m, "Constant"), 0);
+    assert_int_equal(qh_count(m, "Unsqueeze"), 0);
+    n = qh_node(m, "x_mul");
+    assert_non_null(n->inputs[1]->init); /* an initializer, no DequantizeLinear */
+    assert_null(n->inputs[1]->producer);
+    pare_quant_report_release(&r);
+    pare_model_free(m);
+}
+
 static void test_cnn_int8_per_tensor(void **state)
 {
     (void)state;
@@ -485,6 +535,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_structure),
+        cmocka_unit_test(test_constant_operand),
         cmocka_unit_test(test_cnn_int8_per_tensor),
         cmocka_unit_test(test_fp8),
         cmocka_unit_test(test_filters),
