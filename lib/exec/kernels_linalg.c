@@ -330,6 +330,36 @@ typedef struct intgemm_job {
 
 /* ---- typed bodies ---------------------------------------------------------- */
 
+/* MaxPool of an 8-bit row, kernel width 3, stride 2, dilation 1:
+ * y[q] = max(r[2q], r[2q+1], r[2q+2]), 16 outputs at a time (even and odd
+ * bytes split by a 16-bit pack); flip 0x80 orders int8 as uint8. Returns
+ * how many outputs it wrote (the caller does the rest). */
+static int64_t max8_w3s2(const uint8_t *r, uint8_t *y, int64_t nq, uint8_t flip)
+{
+    int64_t q = 0;
+#if GEMM_X86
+    const __m128i f = _mm_set1_epi8((char)flip), lo = _mm_set1_epi16(0xff);
+    for (; q + 17 <= nq; q += 16) { /* reads r[2q .. 2q+33] <= r[2nq] */
+        const uint8_t *p = r + 2 * q;
+        __m128i a0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)p), f);
+        __m128i a1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)), f);
+        __m128i b0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 2)), f);
+        __m128i b1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 18)), f);
+        __m128i ev = _mm_packus_epi16(_mm_and_si128(a0, lo), _mm_and_si128(a1, lo));
+        __m128i od = _mm_packus_epi16(_mm_srli_epi16(a0, 8), _mm_srli_epi16(a1, 8));
+        __m128i e2 = _mm_packus_epi16(_mm_and_si128(b0, lo), _mm_and_si128(b1, lo));
+        __m128i m = _mm_max_epu8(_mm_max_epu8(ev, od), e2);
+        _mm_storeu_si128((__m128i *)(void *)(y + q), _mm_xor_si128(m, f));
+    }
+#else
+    (void)r;
+    (void)y;
+    (void)nq;
+    (void)flip;
+#endif
+    return q;
+}
+
 #define S f
 #define T float
 #define IS_INT 0

@@ -162,12 +162,27 @@ static inline __attribute__((always_inline)) void F(maxpool_row)(const pool_job 
                         yq[q] = bk[q] > yq[q] ? bk[q] : yq[q];
                 }
             } else if (sw == 2) {
-                for (int64_t q = 0; q < nq; q++)
-                    yq[q] = base[2 * q];
-                for (int64_t kx = 1; kx < kw; kx++) {
-                    const T *bk = base + kx * dw;
+                bool done = false;
+#if POOL8
+                if (kw == 3 && dw == 1) { /* 3 wide, stride 2: squeezenet, resnet */
+                    int64_t q = max8_w3s2((const uint8_t *)base, (uint8_t *)yq, nq,
+                                          (T)-1 < 0 ? 0x80 : 0);
+                    for (; q < nq; q++) {
+                        T a = base[2 * q], b = base[2 * q + 1], c = base[2 * q + 2];
+                        a = b > a ? b : a;
+                        yq[q] = c > a ? c : a;
+                    }
+                    done = true;
+                }
+#endif
+                if (!done) {
                     for (int64_t q = 0; q < nq; q++)
-                        yq[q] = bk[2 * q] > yq[q] ? bk[2 * q] : yq[q];
+                        yq[q] = base[2 * q];
+                    for (int64_t kx = 1; kx < kw; kx++) {
+                        const T *bk = base + kx * dw;
+                        for (int64_t q = 0; q < nq; q++)
+                            yq[q] = bk[2 * q] > yq[q] ? bk[2 * q] : yq[q];
+                    }
                 }
             } else {
                 for (int64_t q = 0; q < nq; q++)
