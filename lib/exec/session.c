@@ -2022,7 +2022,10 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         kctx_ext x;
         memset(&x, 0, sizeof x);
         bool fz = fuse_on && p->fz_out[i];
-        size_t n_in = fz && n->n_inputs < 4 ? 4 : n->n_inputs;
+        /* a QDQ-fused node runs a kernel of its own or the op's plain one
+         * on remapped inputs: no residual slot, no pare_kfuse form */
+        bool qz = fz && p->fz_k[i];
+        size_t n_in = fz && !qz && n->n_inputs < 4 ? 4 : n->n_inputs;
         const pare_tensor *inbuf[16];
         const pare_tensor **ins = n_in <= 16 ? inbuf : malloc(n_in * sizeof *ins);
         if (!ins) {
@@ -2051,7 +2054,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
             }
         }
         const pare_kernel *kern = p->k[i];
-        if (fz && p->fz_k[i]) {
+        if (qz) {
             kern = p->fz_k[i];
             for (size_t j = 0; j < n->n_inputs; j++) {
                 const pare_value *rd = p->fz_in[i][j];
@@ -2068,7 +2071,7 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         x.k.opset = p->opset[i];
         x.k.in = ins;
         x.k.n_in = n_in;
-        x.k.fused = fz;
+        x.k.fused = fz && !qz;
         x.out0 = fz ? p->fz_out[i] : NULL;
         x.k.n_out = n->n_outputs;
         x.k.state = fz && p->fz_state[i] ? p->fz_state[i] : p->state[i];
