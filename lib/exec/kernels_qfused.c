@@ -54,6 +54,10 @@ void pare_kernel_qdq_force_portable(bool on)
 
 enum { QF_CONV, QF_MATMUL };
 
+#define QF_TILES 4                 /* microkernel tiles per item */
+#define QF_PANEL (QF_TILES * QG_NR) /* columns per item, and the row stride of
+                                     * a packed panel */
+
 typedef struct qf_state {
     int kind;
     /* Conv */
@@ -78,6 +82,8 @@ typedef struct qf_state {
     uint8_t flip, zx;                      /* x's domain move and zero point (uint8) */
     bool relu;
     bool fout;                             /* float32 output: mult, bias not over ys */
+    int64_t *poff;                         /* im2col / row panels: row group q at
+                                            * 4 q QF_PANEL bytes (K4 entries) */
 } qf_state;
 
 static void qf_release(void *p)
@@ -91,6 +97,7 @@ static void qf_release(void *p)
     free(S->w);
     free(S->mult);
     free(S->bias);
+    free(S->poff);
     free(S);
 }
 
@@ -479,8 +486,14 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
             goto fail;
         }
     }
-    if (S->direct)
+    if (S->direct) {
         S->K = S->kh * S->kw * ((S->Cg + 3) / 4) * 4;
+    } else { /* packed panels: the same offsets for every panel */
+        int64_t K4 = (S->K + 3) / 4;
+        if (!(S->poff = malloc((size_t)K4 * sizeof *S->poff)))
+            goto nomem;
+        pare_qgemm_panel_offsets(K4, QF_PANEL, S->poff);
+    }
     (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
 #if QF_X86
     qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
@@ -597,7 +610,6 @@ typedef struct qf_cols {
     int64_t vbase, nn, wp, ow;
 } qf_cols;
 
-#define QF_TILES 4 /* tiles per panel (QF_PANEL / QG_NR) */
 
 static void qf_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, int64_t mb1,
                        const qf_cols *c, int64_t moff, void *y, int64_t rstride,
@@ -635,8 +647,6 @@ static void qf_product(const qf_state *S, const pare_qgemm_w *w, int64_t mb0, in
 
 /* ---- Conv ------------------------------------------------------------- */
 
-#define QF_PANEL 128 /* columns per item: 4 microkernel tiles */
-_Static_assert(QF_PANEL == QF_TILES * QG_NR, "a panel is QF_TILES tiles");
 
 /* Items (image, group, panel of QF_PANEL columns, chunk of M) over either
  *   direct:  the channel-grouped padded images of every (image, group),
@@ -665,12 +675,11 @@ static size_t qf_panel_bytes(const qf_state *S)
 }
 
 static void qf_im2col_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t pn,
-                           pare_qim2col *gi, int64_t *n0, int64_t *nn, int64_t *ncols)
+                           pare_qim2col *gi, int64_t *n0, int64_t *nn)
 {
     const qf_state *S = J->S;
     *n0 = pn * QF_PANEL;
     *nn = J->ncol - *n0 < QF_PANEL ? J->ncol - *n0 : QF_PANEL;
-    *ncols = (*nn + QG_NR - 1) / QG_NR * QG_NR;
     pare_qim2col t = {J->x + (img * J->C + g * S->Cg) * J->H * J->W,
                       S->Cg, J->H, J->W, S->kh, S->kw, S->sh, S->sw, S->dh, S->dw,
                       J->ph, J->pw, J->oh, J->ow, S->flip, S->zx};
@@ -696,12 +705,12 @@ static void qf_conv_pack(void *ctx, int64_t b, int64_t e)
         int64_t K4 = (S->K + 3) / 4, per = (K4 + J->qchunks - 1) / J->qchunks;
         int64_t pi = it / J->qchunks, qc = it % J->qchunks;
         int64_t img = pi / (S->group * J->npanel), r = pi % (S->group * J->npanel);
-        int64_t g = r / J->npanel, pn = r % J->npanel, n0, nn, ncols;
+        int64_t g = r / J->npanel, pn = r % J->npanel, n0, nn;
         pare_qim2col gi;
-        qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+        qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn);
         int64_t q0 = qc * per, q1 = q0 + per < K4 ? q0 + per : K4;
         if (q0 < q1)
-            pare_qpack_im2col(&gi, n0, nn, ncols, q0, q1, J->packed + pi * qf_panel_bytes(S));
+            pare_qpack_im2col(&gi, n0, nn, QF_PANEL, q0, q1, J->packed + pi * qf_panel_bytes(S));
     }
 }
 
@@ -712,14 +721,10 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
     int64_t K4 = (S->K + 3) / 4, osz = J->oh * J->ow;
     bool own_panel = !S->direct && !J->packed;
     uint8_t *own = own_panel ? aligned_alloc(64, qf_panel_bytes(S)) : NULL;
-    int64_t *off = S->direct ? NULL : malloc((size_t)K4 * sizeof *off);
-    if ((own_panel && !own) || (!S->direct && !off)) {
+    if (own_panel && !own) {
         __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
-        free(own);
-        free(off);
         return;
     }
-    int64_t off_cols = -1;
     for (int64_t it = b; it < e; it++) {
         int64_t img = it / J->items_per_img, r = it % J->items_per_img;
         int64_t g = r / (J->npanel * J->nmch);
@@ -735,20 +740,16 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
             c.wp = J->Wp;
             c.ow = J->ow;
         } else {
-            int64_t n0, nn, ncols;
+            int64_t n0, nn;
             pare_qim2col gi;
-            qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn, &ncols);
+            qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn);
             const uint8_t *panel = own;
             if (own)
-                pare_qpack_im2col(&gi, n0, nn, ncols, 0, K4, own);
+                pare_qpack_im2col(&gi, n0, nn, QF_PANEL, 0, K4, own);
             else
                 panel = J->packed + ((img * S->group + g) * J->npanel + pn) * qf_panel_bytes(S);
-            if (ncols != off_cols) {
-                pare_qgemm_panel_offsets(K4, ncols, off);
-                off_cols = ncols;
-            }
             c.b = panel;
-            c.off = off;
+            c.off = S->poff;
             c.vbase = n0;
             c.nn = nn;
             c.wp = c.ow = INT64_MAX;
@@ -758,7 +759,6 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
                    (char *)J->y + (img * S->M + g * S->Mg) * osz * (S->fout ? 4 : 1), osz, 1);
     }
     free(own);
-    free(off);
 }
 
 /* output size and leading pad of one spatial axis */
@@ -812,11 +812,16 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
         /* virtual columns: oh rows of the padded width */
         int64_t taps = S->kh * S->kw, Hp = oh + (S->kh - 1) * S->dh;
         J.Wp = ow + (S->kw - 1) * S->dw;
-        J.PP = Hp * J.Wp + QG_NR + (S->kw - 1) * S->dw;
         J.C4 = (S->Cg + 3) / 4;
+        int64_t bytes; /* N * group * C4 * PP lanes of 4 bytes, rounded to 64 */
+        if (__builtin_mul_overflow(Hp, J.Wp, &J.PP) ||
+            __builtin_add_overflow(J.PP, QG_NR + (S->kw - 1) * S->dw, &J.PP) ||
+            __builtin_mul_overflow(N * S->group * J.C4, J.PP, &bytes) ||
+            __builtin_mul_overflow(bytes, 4, &bytes) || bytes > INT64_MAX - 63)
+            return pare_error_set(err, PARE_ERR_LIMIT, "padded image too large");
         J.ncol = oh * J.Wp;
         off = malloc((size_t)(taps * J.C4) * sizeof *off);
-        J.planes = aligned_alloc(64, ((size_t)(N * S->group * J.C4 * J.PP * 4) + 63) / 64 * 64);
+        J.planes = aligned_alloc(64, (size_t)((bytes + 63) / 64 * 64));
         if (!off || !J.planes) {
             free(off);
             free(J.planes);
@@ -870,51 +875,40 @@ typedef struct qf_mm_job {
     int failed;
 } qf_mm_job;
 
-static void qf_mm_panel(const qf_mm_job *J, int64_t pn, uint8_t *dst, int64_t *nn, int64_t *ncols)
+/* the rows of panel pn (returned) packed into dst when it is not NULL */
+static int64_t qf_mm_panel(const qf_mm_job *J, int64_t pn, uint8_t *dst)
 {
-    int64_t r0 = pn * QF_PANEL;
-    *nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
-    *ncols = (*nn + QG_NR - 1) / QG_NR * QG_NR;
+    int64_t r0 = pn * QF_PANEL, nn = J->R - r0 < QF_PANEL ? J->R - r0 : QF_PANEL;
     if (dst)
-        pare_qpack_rows(J->x, J->S->K, r0, *nn, *ncols, J->S->K, J->S->flip, dst);
+        pare_qpack_rows(J->x, J->S->K, r0, nn, QF_PANEL, J->S->K, J->S->flip, dst);
+    return nn;
 }
 
 static void qf_mm_pack(void *ctx, int64_t b, int64_t e)
 {
     const qf_mm_job *J = ctx;
-    int64_t nn, ncols;
     for (int64_t pn = b; pn < e; pn++)
-        qf_mm_panel(J, pn, J->packed + pn * qf_panel_bytes(J->S), &nn, &ncols);
+        qf_mm_panel(J, pn, J->packed + pn * qf_panel_bytes(J->S));
 }
 
 static void qf_mm_items(void *ctx, int64_t b, int64_t e)
 {
     qf_mm_job *J = ctx;
     const qf_state *S = J->S;
-    int64_t K4 = (S->K + 3) / 4;
     uint8_t *own = J->packed ? NULL : aligned_alloc(64, qf_panel_bytes(S));
-    int64_t *off = malloc((size_t)K4 * sizeof *off);
-    if ((!J->packed && !own) || !off) {
+    if (!J->packed && !own) {
         __atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
-        free(own);
-        free(off);
         return;
     }
-    int64_t off_cols = -1;
     for (int64_t it = b; it < e; it++) {
-        int64_t pn = it / J->nmch, mc = it % J->nmch, r0 = pn * QF_PANEL, nn, ncols;
+        int64_t pn = it / J->nmch, mc = it % J->nmch;
         const uint8_t *panel = own ? own : J->packed + pn * qf_panel_bytes(S);
-        qf_mm_panel(J, pn, own, &nn, &ncols);
-        if (ncols != off_cols) {
-            pare_qgemm_panel_offsets(K4, ncols, off);
-            off_cols = ncols;
-        }
-        qf_cols c = {panel, off, r0, nn, INT64_MAX, INT64_MAX};
+        qf_cols c = {panel, S->poff, pn * QF_PANEL, qf_mm_panel(J, pn, own), INT64_MAX,
+                     INT64_MAX};
         int64_t mb0 = mc * J->mblocks_per_ch;
         qf_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, &c, 0, J->y, 1, S->M);
     }
     free(own);
-    free(off);
 }
 
 static pare_status qf_mm_run(pare_kctx *k, const qf_state *S, const pare_tensor *x,
