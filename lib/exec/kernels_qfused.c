@@ -65,7 +65,6 @@ typedef struct qf_state {
     int auto_pad;                          /* 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
     int64_t group, Cg, Mg, kh, kw;         /* per group; kh = 1 for 1-D */
     int64_t sh, sw, dh, dw, pads[4];       /* pads: top, left, bottom, right */
-    bool has_pads;
     bool direct;                           /* stride 1: read a channel-grouped image in
                                             * place (pare_qplane), weights packed with
                                             * k = (tap, channel group, channel) */
@@ -76,7 +75,6 @@ typedef struct qf_state {
     pare_qgemm_w *w;                       /* one packed matrix per group */
     float *mult;                           /* xs * ws[m] / ys */
     float *bias;                           /* b[m] / ys, or NULL */
-    float ys;
     int32_t zy, lo, hi;
     int ydt;
     uint8_t flip, zx;                      /* x's domain move and zero point (uint8) */
@@ -165,11 +163,15 @@ static bool conv_attrs(const pare_node *n, qf_state *S)
     if ((c = pare_node_attr_ints(n, "pads", &v))) {
         if ((int)c != 2 * nd)
             return false;
-        if (nd == 2)
-            memcpy(pd, (int64_t[4]){v[0], v[1], v[2], v[3]}, sizeof pd);
-        else
-            memcpy(pd, (int64_t[4]){0, v[0], 0, v[1]}, sizeof pd);
-        S->has_pads = true;
+        if (nd == 2) {
+            pd[0] = v[0];
+            pd[1] = v[1];
+            pd[2] = v[2];
+            pd[3] = v[3];
+        } else {
+            pd[1] = v[0];
+            pd[3] = v[1];
+        }
     }
     if ((c = pare_node_attr_ints(n, "kernel_shape", &v))) {
         if ((int)c != nd || v[0] != (nd == 2 ? S->kh : S->kw) || (nd == 2 && v[1] != S->kw))
@@ -457,12 +459,12 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
                 goto refuse;
     }
     S->fout = d->float_out;
-    S->ys = d->float_out ? 1.0f : *(const float *)d->y_scale->data;
     /* in units of y's scale: one multiply and one add per output */
+    float ys = d->float_out ? 1.0f : *(const float *)d->y_scale->data;
     for (int64_t m = 0; m < M && !S->fout; m++) {
-        S->mult[m] = (float)((double)S->mult[m] / S->ys);
+        S->mult[m] = (float)((double)S->mult[m] / ys);
         if (S->bias)
-            S->bias[m] = (float)((double)S->bias[m] / S->ys);
+            S->bias[m] = (float)((double)S->bias[m] / ys);
         if (!isfinite(S->mult[m]) || (S->bias && !isfinite(S->bias[m])))
             goto refuse;
     }
