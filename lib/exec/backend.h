@@ -124,6 +124,13 @@ struct pare_backend {
      * NULL: the backend fuses nothing. */
     pare_status (*fuse)(const pare_backend *b, void *sctx, const pare_kernel *k,
                         const pare_node *n, void *state, const pare_kfuse *f, pare_error *err);
+    /* Optional: the kernel of a QDQ-fused node placed on this backend, as
+     * pare_kernel_qdq (kernel.h) for the CPU: PARE_OK with *k and *state
+     * (released by (*k)->release), anything else refuses and the nodes run
+     * as they are. The fused node reads x_q (and b_q) homed on this backend
+     * and writes its output there. NULL: no QDQ fusion on this backend. */
+    pare_status (*fuse_qdq)(const pare_backend *b, void *sctx, const pare_kqdq *d,
+                            const pare_kernel **k, void **state, pare_error *err);
 };
 
 /* The CPU backend (lib/exec/backend_cpu.c): the CPU kernel registry. */

@@ -148,6 +148,44 @@ typedef struct pare_kqdq {
 pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
                             pare_error *err);
 extern const pare_kernel pare_kernel_qdq_fused;
+/* What a fused Conv / MatMul / Gemm of a pare_kqdq computes, for any
+ * backend's kernel (the CPU's above, the CUDA backend's):
+ *     acc[m, p] = sum_k (x[k, p] - zx) * w[m, k]          (exact, in int32)
+ *     q = float(acc) * mult[m] + bias[m]                   (two float32 ops, no fma)
+ *     Relu: q = max(q, 0); then y = sat(rint_half_even(q) + zy) in [lo, hi]
+ *     (fout: y = q as float32, after the Relu, no rounding)
+ * Conv: p runs over (image, output pixel), k over (input channel of the
+ * group, ky, kx), padding reads zx (a real zero). MatMul / Gemm: x is
+ * [rows, K] and p a row; y is [rows, M]. */
+enum { PARE_QDQ_CONV, PARE_QDQ_MATMUL };
+typedef struct pare_qdq_geom {
+    int kind;                              /* PARE_QDQ_CONV or PARE_QDQ_MATMUL */
+    /* Conv */
+    int nd;                                /* 1 or 2 spatial dims */
+    int auto_pad;                          /* 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+    int64_t group, Cg, Mg, kh, kw;         /* per group; kh = 1 for 1-D; MatMul: 1, -, M */
+    int64_t sh, sw, dh, dw, pads[4];       /* pads: top, left, bottom, right */
+    /* both */
+    int64_t M, K;                          /* output channels (columns); K per group */
+    int64_t sm, sk;                        /* weight (m, k) of group g in w_q's data at
+                                            * g * Mg * K + m * sm + k * sk (int8) */
+    float *mult;                           /* M: xs * ws[m] / ys (fout: xs * ws[m]) */
+    float *bias;                           /* M: b[m] / ys (fout: b[m]), or NULL */
+    int32_t zx, zy, lo, hi;                /* x's zero point in x's type; y's, y's range */
+    int xdt, ydt;                          /* x's type; y's (PARE_DT_FLOAT when fout) */
+    bool relu, fout;
+} pare_qdq_geom;
+
+/* Checks d (not an Add) and derives its geom: PARE_OK, PARE_ERR_UNSUPPORTED
+ * when the integer path cannot reproduce it (see kernels_qfused.c), or
+ * PARE_ERR_NOMEM. Release with pare_qdq_geom_release (also on a zeroed one). */
+pare_status pare_qdq_geom_make(const pare_kqdq *d, pare_qdq_geom *g);
+void pare_qdq_geom_release(pare_qdq_geom *g);
+/* A fused Conv's output size (oh, ow) and leading pads (ph, pw) for an input
+ * of H x W (1-D: H = 1); false when the kernel is larger than the padded input. */
+bool pare_qdq_conv_out(const pare_qdq_geom *g, int64_t H, int64_t W, int64_t *oh, int64_t *ow,
+                       int64_t *ph, int64_t *pw);
+
 /* For tests: fused kernels made from now on use their plain C epilogues
  * (on) or what the CPU has (off). The GEMM's own: pare_qgemm_force_arch. */
 void pare_kernel_qdq_force_portable(bool on);

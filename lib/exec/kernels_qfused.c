@@ -52,34 +52,19 @@ void pare_kernel_qdq_force_portable(bool on)
     qf_portable = on;
 }
 
-enum { QF_CONV, QF_MATMUL };
-
 #define QF_TILES 4                 /* microkernel tiles per item */
 #define QF_PANEL (QF_TILES * QG_NR) /* columns per item, and the row stride of
                                      * a packed panel */
 
 typedef struct qf_state {
-    int kind;
-    /* Conv */
-    int nd;                                /* 1 or 2 spatial dims */
-    int auto_pad;                          /* 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
-    int64_t group, Cg, Mg, kh, kw;         /* per group; kh = 1 for 1-D */
-    int64_t sh, sw, dh, dw, pads[4];       /* pads: top, left, bottom, right */
+    pare_qdq_geom g;                       /* what is computed (pare_qdq_geom_make) */
     bool direct;                           /* stride 1: read a channel-grouped image in
                                             * place (pare_qplane), weights packed with
                                             * k = (tap, channel group, channel) */
-    /* MatMul / Gemm */
-    int64_t K;
-    /* both */
-    int64_t M;                             /* output channels (conv) / columns */
+    int64_t K;                             /* the packed matrices' K (direct: taps times
+                                            * channels rounded up to 4) */
     pare_qgemm_w *w;                       /* one packed matrix per group */
-    float *mult;                           /* xs * ws[m] / ys */
-    float *bias;                           /* b[m] / ys, or NULL */
-    int32_t zy, lo, hi;
-    int ydt;
     uint8_t flip, zx;                      /* x's domain move and zero point (uint8) */
-    bool relu;
-    bool fout;                             /* float32 output: mult, bias not over ys */
     int64_t *poff;                         /* im2col / row panels: row group q at
                                             * 4 q QF_PANEL bytes (K4 entries) */
 } qf_state;
@@ -90,11 +75,10 @@ static void qf_release(void *p)
     if (!S)
         return;
     if (S->w)
-        for (int64_t g = 0; g < S->group; g++)
+        for (int64_t g = 0; g < S->g.group; g++)
             pare_qgemm_w_release(&S->w[g]);
     free(S->w);
-    free(S->mult);
-    free(S->bias);
+    pare_qdq_geom_release(&S->g);
     free(S->poff);
     free(S);
 }
@@ -138,17 +122,17 @@ static bool zeros(const pare_tensor *z)
     return true;
 }
 
-static bool conv_attrs(const pare_node *n, qf_state *S)
+static bool conv_attrs(const pare_node *n, pare_qdq_geom *G)
 {
     const int64_t *v;
     size_t c;
     const char *ap = pare_node_attr_string(n, "auto_pad", "NOTSET");
-    S->auto_pad = !strcmp(ap, "SAME_UPPER") ? 1 : !strcmp(ap, "SAME_LOWER") ? 2
+    G->auto_pad = !strcmp(ap, "SAME_UPPER") ? 1 : !strcmp(ap, "SAME_LOWER") ? 2
                   : !strcmp(ap, "VALID")    ? 3 : !strcmp(ap, "NOTSET") ? 0 : -1;
-    if (S->auto_pad < 0)
+    if (G->auto_pad < 0)
         return false;
-    S->group = pare_node_attr_int(n, "group", 1);
-    int nd = S->nd;
+    G->group = pare_node_attr_int(n, "group", 1);
+    int nd = G->nd;
     int64_t st[2] = {1, 1}, dl[2] = {1, 1}, pd[4] = {0, 0, 0, 0};
     if ((c = pare_node_attr_ints(n, "strides", &v))) {
         if ((int)c != nd)
@@ -174,19 +158,19 @@ static bool conv_attrs(const pare_node *n, qf_state *S)
         }
     }
     if ((c = pare_node_attr_ints(n, "kernel_shape", &v))) {
-        if ((int)c != nd || v[0] != (nd == 2 ? S->kh : S->kw) || (nd == 2 && v[1] != S->kw))
+        if ((int)c != nd || v[0] != (nd == 2 ? G->kh : G->kw) || (nd == 2 && v[1] != G->kw))
             return false;
     }
-    S->sh = st[0];
-    S->sw = st[1];
-    S->dh = dl[0];
-    S->dw = dl[1];
-    memcpy(S->pads, pd, sizeof pd);
+    G->sh = st[0];
+    G->sw = st[1];
+    G->dh = dl[0];
+    G->dw = dl[1];
+    memcpy(G->pads, pd, sizeof pd);
     for (int i = 0; i < 4; i++)
         if (pd[i] < 0 || pd[i] > (int64_t)1 << 30)
             return false;
-    return S->group >= 1 && S->sh >= 1 && S->sw >= 1 && S->dh >= 1 && S->dw >= 1 &&
-           S->sh <= 1 << 20 && S->sw <= 1 << 20 && S->dh <= 1 << 20 && S->dw <= 1 << 20;
+    return G->group >= 1 && G->sh >= 1 && G->sw >= 1 && G->dh >= 1 && G->dw >= 1 &&
+           G->sh <= 1 << 20 && G->sw <= 1 << 20 && G->dh <= 1 << 20 && G->dw <= 1 << 20;
 }
 
 /* A stride-1 convolution's weights of one group in the order the in-place
@@ -194,15 +178,15 @@ static bool conv_attrs(const pare_node *n, qf_state *S)
  * channels past Cg zero. */
 static pare_status qf_pack_direct(const qf_state *S, const int8_t *wg, pare_qgemm_w *out)
 {
-    int64_t taps = S->kh * S->kw, C4 = (S->Cg + 3) / 4, Kd = taps * C4 * 4;
-    int8_t *wd = calloc((size_t)(S->Mg * Kd), 1);
+    int64_t taps = S->g.kh * S->g.kw, C4 = (S->g.Cg + 3) / 4, Kd = taps * C4 * 4;
+    int8_t *wd = calloc((size_t)(S->g.Mg * Kd), 1);
     if (!wd)
         return PARE_ERR_NOMEM;
-    for (int64_t m = 0; m < S->Mg; m++)
-        for (int64_t c = 0; c < S->Cg; c++)
+    for (int64_t m = 0; m < S->g.Mg; m++)
+        for (int64_t c = 0; c < S->g.Cg; c++)
             for (int64_t t = 0; t < taps; t++)
-                wd[m * Kd + (t * C4 + c / 4) * 4 + c % 4] = wg[(m * S->Cg + c) * taps + t];
-    pare_status st = pare_qgemm_pack_w(wd, S->Mg, Kd, Kd, 1, out);
+                wd[m * Kd + (t * C4 + c / 4) * 4 + c % 4] = wg[(m * S->g.Cg + c) * taps + t];
+    pare_status st = pare_qgemm_pack_w(wd, S->g.Mg, Kd, Kd, 1, out);
     free(wd);
     return st;
 }
@@ -346,13 +330,17 @@ static pare_status qf_add_run(pare_kctx *k, pare_error *err)
 
 static const pare_kernel qf_add_kernel = {"", "QDQAdd", 1, 0, NULL, qf_add_run, free, NULL};
 
-pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
-                            pare_error *err)
+void pare_qdq_geom_release(pare_qdq_geom *G)
 {
-    (void)err;
+    free(G->mult);
+    free(G->bias);
+    G->mult = G->bias = NULL;
+}
+
+pare_status pare_qdq_geom_make(const pare_kqdq *d, pare_qdq_geom *G)
+{
+    memset(G, 0, sizeof *G);
     const pare_node *n = d->op;
-    if (!strcmp(n->op_type, "Add") || !strcmp(n->op_type, "Sum"))
-        return qf_add_make(d, k, state);
     bool conv = !strcmp(n->op_type, "Conv"), gemm = !strcmp(n->op_type, "Gemm");
     if (!conv && !gemm && strcmp(n->op_type, "MatMul"))
         return PARE_ERR_UNSUPPORTED;
@@ -365,131 +353,155 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
         !zeros(d->w_zp) || !d->w_scale || d->w_scale->dtype != PARE_DT_FLOAT ||
         (d->w_zp && d->w_zp->dtype != PARE_DT_INT8))
         return PARE_ERR_UNSUPPORTED;
-    qf_state *S = calloc(1, sizeof *S);
-    if (!S)
-        return PARE_ERR_NOMEM;
-    pare_status st = PARE_ERR_UNSUPPORTED;
-    int64_t M, K, sm, sk, ch_axis; /* weight element (m, k) at m * sm + k * sk */
+    int64_t M, K, ch_axis;
     if (conv) {
         if (w->rank != 3 && w->rank != 4)
-            goto refuse;
-        S->kind = QF_CONV;
-        S->nd = w->rank - 2;
-        S->kh = S->nd == 2 ? w->dims[2] : 1;
-        S->kw = w->dims[w->rank - 1];
-        if (!conv_attrs(n, S))
-            goto refuse;
+            return PARE_ERR_UNSUPPORTED;
+        G->kind = PARE_QDQ_CONV;
+        G->nd = w->rank - 2;
+        G->kh = G->nd == 2 ? w->dims[2] : 1;
+        G->kw = w->dims[w->rank - 1];
+        if (!conv_attrs(n, G))
+            return PARE_ERR_UNSUPPORTED;
         M = w->dims[0];
-        S->Cg = w->dims[1];
-        if (M % S->group)
-            goto refuse;
-        S->Mg = M / S->group;
-        K = S->Cg * S->kh * S->kw;
-        sm = K;
-        sk = 1;
+        G->Cg = w->dims[1];
+        if (M % G->group)
+            return PARE_ERR_UNSUPPORTED;
+        G->Mg = M / G->group;
+        K = G->Cg * G->kh * G->kw;
+        G->sm = K;
+        G->sk = 1;
         ch_axis = 0;
-        S->direct = S->sh == 1 && S->sw == 1;
     } else {
         if (w->rank != 2)
-            goto refuse;
+            return PARE_ERR_UNSUPPORTED;
         bool tb = gemm && pare_node_attr_int(n, "transB", 0);
         if (gemm && (pare_node_attr_int(n, "transA", 0) || pare_node_attr_float(n, "alpha", 1) != 1.0f ||
                      pare_node_attr_float(n, "beta", 1) != 1.0f))
-            goto refuse;
-        S->kind = QF_MATMUL;
-        S->group = 1;
+            return PARE_ERR_UNSUPPORTED;
+        G->kind = PARE_QDQ_MATMUL;
+        G->group = 1;
         K = tb ? w->dims[1] : w->dims[0];
         M = tb ? w->dims[0] : w->dims[1];
-        sm = tb ? K : 1;
-        sk = tb ? 1 : M;
+        G->sm = tb ? K : 1;
+        G->sk = tb ? 1 : M;
         ch_axis = tb ? 0 : 1;
-        S->Mg = M;
+        G->Mg = M;
     }
     if (M < 1 || K < 1 || K > (1 << 24))
-        goto refuse;
-    S->M = M;
-    S->K = K;
+        return PARE_ERR_UNSUPPORTED;
+    G->M = M;
+    G->K = K;
     /* weight scales: one, or one per output channel along ch_axis */
     int64_t nws = numel(d->w_scale);
     int64_t wax = d->w_axis < 0 ? d->w_axis + w->rank : d->w_axis;
     if (nws != 1 && (nws != M || wax != ch_axis || d->w_scale->rank != 1))
-        goto refuse;
+        return PARE_ERR_UNSUPPORTED;
     if (d->w_zp && numel(d->w_zp) != nws)
-        goto refuse;
+        return PARE_ERR_UNSUPPORTED;
+    pare_status st = PARE_ERR_UNSUPPORTED;
     float xs = *(const float *)d->x_scale->data;
-    S->mult = malloc((size_t)M * sizeof *S->mult);
-    if (!S->mult)
+    G->mult = malloc((size_t)M * sizeof *G->mult);
+    if (!G->mult)
         goto nomem;
     const float *wsv = d->w_scale->data;
     for (int64_t m = 0; m < M; m++) {
         float ws = wsv[nws == 1 ? 0 : m];
         if (!(ws > 0) || !isfinite(ws))
-            goto refuse;
-        S->mult[m] = xs * ws;
+            goto fail;
+        G->mult[m] = xs * ws;
     }
     /* bias */
     if (d->bias_vec || d->bias_f || d->bias_q) {
-        S->bias = malloc((size_t)M * sizeof *S->bias);
-        if (!S->bias)
+        G->bias = malloc((size_t)M * sizeof *G->bias);
+        if (!G->bias)
             goto nomem;
         if (d->bias_vec) {
-            memcpy(S->bias, d->bias_vec, (size_t)M * sizeof *S->bias);
+            memcpy(G->bias, d->bias_vec, (size_t)M * sizeof *G->bias);
         } else if (d->bias_f) {
             const pare_tensor *b = d->bias_f;
             if (b->dtype != PARE_DT_FLOAT || numel(b) != M)
-                goto refuse;
-            memcpy(S->bias, b->data, (size_t)M * sizeof *S->bias);
+                goto fail;
+            memcpy(G->bias, b->data, (size_t)M * sizeof *G->bias);
         } else {
             const pare_tensor *b = d->bias_q, *bs = d->bias_scale;
             int64_t nbs = numel(bs);
             if (b->dtype != PARE_DT_INT32 || numel(b) != M || !bs || bs->dtype != PARE_DT_FLOAT ||
                 (nbs != 1 && nbs != M) || (d->bias_zp && (d->bias_zp->dtype != PARE_DT_INT32 ||
                                                           numel(d->bias_zp) != nbs)))
-                goto refuse;
+                goto fail;
             const int32_t *bq = b->data, *bz = d->bias_zp ? d->bias_zp->data : NULL;
             const float *bsv = bs->data;
             for (int64_t m = 0; m < M; m++) {
                 int64_t j = nbs == 1 ? 0 : m;
                 /* DequantizeLinear of int32: (b - zp) * s in float32 */
-                S->bias[m] = (float)((double)bq[m] - (bz ? bz[j] : 0)) * bsv[j];
+                G->bias[m] = (float)((double)bq[m] - (bz ? bz[j] : 0)) * bsv[j];
             }
         }
         for (int64_t m = 0; m < M; m++)
-            if (!isfinite(S->bias[m]))
-                goto refuse;
+            if (!isfinite(G->bias[m]))
+                goto fail;
     }
-    S->fout = d->float_out;
+    G->fout = d->float_out;
     /* in units of y's scale: one multiply and one add per output */
     float ys = d->float_out ? 1.0f : *(const float *)d->y_scale->data;
-    for (int64_t m = 0; m < M && !S->fout; m++) {
-        S->mult[m] = (float)((double)S->mult[m] / ys);
-        if (S->bias)
-            S->bias[m] = (float)((double)S->bias[m] / ys);
-        if (!isfinite(S->mult[m]) || (S->bias && !isfinite(S->bias[m])))
-            goto refuse;
+    for (int64_t m = 0; m < M && !G->fout; m++) {
+        G->mult[m] = (float)((double)G->mult[m] / ys);
+        if (G->bias)
+            G->bias[m] = (float)((double)G->bias[m] / ys);
+        if (!isfinite(G->mult[m]) || (G->bias && !isfinite(G->bias[m])))
+            goto fail;
     }
-    S->zy = zy;
-    S->ydt = d->float_out ? PARE_DT_FLOAT : d->y_dtype;
-    S->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
-    S->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
-    S->flip = d->x_dtype == PARE_DT_INT8 ? 0x80 : 0;
-    S->zx = (uint8_t)(zx + (d->x_dtype == PARE_DT_INT8 ? 128 : 0));
-    S->relu = d->relu;
+    G->zx = zx;
+    G->zy = zy;
+    G->xdt = d->x_dtype;
+    G->ydt = d->float_out ? PARE_DT_FLOAT : d->y_dtype;
+    G->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
+    G->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
+    G->relu = d->relu;
+    return PARE_OK;
+nomem:
+    st = PARE_ERR_NOMEM;
+fail:
+    pare_qdq_geom_release(G);
+    return st;
+}
+
+pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **state,
+                            pare_error *err)
+{
+    (void)err;
+    const pare_node *n = d->op;
+    if (!strcmp(n->op_type, "Add") || !strcmp(n->op_type, "Sum"))
+        return qf_add_make(d, k, state);
+    qf_state *S = calloc(1, sizeof *S);
+    if (!S)
+        return PARE_ERR_NOMEM;
+    pare_status st = pare_qdq_geom_make(d, &S->g);
+    if (st) {
+        free(S);
+        return st;
+    }
+    const pare_qdq_geom *G = &S->g;
+    S->direct = G->kind == PARE_QDQ_CONV && G->sh == 1 && G->sw == 1;
+    S->K = G->K;
+    S->flip = G->xdt == PARE_DT_INT8 ? 0x80 : 0;
+    S->zx = (uint8_t)(G->zx + (G->xdt == PARE_DT_INT8 ? 128 : 0));
     /* the weights, one matrix per group */
-    S->w = calloc((size_t)S->group, sizeof *S->w);
+    S->w = calloc((size_t)G->group, sizeof *S->w);
     if (!S->w)
         goto nomem;
-    for (int64_t g = 0; g < S->group; g++) {
-        const int8_t *wg = (const int8_t *)w->data + g * S->Mg * K;
+    for (int64_t g = 0; g < G->group; g++) {
+        const int8_t *wg = (const int8_t *)d->w_q->data + g * G->Mg * G->K;
         if (S->direct) {
             if ((st = qf_pack_direct(S, wg, &S->w[g])))
                 goto fail;
-        } else if ((st = pare_qgemm_pack_w(wg, S->Mg, K, sm, sk, &S->w[g]))) {
+        } else if ((st = pare_qgemm_pack_w(wg, G->Mg, G->K, G->sm, G->sk, &S->w[g]))) {
             goto fail;
         }
     }
     if (S->direct) {
-        S->K = S->kh * S->kw * ((S->Cg + 3) / 4) * 4;
+        S->K = G->kh * G->kw * ((G->Cg + 3) / 4) * 4;
     } else { /* packed panels: the same offsets for every panel */
         int64_t K4 = (S->K + 3) / 4;
         if (!(S->poff = malloc((size_t)K4 * sizeof *S->poff)))
@@ -505,9 +517,6 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
     return PARE_OK;
 nomem:
     st = PARE_ERR_NOMEM;
-    goto fail;
-refuse:
-    st = PARE_ERR_UNSUPPORTED;
 fail:
     qf_release(S);
     return st;
@@ -528,15 +537,15 @@ __attribute__((target("avx512f"))) static void
 qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr, int64_t moff,
                  const int32_t *acc, const qf_seg *sg, int nseg, void *y, int64_t rstride)
 {
-    __m512i vz = _mm512_set1_epi32(S->zy);
-    __m512 lo = _mm512_set1_ps(S->fout ? -INFINITY : (float)(S->lo - S->zy)),
-           hi = _mm512_set1_ps(S->fout ? INFINITY : (float)(S->hi - S->zy));
-    if (S->relu)
+    __m512i vz = _mm512_set1_epi32(S->g.zy);
+    __m512 lo = _mm512_set1_ps(S->g.fout ? -INFINITY : (float)(S->g.lo - S->g.zy)),
+           hi = _mm512_set1_ps(S->g.fout ? INFINITY : (float)(S->g.hi - S->g.zy));
+    if (S->g.relu)
         lo = _mm512_max_ps(lo, _mm512_setzero_ps()); /* Relu: max(q, 0) */
     for (int64_t i = 0; i < mr; i++) {
         int64_t m = moff + m0 + i;
         __m512i vc = _mm512_set1_epi32((int32_t)S->zx * w->rowsum[m0 + i]);
-        __m512 vm = _mm512_set1_ps(S->mult[m]), vb = _mm512_set1_ps(S->bias ? S->bias[m] : 0.0f);
+        __m512 vm = _mm512_set1_ps(S->g.mult[m]), vb = _mm512_set1_ps(S->g.bias ? S->g.bias[m] : 0.0f);
         const int32_t *ar = acc + i * QG_NR;
         for (int s = 0; s < nseg; s++)
             for (int64_t j = 0; j < sg[s].run; j += 16) {
@@ -546,7 +555,7 @@ qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t m
                 __m512 q = _mm512_add_ps(
                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, vc)), vm), vb);
                 q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
-                if (S->fout) {
+                if (S->g.fout) {
                     _mm512_mask_storeu_ps((float *)y + at, k, q);
                     continue;
                 }
@@ -575,14 +584,14 @@ static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, 
     }
 #endif
     /* float32 output: no clamp, no rounding */
-    float lo = S->fout ? -INFINITY : (float)(S->lo - S->zy),
-          hi = S->fout ? INFINITY : (float)(S->hi - S->zy);
-    if (S->relu && lo < 0)
+    float lo = S->g.fout ? -INFINITY : (float)(S->g.lo - S->g.zy),
+          hi = S->g.fout ? INFINITY : (float)(S->g.hi - S->g.zy);
+    if (S->g.relu && lo < 0)
         lo = 0; /* Relu: max(q, 0) */
     for (int64_t i = 0; i < mr; i++) {
         int64_t m = moff + m0 + i;
         int32_t corr = (int32_t)S->zx * w->rowsum[m0 + i];
-        float mul = S->mult[m], b = S->bias ? S->bias[m] : 0.0f;
+        float mul = S->g.mult[m], b = S->g.bias ? S->g.bias[m] : 0.0f;
         for (int s = 0; s < nseg; s++) {
             const int32_t *ar = acc + i * QG_NR + sg[s].j;
             int64_t at = (m0 + i) * rstride + sg[s].idx * cstride;
@@ -590,12 +599,12 @@ static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, 
                 float q = (float)(ar[j] - corr) * mul + b;
                 q = q > lo ? q : lo;
                 q = q < hi ? q : hi;
-                if (S->fout) {
+                if (S->g.fout) {
                     ((float *)y)[at + j * cstride] = q;
                     continue;
                 }
                 q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
-                ((uint8_t *)y)[at + j * cstride] = (uint8_t)((int32_t)q + S->zy);
+                ((uint8_t *)y)[at + j * cstride] = (uint8_t)((int32_t)q + S->g.zy);
             }
         }
     }
@@ -682,8 +691,8 @@ static void qf_im2col_geom(const qf_conv_job *J, int64_t img, int64_t g, int64_t
     const qf_state *S = J->S;
     *n0 = pn * QF_PANEL;
     *nn = J->ncol - *n0 < QF_PANEL ? J->ncol - *n0 : QF_PANEL;
-    pare_qim2col t = {J->x + (img * J->C + g * S->Cg) * J->H * J->W,
-                      S->Cg, J->H, J->W, S->kh, S->kw, S->sh, S->sw, S->dh, S->dw,
+    pare_qim2col t = {J->x + (img * J->C + g * S->g.Cg) * J->H * J->W,
+                      S->g.Cg, J->H, J->W, S->g.kh, S->g.kw, S->g.sh, S->g.sw, S->g.dh, S->g.dw,
                       J->ph, J->pw, J->oh, J->ow, S->flip, S->zx};
     *gi = t;
 }
@@ -696,9 +705,9 @@ static void qf_conv_pack(void *ctx, int64_t b, int64_t e)
     const qf_state *S = J->S;
     for (int64_t it = b; it < e; it++) {
         if (S->direct) {
-            int64_t ig = it / J->C4, c4 = it % J->C4, img = ig / S->group, g = ig % S->group;
-            int64_t Hp = J->oh + (S->kh - 1) * S->dh;
-            pare_qplane pl = {J->x + (img * J->C + g * S->Cg) * J->H * J->W, S->Cg, J->H, J->W,
+            int64_t ig = it / J->C4, c4 = it % J->C4, img = ig / S->g.group, g = ig % S->g.group;
+            int64_t Hp = J->oh + (S->g.kh - 1) * S->g.dh;
+            pare_qplane pl = {J->x + (img * J->C + g * S->g.Cg) * J->H * J->W, S->g.Cg, J->H, J->W,
                               J->ph, J->pw, Hp - J->H - J->ph, J->Wp - J->W - J->pw, J->PP,
                               S->flip, S->zx};
             pare_qpack_plane(&pl, c4, J->planes + (ig * J->C4 + c4) * J->PP * 4);
@@ -706,7 +715,7 @@ static void qf_conv_pack(void *ctx, int64_t b, int64_t e)
         }
         int64_t K4 = (S->K + 3) / 4, per = (K4 + J->qchunks - 1) / J->qchunks;
         int64_t pi = it / J->qchunks, qc = it % J->qchunks;
-        int64_t img = pi / (S->group * J->npanel), r = pi % (S->group * J->npanel);
+        int64_t img = pi / (S->g.group * J->npanel), r = pi % (S->g.group * J->npanel);
         int64_t g = r / J->npanel, pn = r % J->npanel, n0, nn;
         pare_qim2col gi;
         qf_im2col_geom(J, img, g, pn, &gi, &n0, &nn);
@@ -735,7 +744,7 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
         qf_cols c;
         if (S->direct) {
             int64_t v0 = pn * QF_PANEL;
-            c.b = J->planes + ((img * S->group + g) * J->C4 * J->PP + v0) * 4;
+            c.b = J->planes + ((img * S->g.group + g) * J->C4 * J->PP + v0) * 4;
             c.off = J->off;
             c.vbase = v0;
             c.nn = J->ncol - v0 < QF_PANEL ? J->ncol - v0 : QF_PANEL;
@@ -749,7 +758,7 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
             if (own)
                 pare_qpack_im2col(&gi, n0, nn, QF_PANEL, 0, K4, own);
             else
-                panel = J->packed + ((img * S->group + g) * J->npanel + pn) * qf_panel_bytes(S);
+                panel = J->packed + ((img * S->g.group + g) * J->npanel + pn) * qf_panel_bytes(S);
             c.b = panel;
             c.off = S->poff;
             c.vbase = n0;
@@ -757,8 +766,8 @@ static void qf_conv_items(void *ctx, int64_t b, int64_t e)
             c.wp = c.ow = INT64_MAX;
         }
         int64_t mb0 = mc * J->mblocks_per_ch;
-        qf_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, &c, g * S->Mg,
-                   (char *)J->y + (img * S->M + g * S->Mg) * osz * (S->fout ? 4 : 1), osz, 1);
+        qf_product(S, &S->w[g], mb0, mb0 + J->mblocks_per_ch, &c, g * S->g.Mg,
+                   (char *)J->y + (img * S->g.M + g * S->g.Mg) * osz * (S->g.fout ? 4 : 1), osz, 1);
     }
     free(own);
 }
@@ -785,23 +794,29 @@ static bool qf_axis(int auto_pad, int64_t in, int64_t k, int64_t s, int64_t d, i
     return true;
 }
 
+bool pare_qdq_conv_out(const pare_qdq_geom *G, int64_t H, int64_t W, int64_t *oh, int64_t *ow,
+                       int64_t *ph, int64_t *pw)
+{
+    return qf_axis(G->nd == 2 ? G->auto_pad : 0, H, G->kh, G->sh, G->dh, G->pads[0], G->pads[2],
+                   oh, ph) &&
+           qf_axis(G->auto_pad, W, G->kw, G->sw, G->dw, G->pads[1], G->pads[3], ow, pw);
+}
+
 static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tensor *x,
                                pare_error *err)
 {
-    if (x->rank != S->nd + 2 || x->dims[1] != S->Cg * S->group)
+    if (x->rank != S->g.nd + 2 || x->dims[1] != S->g.Cg * S->g.group)
         return pare_error_set(err, PARE_ERR_INVALID, "input rank %d or channels do not fit the "
                               "weights", x->rank);
-    int64_t N = x->dims[0], C = x->dims[1], H = S->nd == 2 ? x->dims[2] : 1,
+    int64_t N = x->dims[0], C = x->dims[1], H = S->g.nd == 2 ? x->dims[2] : 1,
             W = x->dims[x->rank - 1], oh, ow, ph, pw;
-    if (!qf_axis(S->nd == 2 ? S->auto_pad : 0, H, S->kh, S->sh, S->dh, S->pads[0], S->pads[2],
-                 &oh, &ph) ||
-        !qf_axis(S->auto_pad, W, S->kw, S->sw, S->dw, S->pads[1], S->pads[3], &ow, &pw))
+    if (!pare_qdq_conv_out(&S->g, H, W, &oh, &ow, &ph, &pw))
         return pare_error_set(err, PARE_ERR_INVALID, "kernel larger than the padded input");
-    int64_t dims[4] = {N, S->M, oh, ow};
-    if (S->nd == 1)
+    int64_t dims[4] = {N, S->g.M, oh, ow};
+    if (S->g.nd == 1)
         dims[2] = ow;
     pare_tensor *y;
-    pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, dims, &y, err);
+    pare_status st = k->alloc_out(k, 0, S->g.ydt, x->rank, dims, &y, err);
     if (st)
         return st;
     int64_t osz = oh * ow;
@@ -812,13 +827,13 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
     int64_t *off = NULL;
     if (S->direct) {
         /* virtual columns: oh rows of the padded width */
-        int64_t taps = S->kh * S->kw, Hp = oh + (S->kh - 1) * S->dh;
-        J.Wp = ow + (S->kw - 1) * S->dw;
-        J.C4 = (S->Cg + 3) / 4;
+        int64_t taps = S->g.kh * S->g.kw, Hp = oh + (S->g.kh - 1) * S->g.dh;
+        J.Wp = ow + (S->g.kw - 1) * S->g.dw;
+        J.C4 = (S->g.Cg + 3) / 4;
         int64_t bytes; /* N * group * C4 * PP lanes of 4 bytes, rounded to 64 */
         if (__builtin_mul_overflow(Hp, J.Wp, &J.PP) ||
-            __builtin_add_overflow(J.PP, QG_NR + (S->kw - 1) * S->dw, &J.PP) ||
-            __builtin_mul_overflow(N * S->group * J.C4, J.PP, &bytes) ||
+            __builtin_add_overflow(J.PP, QG_NR + (S->g.kw - 1) * S->g.dw, &J.PP) ||
+            __builtin_mul_overflow(N * S->g.group * J.C4, J.PP, &bytes) ||
             __builtin_mul_overflow(bytes, 4, &bytes) || bytes > INT64_MAX - 63)
             return pare_error_set(err, PARE_ERR_LIMIT, "padded image too large");
         J.ncol = oh * J.Wp;
@@ -832,14 +847,14 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
         for (int64_t t = 0; t < taps; t++)
             for (int64_t c4 = 0; c4 < J.C4; c4++)
                 off[t * J.C4 + c4] =
-                    (c4 * J.PP + (t / S->kw) * S->dh * J.Wp + (t % S->kw) * S->dw) * 4;
+                    (c4 * J.PP + (t / S->g.kw) * S->g.dh * J.Wp + (t % S->g.kw) * S->g.dw) * 4;
         J.off = off;
     }
     J.npanel = (J.ncol + QF_PANEL - 1) / QF_PANEL;
-    int64_t mbn = (S->Mg + QG_MR - 1) / QG_MR;
+    int64_t mbn = (S->g.Mg + QG_MR - 1) / QG_MR;
     /* enough items for every thread: split M when images, groups and
      * panels alone are few */
-    int64_t threads = pare_threadpool_size(k->pool), base = N * S->group * J.npanel;
+    int64_t threads = pare_threadpool_size(k->pool), base = N * S->g.group * J.npanel;
     int64_t want = 4 * threads, nmch = base >= want ? 1 : (want + base - 1) / base;
     if (nmch > mbn)
         nmch = mbn;
@@ -847,12 +862,12 @@ static pare_status qf_conv_run(pare_kctx *k, const qf_state *S, const pare_tenso
         nmch = 1;
     J.mblocks_per_ch = (mbn + nmch - 1) / nmch;
     J.nmch = (mbn + J.mblocks_per_ch - 1) / J.mblocks_per_ch;
-    J.items_per_img = S->group * J.npanel * J.nmch;
+    J.items_per_img = S->g.group * J.npanel * J.nmch;
     if (S->direct) {
-        pare_parallel_for(k->pool, N * S->group * J.C4, 1, qf_conv_pack, &J);
+        pare_parallel_for(k->pool, N * S->g.group * J.C4, 1, qf_conv_pack, &J);
     } else if (J.nmch > 1) {
         /* M is split: pack each panel once, in parallel, before the products */
-        int64_t npk = N * S->group * J.npanel;
+        int64_t npk = N * S->g.group * J.npanel;
         J.packed = aligned_alloc(64, (size_t)npk * qf_panel_bytes(S));
         if (!J.packed)
             return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
@@ -908,7 +923,7 @@ static void qf_mm_items(void *ctx, int64_t b, int64_t e)
         qf_cols c = {panel, S->poff, pn * QF_PANEL, qf_mm_panel(J, pn, own), INT64_MAX,
                      INT64_MAX};
         int64_t mb0 = mc * J->mblocks_per_ch;
-        qf_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, &c, 0, J->y, 1, S->M);
+        qf_product(S, &S->w[0], mb0, mb0 + J->mblocks_per_ch, &c, 0, J->y, 1, S->g.M);
     }
     free(own);
 }
@@ -924,13 +939,13 @@ static pare_status qf_mm_run(pare_kctx *k, const qf_state *S, const pare_tensor 
         R *= x->dims[i];
         dims[i] = x->dims[i];
     }
-    dims[x->rank - 1] = S->M;
+    dims[x->rank - 1] = S->g.M;
     pare_tensor *y;
-    pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, dims, &y, err);
+    pare_status st = k->alloc_out(k, 0, S->g.ydt, x->rank, dims, &y, err);
     if (st || !R)
         return st;
     qf_mm_job J = {S, x->data, y->data, R, (R + QF_PANEL - 1) / QF_PANEL, 1, 0, NULL, 0};
-    int64_t mbn = (S->M + QG_MR - 1) / QG_MR, want = 4 * pare_threadpool_size(k->pool);
+    int64_t mbn = (S->g.M + QG_MR - 1) / QG_MR, want = 4 * pare_threadpool_size(k->pool);
     int64_t nmch = J.npanel >= want ? 1 : (want + J.npanel - 1) / J.npanel;
     if (nmch > mbn)
         nmch = mbn;
@@ -954,7 +969,7 @@ static pare_status qf_run(pare_kctx *k, pare_error *err)
         return pare_error_set(err, PARE_ERR_INVALID, "missing input");
     if (x->dtype != (S->flip ? PARE_DT_INT8 : PARE_DT_UINT8))
         return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(x->dtype));
-    return S->kind == QF_CONV ? qf_conv_run(k, S, x, err) : qf_mm_run(k, S, x, err);
+    return S->g.kind == PARE_QDQ_CONV ? qf_conv_run(k, S, x, err) : qf_mm_run(k, S, x, err);
 }
 
 const pare_kernel pare_kernel_qdq_fused = {"", "QDQ", 1, 0, NULL, qf_run, qf_release, NULL};

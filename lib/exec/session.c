@@ -42,7 +42,7 @@ typedef struct gplan {
     pare_tensor **cmirror;    /* per value: initializer uploaded to the device once */
     const pare_backend *dev;  /* backend 1 of this plan, for cmirror */
     void *dev_ctx;            /* and its session context */
-    /* fusion (main graph, CPU only; NULL arrays: none): a node whose kernel
+    /* fusion (main graph; NULL arrays: none): a node whose kernel
      * absorbed the nodes after it writes fz_out[i] (reading fz_res[i] as
      * its residual); the absorbed nodes have fused_into = that position and
      * are skipped while no observer is set */
@@ -885,7 +885,9 @@ static pare_status fuse_node(gplan *p, size_t i, pare_error *err)
 
 /* the DequantizeLinear (ai.onnx, per tensor or per axis) producing v, whose
  * parameters (and data, when all_const) are constants, on the backend of
- * position i with no copy before it; else NULL */
+ * position i; with constant data with no copy before it (a copy before one
+ * of quantized data, of that data to its backend, still runs when the
+ * DequantizeLinear is absorbed); else NULL */
 static const pare_node *qdq_dq(const gplan *p, size_t i, const pare_value *v, bool all_const)
 {
     const pare_node *d = v ? v->producer : NULL;
@@ -894,7 +896,7 @@ static const pare_node *qdq_dq(const gplan *p, size_t i, const pare_value *v, bo
         (d->n_inputs > 2 && d->inputs[2] && !is_const(d->inputs[2])) ||
         (all_const && !is_const(d->inputs[0])) || !d->inputs[0] ||
         pare_node_attr_int(d, "block_size", 0) != 0 || v->dtype != PARE_DT_FLOAT ||
-        !same_device(p, i, d))
+        (all_const ? !same_device(p, i, d) : p->multi && p->nbe[node_pos(d)] != p->nbe[i]))
         return NULL;
     return d;
 }
@@ -948,26 +950,39 @@ static pare_status qdq_commit(gplan *p, size_t i, const pare_kernel *k, void *st
     return PARE_OK;
 }
 
+/* whether v is on backend be by position i: its home, or a copy there
+ * made before i */
+static bool lives_on(const gplan *p, const pare_value *v, uint8_t be, size_t i)
+{
+    return !p->multi || p->vbe[v->id] == be ||
+           (p->mirror_pos[v->id] != SIZE_MAX && p->mirror_pos[v->id] < i);
+}
+
 /* DequantizeLinear(x_q), DequantizeLinear(w_q) -> Conv / MatMul / Gemm
  * [-> Relu] -> QuantizeLinear at position i: node i runs the CPU's integer
- * kernel (pare_kernel_qdq) reading x_q and writing the QuantizeLinear's
- * output; the Relu, the QuantizeLinear and the DequantizeLinears only it
- * reads are absorbed. *done when it fused. */
+ * kernel (pare_kernel_qdq), or on a device its backend's (fuse_qdq),
+ * reading x_q and writing the QuantizeLinear's output; the Relu, the
+ * QuantizeLinear and the DequantizeLinears only it reads are absorbed.
+ * *done when it fused. */
 static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
 {
     *done = false;
     pare_node *n = p->order[i];
     bool add = (is_op(n, "Add") || is_op(n, "Sum")) && n->n_inputs == 2;
     if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm") || add) ||
-        n->n_inputs < 2 || n->n_outputs != 1 || !n->outputs[0] || (p->multi && p->nbe[i]))
+        n->n_inputs < 2 || n->n_outputs != 1 || !n->outputs[0])
+        return PARE_OK;
+    /* on a device: when its backend has fused kernels of its own */
+    uint8_t be = p->multi ? p->nbe[i] : 0;
+    if (be && (!p->dev || !p->dev->fuse_qdq))
         return PARE_OK;
     const pare_node *dx = qdq_dq(p, i, n->inputs[0], false),
                     *dw = qdq_dq(p, i, n->inputs[1], !add), *db = NULL;
     if (!dx || !dw || (dx == dw && !add))
         return PARE_OK;
     const pare_value *x_q = dx->inputs[0], *b_q = add ? dw->inputs[0] : NULL;
-    if (x_q->graph != p->g || (p->multi && p->vbe[x_q->id] != 0) ||
-        (b_q && (b_q->graph != p->g || (p->multi && p->vbe[b_q->id] != 0))))
+    if (x_q->graph != p->g || !lives_on(p, x_q, be, i) ||
+        (b_q && (b_q->graph != p->g || !lives_on(p, b_q, be, i))))
         return PARE_OK;
     /* Add: no broadcasting */
     if (add && (!same_shape(n->inputs[0], n->inputs[1]) ||
@@ -1045,7 +1060,8 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     const pare_kernel *k;
     void *state;
     pare_error ferr;
-    pare_status st = pare_kernel_qdq(&d, &k, &state, &ferr);
+    pare_status st = be ? p->dev->fuse_qdq(p->dev, p->dev_ctx, &d, &k, &state, &ferr)
+                        : pare_kernel_qdq(&d, &k, &state, &ferr);
     free(bvec);
     if (st == PARE_ERR_NOMEM)
         return PARE_NOMEM(err);
@@ -2001,7 +2017,10 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
         pare_node *n = p->order[i];
         f.pos = i;
         if (fuse_on && p->fused_into[i] != SIZE_MAX) {
-            /* computed by the node that absorbed it */
+            /* computed by the node that absorbed it; its border copies (a
+             * DequantizeLinear's quantized input) are what that node reads */
+            if (p->multi && (st = run_copies(&f, i, err)))
+                goto out;
             if (!s->keep_all)
                 release_after(&f, n, i);
             continue;

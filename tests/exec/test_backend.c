@@ -333,6 +333,8 @@ static struct {
     bool convs;          /* the fake takes Conv and BatchNormalization too */
     bool decline_bn;     /* ... but not BatchNormalization */
     int fuses;           /* fuse hook calls */
+    bool qdq;            /* the fake takes Q/DQ nodes and fuses QDQ patterns */
+    int qdq_fuses;       /* fuse_qdq hook calls that fused */
 } fk;
 
 static bool in_fake(const void *q)
@@ -446,7 +448,7 @@ static void fake_close(const pare_backend *b, void *sctx)
 
 /* Fake kernels: the CPU's, run on fake memory after checking that every
  * input is there and that they got the session's context. */
-static pare_kernel fake_relu, fake_add, fake_conv, fake_bn;
+static pare_kernel fake_relu, fake_add, fake_conv, fake_bn, fake_q, fake_dq;
 
 static pare_status fake_run(pare_kctx *k, pare_error *err)
 {
@@ -466,6 +468,8 @@ static const pare_kernel *fake_supports(const pare_backend *b, const pare_node *
 {
     (void)b;
     (void)opset;
+    if (fk.qdq && (!strcmp(n->op_type, "QuantizeLinear") || !strcmp(n->op_type, "DequantizeLinear")))
+        return n->op_type[0] == 'Q' ? &fake_q : &fake_dq;
     const pare_kernel *k = strcmp(n->op_type, "Relu") == 0  ? &fake_relu
                            : strcmp(n->op_type, "Add") == 0 ? &fake_add
                            : fk.convs && strcmp(n->op_type, "Conv") == 0 ? &fake_conv
@@ -554,6 +558,38 @@ static pare_status fake_fuse(const pare_backend *b, void *sctx, const pare_kerne
     return pare_kernel_fuse(pare_kernel_find("", "Conv", 14), n, state, f, err);
 }
 
+/* QDQ fusion on the fake: the CPU's fused kernel, run on fake memory */
+static pare_kernel fake_qdq;
+static const pare_kernel *fake_qdq_inner;
+
+static pare_status fake_run_qdq(pare_kctx *k, pare_error *err)
+{
+    for (size_t i = 0; i < k->n_in; i++)
+        if (k->in[i] && !in_fake(k->in[i]->data))
+            fk.foreign++;
+    if (k->dev != &fk)
+        fk.stray++;
+    return fake_qdq_inner->run(k, err);
+}
+
+static pare_status fake_fuse_qdq(const pare_backend *b, void *sctx, const pare_kqdq *d,
+                                 const pare_kernel **k, void **state, pare_error *err)
+{
+    (void)b;
+    if (sctx != &fk)
+        fk.stray++;
+    if (!fk.qdq)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "no");
+    pare_status st = pare_kernel_qdq(d, &fake_qdq_inner, state, err);
+    if (st)
+        return st;
+    fake_qdq = *fake_qdq_inner;
+    fake_qdq.run = fake_run_qdq;
+    *k = &fake_qdq;
+    fk.qdq_fuses++;
+    return PARE_OK;
+}
+
 static const pare_backend fake = {
     .name = "fake",
     .host_memory = false,
@@ -572,6 +608,7 @@ static const pare_backend fake = {
     .graph_begin = fake_graph_begin,
     .graph_end = fake_graph_end,
     .fuse = fake_fuse,
+    .fuse_qdq = fake_fuse_qdq,
 };
 
 static int setup_fake(void **state)
@@ -594,6 +631,10 @@ static int setup_fake(void **state)
     fake_conv.run = fake_run;
     fake_bn = *pare_kernel_find("", "BatchNormalization", 14);
     fake_bn.run = fake_run;
+    fake_q = *pare_kernel_find("", "QuantizeLinear", 13);
+    fake_q.run = fake_run;
+    fake_dq = *pare_kernel_find("", "DequantizeLinear", 13);
+    fake_dq.run = fake_run;
     pare_error err;
     assert_int_equal(pare_backend_register(&fake, &err), PARE_OK);
     return 0;
@@ -1095,6 +1136,169 @@ static void test_fake_backend_fusion(void **state)
     fk.convs = false;
 }
 
+/* a tensor of dtype dt (int8, uint8 or float) holding n values (n 1: a scalar) */
+static pare_value *qinit(pare_graph *g, const char *name, int dt, int rank, const int64_t *dims,
+                         const double *vals, int64_t nv)
+{
+    pare_tensor *t;
+    pare_value *v;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, dt, rank, dims, &t, &err), PARE_OK);
+    for (uint64_t i = 0; i < pare_tensor_numel(t); i++) {
+        double x = vals[i % (uint64_t)nv];
+        if (dt == PARE_DT_FLOAT)
+            ((float *)t->data)[i] = (float)x;
+        else if (dt == PARE_DT_INT8)
+            ((int8_t *)t->data)[i] = (int8_t)x;
+        else
+            ((uint8_t *)t->data)[i] = (uint8_t)x;
+    }
+    assert_int_equal(pare_graph_add_initializer(g, t, &v, &err), PARE_OK);
+    return v;
+}
+
+/* x -> Q -> xq -> DQ -> conv(DQ(Wq) per channel, B, pads 1) -> relu -> Q -> yq -> DQ -> y
+ * (input_q: the graph input is xq, uint8) */
+static pare_model *qdq_model(bool input_q)
+{
+    pare_model *m = new_model(13);
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    pare_node *n;
+    int64_t xd[4] = {1, 4, 5, 5}, wd[4] = {6, 4, 3, 3}, cd[1] = {6};
+    pare_value *x = add_input(g, input_q ? "xq" : "x", input_q ? PARE_DT_UINT8 : PARE_DT_FLOAT,
+                              4, xd);
+    pare_value *sx = qinit(g, "sx", PARE_DT_FLOAT, 0, NULL, (double[]){0.02}, 1);
+    pare_value *zx = qinit(g, "zx", PARE_DT_UINT8, 0, NULL, (double[]){50}, 1);
+    pare_value *xq =
+        input_q ? x : add_node(g, "qx", "QuantizeLinear", (pare_value *[]){x, sx, zx}, 3, "xq");
+    pare_value *xf = add_node(g, "dqx", "DequantizeLinear", (pare_value *[]){xq, sx, zx}, 3, "xf");
+    pare_value *wq = qinit(g, "Wq", PARE_DT_INT8, 4, wd, (double[]){-90, 17, 64, -3, 120, -128, 45}, 7);
+    pare_value *ws = qinit(g, "ws", PARE_DT_FLOAT, 1, cd, (double[]){0.004, 0.007, 0.002}, 3);
+    pare_value *wz = qinit(g, "wz", PARE_DT_INT8, 1, cd, (double[]){0}, 1);
+    pare_value *wf;
+    assert_int_equal(pare_graph_new_value(g, "wf", NULL, 0, &wf, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "dqw", "", "DequantizeLinear",
+                                         (pare_value *[]){wq, ws, wz}, 3, &wf, 1, NULL, &n, &err),
+                     PARE_OK);
+    assert_int_equal(pare_node_set_attr_int(n, "axis", 0, &err), PARE_OK);
+    pare_value *ci[3] = {xf, wf, qinit(g, "B", PARE_DT_FLOAT, 1, cd, (double[]){0.1, -0.2}, 2)};
+    pare_value *c;
+    assert_int_equal(pare_graph_new_value(g, "c", NULL, 0, &c, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "conv", "", "Conv", ci, 3, &c, 1, NULL, &n, &err),
+                     PARE_OK);
+    int64_t pads[4] = {1, 1, 1, 1};
+    assert_int_equal(pare_node_set_attr_ints(n, "pads", pads, 4, &err), PARE_OK);
+    pare_value *r = add_node(g, "relu", "Relu", &c, 1, "r");
+    pare_value *sy = qinit(g, "sy", PARE_DT_FLOAT, 0, NULL, (double[]){0.01}, 1);
+    pare_value *zy = qinit(g, "zy", PARE_DT_UINT8, 0, NULL, (double[]){3}, 1);
+    pare_value *yq = add_node(g, "qy", "QuantizeLinear", (pare_value *[]){r, sy, zy}, 3, "yq");
+    pare_value *y = add_node(g, "dqy", "DequantizeLinear", (pare_value *[]){yq, sy, zy}, 3, "y");
+    assert_int_equal(pare_graph_add_output(g, y, &err), PARE_OK);
+    return m;
+}
+
+/* runs the QDQ model with opts o; *plan (when not NULL) gets the plan text */
+static pare_tensor *qdq_run(pare_model *m, const pare_session_opts *o, char **plan)
+{
+    int64_t xd[4] = {1, 4, 5, 5};
+    pare_tensor *in, **out;
+    size_t no;
+    pare_error err;
+    bool q = pare_model_graph(m)->inputs[0]->dtype == PARE_DT_UINT8;
+    assert_int_equal(pare_tensor_new(q ? "xq" : "x", q ? PARE_DT_UINT8 : PARE_DT_FLOAT, 4, xd,
+                                     &in, &err), PARE_OK);
+    for (uint64_t i = 0; i < pare_tensor_numel(in); i++)
+        if (q)
+            ((uint8_t *)in->data)[i] = (uint8_t)((i * 37) % 101);
+        else
+            ((float *)in->data)[i] = (float)((i * 37) % 23) / 9.0f - 1.0f;
+    pare_session *s;
+    assert_int_equal(pare_session_new(m, o, &s, &err), PARE_OK);
+    if (plan)
+        assert_non_null(*plan = pare_session_plan_text(s));
+    for (int r = 0; r < 2; r++) { /* recording run, then from the arena */
+        if (pare_session_run(s, &in, 1, &out, &no, &err))
+            fail_msg("run: %s", err.msg);
+        if (r == 0)
+            pare_tensors_free(out, no);
+    }
+    assert_int_equal(no, 1);
+    pare_tensor *y = out[0];
+    free(out);
+    pare_session_free(s);
+    pare_tensor_free(in);
+    return y;
+}
+
+static void qdq_on_fake(bool input_q);
+
+/* A device backend with a fuse_qdq hook runs DQ -> Conv -> Relu -> Q as its
+ * own 8-bit kernel reading the quantized tensor where it lives (fake
+ * memory): the plan says so on the fake's row, the DQs, Relu and Q are
+ * absorbed, and the outputs are the CPU's fused ones to the bit; when the
+ * hook refuses, the nodes run as they are. */
+static void test_fake_backend_qdq_fusion(void **state)
+{
+    (void)state;
+    for (int input_q = 0; input_q < 2; input_q++)
+        qdq_on_fake(input_q);
+}
+
+/* test_fake_backend_qdq_fusion on the model with the graph input x (input_q
+ * 0) or xq (1: the fused node reads its copy on the device, made before the
+ * absorbed DequantizeLinear's position) */
+static void qdq_on_fake(bool input_q)
+{
+    fk.convs = true;
+    fk.qdq = true;
+    fk.qdq_fuses = 0;
+    pare_model *m = qdq_model(input_q);
+    pare_session_opts o = PARE_SESSION_OPTS_INIT;
+    o.threads = 1;
+    pare_tensor *cpu = qdq_run(m, &o, NULL);
+    o.no_fusion = true;
+    pare_tensor *plain = qdq_run(m, &o, NULL);
+    o.no_fusion = false;
+    o.device = "fake";
+    char *plan;
+    pare_tensor *dev = qdq_run(m, &o, &plan);
+    if (!has_row(plan, "conv", "Conv", "fake", "8-bit QDQ kernel: reads xq, writes yq"))
+        fail_msg("no fused row on the fake:\n%s", plan);
+    assert_true(has_row(plan, "dqx", "DequantizeLinear", "fake", "fused into conv"));
+    assert_true(has_row(plan, "dqw", "DequantizeLinear", "fake", "fused into conv"));
+    assert_true(has_row(plan, "relu", "Relu", "fake", "fused into conv"));
+    assert_true(has_row(plan, "qy", "QuantizeLinear", "fake", "fused into conv"));
+    assert_true(input_q || has_row(plan, "qx", "QuantizeLinear", "fake", NULL));
+    free(plan);
+    assert_int_equal(fk.qdq_fuses, 1);
+    assert_int_equal(fk.foreign, 0);
+    assert_int_equal(fk.stray, 0);
+    assert_memory_equal(dev->data, cpu->data, dev->nbytes);
+    /* within a step of y's scale of the unfused graph, and not all zero */
+    int nonzero = 0;
+    for (uint64_t i = 0; i < pare_tensor_numel(dev); i++) {
+        float a = ((float *)dev->data)[i], b = ((float *)plain->data)[i];
+        assert_true(fabsf(a - b) <= 0.0101f);
+        nonzero += a != 0;
+    }
+    assert_true(nonzero > 10);
+    pare_tensor_free(dev);
+    /* the hook refuses: nothing of the QDQ pattern fuses */
+    fk.qdq = false; /* Q/DQ fall back to the CPU now */
+    fk.qdq_fuses = 0;
+    dev = qdq_run(m, &o, &plan);
+    assert_null(strstr(plan, "8-bit QDQ"));
+    free(plan);
+    assert_int_equal(fk.qdq_fuses, 0);
+    assert_memory_equal(dev->data, plain->data, dev->nbytes);
+    pare_tensor_free(dev);
+    pare_tensor_free(cpu);
+    pare_tensor_free(plain);
+    pare_model_free(m);
+    fk.convs = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1315,7 @@ int main(void)
                                         teardown_fake),
         cmocka_unit_test_setup_teardown(test_fake_backend_selection, setup_fake, teardown_fake),
         cmocka_unit_test_setup_teardown(test_fake_backend_fusion, setup_fake, teardown_fake),
+        cmocka_unit_test_setup_teardown(test_fake_backend_qdq_fusion, setup_fake, teardown_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
