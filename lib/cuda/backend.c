@@ -685,6 +685,13 @@ static const pare_kernel *cuda_supports(const pare_backend *b, const pare_node *
     return pcu_supports(n, opset, dtypes, n_in, why, why_size);
 }
 
+static pare_status cuda_fuse_qdq(const pare_backend *b, void *sctx, const pare_kqdq *d,
+                                 const pare_kernel **k, void **state, pare_error *err)
+{
+    (void)b;
+    return pcu_fuse_qdq(sctx, d, k, state, err);
+}
+
 static pare_status cuda_fuse(const pare_backend *b, void *sctx, const pare_kernel *k,
                              const pare_node *n, void *state, const pare_kfuse *f, pare_error *err)
 {
@@ -711,6 +718,7 @@ static const pare_backend cuda_backend = {
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .fuse = cuda_fuse,
+    .fuse_qdq = cuda_fuse_qdq,
 };
 
 const pare_backend *pare_backend_cuda(void)

@@ -26,6 +26,7 @@
 #include <cudnn.h>
 
 #include "exec/backend.h"
+#include "cuda/qfused_cu.h"
 
 /* One session's context (pare_backend.open), passed to kernels as k->dev. */
 typedef struct pcu_session {
@@ -130,6 +131,25 @@ bool pcu_quant_accepts(const pare_kernel *k, const pare_node *n, int64_t opset, 
 
 /* Whether Cast on cuda converts to or from this dtype (core.c). */
 bool pcu_cast_supported(int dtype);
+
+/* Fused QDQ (qfused.c): the backend's fuse_qdq, the kernel of a QDQ-fused
+ * node (exec/kernel.h pare_kqdq) or a refusal (PARE_ERR_UNSUPPORTED: the
+ * nodes run as they are). */
+pare_status pcu_fuse_qdq(pcu_session *ps, const pare_kqdq *d, const pare_kernel **k, void **state,
+                         pare_error *err);
+/* Its host-side parts, for the tests: the row tile for Mg rows per group;
+ * the weights packed [group][Mpad][Kp] (zeros past Mg and K) and per output
+ * channel zc * rowsum; the Conv k table (channel, ky * dh, kx * dw); the
+ * Add's parameters. */
+int pcu_qdq_bm(int64_t Mg);
+pare_status pcu_qdq_pack(const pare_qdq_geom *G, const int8_t *w, int bm, int8_t **packed,
+                         int32_t **corr, int64_t *Kp, int64_t *Mpad);
+pare_status pcu_qdq_ktab(const pare_qdq_geom *G, int32_t **tab);
+/* the kernel's arguments for an input of xdt, xrank, xdims (all but the
+ * tile, the packed sizes and the device pointers) and the output's dims */
+pare_status pcu_qdq_args(const pare_qdq_geom *G, int xdt, int xrank, const int64_t *xdims,
+                         pcu_qgemm *a, int64_t *ydims, pare_error *err);
+pare_status pcu_qdq_add_params(const pare_kqdq *d, pcu_qadd *A);
 
 /* The CUDA backend record (backend.c), registered at start-up of a CUDA build. */
 const pare_backend *pare_backend_cuda(void);

@@ -21,28 +21,9 @@
  * workspace, then one cuBLAS GEMM (float accumulation; TF32 only when the
  * session asks) and a bias kernel. g_idx (act-order) is left to the CPU.
  *
- * Fused QDQ (design; needs the executor, see the report to the lead). A
- * pare-quantize static model has DequantizeLinear(x_q) and
- * DequantizeLinear(w_q) -> Conv/MatMul -> QuantizeLinear. One kernel per
- * node means three launches and two float tensors in memory. What fusion
- * needs from lib/exec/session.c, kept small:
- *   1. a backend hook `fuse(b, graph, node, &kernel, &state, consumed[])`
- *      called at plan time for each node placed on the device before its
- *      inputs' producers are finalised: the CUDA backend would match
- *      DQ(x) + DQ(w const) -> Conv/MatMul -> Q (each intermediate with a
- *      single consumer, scales/zero points initializers, per-tensor x/y
- *      scales, per-tensor or per-channel w scale) and return one kernel
- *      that reads x_q, w_q, the scales and zero points and writes y_q;
- *   2. the executor then marks the consumed DQ and Q nodes as "absorbed":
- *      no kernel, no buffer for their float outputs (their values never
- *      get a home), and the fused kernel's node reads the DQ inputs and
- *      writes the Q output. Graph outputs and values with other readers
- *      keep the nodes unfused.
- * The kernels such a fused node runs exist here: QLinearConv's path
- * (qlinconv_run: dequantize without scales, exact float conv, requantize)
- * and QLinearMatMul's int8 kernel are exactly DQ -> Conv/MatMul -> Q with
- * per-tensor/per-channel parameters, so the fused kernel is a run function
- * taking its inputs from the absorbed nodes' inputs.
+ * Fused QDQ (DequantizeLinear -> Conv / MatMul / Gemm -> QuantizeLinear as
+ * one int8 tensor-core kernel) is qfused.c, reached through the executor's
+ * QDQ fusion (pare_backend.fuse_qdq), not through these records.
  *
  * Conditions beyond the records' types are in pcu_quant_accepts.
  */

@@ -153,3 +153,19 @@ pare_status gpu_make_inputs(pare_model *m, int64_t dyn, pare_tensor ***ins, size
     }
     return PARE_OK;
 }
+
+bool gpu_plan_has(const char *plan, const char *be, const char *note)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, " %s ", be);
+    for (const char *l = plan; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)len, l);
+        if (strstr(line, pat) && strstr(line, note))
+            return true;
+        l = e ? e + 1 : NULL;
+    }
+    return false;
+}

@@ -11,6 +11,9 @@
 
 /* true when device "cuda" can run here; else why */
 bool gpu_usable(char *why, size_t size);
+/* whether a row of a plan text (pare_session_plan_text) runs on backend be
+ * with a note containing note */
+bool gpu_plan_has(const char *plan, const char *be, const char *note);
 pare_status gpu_read_pb(const char *path, pare_tensor **out, pare_error *err);
 /* |got - want| <= atol + rtol |want| elementwise (NaN equal to NaN, inf to
  * the same inf); integers and bools exactly; false with why */

@@ -5,7 +5,8 @@
  *   - testdata's CNN and transformer blocks, float32 (rtol 1e-3, atol
  *     1e-4), and their fp16 (rtol 2e-2, atol 2e-2) and int8 QDQ (the
  *     quantized model on both sides; atol 0.1 of the output's range: one
- *     int8 step) versions made by pare-quantize when it is built;
+ *     int8 step; the cuda plan must run some node as a fused 8-bit QDQ
+ *     kernel) versions made by pare-quantize when it is built;
  *   - CUDA graphs: with cuda_graph -1 three runs give the outputs of a
  *     cuda_graph 0 session bit for bit; cuda_graph 1 either replays (the
  *     stats say so) or is refused with a reason;
@@ -38,8 +39,9 @@ static void result(bool ok, const char *what, const char *why)
 }
 
 /* cuda against cpu (and against want[0] when given) on the same inputs */
+/* plan_note: some row of the cuda plan must run on cuda with this note */
 static void check_model(const char *what, const char *path, int64_t dyn, double rtol,
-                        double atol, const pare_tensor *want)
+                        double atol, const pare_tensor *want, const char *plan_note)
 {
     pare_error err;
     pare_model *m;
@@ -70,6 +72,10 @@ static void check_model(const char *what, const char *path, int64_t dyn, double 
         }
         if (ok && want && n_got && !gpu_compare(got[0], want, rtol, atol, why, sizeof why))
             ok = false;
+        if (ok && plan_note && !gpu_plan_has(plan, "cuda", plan_note)) {
+            snprintf(why, sizeof why, "no node of the cuda plan has '%s'", plan_note);
+            ok = false;
+        }
         if (ok)
             printf("     %s: %zu nodes on cuda, %zu on cpu, compute %.3f ms, h2d %.3f ms, "
                    "d2h %.3f ms, device peak %llu bytes\n",
@@ -104,7 +110,7 @@ static void light_zoo(const char *dir)
         pare_error err;
         if (gpu_read_pb(ref, &want, &err))
             want = NULL;
-        check_model(what, path, 1, 2e-3, 1e-4, want);
+        check_model(what, path, 1, 2e-3, 1e-4, want, NULL);
         pare_tensor_free(want);
     }
     closedir(d);
@@ -221,13 +227,13 @@ int main(void)
         char path[4096], out[4096], what[300], extra[4200];
         snprintf(path, sizeof path, "%s/%s", PARE_TESTDATA, models[i].file);
         snprintf(what, sizeof what, "%s float32", models[i].file);
-        check_model(what, path, 2, 1e-3, 1e-4, NULL);
+        check_model(what, path, 2, 1e-3, 1e-4, NULL, NULL);
         if (!tmp)
             continue;
         snprintf(out, sizeof out, "%s/fp16_%s", tmp, models[i].file);
         if (quantize("fp16", path, out, "")) {
             snprintf(what, sizeof what, "%s fp16", models[i].file);
-            check_model(what, out, 2, 2e-2, 2e-2, NULL);
+            check_model(what, out, 2, 2e-2, 2e-2, NULL, NULL);
             unlink(out);
         } else {
             printf("note: no fp16 model of %s (pare-quantize not built or failed)\n",
@@ -238,7 +244,8 @@ int main(void)
                  models[i].calib);
         if (quantize("static", path, out, extra)) {
             snprintf(what, sizeof what, "%s int8 QDQ", models[i].file);
-            check_model(what, out, 2, 1e-2, 0.1, NULL);
+            /* the convolutions and MatMuls run as the int8 kernels of qfused.c */
+            check_model(what, out, 2, 1e-2, 0.1, NULL, "8-bit QDQ kernel");
             unlink(out);
         } else {
             printf("note: no int8 QDQ model of %s (pare-quantize not built or failed)\n",

@@ -17,6 +17,7 @@
 #include "pare/exec.h"
 #include "pare/model.h"
 #include "exec/backend.h"
+#include "gpu_common.h"
 
 static int passed, failed;
 
@@ -171,6 +172,11 @@ static pare_node *tc_node(tcase *c, const char *domain, const char *op, pare_val
 }
 
 static int conv_algo; /* pare_session_opts.cuda_conv_algo of the device runs */
+/* when set: the device run's plan must have a row on cuda whose note
+ * contains it (QDQ cases: "8-bit QDQ kernel"), or must not (want_absent) */
+static const char *want_note;
+static bool want_absent;
+
 
 static pare_status run_on(tcase *c, const char *device, pare_tensor ***outs, size_t *n,
                           size_t *on_device, pare_error *err)
@@ -183,6 +189,15 @@ static pare_status run_on(tcase *c, const char *device, pare_tensor ***outs, siz
     if (st)
         return st;
     st = pare_session_run(s, c->in, c->n_in, outs, n, err);
+    if (!st && want_note && strcmp(device, "cpu")) {
+        char *plan = pare_session_plan_text(s);
+        if (!plan || gpu_plan_has(plan, "cuda", want_note) == want_absent) {
+            fprintf(stderr, "%s", plan ? plan : "");
+            st = pare_error_set(err, PARE_ERR_RUNTIME, "the plan has %sa cuda row with '%s'",
+                                want_absent ? "" : "no ", want_note);
+        }
+        free(plan);
+    }
     if (!st && on_device) {
         pare_run_stats rs;
         pare_session_run_stats(s, &rs);
@@ -515,6 +530,182 @@ static void int_cases(void)
     tc_end(&c);
 }
 
+/* ---- fused QDQ (lib/cuda/qfused.c): DQ -> op -> Q chains on int8 tensor
+ * cores against the CPU's fused kernels, to the bit ---- */
+
+static pare_value *scalar_const(tcase *c, const char *name, int dt, double v)
+{
+    pare_tensor *t;
+    pare_error err;
+    must(pare_tensor_new(name, dt, 0, NULL, &t, &err), &err, name);
+    pare_dtype_set_f64(dt, t->data, 0, v);
+    return tc_const(c, t);
+}
+
+/* a node of the chain: output named out, or a graph output when out is NULL */
+static pare_value *chain(tcase *c, const char *op, pare_value *const *ins, size_t n,
+                         const char *out, pare_node **node)
+{
+    pare_value *o;
+    pare_node *nd;
+    pare_error err;
+    must(pare_graph_new_value(c->g, out ? out : "y0", NULL, 0, &o, &err), &err, "value");
+    must(pare_graph_add_node(c->g, out ? out : "last", "", op, ins, n, &o, 1, NULL, &nd, &err),
+         &err, op);
+    if (!out)
+        must(pare_graph_add_output(c->g, o, &err), &err, "graph output");
+    if (node)
+        *node = nd;
+    return o;
+}
+
+/* x_q (graph input, xdt) -> DQ -> op(DQ(w_q) per output channel [, bias]) [-> Add bias]
+ * [-> Relu] -> Q (uint8 y) or float y. op Conv: x [N, C, (H,) W], w [M, C/group, (kh,) kw];
+ * MatMul: x [N, H, C] times w [C, M]; Gemm (transB): x [N, C] times w [M, C]. */
+typedef struct qspec {
+    const char *name, *op;
+    int xdt;
+    int64_t N, C, H, W, M, kh, kw, group, stride, dil, pad;
+    int nd;          /* Conv: 1 or 2 spatial dims */
+    bool relu, fout, bias;
+} qspec;
+
+static void qdq_case(const qspec *q)
+{
+    tcase c;
+    tc_begin(&c, q->name, 19, 0);
+    bool conv = !strcmp(q->op, "Conv"), gemm = !strcmp(q->op, "Gemm");
+    int64_t xd[4], wd[4], xr, wr, K;
+    if (conv) {
+        xr = q->nd + 2;
+        xd[0] = q->N;
+        xd[1] = q->C;
+        xd[2] = q->H;
+        xd[xr - 1] = q->W;
+        wr = xr;
+        wd[0] = q->M;
+        wd[1] = q->C / q->group;
+        wd[2] = q->kh;
+        wd[wr - 1] = q->kw;
+        K = wd[1] * q->kh * q->kw;
+    } else {
+        xr = gemm ? 2 : 3;
+        xd[0] = q->N;
+        xd[1] = gemm ? q->C : q->H;
+        xd[2] = q->C;
+        wr = 2;
+        wd[0] = gemm ? q->M : q->C;
+        wd[1] = gemm ? q->C : q->M;
+        K = q->C;
+    }
+    bool u8 = q->xdt == PARE_DT_UINT8;
+    pare_value *x = tc_input(&c, rand_tensor("xq", q->xdt, (int)xr, xd, u8 ? 0 : -128,
+                                             u8 ? 255 : 127));
+    pare_value *sx = scalar_const(&c, "sx", PARE_DT_FLOAT, 0.03);
+    pare_value *zx = scalar_const(&c, "zx", q->xdt, u8 ? 131 : -7);
+    pare_value *xf = chain(&c, "DequantizeLinear", (pare_value *[]){x, sx, zx}, 3, "xf", NULL);
+    int64_t M = q->M;
+    pare_value *wq = tc_const(&c, rand_tensor("wq", PARE_DT_INT8, (int)wr, wd, -127, 127));
+    pare_value *ws = tc_const(&c, rand_tensor("ws", PARE_DT_FLOAT, 1, &M, 0.002, 0.01));
+    pare_node *n;
+    pare_value *wf = chain(&c, "DequantizeLinear", (pare_value *[]){wq, ws}, 2, "wf", &n);
+    set_int(n, "axis", conv || gemm ? 0 : 1);
+    pare_value *ins[3] = {xf, wf, NULL};
+    size_t nin = 2;
+    if (q->bias && !strcmp(q->op, "MatMul")) {
+        /* the bias comes as an Add after the MatMul */
+    } else if (q->bias) {
+        ins[2] = tc_const(&c, rand_tensor("b", PARE_DT_FLOAT, 1, &M, -1, 1));
+        nin = 3;
+    }
+    bool last_op = !q->relu && q->fout && !(q->bias && !strcmp(q->op, "MatMul"));
+    pare_value *v = chain(&c, q->op, ins, nin, last_op ? NULL : "acc", &n);
+    if (conv) {
+        int64_t st[2] = {q->stride, q->stride}, dl[2] = {q->dil, q->dil},
+                pd[4] = {q->pad, q->pad, q->pad, q->pad};
+        set_ints(n, "strides", st, (size_t)q->nd);
+        set_ints(n, "dilations", dl, (size_t)q->nd);
+        set_ints(n, "pads", pd, 2 * (size_t)q->nd);
+        set_int(n, "group", q->group);
+    } else if (gemm) {
+        set_int(n, "transB", 1);
+    }
+    if (q->bias && !strcmp(q->op, "MatMul")) {
+        pare_value *b = tc_const(&c, rand_tensor("b", PARE_DT_FLOAT, 1, &M, -1, 1));
+        v = chain(&c, "Add", (pare_value *[]){v, b}, 2, !q->relu && q->fout ? NULL : "biased",
+                  NULL);
+    }
+    if (q->relu)
+        v = chain(&c, "Relu", &v, 1, q->fout ? NULL : "r", NULL);
+    if (!q->fout) {
+        /* y's scale: about a tenth of the sums' spread in units */
+        double ys = 0.1 * sqrt((double)K / 144.0);
+        pare_value *sy = scalar_const(&c, "sy", PARE_DT_FLOAT, ys);
+        pare_value *zy = scalar_const(&c, "zy", PARE_DT_UINT8, q->relu ? 3 : 128);
+        chain(&c, "QuantizeLinear", (pare_value *[]){v, sy, zy}, 3, NULL, NULL);
+    }
+    c.tol = q->fout ? 1e-7 : want_absent ? 1 : 0;
+    want_note = "8-bit QDQ kernel";
+    tc_end(&c);
+    want_note = NULL;
+}
+
+static void qdq_add_case(void)
+{
+    tcase c;
+    tc_begin(&c, "QDQ Add u8 + i8 -> u8 with Relu", 19, 0);
+    int64_t d[3] = {3, 70, 33};
+    pare_value *a = tc_input(&c, rand_tensor("a", PARE_DT_UINT8, 3, d, 0, 255));
+    pare_value *b = tc_input(&c, rand_tensor("b", PARE_DT_INT8, 3, d, -128, 127));
+    pare_value *af = chain(&c, "DequantizeLinear",
+                           (pare_value *[]){a, scalar_const(&c, "sa", PARE_DT_FLOAT, 0.05),
+                                            scalar_const(&c, "za", PARE_DT_UINT8, 120)},
+                           3, "af", NULL);
+    pare_value *bf = chain(&c, "DequantizeLinear",
+                           (pare_value *[]){b, scalar_const(&c, "sb", PARE_DT_FLOAT, 0.03),
+                                            scalar_const(&c, "zb", PARE_DT_INT8, 4)},
+                           3, "bf", NULL);
+    pare_value *s = chain(&c, "Add", (pare_value *[]){af, bf}, 2, "s", NULL);
+    pare_value *r = chain(&c, "Relu", &s, 1, "r", NULL);
+    chain(&c, "QuantizeLinear",
+          (pare_value *[]){r, scalar_const(&c, "sy", PARE_DT_FLOAT, 0.04),
+                           scalar_const(&c, "zy", PARE_DT_UINT8, 10)},
+          3, NULL, NULL);
+    want_note = "8-bit QDQ kernel";
+    tc_end(&c);
+    want_note = NULL;
+}
+
+static void qdq_cases(void)
+{
+    static const qspec cases[] = {
+        {"QDQ Conv u8 3x3 pads 1 Relu -> u8 (int8 WMMA, 64-row tile)", "Conv", PARE_DT_UINT8,
+         2, 16, 13, 13, 32, 3, 3, 1, 1, 1, 1, 2, true, false, true},
+        {"QDQ Conv i8 group 2 stride 2 dilation 2, 80 rows per group (128-row tile)", "Conv",
+         PARE_DT_INT8, 2, 32, 15, 14, 160, 3, 3, 2, 2, 2, 2, 2, false, false, true},
+        {"QDQ Conv u8 1x1, K 600 (19 k steps, K % 32 != 0), float out", "Conv", PARE_DT_UINT8,
+         3, 600, 9, 9, 24, 1, 1, 1, 1, 1, 0, 2, false, true, true},
+        {"QDQ Conv u8 1-D k 5 pads 2 Relu, no bias", "Conv", PARE_DT_UINT8, 2, 16, 1, 50, 16,
+         1, 5, 1, 1, 1, 2, 1, true, false, false},
+        {"QDQ MatMul u8 [2, 37, 64] x [64, 48] + bias Add (16-byte loads)", "MatMul",
+         PARE_DT_UINT8, 2, 64, 37, 0, 48, 0, 0, 1, 1, 1, 0, 0, false, false, true},
+        {"QDQ MatMul i8 K 45 (byte loads) Relu, float out", "MatMul", PARE_DT_INT8, 3, 45, 29, 0,
+         130, 0, 0, 1, 1, 1, 0, 0, true, true, false},
+        {"QDQ Gemm transB u8 [33, 70] x [50, 70]^T + bias", "Gemm", PARE_DT_UINT8, 33, 70, 0, 0,
+         50, 0, 0, 1, 1, 1, 0, 0, false, false, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        qdq_case(&cases[i]);
+    qdq_add_case();
+    /* depthwise: refused by the int8 kernel, runs dequantized on cuda (its
+     * float sums round differently from the CPU's fused int32 ones: 1 step) */
+    qspec dw = {"QDQ Conv depthwise (unfused on cuda)", "Conv", PARE_DT_UINT8, 2, 16, 12, 12,
+                16, 3, 3, 16, 1, 1, 1, 2, true, false, true};
+    want_absent = true;
+    qdq_case(&dw);
+    want_absent = false;
+}
+
 static void nbits_case(int dt, double tol, const char *name)
 {
     tcase c;
@@ -622,6 +813,7 @@ int main(void)
     nbits_case(PARE_DT_FLOAT16, 1e-2, "MatMulNBits f16 4-bit packed zp bias");
     nbits_case(PARE_DT_FLOAT, 1e-5, "MatMulNBits f32 4-bit packed zp bias");
     nbits_case(PARE_DT_BFLOAT16, 2e-2, "MatMulNBits bf16 4-bit packed zp bias");
+    qdq_cases();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -706,6 +706,282 @@ static void test_accepts(void **state)
     pare_model_free(m);
 }
 
+/* ---- fused QDQ: the int8 kernel's layout and per-element functions ---- */
+
+static pare_tensor *qt(const char *name, int dtype, int rank, const int64_t *dims)
+{
+    pare_tensor *t;
+    pare_error err;
+    assert_int_equal(pare_tensor_new(name, dtype, rank, dims, &t, &err), PARE_OK);
+    return t;
+}
+
+static uint32_t qrng = 12345;
+static int32_t qrand(int32_t lo, int32_t hi)
+{
+    qrng = qrng * 1664525u + 1013904223u;
+    return lo + (int32_t)((qrng >> 8) % (uint32_t)(hi - lo + 1));
+}
+
+/* One fused Conv (matmul: a MatMul of x [R, K] by w [K, M]) described as the
+ * executor would, run through pcu_qdq_pack / pcu_qdq_ktab / pcu_qdq_args and
+ * the kernel's own pcu_qg_column / pcu_qg_b / pcu_qg_out around a plain
+ * loop over the packed operands, against the direct sum over (x - zx) w of
+ * pare_qdq_geom with the same epilogue. Equal to the bit. */
+static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group)
+{
+    pare_model *m = new_model();
+    pare_graph *g = pare_model_graph(m);
+    pare_error err;
+    int64_t N = 2, C = 3 * group, H = 5, W = 7, Mg = 18, M = Mg * group, kh = 3, kw = 2;
+    int64_t R = 37, K = 45;
+    pare_value *x = value(g, PARE_DT_FLOAT), *w = value(g, PARE_DT_FLOAT);
+    pare_value *ins[2] = {x, w};
+    pare_node *n = node(g, "", matmul ? "MatMul" : "Conv", ins, 2, 1);
+    if (!matmul) {
+        int64_t st[2] = {2, 1}, dl[2] = {2, 2}, pd[4] = {1, 0, 2, 1};
+        assert_int_equal(pare_node_set_attr_ints(n, "strides", st, 2, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_ints(n, "dilations", dl, 2, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_ints(n, "pads", pd, 4, &err), PARE_OK);
+        assert_int_equal(pare_node_set_attr_int(n, "group", group, &err), PARE_OK);
+    } else {
+        M = 40;
+        group = 1;
+    }
+    int64_t one = 1, wd[4] = {M, C / group, kh, kw}, wm[2] = {K, M};
+    pare_tensor *xs = qt("xs", PARE_DT_FLOAT, 1, &one), *xz = qt("xz", xdt, 1, &one);
+    pare_tensor *wq = matmul ? qt("w", PARE_DT_INT8, 2, wm) : qt("w", PARE_DT_INT8, 4, wd);
+    pare_tensor *ws = qt("ws", PARE_DT_FLOAT, 1, &M), *b = qt("b", PARE_DT_FLOAT, 1, &M);
+    pare_tensor *ys = qt("ys", PARE_DT_FLOAT, 1, &one), *yz = qt("yz", PARE_DT_UINT8, 1, &one);
+    *(float *)xs->data = 0.02f;
+    int32_t zx = xdt == PARE_DT_UINT8 ? 37 : -5;
+    if (xdt == PARE_DT_UINT8)
+        *(uint8_t *)xz->data = (uint8_t)zx;
+    else
+        *(int8_t *)xz->data = (int8_t)zx;
+    for (size_t i = 0; i < pare_tensor_numel(wq); i++)
+        ((int8_t *)wq->data)[i] = (int8_t)qrand(-128, 127);
+    for (int64_t i = 0; i < M; i++) {
+        ((float *)ws->data)[i] = 0.001f * (float)qrand(1, 9);
+        ((float *)b->data)[i] = 0.05f * (float)qrand(-20, 20);
+    }
+    *(float *)ys->data = 0.05f;
+    *(uint8_t *)yz->data = 100;
+    pare_kqdq d;
+    memset(&d, 0, sizeof d);
+    d.op = n;
+    d.x_dtype = xdt;
+    d.x_scale = xs;
+    d.x_zp = xz;
+    d.w_q = wq;
+    d.w_scale = ws;
+    d.w_axis = matmul ? 1 : 0;
+    d.bias_f = matmul ? NULL : b;
+    d.bias_vec = matmul ? b->data : NULL;
+    d.y_scale = ys;
+    d.y_zp = yz;
+    d.y_dtype = PARE_DT_UINT8;
+    d.relu = relu;
+    d.float_out = fout;
+    pare_qdq_geom G;
+    assert_int_equal(pare_qdq_geom_make(&d, &G), PARE_OK);
+
+    int bm = pcu_qdq_bm(G.Mg);
+    assert_int_equal(bm, 64);
+    assert_int_equal(pcu_qdq_bm(65), 128);
+    int8_t *pk;
+    int32_t *corr, *tab = NULL;
+    int64_t Kp, Mpad;
+    assert_int_equal(pcu_qdq_pack(&G, wq->data, bm, &pk, &corr, &Kp, &Mpad), PARE_OK);
+    assert_int_equal(Kp % PCU_QG_BK, 0);
+    assert_true(Kp >= G.K && Kp < G.K + PCU_QG_BK);
+    assert_int_equal(Mpad % bm, 0);
+    for (int64_t gi = 0; gi < G.group; gi++) /* zero past Mg and K */
+        for (int64_t r = 0; r < Mpad; r++)
+            for (int64_t k = r < G.Mg ? G.K : 0; k < Kp; k++)
+                assert_int_equal(pk[(gi * Mpad + r) * Kp + k], 0);
+    if (!matmul)
+        assert_int_equal(pcu_qdq_ktab(&G, &tab), PARE_OK);
+
+    int64_t xd4[4] = {N, C, H, W}, xd2[2] = {R, K}, yd[4];
+    const int64_t *xd = matmul ? xd2 : xd4;
+    int xr = matmul ? 2 : 4;
+    pcu_qgemm a;
+    assert_int_equal(pcu_qdq_args(&G, xdt, xr, xd, &a, yd, &err), PARE_OK);
+    assert_int_equal(pcu_qdq_args(&G, xdt == PARE_DT_UINT8 ? PARE_DT_INT8 : PARE_DT_UINT8, xr, xd,
+                                  &a, yd, &err), PARE_ERR_INVALID);
+    assert_int_equal(pcu_qdq_args(&G, xdt, xr, xd, &a, yd, &err), PARE_OK);
+    a.bm = bm;
+    a.Kp = Kp;
+    a.Mpad = Mpad;
+    a.w = pk;
+    a.corr = corr;
+    a.mult = G.mult;
+    a.bias = G.bias;
+    a.ktab = tab;
+    int64_t nx = 1, ny = 1;
+    for (int i = 0; i < xr; i++) {
+        nx *= xd[i];
+        ny *= yd[i];
+    }
+    if (!matmul) {
+        /* strides 2, 1; dilations 2, 2; pads 1, 0, 2, 1 */
+        assert_int_equal(yd[2], (H + 1 + 2 - 5) / 2 + 1);
+        assert_int_equal(yd[3], (W + 0 + 1 - 3) / 1 + 1);
+        assert_int_equal(a.P, N * yd[2] * yd[3]);
+    } else {
+        assert_int_equal(a.P, R);
+        assert_int_equal(yd[1], M);
+    }
+    uint8_t *xv = malloc((size_t)nx);
+    size_t esz = fout ? 4 : 1;
+    char *got = calloc((size_t)ny, esz), *want = calloc((size_t)ny, esz);
+    assert_non_null(xv);
+    for (int64_t i = 0; i < nx; i++)
+        xv[i] = (uint8_t)qrand(0, 255);
+    /* the kernel's functions over the packed operands */
+    for (int64_t gi = 0; gi < a.group; gi++)
+        for (int64_t r = 0; r < a.Mg; r++)
+            for (int64_t p = 0; p < a.P; p++) {
+                pcu_qg_col c = pcu_qg_column(&a, gi, p);
+                int32_t acc = 0;
+                for (int64_t k = 0; k < a.Kp; k++)
+                    acc += pk[(gi * Mpad + r) * Kp + k] * pcu_qg_b(&a, xv, &c, k);
+                pcu_qg_out(&a, gi, r, p, acc, got);
+            }
+    /* the direct formula */
+    for (int64_t gi = 0; gi < a.group; gi++)
+        for (int64_t r = 0; r < a.Mg; r++)
+            for (int64_t p = 0; p < a.P; p++) {
+                int64_t gm = gi * a.Mg + r, at;
+                int32_t acc = 0;
+                if (matmul) {
+                    for (int64_t k = 0; k < K; k++) {
+                        int32_t xq = xdt == PARE_DT_UINT8 ? xv[p * K + k] : (int8_t)xv[p * K + k];
+                        acc += (xq - zx) * ((int8_t *)wq->data)[k * M + gm];
+                    }
+                    at = p * M + gm;
+                } else {
+                    int64_t oh = yd[2], ow = yd[3], img = p / (oh * ow), oy = p / ow % oh,
+                            ox = p % ow;
+                    for (int64_t c = 0; c < C / group; c++)
+                        for (int64_t ky = 0; ky < kh; ky++)
+                            for (int64_t kx = 0; kx < kw; kx++) {
+                                int64_t iy = oy * 2 - 1 + ky * 2, ix = ox - 0 + kx * 2;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue; /* reads zx: (zx - zx) w = 0 */
+                                uint8_t v = xv[((img * C + gi * (C / group) + c) * H + iy) * W + ix];
+                                int32_t xq = xdt == PARE_DT_UINT8 ? v : (int8_t)v;
+                                acc += (xq - zx) *
+                                       ((int8_t *)wq->data)[((gm * (C / group) + c) * kh + ky) * kw + kx];
+                            }
+                    at = (img * M + gm) * oh * ow + oy * ow + ox;
+                }
+                float q = (float)acc * G.mult[gm] + (G.bias ? G.bias[gm] : 0.0f);
+                float lo = fout ? -INFINITY : (float)(0 - 100), hi = fout ? INFINITY : 155.0f;
+                if (relu && lo < 0)
+                    lo = 0;
+                q = q > lo ? q : lo;
+                q = q < hi ? q : hi;
+                if (fout)
+                    ((float *)want)[at] = q;
+                else
+                    ((uint8_t *)want)[at] = (uint8_t)((int)rintf(q) + 100);
+            }
+    assert_memory_equal(got, want, (size_t)ny * esz);
+    /* not every output saturated or zero: the case tests something */
+    int64_t distinct = 0;
+    for (int64_t i = 1; i < ny && !fout; i++)
+        distinct += ((uint8_t *)want)[i] != ((uint8_t *)want)[i - 1];
+    assert_true(fout || distinct > ny / 4);
+    free(xv);
+    free(got);
+    free(want);
+    free(pk);
+    free(corr);
+    free(tab);
+    pare_qdq_geom_release(&G);
+    pare_tensor *ts[] = {xs, xz, wq, ws, b, ys, yz};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        pare_tensor_free(ts[i]);
+    pare_model_free(m);
+}
+
+static void test_qdq_conv_layout(void **state)
+{
+    (void)state;
+    qdq_case(false, PARE_DT_UINT8, false, false, 1);
+    qdq_case(false, PARE_DT_INT8, false, true, 2);
+    qdq_case(false, PARE_DT_UINT8, true, true, 2);
+}
+
+static void test_qdq_matmul_layout(void **state)
+{
+    (void)state;
+    qdq_case(true, PARE_DT_UINT8, false, false, 1);
+    qdq_case(true, PARE_DT_INT8, true, false, 1);
+}
+
+static void test_qdq_add_params(void **state)
+{
+    (void)state;
+    pare_model *m = new_model();
+    pare_graph *g = pare_model_graph(m);
+    pare_value *ins[2] = {value(g, PARE_DT_FLOAT), value(g, PARE_DT_FLOAT)};
+    pare_node *n = node(g, "", "Add", ins, 2, 1);
+    int64_t one = 1;
+    pare_tensor *as = qt("as", PARE_DT_FLOAT, 1, &one), *az = qt("az", PARE_DT_UINT8, 1, &one),
+                *bs = qt("bs", PARE_DT_FLOAT, 1, &one), *bz = qt("bz", PARE_DT_INT8, 1, &one),
+                *ys = qt("ys", PARE_DT_FLOAT, 1, &one);
+    *(float *)as->data = 0.5f;
+    *(uint8_t *)az->data = 200;
+    *(float *)bs->data = 0.25f;
+    *(int8_t *)bz->data = -3;
+    *(float *)ys->data = 0.125f;
+    pare_kqdq d;
+    memset(&d, 0, sizeof d);
+    d.op = n;
+    d.x_dtype = PARE_DT_UINT8;
+    d.x_scale = as;
+    d.x_zp = az;
+    d.b_dtype = PARE_DT_INT8;
+    d.b_scale = bs;
+    d.b_zp = bz;
+    d.y_scale = ys;
+    d.y_dtype = PARE_DT_INT8;
+    d.relu = true;
+    pcu_qadd A;
+    assert_int_equal(pcu_qdq_add_params(&d, &A), PARE_OK);
+    /* no CUDA session (a host-side record without open): refused, not a crash */
+    const pare_kernel *k;
+    void *kst;
+    pare_error err;
+    assert_int_equal(pcu_fuse_qdq(NULL, &d, &k, &kst, &err), PARE_ERR_UNSUPPORTED);
+    assert_int_equal(A.adt, PCU_DT_U8);
+    assert_int_equal(A.bdt, PCU_DT_I8);
+    assert_int_equal(A.ydt, PCU_DT_I8);
+    assert_int_equal(A.za, 200);
+    assert_int_equal(A.zb, -3);
+    assert_int_equal(A.zy, 0);
+    assert_int_equal(A.lo, -128);
+    assert_int_equal(A.hi, 127);
+    assert_true(A.relu);
+    assert_true(A.sa == 0.5f && A.sb == 0.25f && A.ys == 0.125f);
+    /* refused: a zero point of another type, a zero scale, a 16-bit output */
+    d.b_zp = az;
+    assert_int_equal(pcu_qdq_add_params(&d, &A), PARE_ERR_UNSUPPORTED);
+    d.b_zp = bz;
+    *(float *)ys->data = 0;
+    assert_int_equal(pcu_qdq_add_params(&d, &A), PARE_ERR_UNSUPPORTED);
+    *(float *)ys->data = 1;
+    d.y_dtype = PARE_DT_UINT16;
+    assert_int_equal(pcu_qdq_add_params(&d, &A), PARE_ERR_UNSUPPORTED);
+    pare_tensor *ts[] = {as, az, bs, bz, ys};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        pare_tensor_free(ts[i]);
+    pare_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +999,9 @@ int main(void)
         cmocka_unit_test(test_conv_key),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_accepts),
+        cmocka_unit_test(test_qdq_conv_layout),
+        cmocka_unit_test(test_qdq_matmul_layout),
+        cmocka_unit_test(test_qdq_add_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
