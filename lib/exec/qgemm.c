@@ -284,6 +284,74 @@ ukr_vnni(const int8_t *a, const uint8_t *b, const int64_t *off, int64_t K4, int3
 }
 #endif
 
+#if QG_X86
+/* AVX2 (no 8-bit dot product): the same exact sums through 16 bits.
+ * Four k of one column widen to four int16 (vpmovzxbw), the row's four
+ * weights, widened once per call, are broadcast as one 64-bit lane, and
+ * vpmaddwd adds the products in pairs into int32: each column keeps two
+ * partial sums, added at the end (vphaddd). 16 registers hold 6 rows x 8
+ * columns of such pairs, so the 12 x 32 block runs as 8 passes over its
+ * depth, K in chunks of QG_AVX2_CH groups (the widened weights of a chunk
+ * stay in L1). */
+#define QG_AVX2_CH 64
+
+__attribute__((target("avx2"))) static void
+ukr_avx2(const int8_t *a, const uint8_t *b, const int64_t *off, int64_t K4, int32_t *acc)
+{
+    int16_t w16[QG_AVX2_CH * QG_MR * 4] __attribute__((aligned(32)));
+    memset(acc, 0, QG_MR * QG_NR * sizeof *acc);
+    for (int64_t q0 = 0; q0 < K4; q0 += QG_AVX2_CH) {
+        int64_t nq = K4 - q0 < QG_AVX2_CH ? K4 - q0 : QG_AVX2_CH;
+        const int8_t *aq = a + q0 * QG_MR * 4;
+        for (int64_t i = 0; i < nq * QG_MR * 4; i += 16) /* 48 bytes a group */
+            _mm256_store_si256((__m256i *)(void *)(w16 + i),
+                               _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(aq + i))));
+        for (int r0 = 0; r0 < QG_MR; r0 += 6)
+            for (int c0 = 0; c0 < QG_NR; c0 += 8) {
+                __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00,
+                        s20 = s00, s21 = s00, s30 = s00, s31 = s00, s40 = s00, s41 = s00,
+                        s50 = s00, s51 = s00;
+                for (int64_t q = 0; q < nq; q++) {
+                    const uint8_t *bq = b + off[q0 + q] + c0 * 4;
+                    __m256i b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)bq)),
+                            b1 = _mm256_cvtepu8_epi16(
+                                _mm_loadu_si128((const __m128i *)(bq + 16)));
+                    const int16_t *wq = w16 + (q * QG_MR + r0) * 4;
+                    __m256i w;
+                    int64_t wv;
+#define QG_ROW2(r, x0, x1)                                                                     \
+    memcpy(&wv, wq + 4 * (r), 8);                                                               \
+    w = _mm256_set1_epi64x(wv);                                                                 \
+    x0 = _mm256_add_epi32(x0, _mm256_madd_epi16(b0, w));                                        \
+    x1 = _mm256_add_epi32(x1, _mm256_madd_epi16(b1, w));
+                    QG_ROW2(0, s00, s01)
+                    QG_ROW2(1, s10, s11)
+                    QG_ROW2(2, s20, s21)
+                    QG_ROW2(3, s30, s31)
+                    QG_ROW2(4, s40, s41)
+                    QG_ROW2(5, s50, s51)
+#undef QG_ROW2
+                }
+                /* pairs to column sums: hadd gives columns 0 1 4 5 | 2 3 6 7 */
+#define QG_ST2(r, x0, x1)                                                                      \
+    {                                                                                           \
+        int32_t *d = acc + (r0 + (r)) * QG_NR + c0;                                             \
+        __m256i h = _mm256_permute4x64_epi64(_mm256_hadd_epi32(x0, x1), 0xD8);                  \
+        _mm256_storeu_si256((__m256i *)(void *)d,                                               \
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(void *)d), h)); \
+    }
+                QG_ST2(0, s00, s01)
+                QG_ST2(1, s10, s11)
+                QG_ST2(2, s20, s21)
+                QG_ST2(3, s30, s31)
+                QG_ST2(4, s40, s41)
+                QG_ST2(5, s50, s51)
+#undef QG_ST2
+            }
+    }
+}
+#endif
+
 static qg_ukr ukr_cur;
 static const char *ukr_name;
 
@@ -295,6 +363,11 @@ static void arch_pick(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) {
         ukr_name = "avx512vnni";
         ukr_cur = ukr_vnni;
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        ukr_name = "avx2";
+        ukr_cur = ukr_avx2;
         return;
     }
 #endif
@@ -311,6 +384,11 @@ const char *pare_qgemm_arch(void)
 bool pare_qgemm_force_arch(const char *name)
 {
     arch_pick();
+    if (!strcmp(name, "best")) {
+        ukr_cur = NULL;
+        arch_pick();
+        return true;
+    }
     if (!strcmp(name, "generic")) {
         ukr_cur = ukr_generic;
         ukr_name = "generic";
@@ -321,6 +399,11 @@ bool pare_qgemm_force_arch(const char *name)
         __builtin_cpu_supports("avx512vnni")) {
         ukr_cur = ukr_vnni;
         ukr_name = "avx512vnni";
+        return true;
+    }
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2")) {
+        ukr_cur = ukr_avx2;
+        ukr_name = "avx2";
         return true;
     }
 #endif

@@ -8,7 +8,8 @@
  * the zero point, which leaves every difference X - zx unchanged). The sum
  * runs as sum_k W X - zx * sum_k W with the row sums of W precomputed: the
  * uint8 x int8 products of AVX-512 VNNI (vpdpbusd, four products per 32-bit
- * lane, 64 per instruction) where the CPU has it, plain C loops otherwise.
+ * lane, 64 per instruction) where the CPU has it, AVX2's 16-bit
+ * multiply-adds (vpmaddwd) on CPUs with AVX2 only, plain C loops otherwise.
  * Every partial sum is exact: |W X| <= 128 * 255 and K is far below 2^16.
  *
  * Layouts (both zero-padded to whole blocks, so kernels never test edges):
@@ -93,10 +94,12 @@ void pare_qgemm_block(const pare_qgemm_w *w, int64_t m0, const uint8_t *b, const
 /* off for a packed panel ncols columns wide: off[q] = 4 q ncols */
 void pare_qgemm_panel_offsets(int64_t K4, int64_t ncols, int64_t *off);
 
-/* The kernel pare_qgemm_block runs: "avx512vnni" or "generic". */
+/* The kernel pare_qgemm_block runs: "avx512vnni", "avx2" or "generic"
+ * (all give the same sums). */
 const char *pare_qgemm_arch(void);
-/* Forces "generic" or (where the CPU has it) "avx512vnni"; false when not
- * available. For tests and benchmarks. */
+/* Forces "generic" or (where the CPU has it) "avx2" or "avx512vnni", or
+ * "best" (what the CPU has, the default); false when not available. For
+ * tests and benchmarks. */
 bool pare_qgemm_force_arch(const char *name);
 
 #endif

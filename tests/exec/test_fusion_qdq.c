@@ -553,18 +553,22 @@ static void test_refused(void **st)
 static void test_qgemm_kernels(void **st)
 {
     (void)st;
-    const char *arch[2] = {"generic", "avx512vnni"};
-    for (int a = 0; a < 2; a++) {
+    const char *arch[3] = {"generic", "avx2", "avx512vnni"};
+    for (int run = 0; run < 6; run++) {
+        int a = run % 3;
         if (!pare_qgemm_force_arch(arch[a]))
             continue;
-        int64_t C = 5, H = 7, W = 9, kh = 3, kw = 2, M = 14;
+        /* 5 channels: K4 8; 50: K4 75, more than one AVX2 depth chunk */
+        int64_t C = run < 3 ? 5 : 50, H = 7, W = 9, kh = 3, kw = 2, M = 14;
         int64_t oh = (H + 2 - (2 * (kh - 1) + 1)) / 1 + 1, ow = (W + 2 - kw) / 2 + 1;
         int64_t K = C * kh * kw, nn = oh * ow, ncols = (nn + QG_NR - 1) / QG_NR * QG_NR;
-        uint8_t x[5 * 7 * 9];
-        int8_t w[14 * 30];
-        for (size_t i = 0; i < sizeof x; i++)
+        uint8_t *x = malloc((size_t)(C * H * W));
+        int8_t *w = malloc((size_t)(M * K));
+        int64_t *off = malloc((size_t)((K + 3) / 4) * sizeof *off);
+        assert_true(x && w && off);
+        for (int64_t i = 0; i < C * H * W; i++)
             x[i] = (uint8_t)(frand() * 127 + 128);
-        for (size_t i = 0; i < sizeof w; i++)
+        for (int64_t i = 0; i < M * K; i++)
             w[i] = (int8_t)(frand() * 127);
         pare_qgemm_w pw;
         assert_int_equal(pare_qgemm_pack_w(w, M, K, K, 1, &pw), PARE_OK);
@@ -575,7 +579,6 @@ static void test_qgemm_kernels(void **st)
         assert_non_null(panel);
         pare_qpack_im2col(&gi, 0, nn, ncols, 0, K4, panel);
         int32_t acc[QG_MR * QG_NR];
-        int64_t off[64];
         pare_qgemm_panel_offsets(K4, ncols, off);
         for (int64_t m0 = 0; m0 < M; m0 += QG_MR)
             for (int64_t t = 0; t < ncols; t += QG_NR) {
@@ -602,11 +605,14 @@ static void test_qgemm_kernels(void **st)
             rs += w[k];
         assert_int_equal(pw.rowsum[0], rs);
         free(panel);
+        free(x);
+        free(w);
+        free(off);
         pare_qgemm_w_release(&pw);
     }
     pare_qgemm_force_arch("generic");
     assert_string_equal(pare_qgemm_arch(), "generic");
-    pare_qgemm_force_arch("avx512vnni");
+    pare_qgemm_force_arch("best");
 }
 
 /* a channel-grouped padded image read in place at per-group offsets
@@ -614,8 +620,8 @@ static void test_qgemm_kernels(void **st)
 static void test_qplane(void **st)
 {
     (void)st;
-    const char *arch[2] = {"generic", "avx512vnni"};
-    for (int a = 0; a < 2; a++) {
+    const char *arch[3] = {"generic", "avx2", "avx512vnni"};
+    for (int a = 0; a < 3; a++) {
         if (!pare_qgemm_force_arch(arch[a]))
             continue;
         int64_t C = 6, H = 5, W = 7, kh = 3, kw = 3, dil = 2, M = 13;
@@ -673,7 +679,7 @@ static void test_qplane(void **st)
         free(planes);
         pare_qgemm_w_release(&pw);
     }
-    pare_qgemm_force_arch("avx512vnni");
+    pare_qgemm_force_arch("best");
 }
 
 /* the whole fused path on the plain C kernel too */
@@ -688,7 +694,7 @@ static void test_generic_kernel_model(void **st)
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, true, false);
     add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
     float_case("Conv", false, true, PARE_DT_INT8);
-    pare_qgemm_force_arch("avx512vnni"); /* the rest on the CPU's best */
+    pare_qgemm_force_arch("best"); /* the rest on the CPU's best */
     pare_kernel_qdq_force_portable(false);
 }
 
