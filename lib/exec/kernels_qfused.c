@@ -41,7 +41,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define QF_X86 1
-static bool qf_avx512, qf_avx512bw; /* set when a fused kernel is made */
+static bool qf_avx512, qf_avx512bw, qf_avx2; /* set when a fused kernel is made */
 #else
 #define QF_X86 0
 #endif
@@ -511,6 +511,7 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
     (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
 #if QF_X86
     qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
+    qf_avx2 = !qf_portable && __builtin_cpu_supports("avx2");
 #endif
     *k = &pare_kernel_qdq_fused;
     *state = S;
@@ -568,6 +569,63 @@ qf_store_tile512(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t m
 }
 #endif
 
+#if QF_X86
+/* qf_store_tile with contiguous outputs, 8 at a time on AVX2 (the same
+ * operations in the same order; the last few of a run go one by one) */
+__attribute__((target("avx2"))) static void
+qf_store_tile256(const qf_state *S, const pare_qgemm_w *w, int64_t m0, int64_t mr, int64_t moff,
+                 const int32_t *acc, const qf_seg *sg, int nseg, void *y, int64_t rstride)
+{
+    float flo = S->g.fout ? -INFINITY : (float)(S->g.lo - S->g.zy),
+          fhi = S->g.fout ? INFINITY : (float)(S->g.hi - S->g.zy);
+    if (S->g.relu && flo < 0)
+        flo = 0; /* Relu: max(q, 0) */
+    __m256 lo = _mm256_set1_ps(flo), hi = _mm256_set1_ps(fhi);
+    __m256i vz = _mm256_set1_epi32(S->g.zy);
+    bool u8 = S->g.ydt == PARE_DT_UINT8;
+    for (int64_t i = 0; i < mr; i++) {
+        int64_t m = moff + m0 + i;
+        int32_t corr = (int32_t)S->zx * w->rowsum[m0 + i];
+        float mul = S->g.mult[m], b = S->g.bias ? S->g.bias[m] : 0.0f;
+        __m256i vc = _mm256_set1_epi32(corr);
+        __m256 vm = _mm256_set1_ps(mul), vb = _mm256_set1_ps(b);
+        const int32_t *ar = acc + i * QG_NR;
+        for (int s = 0; s < nseg; s++) {
+            int64_t j = 0, at0 = (m0 + i) * rstride + sg[s].idx;
+            for (; j + 8 <= sg[s].run; j += 8) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(ar + sg[s].j + j));
+                __m256 q = _mm256_add_ps(
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, vc)), vm), vb);
+                q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+                if (S->g.fout) {
+                    _mm256_storeu_ps((float *)y + at0 + j, q);
+                    continue;
+                }
+                __m256i r = _mm256_add_epi32(
+                    _mm256_cvtps_epi32(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT |
+                                                              _MM_FROUND_NO_EXC)),
+                    vz);
+                __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(r),
+                                            _mm256_extracti128_si256(r, 1));
+                h = u8 ? _mm_packus_epi16(h, h) : _mm_packs_epi16(h, h);
+                _mm_storel_epi64((__m128i *)(void *)((uint8_t *)y + at0 + j), h);
+            }
+            for (; j < sg[s].run; j++) {
+                float q = (float)(ar[sg[s].j + j] - corr) * mul + b;
+                q = q > flo ? q : flo;
+                q = q < fhi ? q : fhi;
+                if (S->g.fout) {
+                    ((float *)y)[at0 + j] = q;
+                    continue;
+                }
+                q = (q + 12582912.0f) - 12582912.0f; /* half to even, |q| <= 255 */
+                ((uint8_t *)y)[at0 + j] = (uint8_t)((int32_t)q + S->g.zy);
+            }
+        }
+    }
+}
+#endif
+
 /* Rows m0 .. m0+mr-1 of a tile of int32 sums (row r: output channel
  * moff + r) to outputs at y + r * rstride + idx * cstride:
  * q = (acc - zx * rowsum) * mult + bias in units of y's scale, Relu as
@@ -580,6 +638,10 @@ static void qf_store_tile(const qf_state *S, const pare_qgemm_w *w, int64_t m0, 
 #if QF_X86
     if (cstride == 1 && qf_avx512) {
         qf_store_tile512(S, w, m0, mr, moff, acc, sg, nseg, y, rstride);
+        return;
+    }
+    if (cstride == 1 && qf_avx2) {
+        qf_store_tile256(S, w, m0, mr, moff, acc, sg, nseg, y, rstride);
         return;
     }
 #endif
