@@ -9,7 +9,12 @@ Tolerance: cosine similarity >= 0.999 per output, and for the CNN top-1
 agreement >= 99%. The executors may round a quantized value to different
 neighbours where it lies on a rounding boundary (OpenVINO runs QDQ as real
 int8/fp8 arithmetic, pare-run as float dequantize-compute), so exact equality
-is not expected. com.microsoft MatMulNBits (--format matmulnbits) is an
+is not expected. On an x86 CPU with AVX2 and no VNNI OpenVINO's uint8 x int8
+convolutions and matrix products add products in pairs with saturating
+int16 sums (as onnxruntime's do there: tests/interop/quant_qdq.py), so the
+static and dynamic int8 cases there need cosine >= 0.99 and top-1 >= 95 %
+(seen: the transformer block at 0.99745, onnxruntime's optimized run at the
+same value). com.microsoft MatMulNBits (--format matmulnbits) is an
 onnxruntime contrib op that OpenVINO does not implement: not checked here
 (tests/quant's onnxruntime check covers it).
 """
@@ -25,6 +30,17 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     print("openvino not available (%s): skipping" % e)
     sys.exit(77)
+
+
+def int8_exact():
+    """whether OpenVINO's uint8 x int8 kernels sum exactly here: anything but x86
+    with AVX2 and no VNNI"""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return True
+    return "avx2" not in flags or "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def main():
@@ -112,7 +128,9 @@ def main():
                             (np.linalg.norm(got) * np.linalg.norm(want) + 1e-30))
                 top1 = float(np.mean(got.argmax(-1) == want.argmax(-1)))
                 maxabs = float(np.max(np.abs(got - want)))
-                ok = cos >= 0.999 and (model != cnn or top1 >= 0.99)
+                loose = not int8_exact() and name.startswith(("static", "dynamic"))
+                ok = cos >= (0.99 if loose else 0.999) and (
+                    model != cnn or top1 >= (0.95 if loose else 0.99))
                 print("%s %s: output %s cosine %.6f top-1 agreement %.4f max abs %.3e" %
                       ("ok  " if ok else "FAIL", name, oname, cos, top1, maxabs))
                 failures += 0 if ok else 1

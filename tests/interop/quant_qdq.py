@@ -31,6 +31,17 @@ writes pare's outputs on the first 64 samples of the evaluation data; then:
   ("Unexpected data type for QuantizeLinear input y_zero_point of 17",
   qdq_cnn); both pass over a QuantizeLinear with two inputs.
 
+On an x86 CPU with AVX2 but neither AVX-512 VNNI nor AVX-VNNI (the Zen 2/3
+machines CI may get), onnxruntime's uint8 x int8 kernels (the optimized
+runs, and MatMulInteger/ConvInteger of dynamic models in both runs) add
+products in pairs with vpmaddubsw, whose int16 sums saturate (onnxruntime's
+documentation on U8S8: "may have saturation issue"; pare's sums are exact
+on every CPU). There its results differ from its own unoptimized QDQ run
+(cnn_digits static-u8: cosine 0.974, qdq_cnn dynamic: relative L2 0.09),
+so those comparisons use loose bounds (cosine >= 0.95, relative L2 <= 0.25,
+top-1 >= 0.8), and the unoptimized QDQ runs, which dequantize in float,
+keep the strict ones.
+
 The last line printed is `N passed, N failed`; exit 1 if any case failed.
 """
 
@@ -61,6 +72,20 @@ CASES = [
     (os.path.join(QDATA, "qdq_mm_mm.onnx"), os.path.join(QDATA, "qdq_mm_mm_data.npz"),
      os.path.join(QDATA, "qdq_mm_mm_data.npz"), ["static-sq", "dynamic"]),
 ]
+
+
+def int8_exact():
+    """whether onnxruntime's uint8 x int8 kernels sum exactly on this CPU (see
+    above): anything but x86 with AVX2 and no VNNI"""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return True
+    return "avx2" not in flags or "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+EXACT = int8_exact()
 
 
 def ort_outputs(path, feeds, optimize):
@@ -111,15 +136,19 @@ def check(tool, td, model, calib, data, mode, tmp):
             cos = float((a * b).sum() / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
             notes.append("%s %s rel %.2e cos %.6f" % ("opt" if optimize else "raw", name, rel,
                                                       cos))
-            if not optimize and rel > 1e-2:
+            # onnxruntime's integer kernels run: exact only with VNNI
+            ints = optimize or mode == "dynamic"
+            if not optimize and rel > (1e-2 if EXACT or not ints else 0.25):
                 return "output %s: relative L2 %.3e against pare (no optimization)" % (name, rel)
-            if optimize and cos < 0.999:
+            if optimize and cos < (0.999 if EXACT else 0.95):
                 return "output %s: cosine %.6f against pare (optimized)" % (name, cos)
             if optimize and "digits" in model and a.ndim == 2:
                 agree = (a.argmax(1) == b.argmax(1)).mean()
                 notes.append("top-1 %.3f" % agree)
-                if agree < 0.98:
+                if agree < (0.98 if EXACT else 0.8):
                     return "output %s: top-1 agreement %.3f" % (name, agree)
+    if not EXACT:
+        notes.append("loose bounds where onnxruntime's u8s8 kernels run: no VNNI here")
     return "ok: " + "; ".join(notes)
 
 
