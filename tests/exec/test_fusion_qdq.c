@@ -403,6 +403,7 @@ static void test_add(void **st)
     add_case("Add", PARE_DT_UINT8, PARE_DT_UINT8, PARE_DT_UINT8, true, false);
     add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, false, true);
+    add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_INT8, true, false); /* Relu below zy */
 }
 
 /* DequantizeLinear -> MaxPool / Concat / Reshape / Transpose ->
