@@ -952,7 +952,14 @@ static pare_status rewrite(splan *p, pare_quant_report *r, pare_error *err)
             continue;
         int k = kind_of(n);
         char how[200];
-        const char *act = type_word(o->activation_type);
+        /* an input without a calibrated range (no finite value seen) gets
+         * no QuantizeLinear / DequantizeLinear pair: it stays float */
+        bool in_q = true;
+        for (size_t j = 0; j < n->n_inputs && j < 2; j++)
+            if (n->inputs[j] && !pare_qx_is_const(n->inputs[j]) && !group_params(p, n->inputs[j]))
+                in_q = false;
+        const char *act = in_q ? type_word(o->activation_type)
+                               : "float (no finite range seen in calibration)";
         if (k == K_CONV || k == K_CONVT || k == K_GEMM || k == K_MATMUL) {
             if (pare_qx_is_const(n->inputs[1])) {
                 wcache *wc = NULL;

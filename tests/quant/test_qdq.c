@@ -208,6 +208,56 @@ static void test_constant_operand(void **state)
     pare_model_free(m);
 }
 
+/* a Conv whose input calibration never sees a finite value (x * inf) keeps
+ * a float input, and the report says so instead of "uint8 activations" */
+static void test_uncalibrated_input(void **state)
+{
+    (void)state;
+    pare_error err;
+    pare_model *m = qh_load(QDQ_DATA, "qdq_cnn.onnx");
+    pare_graph *g = pare_model_graph(m);
+    pare_value *x = pare_graph_find_value(g, "x"), *kv, *mv;
+    pare_node *c1 = qh_node(m, "c1"), *n;
+    pare_tensor *t;
+    assert_int_equal(pare_tensor_new("inf_k", PARE_DT_FLOAT, 0, NULL, &t, &err), PARE_OK);
+    *(float *)t->data = INFINITY;
+    assert_int_equal(pare_graph_add_initializer(g, t, &kv, &err), PARE_OK);
+    assert_int_equal(pare_graph_new_value(g, "x_inf", NULL, 0, &mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "x_mul", "", "Mul", (pare_value *[]){x, kv}, 2, &mv, 1,
+                                         NULL, &n, &err), PARE_OK);
+    assert_int_equal(pare_node_set_input(c1, 0, mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_toposort(g, &err), PARE_OK);
+    pare_static_opts o = PARE_STATIC_OPTS_INIT;
+    o.calib.path = CNN_DATA;
+    pare_quant_report r;
+    pare_quant_report_init(&r);
+    if (pare_quantize_static(m, &o, &r, &err))
+        fail_msg("static: %s", err.msg);
+    qh_valid(m);
+    /* no pair on the Conv's input, its weights still quantized */
+    c1 = qh_node(m, "c1");
+    assert_true(!c1->inputs[0]->producer ||
+                strcmp(c1->inputs[0]->producer->op_type, "DequantizeLinear") != 0);
+    assert_string_equal(c1->inputs[1]->producer->op_type, "DequantizeLinear");
+    /* every Conv's line says what its input got */
+    int seen = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const pare_quant_entry *e = &r.items[i];
+        if (e->kind != PARE_QE_QUANTIZED || !e->op || strcmp(e->op, "Conv"))
+            continue;
+        const pare_node *cn = qh_node(m, e->name);
+        bool dq = cn->inputs[0]->producer &&
+                  !strcmp(cn->inputs[0]->producer->op_type, "DequantizeLinear");
+        if (dq != (strstr(e->how, "uint8 activations") != NULL) ||
+            dq == (strstr(e->how, "float (no finite range seen in calibration)") != NULL))
+            fail_msg("%s (input %sdequantized): %s", e->name, dq ? "" : "not ", e->how);
+        seen += !strcmp(e->name, "c1");
+    }
+    assert_int_equal(seen, 1);
+    pare_quant_report_release(&r);
+    pare_model_free(m);
+}
+
 static void test_cnn_int8_per_tensor(void **state)
 {
     (void)state;
@@ -536,6 +586,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_structure),
         cmocka_unit_test(test_constant_operand),
+        cmocka_unit_test(test_uncalibrated_input),
         cmocka_unit_test(test_cnn_int8_per_tensor),
         cmocka_unit_test(test_fp8),
         cmocka_unit_test(test_filters),
