@@ -139,7 +139,8 @@ pare_status pcu_fuse_qdq(pcu_session *ps, const pare_kqdq *d, const pare_kernel 
                          pare_error *err);
 /* Its host-side parts, for the tests: the row tile for Mg rows per group;
  * the weights packed [group][Mpad][Kp] (zeros past Mg and K) and per output
- * channel zc * rowsum; the Conv k table (channel, ky * dh, kx * dw); the
+ * channel zc * rowsum (a Conv's k tap-major: tap * Cg + channel); the Conv
+ * k table (channel, ky * dh, kx * dw); the
  * Add's parameters. */
 int pcu_qdq_bm(int64_t Mg);
 pare_status pcu_qdq_pack(const pare_qdq_geom *G, const int8_t *w, int bm, int8_t **packed,

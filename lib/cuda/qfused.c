@@ -48,13 +48,17 @@ pare_status pcu_qdq_pack(const pare_qdq_geom *G, const int8_t *w, int bm, int8_t
     }
     /* x's zero point in the int8 domain the kernel reads x in */
     int32_t zc = G->xdt == PARE_DT_UINT8 ? G->zx - 128 : G->zx;
+    /* Conv: k tap-major (k = tap * Cg + channel; the weights' own order is
+     * channel * taps + tap), so that 16 consecutive k share a tap */
+    int64_t taps = G->kind == PARE_QDQ_CONV ? G->kh * G->kw : 1;
     for (int64_t g = 0; g < G->group; g++)
         for (int64_t m = 0; m < G->Mg; m++) {
             const int8_t *src = w + g * G->Mg * G->K + m * G->sm;
             int8_t *dst = pk + (g * *Mpad + m) * *Kp;
             int32_t sum = 0;
             for (int64_t k = 0; k < G->K; k++) {
-                dst[k] = src[k * G->sk];
+                int64_t ks = taps == 1 ? k : (k % G->Cg) * taps + k / G->Cg;
+                dst[k] = src[ks * G->sk];
                 sum += dst[k];
             }
             cr[g * G->Mg + m] = zc * sum;
@@ -69,9 +73,8 @@ pare_status pcu_qdq_ktab(const pare_qdq_geom *G, int32_t **tab)
     *tab = malloc((size_t)(3 * G->K) * sizeof **tab);
     if (!*tab)
         return PARE_ERR_NOMEM;
-    int64_t taps = G->kh * G->kw;
-    for (int64_t k = 0; k < G->K; k++) {
-        int64_t c = k / taps, t = k % taps;
+    for (int64_t k = 0; k < G->K; k++) { /* tap-major, as pcu_qdq_pack */
+        int64_t c = k % G->Cg, t = k / G->Cg;
         (*tab)[3 * k] = (int32_t)c;
         (*tab)[3 * k + 1] = (int32_t)(t / G->kw * G->dh);
         (*tab)[3 * k + 2] = (int32_t)(t % G->kw * G->dw);

@@ -48,7 +48,6 @@ __global__ void __launch_bounds__(256, 2) qgemm_kernel(pcu_qgemm a, const uint8_
     const int wm = warp % WARPS_M, wn = warp / WARPS_M;
     const int64_t grp = blockIdx.z, m0 = (int64_t)blockIdx.y * BM,
                   p0 = (int64_t)blockIdx.x * PCU_QG_BN;
-    const uint8_t flip = a.xdt == PCU_DT_U8 ? 0x80 : 0;
 
     /* this thread's B column and k half */
     const int bp = tid % PCU_QG_BN, bh = tid / PCU_QG_BN;
@@ -70,24 +69,7 @@ __global__ void __launch_bounds__(256, 2) qgemm_kernel(pcu_qgemm a, const uint8_
     auto load = [&](int64_t k0) {
         if (aload)
             areg = __ldg((const int4 *)(wrow + k0));
-        int64_t kb = k0 + bh * 16;
-        if (a.kind == PCU_QG_MATMUL && a.x_vec && col.valid && kb + 16 <= a.K) {
-            int4 v = __ldg((const int4 *)(x + col.xbase + kb));
-            uint32_t f4 = flip * 0x01010101u;
-            breg[0] = (uint32_t)v.x ^ f4;
-            breg[1] = (uint32_t)v.y ^ f4;
-            breg[2] = (uint32_t)v.z ^ f4;
-            breg[3] = (uint32_t)v.w ^ f4;
-            return;
-        }
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            uint32_t word = 0;
-#pragma unroll
-            for (int b = 0; b < 4; b++)
-                word |= (uint32_t)(uint8_t)pcu_qg_b(&a, x, &col, kb + q * 4 + b) << (8 * b);
-            breg[q] = word;
-        }
+        pcu_qg_b16(&a, x, &col, k0 + bh * 16, breg);
     };
     auto store = [&]() {
         if (aload)

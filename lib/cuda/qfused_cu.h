@@ -42,7 +42,8 @@ typedef struct pcu_qgemm {
     /* Conv: x is [N, C, H, W] (1-D: H = 1), y [N, M, oh, ow] */
     int64_t C, Cg, H, W, oh, ow, sh, sw, ph, pw;
     const int32_t *ktab;      /* Conv, device: 3 per k < K: input channel in the
-                               * group, ky * dh, kx * dw */
+                               * group, ky * dh, kx * dw; k = tap * Cg + channel
+                               * (tap = ky * kw + kx), the packed weights' order */
     const int8_t *w;          /* device: the packed weights */
     const int32_t *corr;      /* device, M: zc * rowsum(w[m]) */
     const float *mult, *bias; /* device, M each; bias NULL: 0 */
@@ -107,6 +108,45 @@ static inline PCU_QG_HD int8_t pcu_qg_b(const pcu_qgemm *a, const uint8_t *x,
     if (iy < 0 || iy >= a->H || ix < 0 || ix >= a->W)
         return (int8_t)a->pad;
     return (int8_t)(x[c->xbase + ((int64_t)t[0] * a->H + iy) * a->W + ix] ^ flip);
+}
+
+/* B[kb .. kb+15, p] as four little-endian words (kb a multiple of 16):
+ * Conv with Cg a multiple of 16 (k is tap-major: k = tap * Cg + channel,
+ * so the 16 share one tap): one bounds check, 16 loads HW apart; MatMul
+ * with x_vec: one 16-byte load; else byte by byte (pcu_qg_b). */
+static inline PCU_QG_HD void pcu_qg_b16(const pcu_qgemm *a, const uint8_t *x,
+                                        const pcu_qg_col *c, int64_t kb, uint32_t *w)
+{
+    uint32_t f4 = a->xdt == PCU_DT_U8 ? 0x80808080u : 0;
+    if (a->kind == PCU_QG_MATMUL && a->x_vec && c->valid && kb + 16 <= a->K) {
+        const uint32_t *src = (const uint32_t *)(const void *)(x + c->xbase + kb);
+        for (int q = 0; q < 4; q++)
+            w[q] = src[q] ^ f4;
+        return;
+    }
+    if (a->kind == PCU_QG_CONV && a->Cg % 16 == 0 && c->valid && kb + 16 <= a->K) {
+        const int32_t *t = a->ktab + 3 * kb;
+        int64_t iy = c->iy0 + t[1], ix = c->ix0 + t[2];
+        if (iy < 0 || iy >= a->H || ix < 0 || ix >= a->W) {
+            uint32_t p4 = (uint32_t)(uint8_t)a->pad * 0x01010101u;
+            for (int q = 0; q < 4; q++)
+                w[q] = p4;
+            return;
+        }
+        int64_t hw = a->H * a->W;
+        const uint8_t *src = x + c->xbase + (int64_t)t[0] * hw + iy * a->W + ix;
+        for (int q = 0; q < 4; q++)
+            w[q] = ((uint32_t)src[(4 * q) * hw] | (uint32_t)src[(4 * q + 1) * hw] << 8 |
+                    (uint32_t)src[(4 * q + 2) * hw] << 16 | (uint32_t)src[(4 * q + 3) * hw] << 24) ^
+                   f4;
+        return;
+    }
+    for (int q = 0; q < 4; q++) {
+        uint32_t word = 0;
+        for (int b = 0; b < 4; b++)
+            word |= (uint32_t)(uint8_t)pcu_qg_b(a, x, c, kb + q * 4 + b) << (8 * b);
+        w[q] = word;
+    }
 }
 
 /* output (row m of group grp, column p) from its int32 sum acc */

@@ -728,13 +728,16 @@ static int32_t qrand(int32_t lo, int32_t hi)
  * the kernel's own pcu_qg_column / pcu_qg_b / pcu_qg_out around a plain
  * loop over the packed operands, against the direct sum over (x - zx) w of
  * pare_qdq_geom with the same epilogue. Equal to the bit. */
-static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group)
+static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group, int64_t cg)
 {
     pare_model *m = new_model();
     pare_graph *g = pare_model_graph(m);
     pare_error err;
-    int64_t N = 2, C = 3 * group, H = 5, W = 7, Mg = 18, M = Mg * group, kh = 3, kw = 2;
-    int64_t R = 37, K = 45;
+    /* Conv: cg channels per group (a multiple of 16 takes the kernel's
+     * one-tap 16-byte gather); MatMul: K = cg (a multiple of 16 reads
+     * 16 bytes at a time) */
+    int64_t N = 2, C = cg * group, H = 5, W = 7, Mg = 18, M = Mg * group, kh = 3, kw = 2;
+    int64_t R = 37, K = cg;
     pare_value *x = value(g, PARE_DT_FLOAT), *w = value(g, PARE_DT_FLOAT);
     pare_value *ins[2] = {x, w};
     pare_node *n = node(g, "", matmul ? "MatMul" : "Conv", ins, 2, 1);
@@ -819,6 +822,7 @@ static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group)
     a.mult = G.mult;
     a.bias = G.bias;
     a.ktab = tab;
+    a.x_vec = matmul && K % 16 == 0; /* malloc'd x: 16-byte aligned */
     int64_t nx = 1, ny = 1;
     for (int i = 0; i < xr; i++) {
         nx *= xd[i];
@@ -839,14 +843,22 @@ static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group)
     assert_non_null(xv);
     for (int64_t i = 0; i < nx; i++)
         xv[i] = (uint8_t)qrand(0, 255);
-    /* the kernel's functions over the packed operands */
+    /* the kernel's functions over the packed operands, 16 k at a time as
+     * its threads gather them (and byte by byte: the same) */
     for (int64_t gi = 0; gi < a.group; gi++)
         for (int64_t r = 0; r < a.Mg; r++)
             for (int64_t p = 0; p < a.P; p++) {
                 pcu_qg_col c = pcu_qg_column(&a, gi, p);
                 int32_t acc = 0;
-                for (int64_t k = 0; k < a.Kp; k++)
-                    acc += pk[(gi * Mpad + r) * Kp + k] * pcu_qg_b(&a, xv, &c, k);
+                for (int64_t kb = 0; kb < a.Kp; kb += 16) {
+                    uint32_t w4[4];
+                    pcu_qg_b16(&a, xv, &c, kb, w4);
+                    for (int j = 0; j < 16; j++) {
+                        int8_t bv = (int8_t)(uint8_t)(w4[j / 4] >> (8 * (j % 4)));
+                        assert_int_equal(bv, pcu_qg_b(&a, xv, &c, kb + j));
+                        acc += pk[(gi * Mpad + r) * Kp + kb + j] * bv;
+                    }
+                }
                 pcu_qg_out(&a, gi, r, p, acc, got);
             }
     /* the direct formula */
@@ -910,16 +922,20 @@ static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group)
 static void test_qdq_conv_layout(void **state)
 {
     (void)state;
-    qdq_case(false, PARE_DT_UINT8, false, false, 1);
-    qdq_case(false, PARE_DT_INT8, false, true, 2);
-    qdq_case(false, PARE_DT_UINT8, true, true, 2);
+    qdq_case(false, PARE_DT_UINT8, false, false, 1, 3);
+    qdq_case(false, PARE_DT_INT8, false, true, 2, 3);
+    qdq_case(false, PARE_DT_UINT8, true, true, 2, 3);
+    qdq_case(false, PARE_DT_UINT8, false, true, 1, 32); /* one-tap gathers */
+    qdq_case(false, PARE_DT_INT8, true, false, 2, 16);
 }
 
 static void test_qdq_matmul_layout(void **state)
 {
     (void)state;
-    qdq_case(true, PARE_DT_UINT8, false, false, 1);
-    qdq_case(true, PARE_DT_INT8, true, false, 1);
+    qdq_case(true, PARE_DT_UINT8, false, false, 1, 45);
+    qdq_case(true, PARE_DT_INT8, true, false, 1, 45);
+    qdq_case(true, PARE_DT_UINT8, false, true, 1, 64); /* 16-byte loads */
+    qdq_case(true, PARE_DT_INT8, false, false, 1, 48);
 }
 
 static void test_qdq_add_params(void **state)
