@@ -115,7 +115,8 @@ pare_status pare_kernel_fuse(const pare_kernel *k, const pare_node *n, void *sta
  *     [op's bias: a float32 constant or DequantizeLinear of an int32 one]
  *     op [-> Relu] -> QuantizeLinear -> y_q   (or -> float y)
  * with op a Conv, MatMul or Gemm and every parameter a constant (or op an
- * Add/Sum of DequantizeLinear(x_q) and DequantizeLinear(b_q)); the fused
+ * Add/Sum of DequantizeLinear(x_q) and DequantizeLinear(b_q), or an
+ * inference BatchNormalization of DequantizeLinear(x_q)); the fused
  * node reads x_q (and b_q) and writes y_q. Tensors are the constants' data
  * (NULL: the optional input is absent). */
 typedef struct pare_kqdq {
@@ -138,6 +139,10 @@ typedef struct pare_kqdq {
      * the first, this the second (read as in[1]); no weights */
     int b_dtype;
     const pare_tensor *b_scale, *b_zp;
+    /* op BatchNormalization (inference): its scale, B, mean and var (float32
+     * constants) and epsilon; no weights */
+    const pare_tensor *bn[4];
+    float bn_eps;
 } pare_kqdq;
 
 /* The CPU kernel of such a fused node (lib/exec/kernels_qfused.c): sets *k

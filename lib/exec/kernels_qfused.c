@@ -20,6 +20,10 @@
  * the division by ys. Outputs agree exactly except where v / ys falls
  * within a few float ulps of a rounding boundary, where they differ by 1.
  *
+ * Also here: the Add / Sum of two dequantized tensors and the inference
+ * BatchNormalization of one, each followed by [Relu ->] QuantizeLinear, in
+ * the unfused nodes' own float operations (the same bits).
+ *
  * Accepted: x uint8 or int8 with a scalar scale and zero point; weights
  * int8 with zero points 0, a scalar scale or one per output channel (the
  * DequantizeLinear axis on the output channel); bias float32 or
@@ -50,6 +54,17 @@ static bool qf_portable; /* pare_kernel_qdq_force_portable */
 void pare_kernel_qdq_force_portable(bool on)
 {
     qf_portable = on;
+}
+
+/* the vector forms the kernels made from now on use (plain C when portable) */
+static void qf_pick_isa(void)
+{
+#if QF_X86
+    qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
+    qf_avx512bw = qf_avx512 && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl");
+    qf_avx2 = !qf_portable && __builtin_cpu_supports("avx2");
+#endif
 }
 
 #define QF_TILES 4                 /* microkernel tiles per item */
@@ -227,11 +242,7 @@ static pare_status qf_add_make(const pare_kqdq *d, const pare_kernel **k, void *
     qf_add_state *S = malloc(sizeof *S);
     if (!S)
         return PARE_ERR_NOMEM;
-#if QF_X86
-    qf_avx512bw = !qf_portable && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    qf_avx2 = !qf_portable && __builtin_cpu_supports("avx2");
-#endif
+    qf_pick_isa();
     *S = A;
     *k = &qf_add_kernel;
     *state = S;
@@ -243,6 +254,19 @@ typedef struct qf_add_job {
     const void *a, *b;
     void *y;
 } qf_add_job;
+
+/* Relu (floor0 0, else -inf) and QuantizeLinear of a float value as the
+ * unfused nodes do it: v / ys, saturated to [lo, hi] (y's range less its
+ * zero point), half to even (|q| <= 255), plus zy */
+static inline uint8_t qf_requant(float v, float floor0, float ys, float lo, float hi, int32_t zy)
+{
+    v = v > floor0 ? v : floor0;
+    float q = v / ys;
+    q = q > lo ? q : lo;
+    q = q < hi ? q : hi;
+    q = (q + 12582912.0f) - 12582912.0f;
+    return (uint8_t)((int32_t)q + zy);
+}
 
 static inline int32_t qf_ld8(int dt, const void *p, int64_t i)
 {
@@ -337,13 +361,7 @@ static void qf_add_range(void *ctx, int64_t b, int64_t e)
     for (int64_t i = b; i < e; i++) {
         float va = (float)(qf_ld8(S->adt, J->a, i) - S->za) * S->sa;
         float vb = (float)(qf_ld8(S->bdt, J->b, i) - S->zb) * S->sb;
-        float v = va + vb;
-        v = v > floor0 ? v : floor0;
-        float q = v / S->ys;
-        q = q > lo ? q : lo;
-        q = q < hi ? q : hi;
-        q = (q + 12582912.0f) - 12582912.0f;
-        y[i] = (uint8_t)((int32_t)q + S->zy);
+        y[i] = qf_requant(va + vb, floor0, S->ys, lo, hi, S->zy);
     }
 }
 
@@ -369,6 +387,189 @@ static pare_status qf_add_run(pare_kctx *k, pare_error *err)
 }
 
 static const pare_kernel qf_add_kernel = {"", "QDQAdd", 1, 0, NULL, qf_add_run, free, NULL};
+
+/* ---- BatchNormalization of a dequantized tensor ------------------------ */
+
+/* y = Q(Relu(BN(DQ(x)))) channel by channel, in the float32 operations and
+ * order of the unfused nodes (DequantizeLinear, BatchNormalization's
+ * x * a + b with a and b as its kernel computes them, Relu,
+ * QuantizeLinear's division): the same bits. */
+typedef struct qf_bn_state {
+    int64_t C;
+    float *a, *b;
+    float sx, ys;
+    int32_t zx, zy, lo, hi;
+    int xdt, ydt;
+    bool relu;
+} qf_bn_state;
+
+static void qf_bn_release(void *p)
+{
+    qf_bn_state *S = p;
+    if (S) {
+        free(S->a);
+        free(S->b);
+        free(S);
+    }
+}
+
+static const pare_kernel qf_bn_kernel;
+
+static pare_status qf_bn_make(const pare_kqdq *d, const pare_kernel **k, void **state)
+{
+    qf_bn_state A;
+    memset(&A, 0, sizeof A);
+    bool ok8 = (d->x_dtype == PARE_DT_UINT8 || d->x_dtype == PARE_DT_INT8) &&
+               (d->y_dtype == PARE_DT_UINT8 || d->y_dtype == PARE_DT_INT8);
+    if (d->float_out || !ok8 || !scale_ok(d->x_scale) || !scale_ok(d->y_scale) ||
+        !zp_get(d->x_zp, d->x_dtype, &A.zx) || !zp_get(d->y_zp, d->y_dtype, &A.zy))
+        return PARE_ERR_UNSUPPORTED;
+    A.C = numel(d->bn[0]);
+    for (int j = 0; j < 4; j++)
+        if (!d->bn[j] || d->bn[j]->dtype != PARE_DT_FLOAT || numel(d->bn[j]) != A.C)
+            return PARE_ERR_UNSUPPORTED;
+    if (A.C < 1)
+        return PARE_ERR_UNSUPPORTED;
+    A.sx = *(const float *)d->x_scale->data;
+    A.ys = *(const float *)d->y_scale->data;
+    A.xdt = d->x_dtype;
+    A.ydt = d->y_dtype;
+    A.lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
+    A.hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
+    A.relu = d->relu;
+    qf_bn_state *S = malloc(sizeof *S);
+    A.a = malloc((size_t)A.C * sizeof *A.a);
+    A.b = malloc((size_t)A.C * sizeof *A.b);
+    if (!S || !A.a || !A.b) {
+        free(S);
+        free(A.a);
+        free(A.b);
+        return PARE_ERR_NOMEM;
+    }
+    const float *sc = d->bn[0]->data, *bb = d->bn[1]->data, *mu = d->bn[2]->data,
+                *var = d->bn[3]->data;
+    double eps = d->bn_eps;
+    for (int64_t c = 0; c < A.C; c++) { /* as BatchNormalization's kernel */
+        double aa = (double)sc[c] / sqrt((double)var[c] + eps);
+        A.a[c] = (float)aa;
+        A.b[c] = (float)((double)bb[c] - (double)mu[c] * aa);
+        if (!isfinite(A.a[c]) || !isfinite(A.b[c])) {
+            free(S);
+            free(A.a);
+            free(A.b);
+            return PARE_ERR_UNSUPPORTED;
+        }
+    }
+    qf_pick_isa();
+    *S = A;
+    *k = &qf_bn_kernel;
+    *state = S;
+    return PARE_OK;
+}
+
+typedef struct qf_bn_job {
+    const qf_bn_state *S;
+    int64_t plane;
+    const void *x;
+    uint8_t *y;
+} qf_bn_job;
+
+#if QF_X86
+/* 16 at a time (AVX-512): the scalar loop's operations; returns where it stopped */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static int64_t
+qf_bn_plane512(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64_t n)
+{
+    __m512i zx = _mm512_set1_epi32(S->zx), zy = _mm512_set1_epi32(S->zy);
+    __m512 sx = _mm512_set1_ps(S->sx), ys = _mm512_set1_ps(S->ys), va = _mm512_set1_ps(S->a[c]),
+           vb = _mm512_set1_ps(S->b[c]), magic = _mm512_set1_ps(12582912.0f);
+    __m512 lo = _mm512_set1_ps((float)(S->lo - S->zy)), hi = _mm512_set1_ps((float)(S->hi - S->zy));
+    if (S->relu)
+        lo = _mm512_max_ps(lo, _mm512_setzero_ps());
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(qf_dq16(S->xdt, x, i, 0xffff, zx, sx), va), vb);
+        __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, ys), lo), hi);
+        q = _mm512_sub_ps(_mm512_add_ps(q, magic), magic);
+        _mm512_mask_cvtepi32_storeu_epi8(y + i, 0xffff, _mm512_add_epi32(_mm512_cvttps_epi32(q), zy));
+    }
+    return i;
+}
+
+/* 8 at a time (AVX2) */
+__attribute__((target("avx2"))) static int64_t
+qf_bn_plane256(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64_t n)
+{
+    __m256i zx = _mm256_set1_epi32(S->zx), zy = _mm256_set1_epi32(S->zy);
+    __m256 sx = _mm256_set1_ps(S->sx), ys = _mm256_set1_ps(S->ys), va = _mm256_set1_ps(S->a[c]),
+           vb = _mm256_set1_ps(S->b[c]), magic = _mm256_set1_ps(12582912.0f);
+    __m256 lo = _mm256_set1_ps((float)(S->lo - S->zy)), hi = _mm256_set1_ps((float)(S->hi - S->zy));
+    if (S->relu)
+        lo = _mm256_max_ps(lo, _mm256_setzero_ps());
+    bool u8 = S->ydt == PARE_DT_UINT8;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(qf_dq8(S->xdt, x, i, zx, sx), va), vb);
+        __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, ys), lo), hi);
+        q = _mm256_sub_ps(_mm256_add_ps(q, magic), magic);
+        __m256i r = _mm256_add_epi32(_mm256_cvttps_epi32(q), zy);
+        __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        h = u8 ? _mm_packus_epi16(h, h) : _mm_packs_epi16(h, h);
+        _mm_storel_epi64((__m128i *)(void *)(y + i), h);
+    }
+    return i;
+}
+#endif
+
+static void qf_bn_range(void *ctx, int64_t b, int64_t e)
+{
+    const qf_bn_job *J = ctx;
+    const qf_bn_state *S = J->S;
+    float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
+    float floor0 = S->relu ? 0.0f : -INFINITY;
+    for (int64_t pl = b; pl < e; pl++) {
+        int64_t c = pl % S->C, i = 0;
+        const void *x = (const uint8_t *)J->x + pl * J->plane;
+        uint8_t *y = J->y + pl * J->plane;
+#if QF_X86
+        if (qf_avx512bw)
+            i = qf_bn_plane512(S, c, x, y, J->plane);
+        else if (qf_avx2)
+            i = qf_bn_plane256(S, c, x, y, J->plane);
+#endif
+        float a = S->a[c], bb = S->b[c];
+        for (; i < J->plane; i++) {
+            float v = (float)(qf_ld8(S->xdt, x, i) - S->zx) * S->sx;
+            y[i] = qf_requant(v * a + bb, floor0, S->ys, lo, hi, S->zy);
+        }
+    }
+}
+
+static pare_status qf_bn_run(pare_kctx *k, pare_error *err)
+{
+    const qf_bn_state *S = k->state;
+    const pare_tensor *x = k->n_in ? k->in[0] : NULL;
+    if (!x)
+        return pare_error_set(err, PARE_ERR_INVALID, "missing input");
+    if (x->dtype != S->xdt)
+        return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(x->dtype));
+    if (x->rank < 2 || x->dims[1] != S->C)
+        return pare_error_set(err, PARE_ERR_INVALID, "input has %lld channels, the parameters %lld",
+                              (long long)(x->rank < 2 ? 0 : x->dims[1]), (long long)S->C);
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, S->ydt, x->rank, x->dims, &y, err);
+    if (st)
+        return st;
+    int64_t plane = 1;
+    for (int i = 2; i < x->rank; i++)
+        plane *= x->dims[i];
+    qf_bn_job J = {S, plane, x->data, y->data};
+    pare_parallel_for(k->pool, x->dims[0] * S->C, plane >= 16384 ? 1 : 16384 / (plane ? plane : 1),
+                      qf_bn_range, &J);
+    return PARE_OK;
+}
+
+static const pare_kernel qf_bn_kernel = {"", "QDQBatchNormalization", 1, 0, NULL, qf_bn_run,
+                                         qf_bn_release, NULL};
 
 void pare_qdq_geom_release(pare_qdq_geom *G)
 {
@@ -514,6 +715,8 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
     const pare_node *n = d->op;
     if (!strcmp(n->op_type, "Add") || !strcmp(n->op_type, "Sum"))
         return qf_add_make(d, k, state);
+    if (!strcmp(n->op_type, "BatchNormalization"))
+        return qf_bn_make(d, k, state);
     qf_state *S = calloc(1, sizeof *S);
     if (!S)
         return PARE_ERR_NOMEM;
@@ -549,10 +752,7 @@ pare_status pare_kernel_qdq(const pare_kqdq *d, const pare_kernel **k, void **st
         pare_qgemm_panel_offsets(K4, QF_PANEL, S->poff);
     }
     (void)pare_qgemm_arch(); /* picks the microkernel before any thread runs */
-#if QF_X86
-    qf_avx512 = !qf_portable && __builtin_cpu_supports("avx512f");
-    qf_avx2 = !qf_portable && __builtin_cpu_supports("avx2");
-#endif
+    qf_pick_isa();
     *k = &pare_kernel_qdq_fused;
     *state = S;
     return PARE_OK;

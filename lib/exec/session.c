@@ -969,7 +969,12 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     *done = false;
     pare_node *n = p->order[i];
     bool add = (is_op(n, "Add") || is_op(n, "Sum")) && n->n_inputs == 2;
-    if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm") || add) ||
+    /* BatchNormalization in inference form with constant parameters */
+    bool bn = is_op(n, "BatchNormalization") && n->n_inputs == 5 &&
+              pare_node_attr_int(n, "training_mode", 0) == 0;
+    for (size_t j = 1; bn && j < 5; j++)
+        bn = n->inputs[j] && is_const(n->inputs[j]) && n->inputs[j]->init->dtype == PARE_DT_FLOAT;
+    if (!(is_op(n, "Conv") || is_op(n, "MatMul") || is_op(n, "Gemm") || add || bn) ||
         n->n_inputs < 2 || n->n_outputs != 1 || !n->outputs[0])
         return PARE_OK;
     /* on a device: when its backend has fused kernels of its own */
@@ -977,8 +982,8 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     if (be && (!p->dev || !p->dev->fuse_qdq))
         return PARE_OK;
     const pare_node *dx = qdq_dq(p, i, n->inputs[0], false),
-                    *dw = qdq_dq(p, i, n->inputs[1], !add), *db = NULL;
-    if (!dx || !dw || (dx == dw && !add))
+                    *dw = bn ? NULL : qdq_dq(p, i, n->inputs[1], !add), *db = NULL;
+    if (!dx || (!dw && !bn) || (dx == dw && !add))
         return PARE_OK;
     const pare_value *x_q = dx->inputs[0], *b_q = add ? dw->inputs[0] : NULL;
     if (x_q->graph != p->g || !lives_on(p, x_q, be, i) ||
@@ -998,6 +1003,10 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         d.b_dtype = b_q->dtype;
         d.b_scale = qdq_in(dw, 1);
         d.b_zp = qdq_in(dw, 2);
+    } else if (bn) {
+        for (size_t j = 0; j < 4; j++)
+            d.bn[j] = n->inputs[j + 1]->init;
+        d.bn_eps = pare_node_attr_float(n, "epsilon", 1e-5f);
     } else {
         d.w_q = qdq_in(dw, 0);
         d.w_scale = qdq_in(dw, 1);
@@ -1005,7 +1014,7 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         d.w_axis = pare_node_attr_int(dw, "axis", 1);
     }
     const pare_value *bv =
-        !add && !is_op(n, "MatMul") && n->n_inputs > 2 ? n->inputs[2] : NULL;
+        !add && !bn && !is_op(n, "MatMul") && n->n_inputs > 2 ? n->inputs[2] : NULL;
     if (bv && is_const(bv)) {
         d.bias_f = bv->init;
     } else if (bv) {
@@ -1051,7 +1060,7 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         d.y_zp = qdq_in(c, 2);
         d.y_dtype = c->outputs[0]->dtype;
         cur = c->outputs[0];
-    } else if (!add && cur->dtype == PARE_DT_FLOAT) {
+    } else if (!add && !bn && cur->dtype == PARE_DT_FLOAT) {
         d.float_out = true; /* the integer product, dequantized once at the end */
     } else {
         free(bvec);

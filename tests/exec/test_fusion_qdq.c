@@ -406,6 +406,64 @@ static void test_add(void **st)
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_INT8, true, false); /* Relu below zy */
 }
 
+/* DequantizeLinear -> BatchNormalization [-> Relu] -> QuantizeLinear (a
+ * DenseNet's pre-activation): the unfused nodes' float operations, so the
+ * same bits; width 45 leaves a scalar tail after every vector loop */
+static void bn_case(int xdt, int ydt, bool relu)
+{
+    pare_model *m = new_model(15);
+    pare_graph *g = pare_model_graph(m);
+    int64_t xd[4] = {2, 6, 3, 45}, cd[1] = {6};
+    pare_value *x = add_input(g, "x", 4, xd);
+    pare_tensor *in[1] = {rand_tensor("x", 4, xd, -1.0f, 1.0f)};
+    pare_value *xs = add_const(g, "xs", PARE_DT_FLOAT, 2.0 / 255),
+               *xz = add_const(g, "xz", xdt, xdt == PARE_DT_UINT8 ? 120 : -4),
+               *ys = add_const(g, "ys", PARE_DT_FLOAT, 8.0 / 255),
+               *yz = add_const(g, "yz", ydt, ydt == PARE_DT_UINT8 ? (relu ? 0 : 128) : 0);
+    pare_value *xf = qdq(g, "x_dq", "DequantizeLinear", qdq(g, "x_q", "QuantizeLinear", x, xs, xz, 1),
+                         xs, xz, 1);
+    pare_value *bi[5] = {xf, add_init(g, "s", 1, cd, 0.5f, 1.5f), add_init(g, "b", 1, cd, -0.5f, 0.5f),
+                         add_init(g, "mu", 1, cd, -0.2f, 0.2f), add_init(g, "var", 1, cd, 0.3f, 1.2f)};
+    pare_value *y = add_node(g, "bn", "BatchNormalization", bi, 5, "bn_out");
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_float(last_node, "epsilon", 1e-3f, &err), PARE_OK);
+    if (relu)
+        y = add_node(g, "relu", "Relu", &y, 1, "relu_out");
+    output(g, qdq(g, "y_q", "QuantizeLinear", y, ys, yz, 1));
+    size_t na, nb;
+    char *plan = NULL;
+    pare_tensor **ra = run(m, false, in, 1, &na, &plan);
+    pare_tensor **rb = run(m, true, in, 1, &nb, NULL);
+    if (count_str(plan, "8-bit QDQ kernel: reads x_q, writes y_q") != 1)
+        fail_msg("plan:\n%s", plan);
+    assert_int_equal(ra[0]->dtype, ydt);
+    assert_memory_equal(ra[0]->data, rb[0]->data, (size_t)pare_tensor_numel(ra[0]));
+    /* not all at one end, and the Relu cuts something when there is one */
+    uint64_t n = pare_tensor_numel(ra[0]), ends = 0, zeros = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        int v = ydt == PARE_DT_UINT8 ? ((uint8_t *)ra[0]->data)[i] : ((int8_t *)ra[0]->data)[i];
+        int z = ydt == PARE_DT_UINT8 ? (relu ? 0 : 128) : 0;
+        ends += ydt == PARE_DT_UINT8 ? v == 255 || (!relu && v == 0) : v == 127 || v == -128;
+        zeros += v == z;
+    }
+    if (ends * 4 >= n || (relu && zeros * 5 <= n))
+        fail_msg("%llu of %llu at an end, %llu zeros", (unsigned long long)ends,
+                 (unsigned long long)n, (unsigned long long)zeros);
+    pare_tensors_free(ra, na);
+    pare_tensors_free(rb, nb);
+    pare_tensor_free(in[0]);
+    free(plan);
+    pare_model_free(m);
+}
+
+static void test_bn(void **st)
+{
+    (void)st;
+    bn_case(PARE_DT_UINT8, PARE_DT_UINT8, true);
+    bn_case(PARE_DT_INT8, PARE_DT_INT8, false);
+    bn_case(PARE_DT_UINT8, PARE_DT_INT8, true); /* Relu below y's zero point */
+}
+
 /* DequantizeLinear -> MaxPool / Concat / Reshape / Transpose ->
  * QuantizeLinear with one scale and zero point on every side: the op runs
  * on the 8-bit data, bit for bit what the unfused nodes give; other
@@ -694,6 +752,7 @@ static void test_generic_kernel_model(void **st)
     compare_runs(&q, 1, fused_conv);
     add_case("Add", PARE_DT_UINT8, PARE_DT_INT8, PARE_DT_UINT8, true, false);
     add_case("Sum", PARE_DT_INT8, PARE_DT_UINT8, PARE_DT_INT8, false, false);
+    bn_case(PARE_DT_INT8, PARE_DT_UINT8, true);
     float_case("Conv", false, true, PARE_DT_INT8);
     pare_qgemm_force_arch("best"); /* the rest on the CPU's best */
     pare_kernel_qdq_force_portable(false);
@@ -705,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_qgemm_kernels),
         cmocka_unit_test(test_qplane),
         cmocka_unit_test(test_generic_kernel_model),
+        cmocka_unit_test(test_bn),
         cmocka_unit_test(test_conv_3x3_relu),
         cmocka_unit_test(test_conv_int8_group_stride),
         cmocka_unit_test(test_conv_1x1_panels),
