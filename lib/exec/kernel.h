@@ -143,6 +143,10 @@ typedef struct pare_kqdq {
      * constants) and epsilon; no weights */
     const pare_tensor *bn[4];
     float bn_eps;
+    /* and, when the nodes after it multiplied and added per-channel
+     * constants, their composition: y = BN(x) * bn_scale[c] + bn_shift[c]
+     * (C entries each), else NULL */
+    const double *bn_scale, *bn_shift;
 } pare_kqdq;
 
 /* The CPU kernel of such a fused node (lib/exec/kernels_qfused.c): sets *k

@@ -450,9 +450,13 @@ static pare_status qf_bn_make(const pare_kqdq *d, const pare_kernel **k, void **
                 *var = d->bn[3]->data;
     double eps = d->bn_eps;
     for (int64_t c = 0; c < A.C; c++) { /* as BatchNormalization's kernel */
-        double aa = (double)sc[c] / sqrt((double)var[c] + eps);
+        double aa = (double)sc[c] / sqrt((double)var[c] + eps), b0 = (double)bb[c] - (double)mu[c] * aa;
+        if (d->bn_scale) { /* Mul / Add after it: composed in double, once */
+            b0 = b0 * d->bn_scale[c] + d->bn_shift[c];
+            aa *= d->bn_scale[c];
+        }
         A.a[c] = (float)aa;
-        A.b[c] = (float)((double)bb[c] - (double)mu[c] * aa);
+        A.b[c] = (float)b0;
         if (!isfinite(A.a[c]) || !isfinite(A.b[c])) {
             free(S);
             free(A.a);

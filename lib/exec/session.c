@@ -706,6 +706,37 @@ static pare_status fuse_matmul(gplan *p, size_t i, pare_error *err)
     return st;
 }
 
+/* Mul / Add nodes after *cur by per-channel constants (M channels, rank
+ * r), each the sole reader of the one before and on node i's backend,
+ * composed into sc and sh (y = x * sc + sh, M entries each, from 1 and 0):
+ * their positions go to absorbed (at most max in all), *cur becomes the
+ * last one's output; returns the reader of *cur after them. */
+static pare_node *chan_affine_chain(gplan *p, size_t i, pare_value **cur, int64_t M, int r,
+                                    double *sc, double *sh, size_t *absorbed, size_t *na,
+                                    size_t max)
+{
+    pare_node *c = sole_reader(p, *cur);
+    while (c && *na < max && f32_node(p, i, c, 2) &&
+           (c->inputs[0] == *cur) != (c->inputs[1] == *cur)) {
+        bool mul = is_op(c, "Mul");
+        const float *v = mul || is_op(c, "Add") ? chan_const(other_in(c, *cur), M, r, NULL) : NULL;
+        if (!v)
+            break;
+        for (int64_t m = 0; m < M; m++) {
+            if (mul) {
+                sc[m] *= v[m];
+                sh[m] *= v[m];
+            } else {
+                sh[m] += v[m];
+            }
+        }
+        absorbed[(*na)++] = node_pos(c);
+        *cur = c->outputs[0];
+        c = sole_reader(p, *cur);
+    }
+    return c;
+}
+
 /* inference BatchNormalization (float32, constant parameters) [-> Mul/Add
  * by a per-channel constant]... [-> Relu/Clip/LeakyRelu], as DenseNet's
  * pre-activations after a Concat (no Conv before them to absorb them): the
@@ -736,25 +767,7 @@ static pare_status fuse_bn(gplan *p, size_t i, pare_error *err)
     pare_kfuse f;
     memset(&f, 0, sizeof f);
     size_t absorbed[64], na = 0;
-    pare_node *c = sole_reader(p, cur);
-    while (c && na < 60 && f32_node(p, i, c, 2) &&
-           (c->inputs[0] == cur) != (c->inputs[1] == cur)) {
-        bool mul = is_op(c, "Mul");
-        const float *v = mul || is_op(c, "Add") ? chan_const(other_in(c, cur), M, r, NULL) : NULL;
-        if (!v)
-            break;
-        for (int64_t m = 0; m < M; m++) {
-            if (mul) {
-                sc[m] *= v[m];
-                sh[m] *= v[m];
-            } else {
-                sh[m] += v[m];
-            }
-        }
-        absorbed[na++] = node_pos(c);
-        cur = c->outputs[0];
-        c = sole_reader(p, cur);
-    }
+    pare_node *c = chan_affine_chain(p, i, &cur, M, r, sc, sh, absorbed, &na, 60);
     f.scale = sc;
     f.shift = sh;
     f.n_ch = M;
@@ -1024,9 +1037,34 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         d.bias_scale = qdq_in(db, 1);
         d.bias_zp = qdq_in(db, 2);
     }
-    size_t absorbed[8], na = 0;
+    size_t absorbed[72], na = 0;
     pare_value *cur = n->outputs[0];
     pare_node *c = sole_reader(p, cur);
+    /* BatchNormalization: Mul / Add by per-channel constants after it
+     * (DenseNet's pre-activations) compose into its affine */
+    double *bsc = NULL, *bsh = NULL;
+    if (bn) {
+        int64_t C = (int64_t)pare_tensor_numel(d.bn[0]);
+        int r = cur->shape.rank;
+        if (C < 1 || r < 2 || cur->shape.dims[1].value != C)
+            return PARE_OK;
+        bsc = malloc((size_t)C * sizeof *bsc);
+        bsh = malloc((size_t)C * sizeof *bsh);
+        if (!bsc || !bsh) {
+            free(bsc);
+            free(bsh);
+            return PARE_NOMEM(err);
+        }
+        for (int64_t m = 0; m < C; m++) {
+            bsc[m] = 1.0;
+            bsh[m] = 0.0;
+        }
+        c = chan_affine_chain(p, i, &cur, C, r, bsc, bsh, absorbed, &na, 64);
+        if (na) {
+            d.bn_scale = bsc;
+            d.bn_shift = bsh;
+        }
+    }
     /* MatMul: a bias Add by a constant along the last axis */
     float *bvec = NULL;
     if (is_op(n, "MatMul") && c && is_op(c, "Add") && c->n_inputs == 2 && c->n_outputs == 1 &&
@@ -1064,6 +1102,8 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
         d.float_out = true; /* the integer product, dequantized once at the end */
     } else {
         free(bvec);
+        free(bsc);
+        free(bsh);
         return PARE_OK;
     }
     const pare_kernel *k;
@@ -1072,6 +1112,8 @@ static pare_status fuse_qdq(gplan *p, size_t i, bool *done, pare_error *err)
     pare_status st = be ? p->dev->fuse_qdq(p->dev, p->dev_ctx, &d, &k, &state, &ferr)
                         : pare_kernel_qdq(&d, &k, &state, &ferr);
     free(bvec);
+    free(bsc);
+    free(bsh);
     if (st == PARE_ERR_NOMEM)
         return PARE_NOMEM(err);
     if (st)
