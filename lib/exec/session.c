@@ -40,6 +40,8 @@ typedef struct gplan {
     pcopy *copies;            /* border copies in plan order */
     size_t *copy_at;          /* n + 2 entries: copies before node i: copy_at[i] .. [i+1] */
     pare_tensor **cmirror;    /* per value: initializer uploaded to the device once */
+    uint8_t *cdropped;        /* per value: its cmirror was released after fusion (only
+                               * absorbed nodes read it); NULL: none was */
     const pare_backend *dev;  /* backend 1 of this plan, for cmirror */
     void *dev_ctx;            /* and its session context */
     /* fusion (main graph; NULL arrays: none): a node whose kernel
@@ -139,6 +141,7 @@ static void gplan_free(gplan *p)
             }
         free(p->cmirror);
     }
+    free(p->cdropped);
     free(p->order);
     free(p->k);
     free(p->state);
@@ -257,6 +260,75 @@ static pare_status place_node(pare_session *s, gplan *p, size_t i, bool main_gra
 }
 
 /* Homes, mirrors and border copies of a main plan with a device backend. */
+/* uploads initializer value id to the plan's device as its cmirror */
+static pare_status upload_init(gplan *p, size_t id, pare_error *err)
+{
+    const pare_value *v = p->g->values[id];
+    pare_tensor *t = v->init;
+    void *mem;
+    pare_status st;
+    if (t->dtype == PARE_DT_STRING)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED,
+                              "initializer '%s': strings cannot move to %s", v->name, p->dev->name);
+    if ((st = p->dev->alloc(p->dev, p->dev_ctx, t->nbytes ? t->nbytes : 1, &mem, err)))
+        return st;
+    if ((st = p->dev->to_device(p->dev, p->dev_ctx, mem, t->data, t->nbytes, err)) ||
+        (st = pare_tensor_wrap(v->name, t->dtype, t->rank, t->dims, mem, t->nbytes,
+                               &p->cmirror[id], err))) {
+        p->dev->free(p->dev, p->dev_ctx, mem);
+        return st;
+    }
+    return PARE_OK;
+}
+
+static size_t node_pos(const pare_node *n);
+
+/* After fusion: initializers uploaded for nodes that were all absorbed (a
+ * QDQ-fused node's weight DequantizeLinear: the fused kernel keeps its own
+ * packed copy) leave the device. A run with an observer runs the absorbed
+ * nodes, so it uploads them again first (restore_inits). */
+static pare_status drop_unread_inits(gplan *p, pare_error *err)
+{
+    if (!p->multi || !p->fused_into)
+        return PARE_OK;
+    for (size_t id = 0; id < p->g->n_values; id++) {
+        const pare_value *v = p->g->values[id];
+        if (!p->cmirror[id] || v->is_output)
+            continue;
+        bool absorbed = v->n_uses > 0;
+        for (size_t u = 0; u < v->n_uses && absorbed; u++) {
+            const pare_node *n = v->uses[u].node;
+            absorbed = n->graph == p->g && p->fused_into[node_pos(n)] != SIZE_MAX;
+        }
+        if (!absorbed)
+            continue;
+        if (!p->cdropped && !(p->cdropped = calloc(p->g->n_values, 1)))
+            return PARE_NOMEM(err);
+        p->dev->free(p->dev, p->dev_ctx, p->cmirror[id]->data);
+        pare_tensor_free(p->cmirror[id]);
+        p->cmirror[id] = NULL;
+        p->cdropped[id] = 1;
+    }
+    return PARE_OK;
+}
+
+/* the initializers drop_unread_inits released, on the device again (kept
+ * from then on) */
+static pare_status restore_inits(gplan *p, pare_error *err)
+{
+    for (size_t id = 0; p->cdropped && id < p->g->n_values; id++) {
+        if (!p->cdropped[id])
+            continue;
+        pare_status st = upload_init(p, id, err);
+        if (st)
+            return st;
+        p->cdropped[id] = 0;
+    }
+    free(p->cdropped);
+    p->cdropped = NULL;
+    return PARE_OK;
+}
+
 static pare_status plan_copies(pare_session *s, gplan *p, pare_error *err)
 {
     const pare_graph *g = p->g;
@@ -299,21 +371,9 @@ static pare_status plan_copies(pare_session *s, gplan *p, pare_error *err)
             continue;
         if (v->init && !v->producer && !v->is_input) {
             /* an initializer read on the device: uploaded once, now */
-            pare_tensor *t = v->init;
-            void *mem;
-            pare_status st;
-            if (t->dtype == PARE_DT_STRING)
-                return pare_error_set(err, PARE_ERR_UNSUPPORTED,
-                                      "initializer '%s': strings cannot move to %s", v->name,
-                                      p->dev->name);
-            if ((st = p->dev->alloc(p->dev, p->dev_ctx, t->nbytes ? t->nbytes : 1, &mem, err)))
+            pare_status st = upload_init(p, id, err);
+            if (st)
                 return st;
-            if ((st = p->dev->to_device(p->dev, p->dev_ctx, mem, t->data, t->nbytes, err)) ||
-                (st = pare_tensor_wrap(v->name, t->dtype, t->rank, t->dims, mem, t->nbytes,
-                                       &p->cmirror[id], err))) {
-                p->dev->free(p->dev, p->dev_ctx, mem);
-                return st;
-            }
             continue;
         }
         p->copies[n_copies].vid = id;
@@ -1427,7 +1487,8 @@ pare_status pare_session_new(pare_model *m, const pare_session_opts *opts, pare_
     }
     if ((st = plan_graph(s, s->g, &s->main, err)))
         goto fail;
-    if (!s->no_fusion && (!s->be[1] || s->be[1]->fuse) && (st = plan_fusion(s->main, err)))
+    if (!s->no_fusion && (!s->be[1] || s->be[1]->fuse) &&
+        ((st = plan_fusion(s->main, err)) || (st = drop_unread_inits(s->main, err))))
         goto fail;
     *out = s;
     return PARE_OK;
@@ -2023,6 +2084,11 @@ static pare_status exec_graph(pare_session *s, gplan *p, frame *parent,
     const pare_graph *g = p->g;
     /* the fused plan, unless an observer wants every intermediate */
     bool fuse_on = parent == NULL && p->fused_into && !s->observer;
+    if (parent == NULL && !fuse_on && p->cdropped) {
+        pare_status rst = restore_inits(p, err); /* the absorbed nodes run this time */
+        if (rst)
+            return rst;
+    }
     frame f = {s, p, NULL, NULL, NULL, NULL, parent, 0};
     bool capturing = false; /* the device work of this run goes into a CUDA graph */
     size_t nv = g->n_values ? g->n_values : 1;

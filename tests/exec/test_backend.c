@@ -1198,8 +1198,20 @@ static pare_model *qdq_model(bool input_q)
     return m;
 }
 
-/* runs the QDQ model with opts o; *plan (when not NULL) gets the plan text */
-static pare_tensor *qdq_run(pare_model *m, const pare_session_opts *o, char **plan)
+static int count_obs(void *ctx, const pare_node *n, size_t o, const pare_tensor *t)
+{
+    (void)n;
+    (void)o;
+    (void)t;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* runs the QDQ model with opts o; *plan (when not NULL) gets the plan text;
+ * with observed, the second run has an observer (every node runs) and
+ * *observed counts its calls */
+static pare_tensor *qdq_run_obs(pare_model *m, const pare_session_opts *o, char **plan,
+                                int *observed)
 {
     int64_t xd[4] = {1, 4, 5, 5};
     pare_tensor *in, **out;
@@ -1218,6 +1230,8 @@ static pare_tensor *qdq_run(pare_model *m, const pare_session_opts *o, char **pl
     if (plan)
         assert_non_null(*plan = pare_session_plan_text(s));
     for (int r = 0; r < 2; r++) { /* recording run, then from the arena */
+        if (r == 1 && observed)
+            pare_session_set_observer(s, count_obs, observed);
         if (pare_session_run(s, &in, 1, &out, &no, &err))
             fail_msg("run: %s", err.msg);
         if (r == 0)
@@ -1232,6 +1246,11 @@ static pare_tensor *qdq_run(pare_model *m, const pare_session_opts *o, char **pl
 }
 
 static void qdq_on_fake(bool input_q);
+
+static pare_tensor *qdq_run(pare_model *m, const pare_session_opts *o, char **plan)
+{
+    return qdq_run_obs(m, o, plan, NULL);
+}
 
 /* A device backend with a fuse_qdq hook runs DQ -> Conv -> Relu -> Q as its
  * own 8-bit kernel reading the quantized tensor where it lives (fake
@@ -1270,11 +1289,21 @@ static void qdq_on_fake(bool input_q)
     assert_true(has_row(plan, "relu", "Relu", "fake", "fused into conv"));
     assert_true(has_row(plan, "qy", "QuantizeLinear", "fake", "fused into conv"));
     assert_true(input_q || has_row(plan, "qx", "QuantizeLinear", "fake", NULL));
+    /* the weights only the absorbed DequantizeLinear read left the device */
+    assert_null(strstr(plan, "copy:Wq"));
     free(plan);
     assert_int_equal(fk.qdq_fuses, 1);
     assert_int_equal(fk.foreign, 0);
     assert_int_equal(fk.stray, 0);
     assert_memory_equal(dev->data, cpu->data, dev->nbytes);
+    /* an observed run runs every node: the weights go back up first */
+    int seen = 0;
+    pare_tensor *obs = qdq_run_obs(m, &o, NULL, &seen);
+    assert_true(seen >= 6);
+    assert_int_equal(fk.foreign, 0);
+    assert_int_equal(fk.stray, 0);
+    assert_memory_equal(obs->data, plain->data, obs->nbytes);
+    pare_tensor_free(obs);
     /* within a step of y's scale of the unfused graph, and not all zero */
     int nonzero = 0;
     for (uint64_t i = 0; i < pare_tensor_numel(dev); i++) {
