@@ -2,7 +2,8 @@
  * executor's QDQ fusion (lib/exec/session.c, fuse_qdq) hands over
  *     DequantizeLinear(x_q), DequantizeLinear(w_q) -> Conv / MatMul / Gemm
  *     [-> bias Add] [-> Relu] [-> QuantizeLinear]
- * or an Add of two DequantizeLinears, as a pare_kqdq; this file derives
+ * or an Add of two DequantizeLinears, or DequantizeLinear ->
+ * BatchNormalization [-> Mul / Add] [-> Relu] -> QuantizeLinear, as a pare_kqdq; this file derives
  * what is computed with the CPU's own rules (pare_qdq_geom_make, so that the
  * two backends accept the same patterns and agree to the bit), packs the
  * weights once into the tile layout of qfused.cu and uploads them with the
@@ -319,12 +320,112 @@ pare_status pcu_qdq_add_params(const pare_kqdq *d, pcu_qadd *A)
     return PARE_OK;
 }
 
+/* ---- BatchNormalization ---- */
+
+typedef struct qb_state {
+    pcu_qbn p;   /* a, b: device */
+    void *dev;
+} qb_state;
+
+static void qb_release(void *st)
+{
+    qb_state *S = st;
+    if (S && S->dev)
+        cudaFree(S->dev);
+    free(S);
+}
+
+pare_status pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p)
+{
+    memset(p, 0, sizeof *p);
+    p->xdt = B->xdt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
+    p->ydt = B->ydt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
+    p->C = B->C;
+    p->sx = B->sx;
+    p->ys = B->ys;
+    p->zx = B->zx;
+    p->zy = B->zy;
+    p->lo = B->lo;
+    p->hi = B->hi;
+    p->relu = B->relu;
+    return PARE_OK;
+}
+
+static pare_status qb_run(pare_kctx *k, pare_error *err)
+{
+    const qb_state *S = k->state;
+    pcu_session *ps = k->dev;
+    const pare_tensor *x = k->n_in ? k->in[0] : NULL;
+    if (!x)
+        return pare_error_set(err, PARE_ERR_INVALID, "missing input");
+    int xdt = x->dtype == PARE_DT_UINT8 ? PCU_DT_U8 : x->dtype == PARE_DT_INT8 ? PCU_DT_I8 : 0;
+    if (xdt != S->p.xdt)
+        return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(x->dtype));
+    if (x->rank < 2 || x->dims[1] != S->p.C)
+        return pare_error_set(err, PARE_ERR_INVALID, "input has %lld channels, the parameters %lld",
+                              (long long)(x->rank < 2 ? 0 : x->dims[1]), (long long)S->p.C);
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, S->p.ydt == PCU_DT_U8 ? PARE_DT_UINT8 : PARE_DT_INT8,
+                                  x->rank, x->dims, &y, err);
+    if (st)
+        return st;
+    pcu_qbn p = S->p;
+    p.plane = 1;
+    for (int i = 2; i < x->rank; i++)
+        p.plane *= x->dims[i];
+    if (!p.plane)
+        return PARE_OK;
+    PCU_RT(pcu_qbn_run(&p, x->data, y->data, (int64_t)pare_tensor_numel(x), ps->stream), err);
+    return PARE_OK;
+}
+
+static const pare_kernel qb_kernel = {"", "QDQBatchNormalization", 1, 0, NULL, qb_run, qb_release,
+                                      NULL};
+
+static pare_status qb_make(pcu_session *ps, const pare_kqdq *d, const pare_kernel **k, void **state,
+                           pare_error *err)
+{
+    pare_qdq_bn B;
+    pare_status st = pare_qdq_bn_make(d, &B);
+    if (st)
+        return pare_error_set(err, st, st == PARE_ERR_NOMEM ? "out of memory" : "not this form");
+    qb_state *S = calloc(1, sizeof *S);
+    if (!S) {
+        pare_qdq_bn_release(&B);
+        return pare_error_set(err, PARE_ERR_NOMEM, "out of memory");
+    }
+    pcu_qdq_bn_params(&B, &S->p);
+    size_t bytes = (size_t)B.C * sizeof(float);
+    cudaError_t ce = cudaMalloc(&S->dev, 2 * bytes);
+    if (ce != cudaSuccess)
+        S->dev = NULL;
+    if (ce == cudaSuccess)
+        ce = cudaMemcpy(S->dev, B.a, bytes, cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess)
+        ce = cudaMemcpy((char *)S->dev + bytes, B.b, bytes, cudaMemcpyHostToDevice);
+    pare_qdq_bn_release(&B);
+    if (ce != cudaSuccess) {
+        qb_release(S);
+        cudaGetLastError();
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "parameters not uploaded: %s",
+                              cudaGetErrorString(ce));
+    }
+    S->p.a = S->dev;
+    S->p.b = (const float *)((char *)S->dev + bytes);
+    pcu_count_device_bytes(ps, (int64_t)(2 * bytes));
+    *k = &qb_kernel;
+    *state = S;
+    return PARE_OK;
+}
+
 pare_status pcu_fuse_qdq(pcu_session *ps, const pare_kqdq *d, const pare_kernel **k, void **state,
                          pare_error *err)
 {
     const char *op = d->op->op_type;
     if (!ps) /* a session without a device context (host-side tests) */
         return pare_error_set(err, PARE_ERR_UNSUPPORTED, "no CUDA session");
+    if (!strcmp(op, "BatchNormalization"))
+        return qb_make(ps, d, k, state, err);
     if (strcmp(op, "Add") && strcmp(op, "Sum"))
         return qg_make(ps, d, k, state, err);
     pcu_qadd *A = malloc(sizeof *A);

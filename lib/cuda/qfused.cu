@@ -152,6 +152,23 @@ __global__ void qadd_kernel(pcu_qadd a, const void *A, const void *B, uint8_t *y
     }
 }
 
+__global__ void qbn_kernel(pcu_qbn p, const void *x, uint8_t *y, int64_t n)
+{
+    float lo = (float)(p.lo - p.zy), hi = (float)(p.hi - p.zy);
+    float floor0 = p.relu ? 0.0f : -INFINITY;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = (i / p.plane) % p.C;
+        float v = __fmul_rn((float)(ld8(p.xdt, x, i) - p.zx), p.sx);
+        v = __fadd_rn(__fmul_rn(v, p.a[c]), p.b[c]);
+        v = v > floor0 ? v : floor0;
+        float q = __fdiv_rn(v, p.ys);
+        q = q > lo ? q : lo;
+        q = q < hi ? q : hi;
+        y[i] = (uint8_t)((int32_t)rintf(q) + p.zy);
+    }
+}
+
 } // namespace
 
 extern "C" cudaError_t pcu_qgemm_run(const pcu_qgemm *a, const void *x, void *y,
@@ -181,5 +198,19 @@ extern "C" cudaError_t pcu_qadd_run(const pcu_qadd *a, const void *A, const void
     if (blocks > 65535 * 8)
         blocks = 65535 * 8;
     qadd_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*a, A, B, (uint8_t *)y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t pcu_qbn_run(const pcu_qbn *p, const void *x, void *y, int64_t n,
+                                   cudaStream_t stream)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    if (p->C < 1 || p->plane < 1)
+        return cudaErrorInvalidValue;
+    int64_t blocks = (n + kThreads - 1) / kThreads;
+    if (blocks > 65535 * 8)
+        blocks = 65535 * 8;
+    qbn_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*p, x, (uint8_t *)y, n);
     return cudaGetLastError();
 }

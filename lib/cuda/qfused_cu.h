@@ -186,6 +186,20 @@ typedef struct pcu_qadd {
 cudaError_t pcu_qadd_run(const pcu_qadd *a, const void *A, const void *B, void *y, int64_t n,
                          cudaStream_t stream);
 
+/* y = Q(Relu(DQ(x) * a[c] + b[c])) for x of channels C (axis 1) with plane
+ * elements per channel and image (exec/kernel.h pare_qdq_bn: the CPU's
+ * kernel to the bit); a, b device pointers */
+typedef struct pcu_qbn {
+    int xdt, ydt;             /* U8 or I8 */
+    int64_t C, plane;
+    float sx, ys;
+    int32_t zx, zy, lo, hi;
+    int relu;
+    const float *a, *b;
+} pcu_qbn;
+
+cudaError_t pcu_qbn_run(const pcu_qbn *p, const void *x, void *y, int64_t n, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

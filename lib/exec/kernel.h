@@ -185,6 +185,26 @@ typedef struct pare_qdq_geom {
     bool relu, fout;
 } pare_qdq_geom;
 
+/* What a fused DequantizeLinear -> BatchNormalization [-> Mul / Add]
+ * [-> Relu] -> QuantizeLinear computes, element by element of channel c:
+ *     v = float(x - zx) * sx;  v = v * a[c] + b[c];  Relu: v = max(v, 0)
+ *     y = sat(rint_half_even(v / ys) + zy) in [lo, hi]
+ * (float32 operations in this order, no fma: the unfused nodes' bits when
+ * nothing follows the BatchNormalization; a and b as its kernel computes
+ * them, composed in double with the Mul / Add after it). */
+typedef struct pare_qdq_bn {
+    int64_t C;
+    float *a, *b;
+    float sx, ys;
+    int32_t zx, zy, lo, hi;
+    int xdt, ydt;
+    bool relu;
+} pare_qdq_bn;
+/* PARE_OK, PARE_ERR_UNSUPPORTED or PARE_ERR_NOMEM; release with
+ * pare_qdq_bn_release (not the struct itself). */
+pare_status pare_qdq_bn_make(const pare_kqdq *d, pare_qdq_bn *out);
+void pare_qdq_bn_release(pare_qdq_bn *bn);
+
 /* Checks d (not an Add) and derives its geom: PARE_OK, PARE_ERR_UNSUPPORTED
  * when the integer path cannot reproduce it (see kernels_qfused.c), or
  * PARE_ERR_NOMEM. Release with pare_qdq_geom_release (also on a zeroed one). */

@@ -394,85 +394,87 @@ static const pare_kernel qf_add_kernel = {"", "QDQAdd", 1, 0, NULL, qf_add_run, 
  * order of the unfused nodes (DequantizeLinear, BatchNormalization's
  * x * a + b with a and b as its kernel computes them, Relu,
  * QuantizeLinear's division): the same bits. */
-typedef struct qf_bn_state {
-    int64_t C;
-    float *a, *b;
-    float sx, ys;
-    int32_t zx, zy, lo, hi;
-    int xdt, ydt;
-    bool relu;
-} qf_bn_state;
-
-static void qf_bn_release(void *p)
+void pare_qdq_bn_release(pare_qdq_bn *S)
 {
-    qf_bn_state *S = p;
     if (S) {
         free(S->a);
         free(S->b);
-        free(S);
+        S->a = S->b = NULL;
     }
+}
+
+static void qf_bn_release(void *p)
+{
+    pare_qdq_bn_release(p);
+    free(p);
 }
 
 static const pare_kernel qf_bn_kernel;
 
-static pare_status qf_bn_make(const pare_kqdq *d, const pare_kernel **k, void **state)
+pare_status pare_qdq_bn_make(const pare_kqdq *d, pare_qdq_bn *A)
 {
-    qf_bn_state A;
-    memset(&A, 0, sizeof A);
+    memset(A, 0, sizeof *A);
     bool ok8 = (d->x_dtype == PARE_DT_UINT8 || d->x_dtype == PARE_DT_INT8) &&
                (d->y_dtype == PARE_DT_UINT8 || d->y_dtype == PARE_DT_INT8);
     if (d->float_out || !ok8 || !scale_ok(d->x_scale) || !scale_ok(d->y_scale) ||
-        !zp_get(d->x_zp, d->x_dtype, &A.zx) || !zp_get(d->y_zp, d->y_dtype, &A.zy))
+        !zp_get(d->x_zp, d->x_dtype, &A->zx) || !zp_get(d->y_zp, d->y_dtype, &A->zy))
         return PARE_ERR_UNSUPPORTED;
-    A.C = numel(d->bn[0]);
+    A->C = numel(d->bn[0]);
     for (int j = 0; j < 4; j++)
-        if (!d->bn[j] || d->bn[j]->dtype != PARE_DT_FLOAT || numel(d->bn[j]) != A.C)
+        if (!d->bn[j] || d->bn[j]->dtype != PARE_DT_FLOAT || numel(d->bn[j]) != A->C)
             return PARE_ERR_UNSUPPORTED;
-    if (A.C < 1)
+    if (A->C < 1)
         return PARE_ERR_UNSUPPORTED;
-    A.sx = *(const float *)d->x_scale->data;
-    A.ys = *(const float *)d->y_scale->data;
-    A.xdt = d->x_dtype;
-    A.ydt = d->y_dtype;
-    A.lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
-    A.hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
-    A.relu = d->relu;
-    qf_bn_state *S = malloc(sizeof *S);
-    A.a = malloc((size_t)A.C * sizeof *A.a);
-    A.b = malloc((size_t)A.C * sizeof *A.b);
-    if (!S || !A.a || !A.b) {
-        free(S);
-        free(A.a);
-        free(A.b);
+    A->sx = *(const float *)d->x_scale->data;
+    A->ys = *(const float *)d->y_scale->data;
+    A->xdt = d->x_dtype;
+    A->ydt = d->y_dtype;
+    A->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
+    A->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
+    A->relu = d->relu;
+    A->a = malloc((size_t)A->C * sizeof *A->a);
+    A->b = malloc((size_t)A->C * sizeof *A->b);
+    if (!A->a || !A->b) {
+        pare_qdq_bn_release(A);
         return PARE_ERR_NOMEM;
     }
     const float *sc = d->bn[0]->data, *bb = d->bn[1]->data, *mu = d->bn[2]->data,
                 *var = d->bn[3]->data;
     double eps = d->bn_eps;
-    for (int64_t c = 0; c < A.C; c++) { /* as BatchNormalization's kernel */
+    for (int64_t c = 0; c < A->C; c++) { /* as BatchNormalization's kernel */
         double aa = (double)sc[c] / sqrt((double)var[c] + eps), b0 = (double)bb[c] - (double)mu[c] * aa;
         if (d->bn_scale) { /* Mul / Add after it: composed in double, once */
             b0 = b0 * d->bn_scale[c] + d->bn_shift[c];
             aa *= d->bn_scale[c];
         }
-        A.a[c] = (float)aa;
-        A.b[c] = (float)b0;
-        if (!isfinite(A.a[c]) || !isfinite(A.b[c])) {
-            free(S);
-            free(A.a);
-            free(A.b);
+        A->a[c] = (float)aa;
+        A->b[c] = (float)b0;
+        if (!isfinite(A->a[c]) || !isfinite(A->b[c])) {
+            pare_qdq_bn_release(A);
             return PARE_ERR_UNSUPPORTED;
         }
     }
+    return PARE_OK;
+}
+
+static pare_status qf_bn_make(const pare_kqdq *d, const pare_kernel **k, void **state)
+{
+    pare_qdq_bn *S = malloc(sizeof *S);
+    if (!S)
+        return PARE_ERR_NOMEM;
+    pare_status st = pare_qdq_bn_make(d, S);
+    if (st) {
+        free(S);
+        return st;
+    }
     qf_pick_isa();
-    *S = A;
     *k = &qf_bn_kernel;
     *state = S;
     return PARE_OK;
 }
 
 typedef struct qf_bn_job {
-    const qf_bn_state *S;
+    const pare_qdq_bn *S;
     int64_t plane;
     const void *x;
     uint8_t *y;
@@ -481,7 +483,7 @@ typedef struct qf_bn_job {
 #if QF_X86
 /* 16 at a time (AVX-512): the scalar loop's operations; returns where it stopped */
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static int64_t
-qf_bn_plane512(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64_t n)
+qf_bn_plane512(const pare_qdq_bn *S, int64_t c, const void *x, uint8_t *y, int64_t n)
 {
     __m512i zx = _mm512_set1_epi32(S->zx), zy = _mm512_set1_epi32(S->zy);
     __m512 sx = _mm512_set1_ps(S->sx), ys = _mm512_set1_ps(S->ys), va = _mm512_set1_ps(S->a[c]),
@@ -501,7 +503,7 @@ qf_bn_plane512(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64
 
 /* 8 at a time (AVX2) */
 __attribute__((target("avx2"))) static int64_t
-qf_bn_plane256(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64_t n)
+qf_bn_plane256(const pare_qdq_bn *S, int64_t c, const void *x, uint8_t *y, int64_t n)
 {
     __m256i zx = _mm256_set1_epi32(S->zx), zy = _mm256_set1_epi32(S->zy);
     __m256 sx = _mm256_set1_ps(S->sx), ys = _mm256_set1_ps(S->ys), va = _mm256_set1_ps(S->a[c]),
@@ -527,7 +529,7 @@ qf_bn_plane256(const qf_bn_state *S, int64_t c, const void *x, uint8_t *y, int64
 static void qf_bn_range(void *ctx, int64_t b, int64_t e)
 {
     const qf_bn_job *J = ctx;
-    const qf_bn_state *S = J->S;
+    const pare_qdq_bn *S = J->S;
     float lo = (float)(S->lo - S->zy), hi = (float)(S->hi - S->zy);
     float floor0 = S->relu ? 0.0f : -INFINITY;
     for (int64_t pl = b; pl < e; pl++) {
@@ -550,7 +552,7 @@ static void qf_bn_range(void *ctx, int64_t b, int64_t e)
 
 static pare_status qf_bn_run(pare_kctx *k, pare_error *err)
 {
-    const qf_bn_state *S = k->state;
+    const pare_qdq_bn *S = k->state;
     const pare_tensor *x = k->n_in ? k->in[0] : NULL;
     if (!x)
         return pare_error_set(err, PARE_ERR_INVALID, "missing input");

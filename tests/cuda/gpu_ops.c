@@ -676,6 +676,36 @@ static void qdq_add_case(void)
     want_note = NULL;
 }
 
+static void qdq_bn_case(void)
+{
+    tcase c;
+    tc_begin(&c, "QDQ BatchNormalization -> Mul -> Add -> Relu u8 (DenseNet's pre-activation)",
+             19, 0);
+    int64_t xd[4] = {2, 24, 9, 13}, cd[1] = {24}, c4[4] = {1, 24, 1, 1};
+    pare_value *x = tc_input(&c, rand_tensor("xq", PARE_DT_UINT8, 4, xd, 0, 255));
+    pare_value *xf = chain(&c, "DequantizeLinear",
+                           (pare_value *[]){x, scalar_const(&c, "sx", PARE_DT_FLOAT, 0.02),
+                                            scalar_const(&c, "zx", PARE_DT_UINT8, 125)},
+                           3, "xf", NULL);
+    pare_value *bi[5] = {xf, tc_const(&c, rand_tensor("s", PARE_DT_FLOAT, 1, cd, 0.5, 1.5)),
+                         tc_const(&c, rand_tensor("b", PARE_DT_FLOAT, 1, cd, -0.5, 0.5)),
+                         tc_const(&c, rand_tensor("mu", PARE_DT_FLOAT, 1, cd, -0.2, 0.2)),
+                         tc_const(&c, rand_tensor("var", PARE_DT_FLOAT, 1, cd, 0.3, 1.2))};
+    pare_value *v = chain(&c, "BatchNormalization", bi, 5, "bn", NULL);
+    v = chain(&c, "Mul", (pare_value *[]){v, tc_const(&c, rand_tensor("m", PARE_DT_FLOAT, 4, c4, 0.5, 1.2))},
+              2, "mul", NULL);
+    v = chain(&c, "Add", (pare_value *[]){tc_const(&c, rand_tensor("a", PARE_DT_FLOAT, 4, c4, -0.3, 0.3)), v},
+              2, "add", NULL);
+    v = chain(&c, "Relu", &v, 1, "r", NULL);
+    chain(&c, "QuantizeLinear",
+          (pare_value *[]){v, scalar_const(&c, "sy", PARE_DT_FLOAT, 0.03),
+                           scalar_const(&c, "zy", PARE_DT_UINT8, 0)},
+          3, NULL, NULL);
+    want_note = "8-bit QDQ kernel";
+    tc_end(&c);
+    want_note = NULL;
+}
+
 static void qdq_cases(void)
 {
     static const qspec cases[] = {
@@ -697,6 +727,7 @@ static void qdq_cases(void)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         qdq_case(&cases[i]);
     qdq_add_case();
+    qdq_bn_case();
     /* depthwise: refused by the int8 kernel, runs dequantized on cuda (its
      * float sums round differently from the CPU's fused int32 ones: 1 step) */
     qspec dw = {"QDQ Conv depthwise (unfused on cuda)", "Conv", PARE_DT_UINT8, 2, 16, 12, 12,

@@ -973,6 +973,19 @@ static void test_qdq_add_params(void **state)
     void *kst;
     pare_error err;
     assert_int_equal(pcu_fuse_qdq(NULL, &d, &k, &kst, &err), PARE_ERR_UNSUPPORTED);
+    /* the BatchNormalization kernel's scalars come from the CPU's derivation */
+    float av[2] = {1.5f, -2.0f}, bv[2] = {0.25f, 3.0f};
+    pare_qdq_bn B = {2, av, bv, 0.02f, 0.5f, 200, -3, -128, 127, PARE_DT_UINT8, PARE_DT_INT8, true};
+    pcu_qbn qb;
+    assert_int_equal(pcu_qdq_bn_params(&B, &qb), PARE_OK);
+    assert_int_equal(qb.xdt, PCU_DT_U8);
+    assert_int_equal(qb.ydt, PCU_DT_I8);
+    assert_int_equal(qb.C, 2);
+    assert_true(qb.sx == 0.02f && qb.ys == 0.5f && qb.relu);
+    assert_int_equal(qb.zx, 200);
+    assert_int_equal(qb.zy, -3);
+    assert_int_equal(qb.lo, -128);
+    assert_int_equal(qb.hi, 127);
     assert_int_equal(A.adt, PCU_DT_U8);
     assert_int_equal(A.bdt, PCU_DT_I8);
     assert_int_equal(A.ydt, PCU_DT_I8);
