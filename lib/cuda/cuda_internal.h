@@ -153,7 +153,7 @@ pare_status pcu_qdq_args(const pare_qdq_geom *G, int xdt, int xrank, const int64
 pare_status pcu_qdq_add_params(const pare_kqdq *d, pcu_qadd *A);
 /* the BatchNormalization kernel's scalars from the CPU's derivation (a and
  * b are the caller's to upload) */
-pare_status pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p);
+void pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p);
 
 /* The CUDA backend record (backend.c), registered at start-up of a CUDA build. */
 const pare_backend *pare_backend_cuda(void);

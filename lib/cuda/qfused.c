@@ -25,6 +25,10 @@
 #include "cuda/qfused_cu.h"
 #include "cuda/quant_cu.h"
 
+_Static_assert((int)PCU_DT_U8 == (int)PARE_DT_UINT8 && (int)PCU_DT_I8 == (int)PARE_DT_INT8 &&
+                   (int)PCU_DT_F32 == (int)PARE_DT_FLOAT,
+               "the kernels' dtype numbers are pare's");
+
 /* ---- host-side layout (no GPU needed; tested in test_cuda_ops) ---- */
 
 int pcu_qdq_bm(int64_t Mg)
@@ -117,8 +121,8 @@ pare_status pcu_qdq_args(const pare_qdq_geom *G, int xdt, int xrank, const int64
     memset(a, 0, sizeof *a);
     if (xdt != G->xdt)
         return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(xdt));
-    a->xdt = G->xdt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
-    a->ydt = G->fout ? PCU_DT_F32 : G->ydt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
+    a->xdt = G->xdt; /* PCU_DT_* are pare's (ONNX's) numbers */
+    a->ydt = G->ydt; /* PARE_DT_FLOAT when fout */
     a->M = G->M;
     a->Mg = G->Mg;
     a->group = G->group;
@@ -269,16 +273,14 @@ static pare_status qa_run(pare_kctx *k, pare_error *err)
     const pare_tensor *a = k->n_in > 1 ? k->in[0] : NULL, *b = k->n_in > 1 ? k->in[1] : NULL;
     if (!a || !b)
         return pare_error_set(err, PARE_ERR_INVALID, "missing input");
-    int adt = a->dtype == PARE_DT_UINT8 ? PCU_DT_U8 : a->dtype == PARE_DT_INT8 ? PCU_DT_I8 : 0,
-        bdt = b->dtype == PARE_DT_UINT8 ? PCU_DT_U8 : b->dtype == PARE_DT_INT8 ? PCU_DT_I8 : 0;
-    if (adt != S->adt || bdt != S->bdt || a->rank != b->rank)
+    if (a->dtype != S->adt || b->dtype != S->bdt || a->rank != b->rank)
         return pare_error_set(err, PARE_ERR_INVALID, "inputs are %s and %s",
                               pare_dtype_name(a->dtype), pare_dtype_name(b->dtype));
     for (int i = 0; i < a->rank; i++)
         if (a->dims[i] != b->dims[i])
             return pare_error_set(err, PARE_ERR_INVALID, "inputs differ in dim %d", i);
     pare_tensor *y;
-    pare_status st = k->alloc_out(k, 0, S->ydt == PCU_DT_U8 ? PARE_DT_UINT8 : PARE_DT_INT8,
+    pare_status st = k->alloc_out(k, 0, S->ydt,
                                   a->rank, a->dims, &y, err);
     if (st)
         return st;
@@ -311,9 +313,9 @@ pare_status pcu_qdq_add_params(const pare_kqdq *d, pcu_qadd *A)
         !scalar_param(d->b_scale, d->b_zp, d->b_dtype, &A->sb, &A->zb) ||
         !scalar_param(d->y_scale, d->y_zp, d->y_dtype, &A->ys, &A->zy))
         return PARE_ERR_UNSUPPORTED;
-    A->adt = d->x_dtype == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
-    A->bdt = d->b_dtype == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
-    A->ydt = d->y_dtype == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
+    A->adt = d->x_dtype; /* PCU_DT_* are pare's numbers */
+    A->bdt = d->b_dtype;
+    A->ydt = d->y_dtype;
     A->lo = d->y_dtype == PARE_DT_UINT8 ? 0 : -128;
     A->hi = d->y_dtype == PARE_DT_UINT8 ? 255 : 127;
     A->relu = d->relu;
@@ -335,11 +337,11 @@ static void qb_release(void *st)
     free(S);
 }
 
-pare_status pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p)
+void pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p)
 {
     memset(p, 0, sizeof *p);
-    p->xdt = B->xdt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
-    p->ydt = B->ydt == PARE_DT_UINT8 ? PCU_DT_U8 : PCU_DT_I8;
+    p->xdt = B->xdt; /* PCU_DT_* are pare's numbers */
+    p->ydt = B->ydt;
     p->C = B->C;
     p->sx = B->sx;
     p->ys = B->ys;
@@ -348,7 +350,6 @@ pare_status pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p)
     p->lo = B->lo;
     p->hi = B->hi;
     p->relu = B->relu;
-    return PARE_OK;
 }
 
 static pare_status qb_run(pare_kctx *k, pare_error *err)
@@ -358,14 +359,13 @@ static pare_status qb_run(pare_kctx *k, pare_error *err)
     const pare_tensor *x = k->n_in ? k->in[0] : NULL;
     if (!x)
         return pare_error_set(err, PARE_ERR_INVALID, "missing input");
-    int xdt = x->dtype == PARE_DT_UINT8 ? PCU_DT_U8 : x->dtype == PARE_DT_INT8 ? PCU_DT_I8 : 0;
-    if (xdt != S->p.xdt)
+    if (x->dtype != S->p.xdt)
         return pare_error_set(err, PARE_ERR_INVALID, "input is %s", pare_dtype_name(x->dtype));
     if (x->rank < 2 || x->dims[1] != S->p.C)
         return pare_error_set(err, PARE_ERR_INVALID, "input has %lld channels, the parameters %lld",
                               (long long)(x->rank < 2 ? 0 : x->dims[1]), (long long)S->p.C);
     pare_tensor *y;
-    pare_status st = k->alloc_out(k, 0, S->p.ydt == PCU_DT_U8 ? PARE_DT_UINT8 : PARE_DT_INT8,
+    pare_status st = k->alloc_out(k, 0, S->p.ydt,
                                   x->rank, x->dims, &y, err);
     if (st)
         return st;

@@ -158,7 +158,11 @@ __global__ void qbn_kernel(pcu_qbn p, const void *x, uint8_t *y, int64_t n)
     float floor0 = p.relu ? 0.0f : -INFINITY;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = (i / p.plane) % p.C;
+        /* the channel: 32-bit division where every index fits (64-bit
+         * division is a long software sequence on the GPU) */
+        int64_t c = n <= 0xffffffffLL
+                        ? (int64_t)(((uint32_t)i / (uint32_t)p.plane) % (uint32_t)p.C)
+                        : (i / p.plane) % p.C;
         float v = __fmul_rn((float)(ld8(p.xdt, x, i) - p.zx), p.sx);
         v = __fadd_rn(__fmul_rn(v, p.a[c]), p.b[c]);
         v = v > floor0 ? v : floor0;
