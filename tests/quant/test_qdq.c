@@ -161,14 +161,35 @@ static void test_cnn_structure(void **state)
 /* a per-channel scale computed from constants (Constant -> Unsqueeze, as
  * version-converted models write a BatchNormalization) is folded into an
  * initializer first: the Mul by it has one activation, not two */
+/* qdq_cnn's Conv c1 reads x * k (a Mul named x_mul) instead of x; then
+ * static quantization with the CNN's data, the report in *r */
+static void scale_c1_input(pare_model *m, pare_value *k, pare_quant_report *r)
+{
+    pare_error err;
+    pare_graph *g = pare_model_graph(m);
+    pare_value *x = pare_graph_find_value(g, "x"), *mv;
+    pare_node *n;
+    assert_int_equal(pare_graph_new_value(g, "x_scaled", NULL, 0, &mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_add_node(g, "x_mul", "", "Mul", (pare_value *[]){x, k}, 2, &mv, 1,
+                                         NULL, &n, &err), PARE_OK);
+    assert_int_equal(pare_node_set_input(qh_node(m, "c1"), 0, mv, &err), PARE_OK);
+    assert_int_equal(pare_graph_toposort(g, &err), PARE_OK);
+    pare_static_opts o = PARE_STATIC_OPTS_INIT;
+    o.calib.path = CNN_DATA;
+    pare_quant_report_init(r);
+    if (pare_quantize_static(m, &o, r, &err))
+        fail_msg("static: %s", err.msg);
+    qh_valid(m);
+}
+
 static void test_constant_operand(void **state)
 {
     (void)state;
     pare_error err;
     pare_model *m = qh_load(QDQ_DATA, "qdq_cnn.onnx");
     pare_graph *g = pare_model_graph(m);
-    pare_value *x = pare_graph_find_value(g, "x"), *cv, *uv, *mv;
-    pare_node *c1 = qh_node(m, "c1"), *n;
+    pare_value *cv, *uv;
+    pare_node *n;
     pare_tensor *t;
     int64_t three[1] = {3}, two[1] = {2};
     assert_int_equal(pare_tensor_new("k", PARE_DT_FLOAT, 1, three, &t, &err), PARE_OK);
@@ -187,18 +208,8 @@ static void test_constant_operand(void **state)
     assert_int_equal(pare_graph_new_value(g, "k_u", NULL, 0, &uv, &err), PARE_OK);
     assert_int_equal(pare_graph_add_node(g, "k_unsq", "", "Unsqueeze", (pare_value *[]){cv, axv}, 2,
                                          &uv, 1, NULL, &n, &err), PARE_OK);
-    assert_int_equal(pare_graph_new_value(g, "x_scaled", NULL, 0, &mv, &err), PARE_OK);
-    assert_int_equal(pare_graph_add_node(g, "x_mul", "", "Mul", (pare_value *[]){x, uv}, 2, &mv, 1,
-                                         NULL, &n, &err), PARE_OK);
-    assert_int_equal(pare_node_set_input(c1, 0, mv, &err), PARE_OK);
-    assert_int_equal(pare_graph_toposort(g, &err), PARE_OK);
-    pare_static_opts o = PARE_STATIC_OPTS_INIT;
-    o.calib.path = CNN_DATA;
     pare_quant_report r;
-    pare_quant_report_init(&r);
-    if (pare_quantize_static(m, &o, &r, &err))
-        fail_msg("static: %s", err.msg);
-    qh_valid(m);
+    scale_c1_input(m, uv, &r);
     assert_int_equal(qh_count(m, "Constant"), 0);
     assert_int_equal(qh_count(m, "Unsqueeze"), 0);
     n = qh_node(m, "x_mul");
@@ -216,26 +227,15 @@ static void test_uncalibrated_input(void **state)
     pare_error err;
     pare_model *m = qh_load(QDQ_DATA, "qdq_cnn.onnx");
     pare_graph *g = pare_model_graph(m);
-    pare_value *x = pare_graph_find_value(g, "x"), *kv, *mv;
-    pare_node *c1 = qh_node(m, "c1"), *n;
+    pare_value *kv;
     pare_tensor *t;
     assert_int_equal(pare_tensor_new("inf_k", PARE_DT_FLOAT, 0, NULL, &t, &err), PARE_OK);
     *(float *)t->data = INFINITY;
     assert_int_equal(pare_graph_add_initializer(g, t, &kv, &err), PARE_OK);
-    assert_int_equal(pare_graph_new_value(g, "x_inf", NULL, 0, &mv, &err), PARE_OK);
-    assert_int_equal(pare_graph_add_node(g, "x_mul", "", "Mul", (pare_value *[]){x, kv}, 2, &mv, 1,
-                                         NULL, &n, &err), PARE_OK);
-    assert_int_equal(pare_node_set_input(c1, 0, mv, &err), PARE_OK);
-    assert_int_equal(pare_graph_toposort(g, &err), PARE_OK);
-    pare_static_opts o = PARE_STATIC_OPTS_INIT;
-    o.calib.path = CNN_DATA;
     pare_quant_report r;
-    pare_quant_report_init(&r);
-    if (pare_quantize_static(m, &o, &r, &err))
-        fail_msg("static: %s", err.msg);
-    qh_valid(m);
+    scale_c1_input(m, kv, &r);
     /* no pair on the Conv's input, its weights still quantized */
-    c1 = qh_node(m, "c1");
+    const pare_node *c1 = qh_node(m, "c1");
     assert_true(!c1->inputs[0]->producer ||
                 strcmp(c1->inputs[0]->producer->op_type, "DequantizeLinear") != 0);
     assert_string_equal(c1->inputs[1]->producer->op_type, "DequantizeLinear");
