@@ -27,6 +27,7 @@
 
 #include "exec/backend.h"
 #include "cuda/qfused_cu.h"
+#include "cuda/qfused_plan.h"
 
 /* One session's context (pare_backend.open), passed to kernels as k->dev. */
 typedef struct pcu_session {
@@ -137,23 +138,7 @@ bool pcu_cast_supported(int dtype);
  * nodes run as they are). */
 pare_status pcu_fuse_qdq(pcu_session *ps, const pare_kqdq *d, const pare_kernel **k, void **state,
                          pare_error *err);
-/* Its host-side parts, for the tests: the row tile for Mg rows per group;
- * the weights packed [group][Mpad][Kp] (zeros past Mg and K) and per output
- * channel zc * rowsum (a Conv's k tap-major: tap * Cg + channel); the Conv
- * k table (channel, ky * dh, kx * dw); the
- * Add's parameters. */
-int pcu_qdq_bm(int64_t Mg);
-pare_status pcu_qdq_pack(const pare_qdq_geom *G, const int8_t *w, int bm, int8_t **packed,
-                         int32_t **corr, int64_t *Kp, int64_t *Mpad);
-pare_status pcu_qdq_ktab(const pare_qdq_geom *G, int32_t **tab);
-/* the kernel's arguments for an input of xdt, xrank, xdims (all but the
- * tile, the packed sizes and the device pointers) and the output's dims */
-pare_status pcu_qdq_args(const pare_qdq_geom *G, int xdt, int xrank, const int64_t *xdims,
-                         pcu_qgemm *a, int64_t *ydims, pare_error *err);
-pare_status pcu_qdq_add_params(const pare_kqdq *d, pcu_qadd *A);
-/* the BatchNormalization kernel's scalars from the CPU's derivation (a and
- * b are the caller's to upload) */
-void pcu_qdq_bn_params(const pare_qdq_bn *B, pcu_qbn *p);
+/* Its host-side parts (packing, kernel arguments): qfused_plan.h. */
 
 /* The CUDA backend record (backend.c), registered at start-up of a CUDA build. */
 const pare_backend *pare_backend_cuda(void);

@@ -8,6 +8,7 @@
 
 #include "cuda/dnn_cu.h"
 #include "cuda/ops_shared.h"
+#include "cuda/pcu_launch.cuh"
 
 namespace {
 
@@ -89,8 +90,8 @@ int64_t plane_of(int nsp, const int64_t *dims)
 template <typename T> void pad_launch(const void *src, void *dst, const pcu_sp *g, cudaStream_t s)
 {
     int64_t op = plane_of(g->nsp, g->out), ip = plane_of(g->nsp, g->in);
-    pad_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>((const T *)src, (T *)dst, *g, op,
-                                                                 ip);
+    PCU_LAUNCH(grid_for(g->planes * op), kThreads, 0, s, pad_kernel<T>)(
+        (const T *)src, (T *)dst, *g, op, ip);
 }
 
 /* ---- crop + bias (ConvTranspose) ---- */
@@ -123,7 +124,7 @@ void crop_launch(const void *src, const void *bias, void *y, int64_t C, const pc
                  cudaStream_t s)
 {
     int64_t op = plane_of(g->nsp, g->out), ip = plane_of(g->nsp, g->in);
-    crop_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>(
+    PCU_LAUNCH(grid_for(g->planes * op), kThreads, 0, s, crop_kernel<T>)(
         (const T *)src, (const T *)bias, (T *)y, C, *g, op, ip);
 }
 
@@ -142,7 +143,7 @@ template <typename T>
 void bias_launch(void *y, const void *bias, int64_t N, int64_t C, int64_t inner, cudaStream_t s)
 {
     int64_t n = N * C * inner;
-    bias_kernel<T><<<grid_for(n), kThreads, 0, s>>>((T *)y, (const T *)bias, n, C, inner);
+    PCU_LAUNCH(grid_for(n), kThreads, 0, s, bias_kernel<T>)((T *)y, (const T *)bias, n, C, inner);
 }
 
 /* ---- fused Conv epilogue: y = act(y + bias[c] + res) ---- */
@@ -181,11 +182,11 @@ void epi_launch(void *y, const float *bias, const void *res, int64_t N, int64_t 
 {
     int64_t n = N * C * inner;
     if (n < (int64_t)0x7fffffff)
-        epi_kernel<T, uint32_t><<<grid_for(n), kThreads, 0, s>>>(
+        PCU_LAUNCH(grid_for(n), kThreads, 0, s, epi_kernel<T, uint32_t>)(
             (T *)y, bias, (const T *)res, (uint32_t)n, (uint32_t)C, (uint32_t)inner, act, a, b);
     else
-        epi_kernel<T, int64_t><<<grid_for(n), kThreads, 0, s>>>((T *)y, bias, (const T *)res, n,
-                                                                C, inner, act, a, b);
+        PCU_LAUNCH(grid_for(n), kThreads, 0, s, epi_kernel<T, int64_t>)(
+            (T *)y, bias, (const T *)res, n, C, inner, act, a, b);
 }
 
 /* ---- pooling ---- */
@@ -333,12 +334,12 @@ void pool_launch(int kind, const void *x, void *y, int64_t *ind, int so, int cip
                          (int)g->k[0],  (int)g->k[1],  (int)g->s[0],   (int)g->s[1],
                          (int)g->d[0],  (int)g->d[1],  (int)g->pb[0],  (int)g->pb[1],
                          (int)g->pe[0], (int)g->pe[1]};
-        pool2d_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>(
+        PCU_LAUNCH(grid_for(g->planes * op), kThreads, 0, s, pool2d_kernel<T>)(
             (const T *)x, (T *)y, ind, kind, so, cip, q, (unsigned)(g->planes * op));
         return;
     }
-    pool_kernel<T><<<grid_for(g->planes * op), kThreads, 0, s>>>((const T *)x, (T *)y, ind, kind,
-                                                                  so, cip, *g, op, ip);
+    PCU_LAUNCH(grid_for(g->planes * op), kThreads, 0, s, pool_kernel<T>)(
+        (const T *)x, (T *)y, ind, kind, so, cip, *g, op, ip);
 }
 
 /* one block per plane: a strided pass then a shared-memory tree */
@@ -372,7 +373,7 @@ template <typename T>
 void gpool_launch(int kind, const void *x, void *y, int64_t planes, int64_t plane, cudaStream_t s)
 {
     unsigned blocks = (unsigned)(planes < 65535 * 8 ? planes : 65535 * 8);
-    gpool_kernel<T><<<blocks, kThreads, 0, s>>>((const T *)x, (T *)y, kind, planes, plane);
+    PCU_LAUNCH(blocks, kThreads, 0, s, gpool_kernel<T>)((const T *)x, (T *)y, kind, planes, plane);
 }
 
 /* ---- BatchNormalization ---- */
@@ -396,17 +397,17 @@ void bn_launch(int pt, const void *x, const void *sc, const void *b, const void 
     int64_t n = N * C * inner;
     unsigned gr = grid_for(n);
     if (pt == PCU_T_F16)
-        bn_kernel<T, __half><<<gr, kThreads, 0, s>>>((const T *)x, (const __half *)sc,
-                                                     (const __half *)b, (const __half *)m,
-                                                     (const __half *)v, (T *)y, n, C, inner, eps);
+        PCU_LAUNCH(gr, kThreads, 0, s, bn_kernel<T, __half>)(
+            (const T *)x, (const __half *)sc, (const __half *)b, (const __half *)m,
+            (const __half *)v, (T *)y, n, C, inner, eps);
     else if (pt == PCU_T_BF16)
-        bn_kernel<T, __nv_bfloat16><<<gr, kThreads, 0, s>>>(
+        PCU_LAUNCH(gr, kThreads, 0, s, bn_kernel<T, __nv_bfloat16>)(
             (const T *)x, (const __nv_bfloat16 *)sc, (const __nv_bfloat16 *)b,
             (const __nv_bfloat16 *)m, (const __nv_bfloat16 *)v, (T *)y, n, C, inner, eps);
     else
-        bn_kernel<T, float><<<gr, kThreads, 0, s>>>((const T *)x, (const float *)sc,
-                                                    (const float *)b, (const float *)m,
-                                                    (const float *)v, (T *)y, n, C, inner, eps);
+        PCU_LAUNCH(gr, kThreads, 0, s, bn_kernel<T, float>)(
+            (const T *)x, (const float *)sc, (const float *)b, (const float *)m, (const float *)v,
+            (T *)y, n, C, inner, eps);
 }
 
 /* ---- Resize ---- */
@@ -443,7 +444,7 @@ template <typename T> __global__ void resize_kernel(const T *x, T *y, pcu_resize
 template <typename T>
 void resize_launch(const void *x, void *y, const pcu_resize_args *a, cudaStream_t s)
 {
-    resize_kernel<T><<<grid_for(a->planes * a->out_h * a->out_w), kThreads, 0, s>>>(
+    PCU_LAUNCH(grid_for(a->planes * a->out_h * a->out_w), kThreads, 0, s, resize_kernel<T>)(
         (const T *)x, (T *)y, *a);
 }
 

@@ -72,11 +72,13 @@ static int bin_typed(int op, const pcu_shape *sh, const pcu_strides *sa, const p
         return (int)cudaErrorInvalidValue;
     unsigned g = pcu_blocks(n, 256);
     if (op >= PCU_EQ)
-        k_cmp<T><<<g, 256, 0, st>>>(op, *sh, *sa, *sb, (const T *)a, (const T *)b, (bool *)y, n);
+        PCU_LAUNCH(g, 256, 0, st, k_cmp<T>)(
+            op, *sh, *sa, *sb, (const T *)a, (const T *)b, (bool *)y, n);
     else if (contiguous(sh, sa) && contiguous(sh, sb))
-        k_bin_flat<T><<<g, 256, 0, st>>>(op, (const T *)a, (const T *)b, (T *)y, n);
+        PCU_LAUNCH(g, 256, 0, st, k_bin_flat<T>)(op, (const T *)a, (const T *)b, (T *)y, n);
     else
-        k_bin<T><<<g, 256, 0, st>>>(op, *sh, *sa, *sb, (const T *)a, (const T *)b, (T *)y, n);
+        PCU_LAUNCH(g, 256, 0, st, k_bin<T>)(
+            op, *sh, *sa, *sb, (const T *)a, (const T *)b, (T *)y, n);
     return (int)cudaGetLastError();
 }
 
@@ -130,7 +132,7 @@ __global__ void k_un(int op, const T *x, T *y, int64_t n, float p0, float p1)
 template <typename T>
 static int un_typed(int op, const void *x, void *y, int64_t n, float p0, float p1, cudaStream_t st)
 {
-    k_un<T><<<pcu_blocks(n, 256), 256, 0, st>>>(op, (const T *)x, (T *)y, n, p0, p1);
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_un<T>)(op, (const T *)x, (T *)y, n, p0, p1);
     return (int)cudaGetLastError();
 }
 
@@ -230,7 +232,7 @@ static int cast_from(int to, const void *x, void *y, int64_t n, cudaStream_t st)
     switch (to) {
     case PCU_F32: case PCU_F16: case PCU_BF16: case PCU_I32: case PCU_I64: case PCU_I8:
     case PCU_U8: case PCU_BOOL:
-        k_cast<S><<<pcu_blocks(n, 256), 256, 0, st>>>(to, (const S *)x, y, n);
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_cast<S>)(to, (const S *)x, y, n);
         return (int)cudaGetLastError();
     default: return (int)cudaErrorInvalidValue;
     }
@@ -268,8 +270,8 @@ static int where_t(const pcu_shape *sh, const pcu_strides *sc, const pcu_strides
                    const pcu_strides *sz, const uint8_t *c, const void *x, const void *z, void *y,
                    int64_t n, cudaStream_t st)
 {
-    k_where<T><<<pcu_blocks(n, 256), 256, 0, st>>>(*sh, *sc, *sx, *sz, c, (const T *)x,
-                                                    (const T *)z, (T *)y, n);
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_where<T>)(
+        *sh, *sc, *sx, *sz, c, (const T *)x, (const T *)z, (T *)y, n);
     return (int)cudaGetLastError();
 }
 

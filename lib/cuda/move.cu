@@ -14,8 +14,8 @@ template <typename W>
 static int copy_t(const pcu_shape *sh, const void *x, const pcu_strides *xs, int64_t xoff, void *y,
                   const pcu_strides *ys, int64_t yoff, int64_t n, cudaStream_t st)
 {
-    k_copy_nd<W><<<pcu_blocks(n, 256), 256, 0, st>>>(*sh, (const W *)x, *xs, xoff, (W *)y, *ys,
-                                                      yoff, n);
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_copy_nd<W>)(
+        *sh, (const W *)x, *xs, xoff, (W *)y, *ys, yoff, n);
     return (int)cudaGetLastError();
 }
 
@@ -55,10 +55,10 @@ static int gather_t(int64_t outer, int64_t axis_len, int64_t inner, const void *
 {
     int64_t n = outer * n_idx * inner;
     if (idx64)
-        k_gather<W, int64_t><<<pcu_blocks(n, 256), 256, 0, st>>>(
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_gather<W, int64_t>)(
             axis_len, inner, (const W *)x, (const int64_t *)idx, n_idx, (W *)y, n);
     else
-        k_gather<W, int32_t><<<pcu_blocks(n, 256), 256, 0, st>>>(
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_gather<W, int32_t>)(
             axis_len, inner, (const W *)x, (const int32_t *)idx, n_idx, (W *)y, n);
     return (int)cudaGetLastError();
 }

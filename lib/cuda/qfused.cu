@@ -23,6 +23,7 @@
 
 #include "cuda/qfused_cu.h"
 #include "cuda/quant_cu.h"
+#include "cuda/pcu_launch.cuh"
 
 namespace {
 
@@ -187,9 +188,9 @@ extern "C" cudaError_t pcu_qgemm_run(const pcu_qgemm *a, const void *x, void *y,
         return cudaErrorInvalidConfiguration;
     dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)a->group);
     if (a->bm == 128)
-        qgemm_kernel<128><<<grid, kThreads, 0, stream>>>(*a, (const uint8_t *)x, y);
+        PCU_LAUNCH(grid, kThreads, 0, stream, qgemm_kernel<128>)(*a, (const uint8_t *)x, y);
     else
-        qgemm_kernel<64><<<grid, kThreads, 0, stream>>>(*a, (const uint8_t *)x, y);
+        PCU_LAUNCH(grid, kThreads, 0, stream, qgemm_kernel<64>)(*a, (const uint8_t *)x, y);
     return cudaGetLastError();
 }
 
@@ -201,7 +202,7 @@ extern "C" cudaError_t pcu_qadd_run(const pcu_qadd *a, const void *A, const void
     int64_t blocks = (n + kThreads - 1) / kThreads;
     if (blocks > 65535 * 8)
         blocks = 65535 * 8;
-    qadd_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*a, A, B, (uint8_t *)y, n);
+    PCU_LAUNCH((unsigned)blocks, kThreads, 0, stream, qadd_kernel)(*a, A, B, (uint8_t *)y, n);
     return cudaGetLastError();
 }
 
@@ -215,6 +216,6 @@ extern "C" cudaError_t pcu_qbn_run(const pcu_qbn *p, const void *x, void *y, int
     int64_t blocks = (n + kThreads - 1) / kThreads;
     if (blocks > 65535 * 8)
         blocks = 65535 * 8;
-    qbn_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*p, x, (uint8_t *)y, n);
+    PCU_LAUNCH((unsigned)blocks, kThreads, 0, stream, qbn_kernel)(*p, x, (uint8_t *)y, n);
     return cudaGetLastError();
 }

@@ -11,6 +11,7 @@
 
 #include "cuda/ops_shared.h"
 #include "cuda/quant_cu.h"
+#include "cuda/pcu_launch.cuh"
 
 namespace {
 
@@ -435,13 +436,14 @@ cudaError_t pcu_dequantize(int xt, const void *x, int st, const void *scale, con
     bool fast = m->mode == PCU_Q_TENSOR && scale && yt == PCU_DT_F32 && m->n < 0x7fffffff &&
                 (xt == PCU_DT_U8 || xt == PCU_DT_I8) && ((uintptr_t)y & 15) == 0;
     if (fast && xt == PCU_DT_U8)
-        dequant_pt_kernel<uint8_t><<<grid_for((m->n + 3) / 4), kThreads, 0, stream>>>(
+        PCU_LAUNCH(grid_for((m->n + 3) / 4), kThreads, 0, stream, dequant_pt_kernel<uint8_t>)(
             (const uint8_t *)x, st, scale, (const uint8_t *)zp, (float *)y, (unsigned)m->n);
     else if (fast)
-        dequant_pt_kernel<int8_t><<<grid_for((m->n + 3) / 4), kThreads, 0, stream>>>(
+        PCU_LAUNCH(grid_for((m->n + 3) / 4), kThreads, 0, stream, dequant_pt_kernel<int8_t>)(
             (const int8_t *)x, st, scale, (const int8_t *)zp, (float *)y, (unsigned)m->n);
     else
-        dequant_kernel<<<grid_for(m->n), kThreads, 0, stream>>>(xt, x, st, scale, zp, yt, y, *m);
+        PCU_LAUNCH(grid_for(m->n), kThreads, 0, stream, dequant_kernel)(
+            xt, x, st, scale, zp, yt, y, *m);
     return cudaGetLastError();
 }
 
@@ -459,18 +461,18 @@ cudaError_t pcu_quantize(int xt, const void *x, int st, const void *scale, const
     if (m->mode == PCU_Q_TENSOR && xt == PCU_DT_F32 && pt == PCU_DT_F32 && m->n < 0x7fffffff &&
         (yt == PCU_DT_U8 || yt == PCU_DT_I8)) {
         if (yt == PCU_DT_U8)
-            quant_pt_kernel<uint8_t><<<grid_for(m->n), kThreads, 0, stream>>>(
+            PCU_LAUNCH(grid_for(m->n), kThreads, 0, stream, quant_pt_kernel<uint8_t>)(
                 (const float *)x, st, scale, (const uint8_t *)zp, (uint8_t *)y, (unsigned)m->n,
                 0.0f, 255.0f);
         else
-            quant_pt_kernel<int8_t><<<grid_for(m->n), kThreads, 0, stream>>>(
+            PCU_LAUNCH(grid_for(m->n), kThreads, 0, stream, quant_pt_kernel<int8_t>)(
                 (const float *)x, st, scale, (const int8_t *)zp, (int8_t *)y, (unsigned)m->n,
                 -128.0f, 127.0f);
         return cudaGetLastError();
     }
     int64_t work = (yt == PCU_DT_U4 || yt == PCU_DT_I4) ? (m->n + 1) / 2 : m->n;
-    quant_kernel<<<grid_for(work), kThreads, 0, stream>>>(xt, x, st, scale, zp, yt, y, pt,
-                                                          saturate, *m);
+    PCU_LAUNCH(grid_for(work), kThreads, 0, stream, quant_kernel)(
+        xt, x, st, scale, zp, yt, y, pt, saturate, *m);
     return cudaGetLastError();
 }
 
@@ -486,10 +488,10 @@ cudaError_t pcu_dynamic_quantize(const float *x, int64_t n, uint8_t *y, float *y
     int64_t b = (n + kThreads * 4 - 1) / (kThreads * 4);
     int blocks = (int)(b < 1 ? 1 : b > kDynBlocks ? kDynBlocks : b);
     float *part = (float *)ws, *params = part + 2 * kDynBlocks;
-    dyn_minmax_kernel<<<blocks, kThreads, 0, stream>>>(x, n, part);
-    dyn_params_kernel<<<1, 1, 0, stream>>>(part, blocks, y_scale, y_zp, params);
+    PCU_LAUNCH(blocks, kThreads, 0, stream, dyn_minmax_kernel)(x, n, part);
+    PCU_LAUNCH(1, 1, 0, stream, dyn_params_kernel)(part, blocks, y_scale, y_zp, params);
     if (n > 0)
-        dyn_quant_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, y, params);
+        PCU_LAUNCH(grid_for(n), kThreads, 0, stream, dyn_quant_kernel)(x, n, y, params);
     return cudaGetLastError();
 }
 
@@ -505,7 +507,7 @@ cudaError_t pcu_int_matmul(const pcu_imm *p, const void *A, const void *B, void 
     if (gx > 2147483647 || gy > 65535)
         return cudaErrorInvalidConfiguration;
     dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)(p->batch < 65535 ? p->batch : 65535));
-    imm_kernel<<<grid, dim3(kTile, kTile), 0, stream>>>(*p, A, B, C);
+    PCU_LAUNCH(grid, dim3(kTile, kTile), 0, stream, imm_kernel)(*p, A, B, C);
     return cudaGetLastError();
 }
 
@@ -517,8 +519,8 @@ cudaError_t pcu_nbits_dequant(const uint8_t *blob, int st, const void *scales, c
         return cudaErrorNotSupported;
     if (N * K == 0)
         return cudaSuccess;
-    nbits_kernel<<<grid_for(N * K), kThreads, 0, stream>>>(blob, st, scales, zp, zp_packed, bits,
-                                                            N, K, bs, wt, W);
+    PCU_LAUNCH(grid_for(N * K), kThreads, 0, stream, nbits_kernel)(
+        blob, st, scales, zp, zp_packed, bits, N, K, bs, wt, W);
     return cudaGetLastError();
 }
 
@@ -529,7 +531,7 @@ cudaError_t pcu_add_row_bias(int t, void *y, const void *bias, int64_t rows, int
         return cudaErrorNotSupported;
     if (rows * cols == 0)
         return cudaSuccess;
-    row_bias_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(t, y, bias, rows, cols);
+    PCU_LAUNCH(grid_for(rows * cols), kThreads, 0, stream, row_bias_kernel)(t, y, bias, rows, cols);
     return cudaGetLastError();
 }
 
@@ -542,7 +544,7 @@ cudaError_t pcu_qconv_requant(const float *acc, const int32_t *bias, const float
         return cudaErrorNotSupported;
     if (N * M * inner == 0)
         return cudaSuccess;
-    qconv_requant_kernel<<<grid_for(N * M * inner), kThreads, 0, stream>>>(
+    PCU_LAUNCH(grid_for(N * M * inner), kThreads, 0, stream, qconv_requant_kernel)(
         acc, bias, x_scale, w_scale, w_per_channel, y_scale, y_zp, yt, y, N, M, inner);
     return cudaGetLastError();
 }

@@ -61,7 +61,7 @@ static int softmax_t(int log, int64_t outer, int64_t len, int64_t inner, const v
     int64_t rows = outer * inner;
     if (rows > 0x7fffffff)
         return (int)cudaErrorInvalidConfiguration;
-    k_softmax<T><<<(unsigned)rows, RT, 0, st>>>(log, len, inner, (const T *)x, (T *)y);
+    PCU_LAUNCH((unsigned)rows, RT, 0, st, k_softmax<T>)(log, len, inner, (const T *)x, (T *)y);
     return (int)cudaGetLastError();
 }
 
@@ -113,9 +113,9 @@ static int layernorm_t(int64_t rows, int64_t len, const void *x, const void *sca
 {
     if (rows > 0x7fffffff)
         return (int)cudaErrorInvalidConfiguration;
-    k_layernorm<T><<<(unsigned)rows, RT, 0, st>>>(len, (const T *)x, (const T *)scale, scale_n,
-                                                   (const T *)bias, bias_n, eps, (T *)y, mean,
-                                                   inv_std);
+    PCU_LAUNCH((unsigned)rows, RT, 0, st, k_layernorm<T>)(
+        len, (const T *)x, (const T *)scale, scale_n, (const T *)bias, bias_n, eps, (T *)y, mean,
+        inv_std);
     return (int)cudaGetLastError();
 }
 
@@ -167,8 +167,8 @@ static int reduce_t(int op, const pcu_shape *kept, const pcu_strides *ks, const 
 {
     if (n_out > 0x7fffffff)
         return (int)cudaErrorInvalidConfiguration;
-    k_reduce<T><<<(unsigned)n_out, RT, 0, st>>>(op, *kept, *ks, *red, *rs, (const T *)x, (T *)y,
-                                                 n_red);
+    PCU_LAUNCH((unsigned)n_out, RT, 0, st, k_reduce<T>)(
+        op, *kept, *ks, *red, *rs, (const T *)x, (T *)y, n_red);
     return (int)cudaGetLastError();
 }
 

@@ -18,46 +18,10 @@
 #include "pare/model.h"
 #include "cuda/cuda_internal.h"
 #include "cuda/ops_host.h"
+#include "qdq_case.h"
+#include "../exec/fusion_build.h"
 
 /* ---- a scratch graph to hang nodes on ---- */
-
-static size_t varint(unsigned char *p, uint64_t v)
-{
-    size_t n = 0;
-    for (;;) {
-        unsigned char b = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        p[n++] = (unsigned char)(b | (v ? 0x80 : 0));
-        if (!v)
-            return n;
-    }
-}
-
-/* ModelProto{ir_version 8, graph{name "g"}, opset_import{"" 21}} */
-static pare_model *new_model(void)
-{
-    unsigned char b[64], imp[32];
-    size_t n = 0, k = 0;
-    imp[k++] = 0x0a;
-    imp[k++] = 0;
-    imp[k++] = 0x10;
-    k += varint(imp + k, 21);
-    b[n++] = 0x08;
-    b[n++] = 8;
-    b[n++] = 0x3a;
-    b[n++] = 3;
-    b[n++] = 0x12;
-    b[n++] = 1;
-    b[n++] = 'g';
-    b[n++] = 0x42;
-    n += varint(b + n, k);
-    memcpy(b + n, imp, k);
-    n += k;
-    pare_model *m;
-    pare_error err;
-    assert_int_equal(pare_model_load_buffer(b, n, NULL, NULL, &m, &err), PARE_OK);
-    return m;
-}
 
 static pare_value *value(pare_graph *g, int dtype)
 {
@@ -236,7 +200,7 @@ static void test_convtranspose_geometry(void **state)
 static void test_win_parse(void **state)
 {
     (void)state;
-    pare_model *m = new_model();
+    pare_model *m = new_model(21);
     pare_graph *g = pare_model_graph(m);
     pare_value *ins[2] = {value(g, PARE_DT_FLOAT), value(g, PARE_DT_FLOAT)};
     pare_node *n = node(g, "", "Conv", ins, 2, 1);
@@ -271,7 +235,7 @@ static void test_win_parse(void **state)
 static int64_t cpu_out_len(const char *op, int64_t in, int64_t k, int64_t s, const char *auto_pad,
                            const int64_t *pads, int ceil_mode, int64_t out_pad, int64_t out_shape)
 {
-    pare_model *m = new_model();
+    pare_model *m = new_model(21);
     pare_graph *g = pare_model_graph(m);
     pare_error err;
     int64_t xd[3] = {1, 1, in}, wd[3] = {1, 1, k};
@@ -443,7 +407,7 @@ static pare_node *resize_node(pare_graph *g, const double *scales, const double 
 static void test_resize_parse(void **state)
 {
     (void)state;
-    pare_model *m = new_model();
+    pare_model *m = new_model(21);
     pare_graph *g = pare_model_graph(m);
     pare_error err;
     char why[200];
@@ -654,7 +618,7 @@ static void test_records(void **state)
 static void test_accepts(void **state)
 {
     (void)state;
-    pare_model *m = new_model();
+    pare_model *m = new_model(21);
     pare_graph *g = pare_model_graph(m);
     pare_error err;
     char why[200];
@@ -716,232 +680,99 @@ static pare_tensor *qt(const char *name, int dtype, int rank, const int64_t *dim
     return t;
 }
 
-static uint32_t qrng = 12345;
-static int32_t qrand(int32_t lo, int32_t hi)
-{
-    qrng = qrng * 1664525u + 1013904223u;
-    return lo + (int32_t)((qrng >> 8) % (uint32_t)(hi - lo + 1));
-}
-
 /* One fused Conv (matmul: a MatMul of x [R, K] by w [K, M]) described as the
- * executor would, run through pcu_qdq_pack / pcu_qdq_ktab / pcu_qdq_args and
- * the kernel's own pcu_qg_column / pcu_qg_b / pcu_qg_out around a plain
- * loop over the packed operands, against the direct sum over (x - zx) w of
- * pare_qdq_geom with the same epilogue. Equal to the bit. */
-static void qdq_case(bool matmul, int xdt, bool fout, bool relu, int64_t group, int64_t cg)
+ * executor would (qdq_case.c), run through pcu_qdq_pack / pcu_qdq_ktab /
+ * pcu_qdq_args and the kernel's own pcu_qg_column / pcu_qg_b / pcu_qg_out
+ * around a plain loop over the packed operands, against the direct sum
+ * over (x - zx) w with the same epilogue. Equal to the bit. */
+static void layout_case(bool matmul, int xdt, bool fout, bool relu, int64_t group, int64_t cg)
 {
-    pare_model *m = new_model();
-    pare_graph *g = pare_model_graph(m);
-    pare_error err;
     /* Conv: cg channels per group (a multiple of 16 takes the kernel's
      * one-tap 16-byte gather); MatMul: K = cg (a multiple of 16 reads
      * 16 bytes at a time) */
-    int64_t N = 2, C = cg * group, H = 5, W = 7, Mg = 18, M = Mg * group, kh = 3, kw = 2;
-    int64_t R = 37, K = cg;
-    pare_value *x = value(g, PARE_DT_FLOAT), *w = value(g, PARE_DT_FLOAT);
-    pare_value *ins[2] = {x, w};
-    pare_node *n = node(g, "", matmul ? "MatMul" : "Conv", ins, 2, 1);
-    if (!matmul) {
-        int64_t st[2] = {2, 1}, dl[2] = {2, 2}, pd[4] = {1, 0, 2, 1};
-        assert_int_equal(pare_node_set_attr_ints(n, "strides", st, 2, &err), PARE_OK);
-        assert_int_equal(pare_node_set_attr_ints(n, "dilations", dl, 2, &err), PARE_OK);
-        assert_int_equal(pare_node_set_attr_ints(n, "pads", pd, 4, &err), PARE_OK);
-        assert_int_equal(pare_node_set_attr_int(n, "group", group, &err), PARE_OK);
-    } else {
-        M = 40;
-        group = 1;
-    }
-    int64_t one = 1, wd[4] = {M, C / group, kh, kw}, wm[2] = {K, M};
-    pare_tensor *xs = qt("xs", PARE_DT_FLOAT, 1, &one), *xz = qt("xz", xdt, 1, &one);
-    pare_tensor *wq = matmul ? qt("w", PARE_DT_INT8, 2, wm) : qt("w", PARE_DT_INT8, 4, wd);
-    pare_tensor *ws = qt("ws", PARE_DT_FLOAT, 1, &M), *b = qt("b", PARE_DT_FLOAT, 1, &M);
-    pare_tensor *ys = qt("ys", PARE_DT_FLOAT, 1, &one), *yz = qt("yz", PARE_DT_UINT8, 1, &one);
-    *(float *)xs->data = 0.02f;
-    int32_t zx = xdt == PARE_DT_UINT8 ? 37 : -5;
-    if (xdt == PARE_DT_UINT8)
-        *(uint8_t *)xz->data = (uint8_t)zx;
-    else
-        *(int8_t *)xz->data = (int8_t)zx;
-    for (size_t i = 0; i < pare_tensor_numel(wq); i++)
-        ((int8_t *)wq->data)[i] = (int8_t)qrand(-128, 127);
-    for (int64_t i = 0; i < M; i++) {
-        ((float *)ws->data)[i] = 0.001f * (float)qrand(1, 9);
-        ((float *)b->data)[i] = 0.05f * (float)qrand(-20, 20);
-    }
-    *(float *)ys->data = 0.05f;
-    *(uint8_t *)yz->data = 100;
-    pare_kqdq d;
-    memset(&d, 0, sizeof d);
-    d.op = n;
-    d.x_dtype = xdt;
-    d.x_scale = xs;
-    d.x_zp = xz;
-    d.w_q = wq;
-    d.w_scale = ws;
-    d.w_axis = matmul ? 1 : 0;
-    d.bias_f = matmul ? NULL : b;
-    d.bias_vec = matmul ? b->data : NULL;
-    d.y_scale = ys;
-    d.y_zp = yz;
-    d.y_dtype = PARE_DT_UINT8;
-    d.relu = relu;
-    d.float_out = fout;
-    pare_qdq_geom G;
-    assert_int_equal(pare_qdq_geom_make(&d, &G), PARE_OK);
-
-    int bm = pcu_qdq_bm(G.Mg);
+    qdq_shape s = {matmul, xdt, fout, relu, group, cg, matmul ? 40 : 18, 2, 5, 7, 37};
+    qdq_case c;
+    qdq_case_make(&c, &s);
+    const pare_qdq_geom *G = &c.G;
+    int bm = pcu_qdq_bm(G->Mg);
     assert_int_equal(bm, 64);
     assert_int_equal(pcu_qdq_bm(65), 128);
-    int8_t *pk;
-    int32_t *corr, *tab = NULL;
-    int64_t Kp, Mpad;
-    assert_int_equal(pcu_qdq_pack(&G, wq->data, bm, &pk, &corr, &Kp, &Mpad), PARE_OK);
-    assert_int_equal(Kp % PCU_QG_BK, 0);
-    assert_true(Kp >= G.K && Kp < G.K + PCU_QG_BK);
-    assert_int_equal(Mpad % bm, 0);
-    for (int64_t gi = 0; gi < G.group; gi++) /* zero past Mg and K */
-        for (int64_t r = 0; r < Mpad; r++)
-            for (int64_t k = r < G.Mg ? G.K : 0; k < Kp; k++)
-                assert_int_equal(pk[(gi * Mpad + r) * Kp + k], 0);
-    if (!matmul)
-        assert_int_equal(pcu_qdq_ktab(&G, &tab), PARE_OK);
-
-    int64_t xd4[4] = {N, C, H, W}, xd2[2] = {R, K}, yd[4];
-    const int64_t *xd = matmul ? xd2 : xd4;
-    int xr = matmul ? 2 : 4;
     pcu_qgemm a;
-    assert_int_equal(pcu_qdq_args(&G, xdt, xr, xd, &a, yd, &err), PARE_OK);
-    assert_int_equal(pcu_qdq_args(&G, xdt == PARE_DT_UINT8 ? PARE_DT_INT8 : PARE_DT_UINT8, xr, xd,
-                                  &a, yd, &err), PARE_ERR_INVALID);
-    assert_int_equal(pcu_qdq_args(&G, xdt, xr, xd, &a, yd, &err), PARE_OK);
-    a.bm = bm;
-    a.Kp = Kp;
-    a.Mpad = Mpad;
-    a.w = pk;
-    a.corr = corr;
-    a.mult = G.mult;
-    a.bias = G.bias;
-    a.ktab = tab;
-    a.x_vec = matmul && K % 16 == 0; /* malloc'd x: 16-byte aligned */
-    int64_t nx = 1, ny = 1;
-    for (int i = 0; i < xr; i++) {
-        nx *= xd[i];
-        ny *= yd[i];
-    }
+    qdq_case_args(&c, bm, &a);
+    const int8_t *pk = a.w;
+    assert_int_equal(a.Kp % PCU_QG_BK, 0);
+    assert_true(a.Kp >= G->K && a.Kp < G->K + PCU_QG_BK);
+    assert_int_equal(a.Mpad % bm, 0);
+    for (int64_t gi = 0; gi < G->group; gi++) /* zero past Mg and K */
+        for (int64_t r = 0; r < a.Mpad; r++)
+            for (int64_t k = r < G->Mg ? G->K : 0; k < a.Kp; k++)
+                assert_int_equal(pk[(gi * a.Mpad + r) * a.Kp + k], 0);
+    pcu_qgemm b;
+    int64_t yd[4];
+    pare_error err;
+    assert_int_equal(pcu_qdq_args(G, xdt == PARE_DT_UINT8 ? PARE_DT_INT8 : PARE_DT_UINT8,
+                                  c.xrank, c.xdims, &b, yd, &err),
+                     PARE_ERR_INVALID);
     if (!matmul) {
         /* strides 2, 1; dilations 2, 2; pads 1, 0, 2, 1 */
-        assert_int_equal(yd[2], (H + 1 + 2 - 5) / 2 + 1);
-        assert_int_equal(yd[3], (W + 0 + 1 - 3) / 1 + 1);
-        assert_int_equal(a.P, N * yd[2] * yd[3]);
+        assert_int_equal(c.ydims[2], (5 + 1 + 2 - 5) / 2 + 1);
+        assert_int_equal(c.ydims[3], (7 + 0 + 1 - 3) / 1 + 1);
+        assert_int_equal(a.P, 2 * c.ydims[2] * c.ydims[3]);
     } else {
-        assert_int_equal(a.P, R);
-        assert_int_equal(yd[1], M);
+        assert_int_equal(a.P, 37);
+        assert_int_equal(c.ydims[1], 40);
     }
-    uint8_t *xv = malloc((size_t)nx);
-    size_t esz = fout ? 4 : 1;
-    char *got = calloc((size_t)ny, esz), *want = calloc((size_t)ny, esz);
-    assert_non_null(xv);
-    for (int64_t i = 0; i < nx; i++)
-        xv[i] = (uint8_t)qrand(0, 255);
+    char *got = calloc((size_t)c.ny, c.esz);
+    assert_non_null(got);
     /* the kernel's functions over the packed operands, 16 k at a time as
      * its threads gather them (and byte by byte: the same) */
     for (int64_t gi = 0; gi < a.group; gi++)
         for (int64_t r = 0; r < a.Mg; r++)
             for (int64_t p = 0; p < a.P; p++) {
-                pcu_qg_col c = pcu_qg_column(&a, gi, p);
+                pcu_qg_col col = pcu_qg_column(&a, gi, p);
                 int32_t acc = 0;
                 for (int64_t kb = 0; kb < a.Kp; kb += 16) {
                     uint32_t w4[4];
-                    pcu_qg_b16(&a, xv, &c, kb, w4);
+                    pcu_qg_b16(&a, c.x, &col, kb, w4);
                     for (int j = 0; j < 16; j++) {
                         int8_t bv = (int8_t)(uint8_t)(w4[j / 4] >> (8 * (j % 4)));
-                        assert_int_equal(bv, pcu_qg_b(&a, xv, &c, kb + j));
-                        acc += pk[(gi * Mpad + r) * Kp + kb + j] * bv;
+                        assert_int_equal(bv, pcu_qg_b(&a, c.x, &col, kb + j));
+                        acc += pk[(gi * a.Mpad + r) * a.Kp + kb + j] * bv;
                     }
                 }
                 pcu_qg_out(&a, gi, r, p, acc, got);
             }
-    /* the direct formula */
-    for (int64_t gi = 0; gi < a.group; gi++)
-        for (int64_t r = 0; r < a.Mg; r++)
-            for (int64_t p = 0; p < a.P; p++) {
-                int64_t gm = gi * a.Mg + r, at;
-                int32_t acc = 0;
-                if (matmul) {
-                    for (int64_t k = 0; k < K; k++) {
-                        int32_t xq = xdt == PARE_DT_UINT8 ? xv[p * K + k] : (int8_t)xv[p * K + k];
-                        acc += (xq - zx) * ((int8_t *)wq->data)[k * M + gm];
-                    }
-                    at = p * M + gm;
-                } else {
-                    int64_t oh = yd[2], ow = yd[3], img = p / (oh * ow), oy = p / ow % oh,
-                            ox = p % ow;
-                    for (int64_t c = 0; c < C / group; c++)
-                        for (int64_t ky = 0; ky < kh; ky++)
-                            for (int64_t kx = 0; kx < kw; kx++) {
-                                int64_t iy = oy * 2 - 1 + ky * 2, ix = ox - 0 + kx * 2;
-                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                                    continue; /* reads zx: (zx - zx) w = 0 */
-                                uint8_t v = xv[((img * C + gi * (C / group) + c) * H + iy) * W + ix];
-                                int32_t xq = xdt == PARE_DT_UINT8 ? v : (int8_t)v;
-                                acc += (xq - zx) *
-                                       ((int8_t *)wq->data)[((gm * (C / group) + c) * kh + ky) * kw + kx];
-                            }
-                    at = (img * M + gm) * oh * ow + oy * ow + ox;
-                }
-                float q = (float)acc * G.mult[gm] + (G.bias ? G.bias[gm] : 0.0f);
-                float lo = fout ? -INFINITY : (float)(0 - 100), hi = fout ? INFINITY : 155.0f;
-                if (relu && lo < 0)
-                    lo = 0;
-                q = q > lo ? q : lo;
-                q = q < hi ? q : hi;
-                if (fout)
-                    ((float *)want)[at] = q;
-                else
-                    ((uint8_t *)want)[at] = (uint8_t)((int)rintf(q) + 100);
-            }
-    assert_memory_equal(got, want, (size_t)ny * esz);
+    assert_memory_equal(got, c.want, (size_t)c.ny * c.esz);
     /* not every output saturated or zero: the case tests something */
-    int64_t distinct = 0;
-    for (int64_t i = 1; i < ny && !fout; i++)
-        distinct += ((uint8_t *)want)[i] != ((uint8_t *)want)[i - 1];
-    assert_true(fout || distinct > ny / 4);
-    free(xv);
+    assert_true(fout || qdq_case_distinct(&c) > c.ny / 4);
     free(got);
-    free(want);
-    free(pk);
-    free(corr);
-    free(tab);
-    pare_qdq_geom_release(&G);
-    pare_tensor *ts[] = {xs, xz, wq, ws, b, ys, yz};
-    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
-        pare_tensor_free(ts[i]);
-    pare_model_free(m);
+    qdq_case_args_free(&a);
+    qdq_case_free(&c);
 }
 
 static void test_qdq_conv_layout(void **state)
 {
     (void)state;
-    qdq_case(false, PARE_DT_UINT8, false, false, 1, 3);
-    qdq_case(false, PARE_DT_INT8, false, true, 2, 3);
-    qdq_case(false, PARE_DT_UINT8, true, true, 2, 3);
-    qdq_case(false, PARE_DT_UINT8, false, true, 1, 32); /* one-tap gathers */
-    qdq_case(false, PARE_DT_INT8, true, false, 2, 16);
+    layout_case(false, PARE_DT_UINT8, false, false, 1, 3);
+    layout_case(false, PARE_DT_INT8, false, true, 2, 3);
+    layout_case(false, PARE_DT_UINT8, true, true, 2, 3);
+    layout_case(false, PARE_DT_UINT8, false, true, 1, 32); /* one-tap gathers */
+    layout_case(false, PARE_DT_INT8, true, false, 2, 16);
 }
 
 static void test_qdq_matmul_layout(void **state)
 {
     (void)state;
-    qdq_case(true, PARE_DT_UINT8, false, false, 1, 45);
-    qdq_case(true, PARE_DT_INT8, true, false, 1, 45);
-    qdq_case(true, PARE_DT_UINT8, false, true, 1, 64); /* 16-byte loads */
-    qdq_case(true, PARE_DT_INT8, false, false, 1, 48);
+    layout_case(true, PARE_DT_UINT8, false, false, 1, 45);
+    layout_case(true, PARE_DT_INT8, true, false, 1, 45);
+    layout_case(true, PARE_DT_UINT8, false, true, 1, 64); /* 16-byte loads */
+    layout_case(true, PARE_DT_INT8, false, false, 1, 48);
 }
 
 static void test_qdq_add_params(void **state)
 {
     (void)state;
-    pare_model *m = new_model();
+    pare_model *m = new_model(21);
     pare_graph *g = pare_model_graph(m);
     pare_value *ins[2] = {value(g, PARE_DT_FLOAT), value(g, PARE_DT_FLOAT)};
     pare_node *n = node(g, "", "Add", ins, 2, 1);
