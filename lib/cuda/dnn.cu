@@ -156,7 +156,8 @@ __device__ __forceinline__ float act_f(int act, float v, float a, float b)
     case PCU_ACT_LEAKY_RELU: return v >= 0.0f ? v : a * v;
     case PCU_ACT_SIGMOID: return v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
     case PCU_ACT_TANH: return tanhf(v);
-    case PCU_ACT_HARDSIGMOID: return fmaxf(0.0f, fminf(1.0f, a * v + b));
+    case PCU_ACT_HARDSIGMOID: /* NaN stays NaN (fminf would make it 1), as on the CPU */
+        return v != v ? v : fmaxf(0.0f, fminf(1.0f, a * v + b));
     case PCU_ACT_HARDSWISH: return v * fmaxf(0.0f, fminf(1.0f, v * (1.0f / 6.0f) + 0.5f));
     default: return v;
     }

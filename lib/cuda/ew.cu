@@ -114,7 +114,8 @@ __device__ __forceinline__ float un(int op, float x, float p0, float p1)
     case PCU_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case PCU_GELU_TANH:
         return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    case PCU_HARDSIGMOID: return fmaxf(0.0f, fminf(1.0f, p0 * x + p1));
+    case PCU_HARDSIGMOID: /* NaN stays NaN (fminf would make it 1), as on the CPU */
+        return x != x ? x : fmaxf(0.0f, fminf(1.0f, p0 * x + p1));
     case PCU_HARDSWISH: return x * fmaxf(0.0f, fminf(1.0f, x / 6.0f + 0.5f));
     case PCU_CLIP: return x != x ? x : fminf(fmaxf(x, p0), p1);
     case PCU_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));

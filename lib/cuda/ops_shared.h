@@ -30,7 +30,13 @@ static inline PCU_HD double pcu_rs_coord(int coord, double o, double scale, int6
 {
     switch (coord) {
     case PCU_CT_ASYMMETRIC: return o / scale;
-    case PCU_CT_ALIGN_CORNERS: return out == 1 ? 0.0 : o * (double)(in - 1) / (double)(out - 1);
+    case PCU_CT_ALIGN_CORNERS: {
+        /* the resized length as the ONNX reference and the CPU take it,
+         * scale * in, not the floored output size: they differ for scales
+         * like 0.6 on 4 (onnx's resize_downsample_scales_linear_align_corners) */
+        double len = scale * (double)in;
+        return len == 1 ? 0.0 : o * (double)(in - 1) / (len - 1);
+    }
     case PCU_CT_PYTORCH_HALF_PIXEL: return out > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
     case PCU_CT_HALF_PIXEL_SYMMETRIC: {
         double adj = (double)out / (scale * (double)in);

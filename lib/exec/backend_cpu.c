@@ -5,10 +5,8 @@
 #include <string.h>
 #include "exec/backend.h"
 #include "pare_config.h"
-#if PARE_HAVE_CUDA
 #include <dlfcn.h>
 #include <pthread.h>
-#endif
 
 static const pare_kernel *cpu_supports(const pare_backend *b, const pare_node *n, int64_t opset,
                                        const int *dtypes, size_t n_in, char *why,
@@ -120,14 +118,20 @@ static bool usable(const pare_backend *b, int gpu, char *why, size_t why_size)
     return !b->available || b->available(b, gpu, why, why_size);
 }
 
-#if PARE_HAVE_CUDA
 /* A CUDA build registers its backend before the first lookup that names a
  * device, unless a test registered a backend of that name first. The
  * backend lives in libpare-cuda.so (lib/meson.build says why), loaded here
  * from PARE_CUDA_LIBRARY when set, else from beside libpare itself, else
  * through the loader's search path; why it could not be loaded is kept for
- * the error of a session that asks for "cuda". */
+ * the error of a session that asks for "cuda". A build without CUDA loads
+ * only PARE_CUDA_LIBRARY (the emulated backend of tests/cuda/emu). */
 static char cuda_load_error[512];
+
+static bool cuda_library_named(void)
+{
+    const char *env = getenv("PARE_CUDA_LIBRARY");
+    return env && *env;
+}
 
 static void *open_cuda_library(void)
 {
@@ -157,6 +161,8 @@ static void register_cuda(void)
     for (int i = 0; i < MAX_BACKENDS; i++)
         if (registered[i] && strcmp(registered[i]->name, "cuda") == 0)
             return;
+    if (!PARE_HAVE_CUDA && !cuda_library_named())
+        return;
     void *h = open_cuda_library();
     if (!h) {
         const char *e = dlerror();
@@ -177,7 +183,6 @@ static void register_cuda(void)
         snprintf(cuda_load_error, sizeof cuda_load_error, "%s", err.msg);
 }
 static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
-#endif
 
 pare_status pare_backend_get(const char *device, int gpu, const pare_backend **out,
                              pare_error *err)
@@ -185,9 +190,7 @@ pare_status pare_backend_get(const char *device, int gpu, const pare_backend **o
     *out = &cpu_backend;
     if (!device || strcmp(device, "cpu") == 0)
         return PARE_OK;
-#if PARE_HAVE_CUDA
     pthread_once(&cuda_once, register_cuda); /* only when a device is asked for */
-#endif
     char why[256];
     if (strcmp(device, "auto") == 0) {
         for (int i = 0; i < MAX_BACKENDS; i++)
@@ -206,11 +209,9 @@ pare_status pare_backend_get(const char *device, int gpu, const pare_backend **o
         *out = registered[i];
         return PARE_OK;
     }
-#if PARE_HAVE_CUDA
-    if (strcmp(device, "cuda") == 0)
+    if (strcmp(device, "cuda") == 0 && (PARE_HAVE_CUDA || cuda_library_named()))
         return pare_error_set(err, PARE_ERR_UNSUPPORTED, "device 'cuda' is not usable: %s",
                               cuda_load_error[0] ? cuda_load_error : "not registered");
-#endif
     if (strcmp(device, "cuda") == 0)
         return pare_error_set(err, PARE_ERR_UNSUPPORTED,
                               "device 'cuda': pare was built without CUDA");

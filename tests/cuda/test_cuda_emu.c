@@ -3,16 +3,23 @@
  * gathers, barriers and epilogue, the 8-bit Add and the 8-bit
  * BatchNormalization, launched as the backend launches them, against the
  * direct formulas; every launch in three thread orders (a missing barrier
- * would give a different result in one of them). Equal to the bit. */
+ * would give a different result in one of them). Equal to the bit.
+ * Then the emulated runtime's own rules, which the GPU suites rely on when
+ * they run on it (suite gpu-emu): device memory the host cannot touch,
+ * copies checked against their kinds, streams that run only when waited
+ * for, graph capture. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cuda/qfused_cu.h"
 #include "qdq_case.h"
@@ -199,6 +206,112 @@ static void test_qbn(void **state)
     free(y);
 }
 
+/* ---- the emulated runtime ---- */
+
+static void test_device_memory_guarded(void **state)
+{
+    (void)state;
+    char *d;
+    assert_int_equal(cudaMalloc((void **)&d, 1000), cudaSuccess);
+    assert_true(pcu_emu_is_device(d) && pcu_emu_is_device(d + 999));
+    assert_false(pcu_emu_is_device(state));
+    /* the host touching device memory faults, as on a GPU */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* not cmocka's handler: die of it */
+        volatile char c = d[10];
+        (void)c;
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    /* fresh memory reads as 0xff bytes (NaN as float), through a copy */
+    unsigned char h[1500];
+    assert_int_equal(cudaMemcpy(h, d, 1000, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(h[0], 0xff);
+    assert_int_equal(h[999], 0xff);
+    /* copies whose pointers are not of the kinds named are refused */
+    assert_int_equal(cudaMemcpy(d, h, 10, cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+    assert_int_equal(cudaMemcpy(h, d, 1500, cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+    assert_int_equal(cudaFree(h), cudaErrorInvalidValue);
+    cudaGetLastError();
+    assert_int_equal(cudaFree(d), cudaSuccess);
+}
+
+static void test_stream_waits(void **state)
+{
+    (void)state;
+    cudaStream_t s;
+    char *d, *src, *dst;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d, 64), cudaSuccess);
+    assert_int_equal(cudaHostAlloc((void **)&src, 64, cudaHostAllocDefault), cudaSuccess);
+    assert_int_equal(cudaHostAlloc((void **)&dst, 64, cudaHostAllocDefault), cudaSuccess);
+    memset(src, 7, 64);
+    memset(dst, 0, 64);
+    assert_int_equal(cudaMemcpyAsync(d, src, 64, cudaMemcpyHostToDevice, s), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d + 32, 9, 32, s), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(dst, d, 64, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    /* pinned memory: nothing has happened until the stream is waited for */
+    assert_int_equal(dst[0], 0);
+    cudaEvent_t e;
+    assert_int_equal(cudaEventCreate(&e), cudaSuccess);
+    assert_int_equal(cudaEventRecord(e, s), cudaSuccess);
+    assert_int_equal(cudaEventSynchronize(e), cudaSuccess);
+    assert_int_equal(dst[0], 7);
+    assert_int_equal(dst[63], 9);
+    /* a pageable destination: the copy is done when the call returns */
+    char pageable[64] = {0};
+    assert_int_equal(cudaMemsetAsync(d, 5, 64, s), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(pageable, d, 64, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_int_equal(pageable[0], 5);
+    assert_int_equal(cudaEventDestroy(e), cudaSuccess);
+    assert_int_equal(cudaFreeHost(src), cudaSuccess);
+    assert_int_equal(cudaFreeHost(dst), cudaSuccess);
+    assert_int_equal(cudaFree(d), cudaSuccess);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+}
+
+static void test_graph_capture(void **state)
+{
+    (void)state;
+    cudaStream_t s;
+    char *d, h[16];
+    assert_int_equal(cudaStreamCreate(&s), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d, 16), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d, 3, 16, s), cudaSuccess);
+    /* waiting for a stream being captured is an error, as in CUDA */
+    assert_int_equal(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    cudaGetLastError();
+    cudaGraph_t g, g2;
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaSuccess);
+    /* captured, not run */
+    assert_int_equal(cudaMemcpy(h, d, 16, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal((unsigned char)h[0], 0xff);
+    cudaGraphExec_t x;
+    assert_int_equal(cudaGraphInstantiate(&x, g, 0), cudaSuccess);
+    assert_int_equal(cudaGraphLaunch(x, s), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_int_equal(cudaMemcpy(h, d, 16, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(h[15], 3);
+    /* a graph of another shape does not update the instantiation */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d, 4, 8, s), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d + 8, 4, 8, s), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &g2), cudaSuccess);
+    cudaGraphExecUpdateResultInfo info;
+    assert_int_equal(cudaGraphExecUpdate(x, g2, &info), cudaErrorGraphExecUpdateFailure);
+    assert_int_equal(cudaGraphExecDestroy(x), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(g), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(g2), cudaSuccess);
+    assert_int_equal(cudaFree(d), cudaSuccess);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +320,9 @@ int main(void)
         cmocka_unit_test(test_qgemm_refusals),
         cmocka_unit_test(test_qadd),
         cmocka_unit_test(test_qbn),
+        cmocka_unit_test(test_device_memory_guarded),
+        cmocka_unit_test(test_stream_waits),
+        cmocka_unit_test(test_graph_capture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,7 @@ static inline unsigned short pcu_emu_f2h(float f)
         if (a < 0x33000000u) /* below half the smallest subnormal (ties: 0) */
             return (unsigned short)sign;
         uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)e; /* 14 - (e - 127) + 13 - 1 */
+        int shift = 125 - (int)e; /* q = m * 2^(e - 150) / 2^-24: m >> (126 - e) */
         uint32_t q = m >> (shift + 1), rem = m & ((2u << shift) - 1), half = 1u << shift;
         if (rem > half || (rem == half && (q & 1)))
             q++;

@@ -23,8 +23,8 @@ static inline __nv_fp8_storage_t __nv_cvt_float_to_fp8(float x, __nv_saturation_
     const int mbits = fmt == __NV_E4M3 ? 3 : 2, bias = fmt == __NV_E4M3 ? 7 : 15;
     const float maxf = fmt == __NV_E4M3 ? 448.0f : 57344.0f;
     unsigned char sign = signbit(x) ? 0x80 : 0;
-    if (isnan(x))
-        return (unsigned char)(fmt == __NV_E4M3 ? 0x7f : 0x7f) | sign;
+    if (isnan(x)) /* CUDA's canonical NaN in both formats, whatever the sign */
+        return 0x7f;
     float a = fabsf(x);
     /* the value's exponent, not below the smallest normal's */
     int e;

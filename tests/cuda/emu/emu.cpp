@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <setjmp.h>
 #include <ucontext.h>
 
+#include <map>
 #include <vector>
 
 #include "cuda_runtime_api.h"
 #include "pcu_emu.hpp"
+#include "emu_internal.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PCU_EMU_ASAN 1
@@ -63,6 +66,10 @@ int cur_id;
 body_fn cur_body;
 void *cur_ctx;
 bool aborted;
+bool direct;           /* threads run as plain calls, one after another */
+bool barrier_seen;     /* in the block being run */
+jmp_buf direct_exit;   /* where a barrier or fail() in direct mode returns */
+std::map<const void *, bool> barrier_free; /* per kernel, learned from its first block */
 int order_mode;
 long n_launches;
 cudaError_t last_error = cudaSuccess;
@@ -141,14 +148,49 @@ void make_order(int n, std::vector<int> &ord)
     if (order_mode == 1) {
         for (int i = n - 1; i >= 0; i--)
             ord.push_back(i);
-    } else if (order_mode == 2) {
-        for (int w = (n - 1) / 32; w >= 0; w--)
-            for (int i = w * 32; i < n && i < w * 32 + 32; i++)
-                ord.push_back(i);
-    } else {
+    } else { /* 0 (2 goes warp by warp, run_block) */
         for (int i = 0; i < n; i++)
             ord.push_back(i);
     }
+}
+
+/* releases warp w when every live lane of it waits in __syncwarp or a
+ * shuffle: 1; 0 when not; -1 (the launch failed) on mismatched masks */
+int release_warp(int w, int n)
+{
+    int lo = w * 32, hi = lo + 32 < n ? lo + 32 : n, waiting = 0, live = 0;
+    unsigned mask = 0;
+    for (int i = lo; i < hi; i++) {
+        if (fibers[i].state != DONE)
+            live++;
+        if (fibers[i].state == AT_WARP) {
+            waiting++;
+            mask = fibers[i].warp_mask;
+        }
+    }
+    if (!waiting || waiting != live)
+        return 0;
+    unsigned present = 0;
+    for (int i = lo; i < hi; i++)
+        if (fibers[i].state == AT_WARP) {
+            present |= 1u << (i - lo);
+            if (fibers[i].warp_mask != mask) {
+                thread_idx = fibers[i].idx;
+                set_failure("__syncwarp / shuffle: lanes name different masks");
+                return -1;
+            }
+        }
+    if ((mask & ~present) & ((hi - lo) == 32 ? 0xffffffffu : ((1u << (hi - lo)) - 1))) {
+        thread_idx = fibers[lo].idx;
+        set_failure("__syncwarp / shuffle: a lane of the mask has exited or waits elsewhere");
+        return -1;
+    }
+    for (int i = lo; i < hi; i++) {
+        snap[i] = fibers[i].slot;
+        if (fibers[i].state == AT_WARP)
+            fibers[i].state = READY;
+    }
+    return 1;
 }
 
 /* runs one block to its end; false when it failed */
@@ -170,11 +212,32 @@ bool run_block(int n)
     static std::vector<int> ord;
     make_order(n, ord);
     for (;;) {
-        for (int i : ord) {
-            if (fibers[i].state == READY) {
-                resume(i);
-                if (aborted)
-                    return false;
+        if (order_mode == 2) {
+            /* warps descending, each run ahead through its warp-level waits
+             * to the next __syncthreads before the next warp starts: a
+             * barrier missing between warps that only shuffles separate
+             * shows here */
+            for (int w = nw - 1; w >= 0; w--)
+                for (;;) {
+                    for (int i = w * 32; i < n && i < w * 32 + 32; i++)
+                        if (fibers[i].state == READY) {
+                            resume(i);
+                            if (aborted)
+                                return false;
+                        }
+                    int r = release_warp(w, n);
+                    if (r < 0)
+                        return false;
+                    if (!r)
+                        break;
+                }
+        } else {
+            for (int i : ord) {
+                if (fibers[i].state == READY) {
+                    resume(i);
+                    if (aborted)
+                        return false;
+                }
             }
         }
         int done = 0, at_block = 0;
@@ -187,39 +250,10 @@ bool run_block(int n)
         /* warps whose live threads all wait in __syncwarp or a shuffle */
         bool released = false;
         for (int w = 0; w < nw; w++) {
-            int lo = w * 32, hi = lo + 32 < n ? lo + 32 : n, waiting = 0, live = 0;
-            unsigned mask = 0;
-            for (int i = lo; i < hi; i++) {
-                if (fibers[i].state != DONE)
-                    live++;
-                if (fibers[i].state == AT_WARP) {
-                    waiting++;
-                    mask = fibers[i].warp_mask;
-                }
-            }
-            if (!waiting || waiting != live)
-                continue;
-            unsigned present = 0;
-            for (int i = lo; i < hi; i++)
-                if (fibers[i].state == AT_WARP) {
-                    present |= 1u << (i - lo);
-                    if (fibers[i].warp_mask != mask) {
-                        thread_idx = fibers[i].idx;
-                        set_failure("__syncwarp / shuffle: lanes name different masks");
-                        return false;
-                    }
-                }
-            if ((mask & ~present) & ((hi - lo) == 32 ? 0xffffffffu : ((1u << (hi - lo)) - 1))) {
-                thread_idx = fibers[lo].idx;
-                set_failure("__syncwarp / shuffle: a lane of the mask has exited or waits elsewhere");
+            int r = release_warp(w, n);
+            if (r < 0)
                 return false;
-            }
-            for (int i = lo; i < hi; i++) {
-                snap[i] = fibers[i].slot;
-                if (fibers[i].state == AT_WARP)
-                    fibers[i].state = READY;
-            }
-            released = true;
+            released = released || r;
         }
         if (released)
             continue;
@@ -254,8 +288,23 @@ int lane()
     return cur_id % 32;
 }
 
+/* a barrier reached by a thread run without a fiber: the launch fails */
+void no_fiber(const char *what)
+{
+    if (!direct)
+        return;
+    snprintf(failure, sizeof failure,
+             "%s in a kernel whose first block passed no barrier (block %u,%u,%u thread "
+             "%u,%u,%u): the emulator ran it without fibers and cannot wait here",
+             what, block_idx.x, block_idx.y, block_idx.z, thread_idx.x, thread_idx.y, thread_idx.z);
+    aborted = true;
+    longjmp(direct_exit, 1);
+}
+
 void sync_block()
 {
+    barrier_seen = true;
+    no_fiber("__syncthreads");
     cur->pred = 0;
     cur->state = AT_BLOCK;
     to_scheduler();
@@ -263,6 +312,8 @@ void sync_block()
 
 int sync_block_count(int pred, int how)
 {
+    barrier_seen = true;
+    no_fiber("__syncthreads_or / _and / _count");
     cur->pred = pred;
     cur->state = AT_BLOCK;
     to_scheduler();
@@ -271,6 +322,8 @@ int sync_block_count(int pred, int how)
 
 void sync_warp(unsigned mask)
 {
+    barrier_seen = true;
+    no_fiber("__syncwarp or a shuffle");
     cur->warp_mask = mask;
     cur->state = AT_WARP;
     to_scheduler();
@@ -288,12 +341,14 @@ uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane)
 void fail(const char *what)
 {
     set_failure(what);
+    if (direct)
+        longjmp(direct_exit, 1);
     cur->state = DONE;
     to_scheduler();
     abort();
 }
 
-void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx)
+bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes)
 {
     n_launches++;
     uint64_t n = (uint64_t)block.x * block.y * block.z;
@@ -303,8 +358,33 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx)
         snprintf(failure, sizeof failure, "launch of %u x %u x %u blocks of %u x %u x %u threads",
                  grid.x, grid.y, grid.z, block.x, block.y, block.z);
         last_error = cudaErrorInvalidConfiguration;
-        return;
+        return false;
     }
+    return true;
+}
+
+/* the threads of a block as plain calls; false when one failed */
+static bool run_direct(int n)
+{
+    if (setjmp(direct_exit))
+        return false;
+    for (int i = 0; i < n; i++) {
+        fiber &f = fibers[i];
+        f.idx.x = (unsigned)i % block_dim.x;
+        f.idx.y = (unsigned)i / block_dim.x % block_dim.y;
+        f.idx.z = (unsigned)i / (block_dim.x * block_dim.y);
+        cur = &f;
+        cur_id = i;
+        thread_idx = f.idx;
+        cur_body(cur_ctx);
+    }
+    return true;
+}
+
+void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx, const void *kernel)
+{
+    (void)shared_bytes;
+    uint64_t n = (uint64_t)block.x * block.y * block.z;
     ensure_stacks((size_t)n);
     snap.assign((size_t)(n + 31) / 32 * 32, 0);
     block_dim = block;
@@ -312,16 +392,34 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx)
     cur_body = body;
     cur_ctx = ctx;
     aborted = false;
+    auto known = barrier_free.find(kernel);
+    bool fast = known != barrier_free.end() && known->second;
+    device_open(true);
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
                 block_idx = uint3{x, y, z};
-                if (!run_block((int)n)) {
+                barrier_seen = false;
+                direct = fast;
+                bool ok = direct ? run_direct((int)n) : run_block((int)n);
+                direct = false;
+                if (!ok) {
                     fprintf(stderr, "pcu_emu: %s\n", failure);
                     last_error = cudaErrorLaunchFailure;
+                    device_open(false);
                     return;
                 }
+                if (!fast) { /* what the first block taught */
+                    fast = !barrier_seen;
+                    barrier_free[kernel] = fast;
+                }
             }
+    device_open(false);
+}
+
+void set_error(cudaError_t e)
+{
+    last_error = e;
 }
 
 } // namespace pcu_emu
@@ -336,19 +434,6 @@ extern "C" cudaError_t cudaGetLastError(void)
 extern "C" cudaError_t cudaPeekAtLastError(void)
 {
     return pcu_emu::last_error;
-}
-
-extern "C" const char *cudaGetErrorString(cudaError_t e)
-{
-    switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorLaunchFailure: return "unspecified launch failure";
-    case cudaErrorNotSupported: return "operation not supported";
-    }
-    return "unknown error";
 }
 
 extern "C" void pcu_emu_order(int order)

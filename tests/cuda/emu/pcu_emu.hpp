@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -77,31 +79,53 @@ uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane);
 int lane();
 
 typedef void (*body_fn)(void *ctx);
-void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx);
+/* runs a grid now (device memory open to it, see runtime.cpp). kernel
+ * names the kernel: one whose first block passes no barrier runs its
+ * other blocks thread after thread without fibers (much faster; a barrier
+ * reached there after all fails the launch). */
+void run(dim3 grid, dim3 block, size_t shared_bytes, body_fn body, void *ctx,
+         const void *kernel);
+/* false (and the launch error set) for a configuration the GPU refuses */
+bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes);
+/* queues op on stream s: run now on the legacy stream (NULL, what the
+ * kernel tests use), later on a stream of cudaStreamCreate (at the next
+ * synchronisation, as a GPU would, so that a missing one shows), or into
+ * the graph being captured */
+void submit(cudaStream_t s, std::function<void()> op);
 
 template <class... P> struct launcher {
     dim3 grid, block;
     size_t smem;
+    cudaStream_t stream;
     void (*kernel)(P...);
     template <class... A> void operator()(A &&...args) const
     {
-        /* parameters are copied into the kernel's types, as a launch does */
-        std::tuple<P...> params(std::forward<A>(args)...);
-        struct call {
-            void (*kernel)(P...);
-            std::tuple<P...> *params;
-        } c{kernel, &params};
-        run(grid, block, smem, [](void *p) {
-            call *c = (call *)p;
-            std::apply(c->kernel, *c->params);
-        }, &c);
+        if (!launch_ok(grid, block, smem))
+            return;
+        /* parameters are copied into the kernel's types when launched, as a
+         * launch does, and kept until the (maybe deferred) run */
+        auto params = std::make_shared<std::tuple<P...>>(std::forward<A>(args)...);
+        void (*k)(P...) = kernel;
+        dim3 g = grid, b = block;
+        size_t sm = smem;
+        submit(stream, [params, k, g, b, sm]() {
+            struct call {
+                void (*k)(P...);
+                std::tuple<P...> *p;
+            } c{k, params.get()};
+            run(g, b, sm, [](void *v) {
+                call *c = (call *)v;
+                std::apply(c->k, *c->p);
+            }, &c, reinterpret_cast<const void *>(k));
+        });
     }
 };
 
 template <class... P>
-launcher<P...> launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, void (*kernel)(P...))
+launcher<P...> launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      void (*kernel)(P...))
 {
-    return launcher<P...>{grid, block, smem, kernel};
+    return launcher<P...>{grid, block, smem, stream, kernel};
 }
 
 } // namespace pcu_emu
