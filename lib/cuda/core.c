@@ -11,6 +11,7 @@
 #include <string.h>
 #include "internal.h"
 #include "cuda/cuda_internal.h"
+#include "cuda/ops_shared.h"
 #include "cuda/core_kernels.h"
 
 /* dtype sets of the records' types specs: the math ops compute in float on
@@ -1115,6 +1116,110 @@ static pare_status expand_run(pare_kctx *k, pare_error *err)
                         err);
 }
 
+/* ---- Pad (all modes; pads, constant_value and axes read on the host) ---- */
+
+static pare_status pad_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    cst *c;
+    pare_status st = new_state(&c, err);
+    if (st)
+        return st;
+    *state = c;
+    const char *m = pare_node_attr_string(n, "mode", "constant");
+    if (!strcmp(m, "constant"))
+        c->op = PCU_PAD_CONSTANT;
+    else if (!strcmp(m, "reflect"))
+        c->op = PCU_PAD_REFLECT;
+    else if (!strcmp(m, "edge"))
+        c->op = PCU_PAD_EDGE;
+    else if (!strcmp(m, "wrap") && opset >= 19)
+        c->op = PCU_PAD_WRAP;
+    else
+        return pare_error_set(err, PARE_ERR_INVALID, "unknown pad mode '%s'", m);
+    c->p0 = pare_node_attr_float(n, "value", 0.0f); /* opset < 11 */
+    c->n_ints = pare_node_attr_ints(n, "pads", &c->ints);
+    c->has_ints = opset < 11;
+    return PARE_OK;
+}
+
+static pare_status pad_run(pare_kctx *k, pare_error *err)
+{
+    const cst *c = k->state;
+    const pare_tensor *x = k->in[0];
+    int r = x->rank;
+    int64_t pads[MAX_PARAM], axes[MAX_PARAM];
+    size_t np, na = 0;
+    pare_status st;
+    if (c->has_ints) {
+        np = c->n_ints < MAX_PARAM ? c->n_ints : MAX_PARAM;
+        memcpy(pads, c->ints, np * sizeof *pads);
+    } else if ((st = pcu_read_ints(k, 1, pads, MAX_PARAM, &np, err)) ||
+               (k->n_in > 3 && (st = pcu_read_ints(k, 3, axes, MAX_PARAM, &na, err)))) {
+        return st;
+    }
+    if (!na)
+        for (int i = 0; i < r; i++)
+            axes[na++] = i;
+    if (np != 2 * na)
+        return pare_error_set(err, PARE_ERR_INVALID, "pads has %zu values, expected %zu", np,
+                              2 * na);
+    pcu_pad_args a;
+    memset(&a, 0, sizeof a);
+    a.rank = r;
+    a.mode = c->op;
+    for (size_t i = 0; i < na; i++) {
+        int ax;
+        if ((st = pare_axis(axes[i], r, &ax, err)))
+            return st;
+        a.pb[ax] = pads[i];
+        int64_t pe = pads[na + i], lim = (int64_t)1 << 40;
+        if (pads[i] < -lim || pads[i] > lim || pe < -lim || pe > lim)
+            return pare_error_set(err, PARE_ERR_LIMIT, "pads %lld, %lld out of range",
+                                  (long long)pads[i], (long long)pe);
+        a.out[ax] = pads[i] + pe; /* the dim is added below */
+    }
+    for (int i = 0; i < r; i++) {
+        a.in[i] = x->dims[i];
+        a.out[i] += x->dims[i];
+        if (a.out[i] < 0)
+            return pare_error_set(err, PARE_ERR_INVALID, "pads on axis %d give a negative size",
+                                  i);
+        if (c->op != PCU_PAD_CONSTANT && x->dims[i] == 0 && a.out[i] > 0)
+            return pare_error_set(err, PARE_ERR_INVALID, "cannot pad an empty axis %d in this "
+                                  "mode", i);
+    }
+    /* the constant, in x's type */
+    unsigned char fill[8] = {0};
+    size_t es = pare_elem_size(x->dtype), nb;
+    if (c->op == PCU_PAD_CONSTANT) {
+        if (c->has_ints)
+            pare_dtype_set_f64(x->dtype, fill, 0, c->p0);
+        else if (k->n_in > 2 && k->in[2]) {
+            if (k->in[2]->dtype != x->dtype)
+                return pare_error_set(err, PARE_ERR_INVALID, "constant_value is %s, data is %s",
+                                      pare_dtype_name(k->in[2]->dtype),
+                                      pare_dtype_name(x->dtype));
+            unsigned char buf[64];
+            if ((st = pcu_read_input(k, 2, buf, sizeof buf, &nb, err)))
+                return st;
+            if (nb >= es)
+                memcpy(fill, buf, es);
+        }
+    }
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, x->dtype, r, a.out, &y, err)))
+        return st;
+    int64_t n = (int64_t)pare_tensor_numel(y);
+    if (n == 0)
+        return PARE_OK;
+    if (r == 0)
+        return copy_dev(k, y->data, x->data, es, err);
+    if (pare_tensor_numel(x) == 0) /* constant mode (the others refused above): all fill */
+        a.mode = PCU_PAD_CONSTANT;
+    LAUNCH(pcu_pad((int)es, &a, fill, x->data, y->data, n, stream_of(k)), err);
+    return PARE_OK;
+}
+
 /* ---- views: a device copy into the executor's buffer ---- */
 
 static pare_status view_out(pare_kctx *k, int rank, const int64_t *dims, pare_error *err)
@@ -1415,6 +1520,7 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Slice", 10, 0, NULL, slice_run, NULL, MOVE " int32,int64 =1 =1 =1"},
     {"", "Gather", 1, 0, plain_init, gather_run, release_state, MOVE " int32,int64"},
     {"", "Expand", 8, 0, NULL, expand_run, NULL, MOVE " int64"},
+    {"", "Pad", 2, 0, pad_init, pad_run, release_state, MOVE " int64 =0 int32,int64"},
     {"", "ReduceSum", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMean", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMax", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},

@@ -66,6 +66,16 @@ int pcu_copy_nd(int esize, const pcu_shape *shape, const void *x, const pcu_stri
 /* Gather along an axis: x viewed as [outer, axis_len, inner], indices
  * (int32 or int64, negative counted from the end) n_idx of them; y is
  * [outer, n_idx, inner]. An index out of range gives zeros. */
+/* Pad: y (a->out, contiguous) from x (a->in, contiguous), axis d read at
+ * pcu_pad_src(a->mode, c, a->pb[d], a->in[d]); fill (esize bytes, host
+ * memory) where that is -1. esize 1, 2, 4 or 8. */
+typedef struct pcu_pad_args {
+    int rank, mode;
+    int64_t out[PCU_MAX_RANK], in[PCU_MAX_RANK], pb[PCU_MAX_RANK];
+} pcu_pad_args;
+int pcu_pad(int esize, const pcu_pad_args *a, const void *fill, const void *x, void *y, int64_t n,
+            cudaStream_t stream);
+
 int pcu_gather(int esize, int64_t outer, int64_t axis_len, int64_t inner, const void *x,
                const void *idx, int idx64, int64_t n_idx, void *y, cudaStream_t stream);
 

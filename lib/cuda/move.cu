@@ -1,6 +1,9 @@
 /* Data movement device code: strided n-d copies (Transpose, Expand, Slice,
- * Concat, Split) and Gather. Elements are moved as opaque words of their
+ * Concat, Split), Pad and Gather. Elements are moved as opaque words of their
  * size, so one instantiation serves every dtype of that size. */
+#include <string.h>
+
+#include "ops_shared.h"
 #include "pcu_dev.cuh"
 
 template <typename W>
@@ -30,6 +33,51 @@ extern "C" int pcu_copy_nd(int esize, const pcu_shape *shape, const void *x, con
     case 2: return copy_t<uint16_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
     case 4: return copy_t<uint32_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
     case 8: return copy_t<uint64_t>(shape, x, xs, xoff, y, ys, yoff, n, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+template <typename W>
+__global__ void k_pad(pcu_pad_args a, W fill, const W *x, W *y, int64_t n)
+{
+    PCU_GRID_LOOP(i, n)
+    {
+        int64_t rem = i, off = 0, stride = 1;
+        bool pad = false;
+        for (int d = a.rank - 1; d >= 0; d--) {
+            int64_t q = rem / a.out[d], c = rem - q * a.out[d];
+            rem = q;
+            int64_t s = pcu_pad_src(a.mode, c, a.pb[d], a.in[d]);
+            pad |= s < 0;
+            off += s * stride;
+            stride *= a.in[d];
+        }
+        y[i] = pad ? fill : x[off];
+    }
+}
+
+template <typename W>
+static int pad_t(const pcu_pad_args *a, const void *fill, const void *x, void *y, int64_t n,
+                 cudaStream_t st)
+{
+    W f;
+    memcpy(&f, fill, sizeof f);
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_pad<W>)(*a, f, (const W *)x, (W *)y, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_pad(int esize, const pcu_pad_args *a, const void *fill, const void *x, void *y,
+                       int64_t n, cudaStream_t stream)
+{
+    if (n == 0)
+        return 0;
+    if (a->rank < 1 || a->rank > PCU_MAX_RANK)
+        return (int)cudaErrorInvalidValue;
+    switch (esize) {
+    case 1: return pad_t<uint8_t>(a, fill, x, y, n, stream);
+    case 2: return pad_t<uint16_t>(a, fill, x, y, n, stream);
+    case 4: return pad_t<uint32_t>(a, fill, x, y, n, stream);
+    case 8: return pad_t<uint64_t>(a, fill, x, y, n, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -1,5 +1,5 @@
 /* Formulas shared by the host logic (ops_host.c, tested without a GPU) and
- * the device kernels (dnn.cu, quant.cu), so that what the unit tests check is what
+ * the device kernels (dnn.cu, quant.cu, move.cu), so that what the unit tests check is what
  * the GPU computes. Plain C that nvcc also compiles as host+device code.
  */
 #ifndef PARE_CUDA_OPS_SHARED_H
@@ -13,6 +13,33 @@
 #else
 #define PCU_HD
 #endif
+
+/* Pad's modes, and the input index output index c of an axis of dim
+ * elements padded by pb at its start reads: -1 for the constant; edge,
+ * reflect (pads larger than the axis reflect again) and wrap as the CPU's
+ * Pad (lib/exec/kernels_shape_move.c) maps them. |pb| < 2^62 (the host
+ * checks), so c - pb does not overflow. */
+enum { PCU_PAD_CONSTANT, PCU_PAD_REFLECT, PCU_PAD_EDGE, PCU_PAD_WRAP };
+
+static inline PCU_HD int64_t pcu_pad_src(int mode, int64_t c, int64_t pb, int64_t dim)
+{
+    int64_t i = c - pb;
+    if (i >= 0 && i < dim)
+        return i;
+    switch (mode) {
+    case PCU_PAD_CONSTANT: return -1;
+    case PCU_PAD_EDGE: return i < 0 ? 0 : dim - 1;
+    case PCU_PAD_WRAP: i = c % dim - pb % dim; return ((i % dim) + dim) % dim;
+    default: {
+        if (dim == 1)
+            return 0;
+        int64_t p = 2 * (dim - 1);
+        i = c % p - pb % p;
+        i = ((i % p) + p) % p;
+        return i >= dim ? p - i : i;
+    }
+    }
+}
 
 /* coordinate_transformation_mode and nearest_mode codes (Resize) */
 enum {

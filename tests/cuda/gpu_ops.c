@@ -378,6 +378,30 @@ static void pool_cases(void)
     tc_end(&c);
 }
 
+/* Pad with constant pads (read on the host), as exported CNNs have it */
+static void pad_case(const char *name, int dtype, const char *mode, const int64_t *pads,
+                     bool value)
+{
+    tcase c;
+    tc_begin(&c, name, 19, 0);
+    int64_t xd[4] = {2, 3, 9, 8}, np = 8;
+    pare_value *ins[3] = {tc_input(&c, rand_tensor("x", dtype, 4, xd, -4, 4)), NULL, NULL};
+    pare_tensor *pt;
+    pare_error err;
+    must(pare_tensor_new("pads", PARE_DT_INT64, 1, &np, &pt, &err), &err, "pads");
+    memcpy(pt->data, pads, 8 * sizeof *pads);
+    ins[1] = tc_const(&c, pt);
+    if (value) {
+        pare_tensor *cv;
+        must(pare_tensor_new("value", dtype, 0, NULL, &cv, &err), &err, "value");
+        pare_dtype_set_f64(dtype, cv->data, 0, 2.5);
+        ins[2] = tc_const(&c, cv);
+    }
+    pare_node *n = tc_node(&c, "", "Pad", ins, value ? 3 : 2, 1);
+    set_str(n, "mode", mode);
+    tc_end(&c);
+}
+
 static void bn_case(void)
 {
     tcase c;
@@ -812,6 +836,11 @@ int main(void)
     conv_nd_case("Conv f32 3-D asymmetric pads", 3);
     convt_case();
     pool_cases();
+    int64_t pads_grow[8] = {0, 0, 1, 2, 0, 1, 3, 2}, pads_crop[8] = {0, 1, -2, 1, 1, 0, 2, -3};
+    pad_case("Pad f32 constant 2.5, pads and crops", PARE_DT_FLOAT, "constant", pads_crop, true);
+    pad_case("Pad f16 reflect", PARE_DT_FLOAT16, "reflect", pads_grow, false);
+    pad_case("Pad bf16 edge", PARE_DT_BFLOAT16, "edge", pads_grow, false);
+    pad_case("Pad f32 wrap", PARE_DT_FLOAT, "wrap", pads_crop, false);
     bn_case();
     resize_case("Resize f16 linear half_pixel scales", PARE_DT_FLOAT16, "linear", "half_pixel",
                 NULL, false, 5e-3);

@@ -1,7 +1,7 @@
-/* lib/cuda's elementwise (ew.cu), data movement (move.cu) and row reduction
- * (reduce.cu) kernels run on the CPU through the CUDA emulation of
- * tests/cuda/emu, launched as lib/cuda/core.c launches them, against pare's
- * CPU executor running the same ONNX op in a one-node model (Cast: against
+/* lib/cuda's elementwise (ew.cu), data movement (move.cu: copies, Pad,
+ * Gather) and row reduction (reduce.cu) kernels run on the CPU through the
+ * CUDA emulation of tests/cuda/emu, launched as lib/cuda/core.c launches
+ * them, against pare's CPU executor running the same ONNX op in a one-node model (Cast: against
  * pare_dtype_convert, which the CPU's Cast is; what ONNX leaves open, such
  * as an out-of-range Gather index or an empty reduction, against the
  * launchers' stated contract). Every launch runs in the emulation's three
@@ -25,6 +25,7 @@
 #include "pare/model.h"
 #include "pare/exec.h"
 #include "cuda/core_kernels.h"
+#include "cuda/ops_shared.h"
 #include "../exec/fusion_build.h"
 
 /* ---- tensors, shapes ---- */
@@ -731,6 +732,63 @@ static void test_gather_int64(void **state)
     check_gather(PARE_DT_BOOL, 0, PARE_DT_INT64);
 }
 
+/* ---- Pad ---- */
+
+typedef struct pad_args {
+    int esize;
+    pcu_pad_args a;
+    const void *fill, *x;
+    int64_t n;
+} pad_args;
+
+static int go_pad(const void *args, void *const *y)
+{
+    const pad_args *p = args;
+    return pcu_pad(p->esize, &p->a, p->fill, p->x, y[0], p->n, NULL);
+}
+
+/* x [3, 4, 5] of dtype padded in mode by pads (begin 3, end 3: negative
+ * crops; reflect and wrap pads larger than the axis go round again) with
+ * constant 7.5, as the launch core.c's Pad makes, against the CPU's Pad */
+static void check_pad(int dtype, const char *mode, int code, const int64_t *pads)
+{
+    const int64_t dx[3] = {3, 4, 5}, dp = 6;
+    pare_tensor *ins[3] = {rnd_tensor(dtype, 3, dx, -50, 50), tensor(PARE_DT_INT64, 1, &dp),
+                           tensor(dtype, 0, NULL)};
+    for (int i = 0; i < 6; i++)
+        put(ins[1], (size_t)i, (double)pads[i]);
+    put(ins[2], 0, 7.5);
+    pad_args p = {(int)pare_dtype_nbytes(dtype, 1), {3, code, {0}, {0}, {0}}, ins[2]->data,
+                  ins[0]->data, 1};
+    for (int d = 0; d < 3; d++) {
+        p.a.in[d] = dx[d];
+        p.a.pb[d] = pads[d];
+        p.a.out[d] = dx[d] + pads[d] + pads[3 + d];
+        p.n *= p.a.out[d];
+    }
+    pare_model *m;
+    pare_node *n = one_node(&m, 19, "Pad", ins, 3, 1, NULL);
+    pare_error err;
+    assert_int_equal(pare_node_set_attr_string(n, "mode", mode, &err), PARE_OK);
+    check_ref(m, ins, 3, 1, go_pad, &p, EXACT, "Pad %s %s", mode, pare_dtype_name(dtype));
+    free_all(ins, 3);
+}
+
+static void test_pad(void **state)
+{
+    (void)state;
+    const int64_t grow[6] = {1, 2, 0, 2, 0, 3}, crop[6] = {0, -1, 2, 1, 1, -2},
+                  wide[6] = {4, 9, 6, 5, 7, 11};
+    const char *modes[4] = {"constant", "reflect", "edge", "wrap"};
+    const int codes[4] = {PCU_PAD_CONSTANT, PCU_PAD_REFLECT, PCU_PAD_EDGE, PCU_PAD_WRAP};
+    for (int i = 0; i < 4; i++) {
+        check_pad(PARE_DT_FLOAT, modes[i], codes[i], grow);
+        check_pad(PARE_DT_UINT8, modes[i], codes[i], crop);
+        check_pad(PARE_DT_FLOAT16, modes[i], codes[i], wide);
+        check_pad(PARE_DT_INT64, modes[i], codes[i], grow);
+    }
+}
+
 /* an index out of range (either side) gives zeros, as the header says
  * (ONNX leaves it an error: no CPU reference) */
 static void test_gather_out_of_range(void **state)
@@ -1092,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_gather_int32),
         cmocka_unit_test(test_gather_int64),
         cmocka_unit_test(test_gather_out_of_range),
+        cmocka_unit_test(test_pad),
         cmocka_unit_test(test_softmax_rows),
         cmocka_unit_test(test_softmax_strided),
         cmocka_unit_test(test_softmax_narrow),
