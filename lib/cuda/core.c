@@ -748,6 +748,7 @@ static pare_status lnorm_init(const pare_node *n, int64_t opset, void **state, p
         return st;
     c->axis = pare_node_attr_int(n, "axis", -1);
     c->p0 = pare_node_attr_float(n, "epsilon", 1e-5f);
+    c->op = strcmp(n->op_type, "RMSNormalization") == 0; /* no mean, bias or statistics */
     *state = c;
     return PARE_OK;
 }
@@ -763,16 +764,21 @@ static pare_status lnorm_run(pare_kctx *k, pare_error *err)
         return st;
     int64_t rows = numel_of(ax, x->dims), len = numel_of(x->rank - ax, x->dims + ax);
     int64_t sn = (int64_t)pare_tensor_numel(sc), bn = b ? (int64_t)pare_tensor_numel(b) : 0;
+    const char *op = k->node->op_type;
     if ((sn != len && sn != 1) || (b && bn != len && bn != 1))
-        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "LayerNormalization on cuda: Scale and "
-                              "B must have the normalized size (%lld) or one element",
-                              (long long)len);
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "%s on cuda: Scale and B must have the "
+                              "normalized size (%lld) or one element", op, (long long)len);
     if (sc->dtype != x->dtype || (b && b->dtype != x->dtype))
-        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "LayerNormalization on cuda: Scale and "
-                              "B must have X's dtype");
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "%s on cuda: Scale and B must have X's "
+                              "dtype", op);
     pare_tensor *y, *mo = NULL, *io = NULL;
     if ((st = k->alloc_out(k, 0, x->dtype, x->rank, x->dims, &y, err)))
         return st;
+    if (c->op) {
+        LAUNCH(pcu_rmsnorm(x->dtype, rows, len, x->data, sc->data, sn, c->p0, y->data, s->stream),
+               err);
+        return PARE_OK;
+    }
     /* Mean and InvStdDev: shape of X with the normalized dims 1, dtype as
      * the model says (float32 by default), computed in float */
     int64_t sd[PARE_MAX_RANK];
@@ -1514,6 +1520,7 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Softmax", 1, 0, softmax_init, softmax_run, release_state, FP},
     {"", "LogSoftmax", 1, 0, softmax_init, softmax_run, release_state, FP},
     {"", "LayerNormalization", 17, 0, lnorm_init, lnorm_run, release_state, FP " =0 =0"},
+    {"", "RMSNormalization", 23, 0, lnorm_init, lnorm_run, release_state, FP " =0"},
     {"", "Transpose", 1, 0, plain_init, transpose_run, release_state, MOVE},
     {"", "Concat", 4, 0, plain_init, concat_run, release_state, MOVE " =0..."},
     {"", "Split", 2, 0, plain_init, split_run, release_state, MOVE " int64"},

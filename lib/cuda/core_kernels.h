@@ -98,6 +98,11 @@ int pcu_layernorm(int dtype, int64_t rows, int64_t len, const void *x, const voi
  * index's reduced set. For output element o, its kept index (by kept dims,
  * row-major) selects base = sum k_i * kept_stride_i in x; the reduced set is
  * base + sum r_j * red_stride_j over red dims. */
+/* RMSNormalization: y = x / sqrt(mean(x^2) + eps) * scale over rows of len
+ * (scale: len values, or one) */
+int pcu_rmsnorm(int dtype, int64_t rows, int64_t len, const void *x, const void *scale,
+                int64_t scale_n, float eps, void *y, cudaStream_t stream);
+
 enum { PCU_RSUM, PCU_RMEAN, PCU_RMAX, PCU_RMIN };
 int pcu_reduce(int op, int dtype, const pcu_shape *kept, const pcu_strides *kept_stride,
                const pcu_shape *red, const pcu_strides *red_stride, const void *x, void *y,

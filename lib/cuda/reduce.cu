@@ -1,5 +1,5 @@
-/* Row reductions on the device: Softmax/LogSoftmax, LayerNormalization and
- * ReduceSum/Mean/Max/Min. One block of 256 threads per row (per output
+/* Row reductions on the device: Softmax/LogSoftmax, LayerNormalization,
+ * RMSNormalization and ReduceSum/Mean/Max/Min. One block of 256 threads per row (per output
  * element), partial results combined in shared memory; math in float. */
 #include <float.h>
 #include "pcu_dev.cuh"
@@ -74,7 +74,9 @@ extern "C" int pcu_softmax(int dtype, int log, int64_t outer, int64_t len, int64
 }
 
 /* two passes over the row (mean, then the centred variance) for accuracy */
-template <typename T>
+/* LayerNormalization (RMS false) and RMSNormalization (RMS true: no mean
+ * is taken out, x / sqrt(mean(x^2) + eps) * scale, no bias or statistics) */
+template <typename T, bool RMS>
 __global__ void k_layernorm(int64_t len, const T *x, const T *scale, int64_t scale_n,
                             const T *bias, int64_t bias_n, float eps, T *y, float *mean,
                             float *inv_std)
@@ -82,10 +84,13 @@ __global__ void k_layernorm(int64_t len, const T *x, const T *scale, int64_t sca
     int64_t r = blockIdx.x;
     const T *xr = x + r * len;
     T *yr = y + r * len;
-    float s = 0;
-    for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
-        s += to_f(xr[j]);
-    float mu = block_reduce<false>(s) / (float)len;
+    float mu = 0;
+    if (!RMS) {
+        float s = 0;
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
+            s += to_f(xr[j]);
+        mu = block_reduce<false>(s) / (float)len;
+    }
     float v = 0;
     for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
         float d = to_f(xr[j]) - mu;
@@ -106,14 +111,14 @@ __global__ void k_layernorm(int64_t len, const T *x, const T *scale, int64_t sca
     }
 }
 
-template <typename T>
+template <typename T, bool RMS = false>
 static int layernorm_t(int64_t rows, int64_t len, const void *x, const void *scale, int64_t scale_n,
                        const void *bias, int64_t bias_n, float eps, void *y, float *mean,
                        float *inv_std, cudaStream_t st)
 {
     if (rows > 0x7fffffff)
         return (int)cudaErrorInvalidConfiguration;
-    PCU_LAUNCH((unsigned)rows, RT, 0, st, k_layernorm<T>)(
+    PCU_LAUNCH((unsigned)rows, RT, 0, st, k_layernorm<T, RMS>)(
         len, (const T *)x, (const T *)scale, scale_n, (const T *)bias, bias_n, eps, (T *)y, mean,
         inv_std);
     return (int)cudaGetLastError();
@@ -127,6 +132,21 @@ extern "C" int pcu_layernorm(int dtype, int64_t rows, int64_t len, const void *x
         return 0;
     PCU_FP_DISPATCH(dtype, layernorm_t, rows, len, x, scale, scale_n, bias, bias_n, eps, y, mean,
                     inv_std, stream)
+}
+
+template <typename T>
+static int rmsnorm_t(int64_t rows, int64_t len, const void *x, const void *scale, int64_t scale_n,
+                     float eps, void *y, cudaStream_t st)
+{
+    return layernorm_t<T, true>(rows, len, x, scale, scale_n, NULL, 0, eps, y, NULL, NULL, st);
+}
+
+extern "C" int pcu_rmsnorm(int dtype, int64_t rows, int64_t len, const void *x, const void *scale,
+                           int64_t scale_n, float eps, void *y, cudaStream_t stream)
+{
+    if (rows == 0 || len == 0)
+        return 0;
+    PCU_FP_DISPATCH(dtype, rmsnorm_t, rows, len, x, scale, scale_n, eps, y, stream)
 }
 
 template <typename T>

@@ -402,6 +402,20 @@ static void pad_case(const char *name, int dtype, const char *mode, const int64_
     tc_end(&c);
 }
 
+/* RMSNormalization over the last two dims (a transformer's, with the
+ * float16 activations of a converted model) */
+static void rmsnorm_case(void)
+{
+    tcase c;
+    tc_begin(&c, "RMSNormalization f16 axis -2, scale of the normalized shape", 23, 5e-3);
+    int64_t xd[3] = {4, 6, 96}, sd[2] = {6, 96};
+    pare_value *ins[2] = {tc_input(&c, rand_tensor("x", PARE_DT_FLOAT16, 3, xd, -3, 3)),
+                          tc_const(&c, rand_tensor("s", PARE_DT_FLOAT16, 2, sd, 0.5, 1.5))};
+    pare_node *n = tc_node(&c, "", "RMSNormalization", ins, 2, 1);
+    set_int(n, "axis", -2);
+    tc_end(&c);
+}
+
 static void bn_case(void)
 {
     tcase c;
@@ -841,6 +855,7 @@ int main(void)
     pad_case("Pad f16 reflect", PARE_DT_FLOAT16, "reflect", pads_grow, false);
     pad_case("Pad bf16 edge", PARE_DT_BFLOAT16, "edge", pads_grow, false);
     pad_case("Pad f32 wrap", PARE_DT_FLOAT, "wrap", pads_crop, false);
+    rmsnorm_case();
     bn_case();
     resize_case("Resize f16 linear half_pixel scales", PARE_DT_FLOAT16, "linear", "half_pixel",
                 NULL, false, 5e-3);

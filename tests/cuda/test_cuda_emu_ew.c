@@ -954,6 +954,39 @@ static void test_layernorm_narrow(void **state)
     check_layernorm(PARE_DT_BFLOAT16, 2, 70, 1, 1, true);
 }
 
+static int go_rmsnorm(const void *args, void *const *y)
+{
+    const ln_args *p = args;
+    return pcu_rmsnorm(p->dtype, p->rows, p->len, p->x, p->scale, p->scale_n, p->eps, y[0], NULL);
+}
+
+/* RMSNormalization of x (dtype) [rows, len] (axis -1, epsilon 1e-3) with a
+ * scale of len or 1 elements, against the CPU's: x is offset from 0, so
+ * that a mean taken out shows; tolerances as LayerNormalization's */
+static void check_rmsnorm(int dtype, int64_t rows, int64_t len, int64_t scale_n)
+{
+    const int64_t dx[2] = {rows, len};
+    pare_tensor *ins[2] = {rnd_tensor(dtype, 2, dx, 2, 8), rnd_tensor(dtype, 1, &scale_n, -2, 2)};
+    ln_args p = {dtype, rows, len, scale_n, 0, ins[0]->data, ins[1]->data, NULL, 1e-3f, false};
+    pare_model *m;
+    pare_node *n = one_node(&m, 23, "RMSNormalization", ins, 2, 1, NULL);
+    set_float(n, "epsilon", 1e-3f);
+    check_ref(m, ins, 2, 1, go_rmsnorm, &p,
+              dtype != PARE_DT_FLOAT ? (tol){1, 1e-5} : (tol){16, 2e-6},
+              "RMSNormalization %s [%lld %lld]", pare_dtype_name(dtype), (long long)rows,
+              (long long)len);
+    free_all(ins, 2);
+}
+
+static void test_rmsnorm(void **state)
+{
+    (void)state;
+    check_rmsnorm(PARE_DT_FLOAT, 3, 37, 37);
+    check_rmsnorm(PARE_DT_FLOAT, 1, 300, 1);
+    check_rmsnorm(PARE_DT_FLOAT16, 2, 64, 64);
+    check_rmsnorm(PARE_DT_BFLOAT16, 2, 70, 70);
+}
+
 /* ---- ReduceSum, ReduceMean, ReduceMax, ReduceMin ---- */
 
 typedef struct red_args {
@@ -1157,6 +1190,7 @@ int main(void)
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_broadcast),
         cmocka_unit_test(test_layernorm_narrow),
+        cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_reduce_dims),
         cmocka_unit_test(test_reduce_narrow),
         cmocka_unit_test(test_reduce_long),
