@@ -16,13 +16,6 @@
 #include "pcu_emu.hpp"
 #include "emu_internal.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PCU_EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PCU_EMU_ASAN 1
-#endif
-#endif
 #ifdef PCU_EMU_ASAN
 extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
                                                size_t size);

@@ -5,6 +5,14 @@
 
 #include "cuda_runtime_api.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PCU_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCU_EMU_ASAN 1
+#endif
+#endif
+
 namespace pcu_emu {
 /* device memory readable and writable (true) while a device operation
  * runs; closed again (false) so that the host touching it faults */

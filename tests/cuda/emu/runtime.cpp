@@ -35,6 +35,19 @@
 #include "pcu_emu.hpp"
 #include "emu_internal.hpp"
 
+#ifdef PCU_EMU_ASAN
+/* under the address sanitizer each allocation is followed by a poisoned
+ * redzone and freed memory is poisoned: a kernel, cuBLAS or cuDNN call or
+ * copy that reads past its buffer is reported where it happens */
+extern "C" void __asan_poison_memory_region(void const volatile *addr, size_t size);
+extern "C" void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define PCU_POISON(p, n) __asan_poison_memory_region(p, n)
+#define PCU_UNPOISON(p, n) __asan_unpoison_memory_region(p, n)
+#else
+#define PCU_POISON(p, n) ((void)(p), (void)(n))
+#define PCU_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef std::vector<std::function<void()>> op_list;
 
 struct CUstream_st {
@@ -65,7 +78,8 @@ const size_t kPool = (size_t)16 << 30; /* reserved, not committed */
 char *pool;
 size_t pool_top;                       /* bytes handed out from the bottom */
 size_t mapped;                         /* bytes of [pool, pool + mapped) ever used */
-std::map<size_t, size_t> live;         /* offset -> bytes */
+std::map<size_t, size_t> live;         /* offset -> bytes (with the redzone) */
+std::map<size_t, size_t> asked;        /* offset -> bytes asked for */
 std::map<size_t, size_t> holes;        /* free offset -> bytes, merged */
 size_t in_use, peak;
 int open_depth;
@@ -149,7 +163,7 @@ bool on_device(const void *p, size_t n)
     if (it == live.begin())
         return false;
     --it;
-    return off + n <= it->first + it->second;
+    return off + n <= it->first + asked[it->first];
 }
 
 bool overlaps_device(const void *p, size_t n)
@@ -336,9 +350,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     init();
     *p = nullptr;
-    size_t n = (bytes + 255) / 256 * 256;
-    if (!n)
-        n = 256;
+    size_t n = (bytes + 255) / 256 * 256 + 256; /* a 256-byte redzone after it */
     size_t off = (size_t)-1;
     for (auto it = holes.begin(); it != holes.end(); ++it)
         if (it->second >= n) { /* first fit */
@@ -359,11 +371,14 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
         }
     }
     live[off] = n;
+    asked[off] = bytes;
     in_use += n;
     if (in_use > peak)
         peak = in_use;
+    PCU_UNPOISON(pool + off, bytes);
+    PCU_POISON(pool + off + bytes, n - bytes);
     device_open(true);
-    memset(pool + off, 0xff, n);
+    memset(pool + off, 0xff, bytes);
     device_open(false);
     *p = pool + off;
     return cudaSuccess;
@@ -379,7 +394,9 @@ cudaError_t cudaFree(void *p)
         return fail(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
     size_t off = (size_t)((char *)p - pool), n = live[off];
     live.erase(off);
+    asked.erase(off);
     in_use -= n;
+    PCU_POISON(pool + off, n);
     /* merge with the neighbouring holes */
     auto next = holes.lower_bound(off);
     if (next != holes.end() && next->first == off + n) {
