@@ -302,7 +302,8 @@ static pare_status variadic_run(pare_kctx *k, pare_error *err)
         if (!first) {
             first = t;
             rank = t->rank;
-            memcpy(dims, t->dims, (size_t)rank * sizeof *dims);
+            if (rank) /* a scalar's dims may be NULL */
+                memcpy(dims, t->dims, (size_t)rank * sizeof *dims);
         } else if ((st = pare_bcast_dims(rank, dims, t->rank, t->dims, &rank, dims, err))) {
             return st;
         }
