@@ -921,9 +921,31 @@ static pare_status resize_init(const pare_node *n, int64_t opset, void **state, 
     return PARE_OK;
 }
 
+/* scales or sizes computed by the graph, read on the host */
+static pare_status resize_dynamic(pare_kctx *k, pcu_resize_attrs *r, pare_error *err)
+{
+    size_t i = r->has_sizes ? 3 : 2, nb;
+    const pare_tensor *t = i < k->n_in ? k->in[i] : NULL;
+    if (!t)
+        return pare_error_set(err, PARE_ERR_INVALID, "Resize is missing its %s",
+                              r->has_sizes ? "sizes" : "scales");
+    if (t->dtype != PARE_DT_FLOAT && t->dtype != PARE_DT_INT64)
+        return pare_error_set(err, PARE_ERR_INVALID, "Resize %s of %s",
+                              r->has_sizes ? "sizes" : "scales", pare_dtype_name(t->dtype));
+    int64_t buf[4];
+    pare_status st = pcu_read_input(k, i, buf, sizeof buf, &nb, err);
+    if (st)
+        return st;
+    double v[4];
+    int count = (int)pare_tensor_numel(t);
+    for (int j = 0; j < count && j < 4; j++)
+        v[j] = pare_dtype_get_f64(t->dtype, buf, (size_t)j);
+    return pcu_resize_values(r, v, count, err);
+}
+
 static pare_status resize_run(pare_kctx *k, pare_error *err)
 {
-    const pcu_resize_attrs *r = k->state;
+    pcu_resize_attrs ra = *(const pcu_resize_attrs *)k->state, *r = &ra;
     pcu_session *ps = k->dev;
     const pare_tensor *x = k->in[0];
     if (!x || x->rank != 4)
@@ -931,8 +953,11 @@ static pare_status resize_run(pare_kctx *k, pare_error *err)
     int t = dnn_t(x->dtype);
     if (t < 0)
         return no_t(x, err);
+    pare_status st;
+    if (r->dynamic && (st = resize_dynamic(k, r, err)))
+        return st;
     pcu_resize_geom g;
-    pare_status st = pcu_resize_geom_make(r, x->dims, &g, err);
+    st = pcu_resize_geom_make(r, x->dims, &g, err);
     if (st)
         return st;
     if (numel(x) == 0 && g.out[2] * g.out[3] * g.out[0] * g.out[1] != 0)

@@ -257,34 +257,48 @@ bool pcu_resize_parse(const pare_node *n, int64_t opset, pcu_resize_attrs *r, ch
     }
     const pare_value *sc = n->n_inputs > 2 ? n->inputs[2] : NULL;
     const pare_value *sz = n->n_inputs > 3 ? n->inputs[3] : NULL;
-    double v[4];
-    int cnt;
-    if (sz) {
-        if ((cnt = init_values(sz, v)) != 4) {
-            snprintf(why, why_size, "Resize sizes must be a constant of 4 values on cuda");
-            return false;
-        }
-        r->has_sizes = true;
-        for (int i = 0; i < 4; i++)
-            r->sizes[i] = (int64_t)v[i];
-    } else if (sc) {
-        if ((cnt = init_values(sc, v)) != 4) {
-            snprintf(why, why_size, "Resize scales must be a constant of 4 values on cuda");
-            return false;
-        }
-        r->has_scales = true;
-        for (int i = 0; i < 4; i++)
-            r->scales[i] = v[i];
-        if (v[0] != 1 || v[1] != 1 || !(v[2] > 0) || !(v[3] > 0)) {
-            snprintf(why, why_size, "Resize on cuda scales only H and W");
-            return false;
-        }
-    } else {
+    const pare_value *given = sz ? sz : sc;
+    if (!given) {
         snprintf(why, why_size, "Resize without scales or sizes");
         return false;
     }
+    r->has_sizes = sz != NULL;
+    r->has_scales = !sz;
     r->rank = 4;
+    if (!given->init) { /* computed by the graph: read when the node runs */
+        r->dynamic = true;
+        return true;
+    }
+    double v[4];
+    int cnt = init_values(given, v);
+    pare_error err;
+    if (cnt < 0) {
+        snprintf(why, why_size, "Resize %s must be a 1-D float or int64 constant of 4 values "
+                 "on cuda", sz ? "sizes" : "scales");
+        return false;
+    }
+    if (pcu_resize_values(r, v, cnt, &err)) {
+        snprintf(why, why_size, "%s", err.msg);
+        return false;
+    }
     return true;
+}
+
+pare_status pcu_resize_values(pcu_resize_attrs *r, const double *v, int count, pare_error *err)
+{
+    const char *what = r->has_sizes ? "sizes" : "scales";
+    if (count != 4)
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "Resize %s must have 4 values on cuda "
+                              "(has %d)", what, count);
+    for (int i = 0; i < 4; i++) {
+        if (r->has_sizes)
+            r->sizes[i] = (int64_t)v[i];
+        else
+            r->scales[i] = v[i];
+    }
+    if (r->has_scales && (v[0] != 1 || v[1] != 1 || !(v[2] > 0) || !(v[3] > 0)))
+        return pare_error_set(err, PARE_ERR_UNSUPPORTED, "Resize on cuda scales only H and W");
+    return PARE_OK;
 }
 
 pare_status pcu_resize_geom_make(const pcu_resize_attrs *r, const int64_t *in_dims,

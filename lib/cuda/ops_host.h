@@ -63,7 +63,8 @@ pare_status pcu_convt_geom_make(const pcu_win_attrs *a, int nsp, const int64_t *
 enum { PCU_RS_NEAREST, PCU_RS_LINEAR };
 typedef struct pcu_resize_attrs {
     int mode, coord, nearest;
-    bool has_scales, has_sizes; /* from initializers (see pcu_resize_parse) */
+    bool has_scales, has_sizes; /* which of the two the node gives */
+    bool dynamic;               /* computed by the graph: read at run time (pcu_resize_values) */
     int rank;                   /* entries of scales or sizes (4) */
     double scales[4];
     int64_t sizes[4];
@@ -74,10 +75,17 @@ typedef struct pcu_resize_attrs {
  * device kernel does not serve the node: modes other than nearest/linear,
  * coordinate modes other than the five above, cubic, antialias, axes,
  * keep_aspect_ratio_policy other than stretch, exclude_outside, a roi
- * input used by tf_crop_and_resize, scales/sizes that are not initializers
- * or not of 4 entries with N and C kept. */
+ * input used by tf_crop_and_resize, constant scales/sizes not of 4 entries
+ * with N and C kept. Scales or sizes that the graph computes (upsampling
+ * by a size taken from another tensor's shape) are read at run time:
+ * r->dynamic. */
 bool pcu_resize_parse(const pare_node *n, int64_t opset, pcu_resize_attrs *r, char *why,
                       size_t why_size);
+
+/* Sets r's scales (has_scales) or sizes from count values, checked as
+ * pcu_resize_parse checks constants: 4 of them, scales keep N and C and
+ * are positive. PARE_ERR_UNSUPPORTED with the reason in err otherwise. */
+pare_status pcu_resize_values(pcu_resize_attrs *r, const double *v, int count, pare_error *err);
 
 /* Per spatial axis (H then W) of an NCHW input: output size and the scale
  * the coordinate transform divides by (ONNX: the given scale, or out/in

@@ -430,8 +430,10 @@ static void bn_case(void)
     tc_end(&c);
 }
 
+/* computed: scales or sizes fed as a graph input (the cuda kernel reads
+ * them when it runs) rather than an initializer */
 static void resize_case(const char *name, int dt, const char *mode, const char *coord,
-                        const char *nearest, bool sizes, double tol)
+                        const char *nearest, bool sizes, bool computed, double tol)
 {
     tcase c;
     tc_begin(&c, name, 19, tol);
@@ -443,12 +445,12 @@ static void resize_case(const char *name, int dt, const char *mode, const char *
         must(pare_tensor_new("sizes", PARE_DT_INT64, 1, &four, &p, &err), &err, "sizes");
         int64_t v[4] = {1, 3, 12, 4};
         memcpy(p->data, v, sizeof v);
-        ins[3] = tc_const(&c, p);
+        ins[3] = computed ? tc_input(&c, p) : tc_const(&c, p);
     } else {
         must(pare_tensor_new("scales", PARE_DT_FLOAT, 1, &four, &p, &err), &err, "scales");
         float v[4] = {1, 1, 2.0f, 1.5f};
         memcpy(p->data, v, sizeof v);
-        ins[2] = tc_const(&c, p);
+        ins[2] = computed ? tc_input(&c, p) : tc_const(&c, p);
     }
     pare_node *n = tc_node(&c, "", "Resize", ins, 4, 1);
     set_str(n, "mode", mode);
@@ -858,11 +860,15 @@ int main(void)
     rmsnorm_case();
     bn_case();
     resize_case("Resize f16 linear half_pixel scales", PARE_DT_FLOAT16, "linear", "half_pixel",
-                NULL, false, 5e-3);
+                NULL, false, false, 5e-3);
     resize_case("Resize f32 nearest asymmetric floor sizes", PARE_DT_FLOAT, "nearest",
-                "asymmetric", "floor", true, 0);
+                "asymmetric", "floor", true, false, 0);
     resize_case("Resize f32 linear align_corners sizes", PARE_DT_FLOAT, "linear",
-                "align_corners", NULL, true, 1e-6);
+                "align_corners", NULL, true, false, 1e-6);
+    resize_case("Resize f32 nearest, scales computed by the graph", PARE_DT_FLOAT, "nearest",
+                "asymmetric", "floor", false, true, 0);
+    resize_case("Resize bf16 linear, sizes computed by the graph", PARE_DT_BFLOAT16, "linear",
+                "pytorch_half_pixel", NULL, true, true, 2e-2);
     dq_case("DequantizeLinear i8 per axis -> f32", PARE_DT_INT8, PARE_DT_FLOAT, 0, 0, true, 0);
     dq_case("DequantizeLinear u8 per tensor -> f16", PARE_DT_UINT8, PARE_DT_FLOAT16, -1, 0, true,
             0);

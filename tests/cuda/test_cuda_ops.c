@@ -457,11 +457,24 @@ static void test_resize_parse(void **state)
     /* sizes that change C fail at run time */
     int64_t in3[4] = {1, 4, 4, 6};
     assert_int_not_equal(pcu_resize_geom_make(&r, in3, &geo, &err), PARE_OK);
-    /* scales computed by the graph (not an initializer): the cpu */
+    /* scales computed by the graph (not an initializer): read when the node
+     * runs, checked as constants are */
     pare_value *dyn[3] = {value(g, PARE_DT_FLOAT), NULL, value(g, PARE_DT_FLOAT)};
     pare_node *nd = node(g, "", "Resize", dyn, 3, 1);
-    assert_false(pcu_resize_parse(nd, 13, &r, why, sizeof why));
-    assert_non_null(strstr(why, "constant"));
+    assert_true(pcu_resize_parse(nd, 13, &r, why, sizeof why));
+    assert_true(r.dynamic && r.has_scales && !r.has_sizes);
+    const double up[4] = {1, 1, 2, 3}, upn[4] = {2, 1, 2, 3};
+    assert_int_equal(pcu_resize_values(&r, up, 4, &err), PARE_OK);
+    assert_int_equal(pcu_resize_geom_make(&r, in, &geo, &err), PARE_OK);
+    assert_int_equal(geo.out[3], 15);
+    assert_int_equal(pcu_resize_values(&r, upn, 4, &err), PARE_ERR_UNSUPPORTED);
+    assert_int_equal(pcu_resize_values(&r, up, 3, &err), PARE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "4 values"));
+    /* a constant of another length stays on the cpu */
+    const double sc3[4] = {1, 2, 2, 0};
+    pare_value *ins3[3] = {value(g, PARE_DT_FLOAT), NULL, constant(g, PARE_DT_FLOAT, 3, sc3)};
+    assert_false(pcu_resize_parse(node(g, "", "Resize", ins3, 3, 1), 13, &r, why, sizeof why));
+    assert_non_null(strstr(why, "4 values"));
     pare_model_free(m);
 }
 
