@@ -240,6 +240,7 @@ BIN_INIT(div_init, PCU_DIV)
 BIN_INIT(pow_init, PCU_POW)
 BIN_INIT(max_init, PCU_MAX)
 BIN_INIT(min_init, PCU_MIN)
+BIN_INIT(prelu_init, PCU_PRELU)
 BIN_INIT(eq_init, PCU_EQ)
 BIN_INIT(lt_init, PCU_LT)
 BIN_INIT(gt_init, PCU_GT)
@@ -375,7 +376,13 @@ static pare_status un_init(const pare_node *n, int64_t opset, void **state, pare
                {"Tanh", PCU_TANH},       {"Sigmoid", PCU_SIGMOID}, {"Relu", PCU_RELU},
                {"LeakyRelu", PCU_LEAKYRELU}, {"Elu", PCU_ELU},   {"Selu", PCU_SELU},
                {"Gelu", PCU_GELU},       {"HardSigmoid", PCU_HARDSIGMOID},
-               {"HardSwish", PCU_HARDSWISH}, {"Clip", PCU_CLIP}, {"Softplus", PCU_SOFTPLUS}};
+               {"HardSwish", PCU_HARDSWISH}, {"Clip", PCU_CLIP}, {"Softplus", PCU_SOFTPLUS},
+               {"Sin", PCU_SIN},         {"Cos", PCU_COS},       {"Tan", PCU_TAN},
+               {"Asin", PCU_ASIN},       {"Acos", PCU_ACOS},     {"Atan", PCU_ATAN},
+               {"Sinh", PCU_SINH},       {"Cosh", PCU_COSH},     {"Asinh", PCU_ASINH},
+               {"Acosh", PCU_ACOSH},     {"Atanh", PCU_ATANH},   {"Round", PCU_ROUND},
+               {"Sign", PCU_SIGN},       {"Softsign", PCU_SOFTSIGN}, {"Mish", PCU_MISH},
+               {"Celu", PCU_CELU},       {"ThresholdedRelu", PCU_THRESHOLDED_RELU}};
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
         if (strcmp(n->op_type, ops[i].op) == 0)
             c->op = ops[i].code;
@@ -393,6 +400,10 @@ static pare_status un_init(const pare_node *n, int64_t opset, void **state, pare
     case PCU_HARDSIGMOID:
         c->p0 = pare_node_attr_float(n, "alpha", 0.2f);
         c->p1 = pare_node_attr_float(n, "beta", 0.5f);
+        break;
+    case PCU_CELU:
+    case PCU_THRESHOLDED_RELU:
+        c->p0 = pare_node_attr_float(n, "alpha", 1.0f);
         break;
     case PCU_GELU:
         if (strcmp(pare_node_attr_string(n, "approximate", "none"), "tanh") == 0)
@@ -1484,6 +1495,7 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Mul", 7, 0, mul_init, bin_run, release_state, FP " =0"},
     {"", "Div", 7, 0, div_init, bin_run, release_state, FP " =0"},
     {"", "Pow", 7, 0, pow_init, bin_run, release_state, FP " =0"},
+    {"", "PRelu", 7, 0, prelu_init, bin_run, release_state, FP " =0"},
     {"", "Equal", 7, 0, eq_init, bin_run, release_state, FP " =0"},
     {"", "Less", 7, 0, lt_init, bin_run, release_state, FP " =0"},
     {"", "Greater", 7, 0, gt_init, bin_run, release_state, FP " =0"},
@@ -1513,6 +1525,23 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "HardSwish", 14, 0, un_init, un_run, release_state, FP},
     {"", "Clip", 6, 0, un_init, un_run, release_state, FP " =0 =0"},
     {"", "Softplus", 1, 0, un_init, un_run, release_state, FP},
+    {"", "Sin", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Cos", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Tan", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Asin", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Acos", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Atan", 7, 0, un_init, un_run, release_state, FP},
+    {"", "Sinh", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Cosh", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Asinh", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Acosh", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Atanh", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Round", 11, 0, un_init, un_run, release_state, FP},
+    {"", "Sign", 9, 0, un_init, un_run, release_state, FP},
+    {"", "Softsign", 1, 0, un_init, un_run, release_state, FP},
+    {"", "Mish", 18, 0, un_init, un_run, release_state, FP},
+    {"", "Celu", 12, 0, un_init, un_run, release_state, FP},
+    {"", "ThresholdedRelu", 10, 0, un_init, un_run, release_state, FP},
     {"", "Where", 9, 0, plain_init, where_run, release_state, "bool " MOVE " =1"},
     {"", "Cast", 6, 0, cast_init, cast_run, release_state,
      "float32,float16,bfloat16,int32,int64,bool,int8,uint8"},

@@ -30,8 +30,8 @@ typedef struct pcu_strides {
 } pcu_strides;
 
 /* binary ops: y = a OP b with broadcasting; comparisons write bool */
-enum { PCU_ADD, PCU_SUB, PCU_MUL, PCU_DIV, PCU_POW, PCU_MAX, PCU_MIN, PCU_EQ, PCU_LT, PCU_GT,
-       PCU_LE, PCU_GE, PCU_BIN_COUNT };
+enum { PCU_ADD, PCU_SUB, PCU_MUL, PCU_DIV, PCU_POW, PCU_MAX, PCU_MIN, PCU_PRELU, PCU_EQ, PCU_LT,
+       PCU_GT, PCU_LE, PCU_GE, PCU_BIN_COUNT };
 int pcu_binary(int op, int dtype, const pcu_shape *out, const pcu_strides *sa,
                const pcu_strides *sb, const void *a, const void *b, void *y, int64_t n,
                cudaStream_t stream);
@@ -43,7 +43,9 @@ int pcu_binary(int op, int dtype, const pcu_shape *out, const pcu_strides *sa,
 enum { PCU_NEG, PCU_ABS, PCU_SQRT, PCU_EXP, PCU_LOG, PCU_RECIP, PCU_FLOOR, PCU_CEIL, PCU_ERF,
        PCU_TANH, PCU_SIGMOID, PCU_RELU, PCU_LEAKYRELU, PCU_ELU, PCU_SELU, PCU_GELU,
        PCU_GELU_TANH, PCU_HARDSIGMOID, PCU_HARDSWISH, PCU_CLIP, PCU_SOFTPLUS, PCU_SCALE,
-       PCU_UN_COUNT };
+       PCU_SIN, PCU_COS, PCU_TAN, PCU_ASIN, PCU_ACOS, PCU_ATAN, PCU_SINH, PCU_COSH, PCU_ASINH,
+       PCU_ACOSH, PCU_ATANH, PCU_ROUND, PCU_SIGN, PCU_SOFTSIGN, PCU_MISH, PCU_CELU,
+       PCU_THRESHOLDED_RELU, PCU_UN_COUNT };
 int pcu_unary(int op, int dtype, const void *x, void *y, int64_t n, float p0, float p1,
               cudaStream_t stream);
 

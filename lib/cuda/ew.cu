@@ -18,6 +18,7 @@ __device__ __forceinline__ float bin(int op, float a, float b)
     case PCU_POW: return powf(a, b);
     case PCU_MAX: return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b);
     case PCU_MIN: return (a != a || b != b) ? __int_as_float(0x7fc00000) : fminf(a, b);
+    case PCU_PRELU: return a < 0.0f ? b * a : a; /* a: X, b: the slope */
     default: return 0.0f;
     }
 }
@@ -120,6 +121,24 @@ __device__ __forceinline__ float un(int op, float x, float p0, float p1)
     case PCU_CLIP: return x != x ? x : fminf(fmaxf(x, p0), p1);
     case PCU_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
     case PCU_SCALE: return x * p0;
+    case PCU_SIN: return sinf(x);
+    case PCU_COS: return cosf(x);
+    case PCU_TAN: return tanf(x);
+    case PCU_ASIN: return asinf(x);
+    case PCU_ACOS: return acosf(x);
+    case PCU_ATAN: return atanf(x);
+    case PCU_SINH: return sinhf(x);
+    case PCU_COSH: return coshf(x);
+    case PCU_ASINH: return asinhf(x);
+    case PCU_ACOSH: return acoshf(x);
+    case PCU_ATANH: return atanhf(x);
+    case PCU_ROUND: return rintf(x); /* halves to even, as ONNX's Round */
+    case PCU_SIGN: return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x; /* 0, -0 and NaN kept */
+    case PCU_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case PCU_MISH: return x * tanhf(x > 20.0f ? x : log1pf(expf(x)));
+    case PCU_CELU: return fmaxf(0.0f, x) + fminf(0.0f, p0 * (expf(x / p0) - 1.0f));
+    case PCU_THRESHOLDED_RELU: /* NaN: 0, as on the CPU and by the spec's formula */
+        return x > p0 ? x : 0.0f;
     default: return x;
     }
 }

@@ -275,7 +275,7 @@ static int go_binary(const void *args, void *const *y)
 }
 
 static const char *const bin_onnx[PCU_BIN_COUNT] = {
-    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min",
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu",
     "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
 
 /* a OP b with ONNX broadcasting, against the CPU's op */
@@ -324,6 +324,24 @@ static void test_binary_broadcast(void **state)
     (void)state;
     const int64_t da[4] = {2, 3, 1, 45}, db[3] = {3, 4, 1};
     binary_cases(arith, 7, 4, da, 0.1f, 3.0f, 3, db, false);
+}
+
+/* PRelu's slope broadcasts to X one way only: per channel, as in CNNs
+ * (the strided kernel), and of X's own shape (the flat one); exact */
+static void test_prelu(void **state)
+{
+    (void)state;
+    const int64_t dx[4] = {2, 3, 4, 25}, dc[3] = {3, 1, 1};
+    for (size_t d = 0; d < 3; d++)
+        for (int flat = 0; flat < 2; flat++) {
+            pare_tensor *a = rnd_tensor(fp_types[d], 4, dx, -3.0f, 3.0f);
+            pare_tensor *b = flat ? rnd_tensor(fp_types[d], 4, dx, 0.0f, 0.5f)
+                                  : rnd_tensor(fp_types[d], 3, dc, 0.0f, 0.5f);
+            pare_tensor *ab[2] = {a, b};
+            put(a, 7, NAN);
+            check_binary(PCU_PRELU, a, b, EXACT);
+            free_all(ab, 2);
+        }
 }
 
 /* same shapes (the flat kernel: a dim of 1 has any stride) */
@@ -399,6 +417,23 @@ static const un_case un_cases[] = {
     {PCU_CLIP, "Clip", -1.5f, 2.25f, NULL, NULL, 2, -8, 8, {0, 0}},
     {PCU_SOFTPLUS, "Softplus", 0, 0, NULL, NULL, 0, -30, 30, {4, 0}},
     {PCU_SCALE, "Mul", 0.375f, 0, NULL, NULL, 1, -8, 8, {0, 0}},
+    {PCU_SIN, "Sin", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_COS, "Cos", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_TAN, "Tan", 0, 0, NULL, NULL, 0, -1.5f, 1.5f, {4, 0}},
+    {PCU_ASIN, "Asin", 0, 0, NULL, NULL, 0, -1, 1, {4, 0}},
+    {PCU_ACOS, "Acos", 0, 0, NULL, NULL, 0, -1, 1, {4, 0}},
+    {PCU_ATAN, "Atan", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_SINH, "Sinh", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_COSH, "Cosh", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_ASINH, "Asinh", 0, 0, NULL, NULL, 0, -8, 8, {4, 0}},
+    {PCU_ACOSH, "Acosh", 0, 0, NULL, NULL, 0, 1, 9, {4, 0}},
+    {PCU_ATANH, "Atanh", 0, 0, NULL, NULL, 0, -1, 1, {4, 0}},
+    {PCU_ROUND, "Round", 0, 0, NULL, NULL, 0, -8, 8, {0, 0}},
+    {PCU_SIGN, "Sign", 0, 0, NULL, NULL, 0, -8, 8, {0, 0}},
+    {PCU_SOFTSIGN, "Softsign", 0, 0, NULL, NULL, 0, -8, 8, {1, 0}},
+    {PCU_MISH, "Mish", 0, 0, NULL, NULL, 0, -30, 30, {4, 2e-7}},
+    {PCU_CELU, "Celu", 0.8f, 0, "alpha", NULL, 0, -8, 8, {4, 1.5e-7}},
+    {PCU_THRESHOLDED_RELU, "ThresholdedRelu", 1.25f, 0, "alpha", NULL, 0, -8, 8, {0, 0}},
 };
 
 /* inputs every unary op meets first: signed zeros, NaN, infinities, the
@@ -1169,6 +1204,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_binary_broadcast),
+        cmocka_unit_test(test_prelu),
         cmocka_unit_test(test_binary_flat),
         cmocka_unit_test(test_binary_compare),
         cmocka_unit_test(test_unary_float32),
