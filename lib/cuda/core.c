@@ -1134,6 +1134,52 @@ static pare_status expand_run(pare_kctx *k, pare_error *err)
                         err);
 }
 
+/* ---- ArgMax, ArgMin ---- */
+
+static pare_status arg_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    (void)opset;
+    cst *c;
+    pare_status st = new_state(&c, err);
+    if (st)
+        return st;
+    c->op = strcmp(n->op_type, "ArgMax") == 0;
+    c->axis = pare_node_attr_int(n, "axis", 0);
+    c->f0 = pare_node_attr_int(n, "keepdims", 1);
+    c->f1 = pare_node_attr_int(n, "select_last_index", 0);
+    *state = c;
+    return PARE_OK;
+}
+
+static pare_status arg_run(pare_kctx *k, pare_error *err)
+{
+    const cst *c = k->state;
+    const pare_tensor *x = k->in[0];
+    int r = x->rank, ax;
+    if (r == 0)
+        return pare_error_set(err, PARE_ERR_INVALID, "input must have rank >= 1");
+    pare_status st = pare_axis(c->axis, r, &ax, err);
+    if (st)
+        return st;
+    int64_t dim = x->dims[ax];
+    if (dim == 0)
+        return pare_error_set(err, PARE_ERR_INVALID, "cannot take arg%s over an empty axis %d",
+                              c->op ? "max" : "min", ax);
+    int64_t od[PARE_MAX_RANK];
+    int orank = 0;
+    for (int i = 0; i < r; i++)
+        if (i != ax || c->f0)
+            od[orank++] = i == ax ? 1 : x->dims[i];
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, PARE_DT_INT64, orank, od, &y, err)))
+        return st;
+    LAUNCH(pcu_argreduce(x->dtype, (int)c->op, c->f1 != 0, numel_of(ax, x->dims), dim,
+                         numel_of(r - ax - 1, x->dims + ax + 1), x->data, y->data,
+                         stream_of(k)),
+           err);
+    return PARE_OK;
+}
+
 /* ---- Pad (all modes; pads, constant_value and axes read on the host) ---- */
 
 static pare_status pad_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
@@ -1562,6 +1608,8 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "ReduceMean", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMax", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMin", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ArgMax", 1, 0, arg_init, arg_run, release_state, FP},
+    {"", "ArgMin", 1, 0, arg_init, arg_run, release_state, FP},
     {"", "Identity", 1, 0, NULL, identity_run, NULL, MOVE},
     {"", "Dropout", 7, 0, NULL, dropout_run, NULL, FP " " FP " bool"},
     {"", "Flatten", 1, 0, plain_init, flatten_run, release_state, MOVE},

@@ -105,6 +105,11 @@ int pcu_layernorm(int dtype, int64_t rows, int64_t len, const void *x, const voi
 int pcu_rmsnorm(int dtype, int64_t rows, int64_t len, const void *x, const void *scale,
                 int64_t scale_n, float eps, void *y, cudaStream_t stream);
 
+/* ArgMax (mx) / ArgMin of x [outer, dim, inner] over dim into y [outer,
+ * inner]: the first extreme (the last with last), a NaN beating numbers */
+int pcu_argreduce(int dtype, int mx, int last, int64_t outer, int64_t dim, int64_t inner,
+                  const void *x, int64_t *y, cudaStream_t stream);
+
 enum { PCU_RSUM, PCU_RMEAN, PCU_RMAX, PCU_RMIN };
 int pcu_reduce(int op, int dtype, const pcu_shape *kept, const pcu_strides *kept_stride,
                const pcu_shape *red, const pcu_strides *red_stride, const void *x, void *y,

@@ -1,5 +1,5 @@
 /* Row reductions on the device: Softmax/LogSoftmax, LayerNormalization,
- * RMSNormalization and ReduceSum/Mean/Max/Min. One block of 256 threads per row (per output
+ * RMSNormalization, ReduceSum/Mean/Max/Min and ArgMax/ArgMin. One block of 256 threads per row (per output
  * element), partial results combined in shared memory; math in float. */
 #include <float.h>
 #include "pcu_dev.cuh"
@@ -200,4 +200,54 @@ extern "C" int pcu_reduce(int op, int dtype, const pcu_shape *kept, const pcu_st
         return 0;
     PCU_FP_DISPATCH(dtype, reduce_t, op, kept, kept_stride, red, red_stride, x, y, n_out, n_red,
                     stream)
+}
+
+/* ArgMax / ArgMin: one thread per output (the reduced axis is short in the
+ * heads that use them: classes, channels); the CPU's rule: the first (last
+ * with select_last_index) extreme, a NaN beating any number */
+template <typename T>
+__global__ void k_arg(int mx, int last, int64_t dim, int64_t inner, const T *x, int64_t *y,
+                      int64_t n)
+{
+    PCU_GRID_LOOP(o, n)
+    {
+        int64_t a = o / inner, b = o - a * inner;
+        const T *q = x + a * dim * inner + b;
+        float best = to_f(q[0]);
+        int64_t bi = 0;
+        for (int64_t i = 1; i < dim; i++) {
+            float v = to_f(q[i * inner]);
+            bool better;
+            if (best != best)
+                better = last && v != v;
+            else if (v != v)
+                better = true;
+            else
+                better = (mx ? v > best : v < best) || (last && v == best);
+            if (better) {
+                best = v;
+                bi = i;
+            }
+        }
+        y[o] = bi;
+    }
+}
+
+template <typename T>
+static int arg_t(int mx, int last, int64_t outer, int64_t dim, int64_t inner, const void *x,
+                 int64_t *y, cudaStream_t st)
+{
+    int64_t n = outer * inner;
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_arg<T>)(mx, last, dim, inner, (const T *)x, y, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_argreduce(int dtype, int mx, int last, int64_t outer, int64_t dim,
+                             int64_t inner, const void *x, int64_t *y, cudaStream_t stream)
+{
+    if (outer * inner == 0)
+        return 0;
+    if (dim < 1)
+        return (int)cudaErrorInvalidValue;
+    PCU_FP_DISPATCH(dtype, arg_t, mx, last, outer, dim, inner, x, y, stream)
 }

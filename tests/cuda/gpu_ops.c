@@ -416,6 +416,18 @@ static void rmsnorm_case(void)
     tc_end(&c);
 }
 
+/* ArgMax over the classes of a segmentation head: int64 out, on cuda */
+static void argmax_case(void)
+{
+    tcase c;
+    tc_begin(&c, "ArgMax f16 over 21 classes, keepdims", 13, 0);
+    int64_t xd[4] = {1, 21, 24, 32};
+    pare_value *x = tc_input(&c, rand_tensor("x", PARE_DT_FLOAT16, 4, xd, -6, 6));
+    pare_node *n = tc_node(&c, "", "ArgMax", &x, 1, 1);
+    set_int(n, "axis", 1);
+    tc_end(&c);
+}
+
 static void bn_case(void)
 {
     tcase c;
@@ -858,6 +870,7 @@ int main(void)
     pad_case("Pad bf16 edge", PARE_DT_BFLOAT16, "edge", pads_grow, false);
     pad_case("Pad f32 wrap", PARE_DT_FLOAT, "wrap", pads_crop, false);
     rmsnorm_case();
+    argmax_case();
     bn_case();
     resize_case("Resize f16 linear half_pixel scales", PARE_DT_FLOAT16, "linear", "half_pixel",
                 NULL, false, false, 5e-3);

@@ -767,6 +767,50 @@ static void test_gather_int64(void **state)
     check_gather(PARE_DT_BOOL, 0, PARE_DT_INT64);
 }
 
+/* ---- ArgMax, ArgMin ---- */
+
+typedef struct arg_args {
+    int dtype, mx, last;
+    int64_t outer, dim, inner;
+    const void *x;
+} arg_args;
+
+static int go_arg(const void *args, void *const *y)
+{
+    const arg_args *p = args;
+    return pcu_argreduce(p->dtype, p->mx, p->last, p->outer, p->dim, p->inner, p->x, y[0], NULL);
+}
+
+/* x [3, 21, 40] (a segmentation head's classes on axis 1) of dtype, values
+ * rounded to halves so that ties occur, two NaNs in one column, against
+ * the CPU's ArgMax / ArgMin with and without select_last_index: exact */
+static void check_arg(int dtype, bool mx, bool last)
+{
+    const int64_t dx[3] = {3, 21, 40};
+    pare_tensor *x = rnd_tensor(dtype, 3, dx, -4, 4);
+    for (size_t j = 0; j < pare_tensor_numel(x); j++)
+        put(x, j, rint(2 * pare_dtype_get_f64(dtype, x->data, j)) / 2);
+    put(x, 5 * 40 + 7, NAN);
+    put(x, 12 * 40 + 7, NAN);
+    arg_args p = {dtype, mx, last, 3, 21, 40, x->data};
+    pare_model *m;
+    pare_node *n = one_node(&m, 13, mx ? "ArgMax" : "ArgMin", &x, 1, 1, NULL);
+    set_int(n, "axis", 1);
+    set_int(n, "keepdims", 0);
+    set_int(n, "select_last_index", last);
+    check_ref(m, &x, 1, 1, go_arg, &p, EXACT, "Arg%s %s last %d", mx ? "Max" : "Min",
+              pare_dtype_name(dtype), last);
+    pare_tensor_free(x);
+}
+
+static void test_argmax_argmin(void **state)
+{
+    (void)state;
+    for (size_t d = 0; d < 3; d++)
+        for (int k = 0; k < 4; k++)
+            check_arg(fp_types[d], k & 1, k >> 1);
+}
+
 /* ---- Pad ---- */
 
 typedef struct pad_args {
@@ -1220,6 +1264,7 @@ int main(void)
         cmocka_unit_test(test_gather_int64),
         cmocka_unit_test(test_gather_out_of_range),
         cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_argmax_argmin),
         cmocka_unit_test(test_softmax_rows),
         cmocka_unit_test(test_softmax_strided),
         cmocka_unit_test(test_softmax_narrow),
