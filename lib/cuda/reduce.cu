@@ -1,6 +1,7 @@
 /* Row reductions on the device: Softmax/LogSoftmax, LayerNormalization,
- * RMSNormalization, ReduceSum/Mean/Max/Min and ArgMax/ArgMin. One block of 256 threads per row (per output
- * element), partial results combined in shared memory; math in float. */
+ * RMSNormalization and ReduceSum/Mean/Max/Min (one block of 256 threads per
+ * row, per output element, partial results combined in shared memory),
+ * and ArgMax/ArgMin (a thread per output); math in float. */
 #include <float.h>
 #include "pcu_dev.cuh"
 
