@@ -241,6 +241,9 @@ BIN_INIT(pow_init, PCU_POW)
 BIN_INIT(max_init, PCU_MAX)
 BIN_INIT(min_init, PCU_MIN)
 BIN_INIT(prelu_init, PCU_PRELU)
+BIN_INIT(and_init, PCU_AND)
+BIN_INIT(or_init, PCU_OR)
+BIN_INIT(xor_init, PCU_XOR)
 BIN_INIT(eq_init, PCU_EQ)
 BIN_INIT(lt_init, PCU_LT)
 BIN_INIT(gt_init, PCU_GT)
@@ -285,6 +288,17 @@ static pare_status bin_run(pare_kctx *k, pare_error *err)
         return st;
     return launch_binary(k, c->op, a->dtype, rank, dims, a, b, a->data, a->rank, a->dims, y->data,
                          err);
+}
+
+static pare_status not_run(pare_kctx *k, pare_error *err)
+{
+    const pare_tensor *x = k->in[0];
+    pare_tensor *y;
+    pare_status st = k->alloc_out(k, 0, PARE_DT_BOOL, x->rank, x->dims, &y, err);
+    if (st)
+        return st;
+    LAUNCH(pcu_not(x->data, y->data, (int64_t)pare_tensor_numel(x), stream_of(k)), err);
+    return PARE_OK;
 }
 
 /* Sum, Mean, Max, Min: folded pairwise into the output */
@@ -1542,6 +1556,10 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Div", 7, 0, div_init, bin_run, release_state, FP " =0"},
     {"", "Pow", 7, 0, pow_init, bin_run, release_state, FP " =0"},
     {"", "PRelu", 7, 0, prelu_init, bin_run, release_state, FP " =0"},
+    {"", "And", 7, 0, and_init, bin_run, release_state, "bool bool"},
+    {"", "Or", 7, 0, or_init, bin_run, release_state, "bool bool"},
+    {"", "Xor", 7, 0, xor_init, bin_run, release_state, "bool bool"},
+    {"", "Not", 1, 0, NULL, not_run, NULL, "bool"},
     {"", "Equal", 7, 0, eq_init, bin_run, release_state, FP " =0"},
     {"", "Less", 7, 0, lt_init, bin_run, release_state, FP " =0"},
     {"", "Greater", 7, 0, gt_init, bin_run, release_state, FP " =0"},

@@ -30,8 +30,10 @@ typedef struct pcu_strides {
 } pcu_strides;
 
 /* binary ops: y = a OP b with broadcasting; comparisons write bool */
+/* from PCU_EQ on the output is bool; PCU_AND, PCU_OR, PCU_XOR take bool
+ * (PCU_BOOL) operands, the others floating ones */
 enum { PCU_ADD, PCU_SUB, PCU_MUL, PCU_DIV, PCU_POW, PCU_MAX, PCU_MIN, PCU_PRELU, PCU_EQ, PCU_LT,
-       PCU_GT, PCU_LE, PCU_GE, PCU_BIN_COUNT };
+       PCU_GT, PCU_LE, PCU_GE, PCU_AND, PCU_OR, PCU_XOR, PCU_BIN_COUNT };
 int pcu_binary(int op, int dtype, const pcu_shape *out, const pcu_strides *sa,
                const pcu_strides *sb, const void *a, const void *b, void *y, int64_t n,
                cudaStream_t stream);
@@ -48,6 +50,8 @@ enum { PCU_NEG, PCU_ABS, PCU_SQRT, PCU_EXP, PCU_LOG, PCU_RECIP, PCU_FLOOR, PCU_C
        PCU_THRESHOLDED_RELU, PCU_UN_COUNT };
 int pcu_unary(int op, int dtype, const void *x, void *y, int64_t n, float p0, float p1,
               cudaStream_t stream);
+/* Not of n bools */
+int pcu_not(const void *x, void *y, int64_t n, cudaStream_t stream);
 
 /* Cast between float32, float16, bfloat16, int32, int64, bool, int8, uint8 */
 int pcu_cast(int from, int to, const void *x, void *y, int64_t n, cudaStream_t stream);

@@ -1,5 +1,5 @@
-/* Elementwise device code: binary ops with multidirectional broadcasting,
- * unary ops and activations, Cast, Where. Floating types compute in float
+/* Elementwise device code: binary ops with multidirectional broadcasting
+ * (And, Or, Xor on bools), unary ops and activations, Not, Cast, Where. Floating types compute in float
  * and round once on store. */
 #include "pcu_dev.cuh"
 
@@ -54,6 +54,30 @@ __global__ void k_cmp(int op, pcu_shape sh, pcu_strides sa, pcu_strides sb, cons
     y[i] = cmp(op, to_f(a[pcu_offset(i, sh, sa)]), to_f(b[pcu_offset(i, sh, sb)]));
 }
 
+/* And, Or, Xor of bools (one byte each, 0 or 1) */
+__global__ void k_logic(int op, pcu_shape sh, pcu_strides sa, pcu_strides sb, const uint8_t *a,
+                        const uint8_t *b, uint8_t *y, int64_t n)
+{
+    PCU_GRID_LOOP(i, n)
+    {
+        bool p = a[pcu_offset(i, sh, sa)] != 0, q = b[pcu_offset(i, sh, sb)] != 0;
+        y[i] = op == PCU_AND ? (p && q) : op == PCU_OR ? (p || q) : (p != q);
+    }
+}
+
+__global__ void k_not(const uint8_t *x, uint8_t *y, int64_t n)
+{
+    PCU_GRID_LOOP(i, n) y[i] = x[i] == 0;
+}
+
+extern "C" int pcu_not(const void *x, void *y, int64_t n, cudaStream_t stream)
+{
+    if (n == 0)
+        return 0;
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, stream, k_not)((const uint8_t *)x, (uint8_t *)y, n);
+    return (int)cudaGetLastError();
+}
+
 static bool contiguous(const pcu_shape *sh, const pcu_strides *s)
 {
     int64_t want = 1;
@@ -69,7 +93,7 @@ template <typename T>
 static int bin_typed(int op, const pcu_shape *sh, const pcu_strides *sa, const pcu_strides *sb,
                      const void *a, const void *b, void *y, int64_t n, cudaStream_t st)
 {
-    if (op < 0 || op >= PCU_BIN_COUNT)
+    if (op < 0 || op >= PCU_AND)
         return (int)cudaErrorInvalidValue;
     unsigned g = pcu_blocks(n, 256);
     if (op >= PCU_EQ)
@@ -89,6 +113,13 @@ extern "C" int pcu_binary(int op, int dtype, const pcu_shape *out, const pcu_str
 {
     if (n == 0)
         return 0;
+    if ((op >= PCU_AND) != (dtype == PCU_BOOL) || op >= PCU_BIN_COUNT)
+        return (int)cudaErrorInvalidValue;
+    if (dtype == PCU_BOOL) {
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, stream, k_logic)(
+            op, *out, *sa, *sb, (const uint8_t *)a, (const uint8_t *)b, (uint8_t *)y, n);
+        return (int)cudaGetLastError();
+    }
     PCU_FP_DISPATCH(dtype, bin_typed, op, out, sa, sb, a, b, y, n, stream)
 }
 

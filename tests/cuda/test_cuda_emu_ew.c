@@ -276,7 +276,7 @@ static int go_binary(const void *args, void *const *y)
 
 static const char *const bin_onnx[PCU_BIN_COUNT] = {
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu",
-    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"};
 
 /* a OP b with ONNX broadcasting, against the CPU's op */
 static void check_binary(int op, pare_tensor *a, pare_tensor *b, tol t)
@@ -342,6 +342,43 @@ static void test_prelu(void **state)
             check_binary(PCU_PRELU, a, b, EXACT);
             free_all(ab, 2);
         }
+}
+
+static int go_not(const void *args, void *const *y)
+{
+    const pare_tensor *x = args;
+    return pcu_not(x->data, y[0], (int64_t)pare_tensor_numel(x), NULL);
+}
+
+/* And, Or, Xor of bool masks broadcast both ways (an attention mask
+ * [2, 1, 9, 9] with a causal [9, 9] one), Not; exact */
+static void test_logic(void **state)
+{
+    (void)state;
+    const int64_t da[4] = {2, 1, 9, 9}, db[2] = {9, 9};
+    const int ops[3] = {PCU_AND, PCU_OR, PCU_XOR};
+    for (int k = 0; k < 3; k++) {
+        pare_tensor *a = rnd_tensor(PARE_DT_BOOL, 4, da, 0, 1);
+        pare_tensor *b = rnd_tensor(PARE_DT_BOOL, 2, db, 0, 1);
+        pare_tensor *ab[2] = {a, b};
+        check_binary(ops[k], a, b, EXACT);
+        free_all(ab, 2);
+    }
+    pare_tensor *x = rnd_tensor(PARE_DT_BOOL, 4, da, 0, 1);
+    pare_model *m;
+    one_node(&m, 13, "Not", &x, 1, 1, NULL);
+    check_ref(m, &x, 1, 1, go_not, x, EXACT, "Not");
+    /* a logic op on floats, or arithmetic on bools, is refused unlaunched */
+    pcu_shape sh = {1, {4}};
+    pcu_strides st = {{1}};
+    float f[4] = {0};
+    long before = pcu_emu_launches();
+    assert_int_equal(pcu_binary(PCU_AND, PCU_F32, &sh, &st, &st, f, f, f, 4, NULL),
+                     cudaErrorInvalidValue);
+    assert_int_equal(pcu_binary(PCU_ADD, PCU_BOOL, &sh, &st, &st, f, f, f, 4, NULL),
+                     cudaErrorInvalidValue);
+    assert_int_equal(pcu_emu_launches(), before);
+    pare_tensor_free(x);
 }
 
 /* same shapes (the flat kernel: a dim of 1 has any stride) */
@@ -1249,6 +1286,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_binary_broadcast),
         cmocka_unit_test(test_prelu),
+        cmocka_unit_test(test_logic),
         cmocka_unit_test(test_binary_flat),
         cmocka_unit_test(test_binary_compare),
         cmocka_unit_test(test_unary_float32),
