@@ -1,6 +1,6 @@
 /* Elementwise device code: binary ops with multidirectional broadcasting
- * (And, Or, Xor on bools), unary ops and activations, Not, Cast, Where. Floating types compute in float
- * and round once on store. */
+ * (And, Or, Xor on bools), unary ops and activations, Not, Cast, Where.
+ * Floating types compute in float and round once on store. */
 #include "pcu_dev.cuh"
 
 /* ---- binary ---- */
