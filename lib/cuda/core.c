@@ -1476,10 +1476,13 @@ static pare_status reduce_init(const pare_node *n, int64_t opset, void **state, 
     if (st)
         return st;
     cst *c = *state;
-    c->op = strcmp(n->op_type, "ReduceSum") == 0    ? PCU_RSUM
-            : strcmp(n->op_type, "ReduceMean") == 0 ? PCU_RMEAN
-            : strcmp(n->op_type, "ReduceMax") == 0  ? PCU_RMAX
-                                                    : PCU_RMIN;
+    static const char *const names[PCU_R_COUNT] = {
+        "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1",
+        "ReduceL2",  "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"};
+    c->op = PCU_RSUM;
+    for (int i = 0; i < PCU_R_COUNT; i++)
+        if (strcmp(n->op_type, names[i]) == 0)
+            c->op = i;
     return PARE_OK;
 }
 
@@ -1626,6 +1629,11 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "ReduceMean", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMax", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ReduceMin", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ReduceL1", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ReduceL2", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ReduceSumSquare", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ReduceLogSum", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
+    {"", "ReduceLogSumExp", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},
     {"", "ArgMax", 1, 0, arg_init, arg_run, release_state, FP},
     {"", "ArgMin", 1, 0, arg_init, arg_run, release_state, FP},
     {"", "Identity", 1, 0, NULL, identity_run, NULL, MOVE},

@@ -114,7 +114,8 @@ int pcu_rmsnorm(int dtype, int64_t rows, int64_t len, const void *x, const void 
 int pcu_argreduce(int dtype, int mx, int last, int64_t outer, int64_t dim, int64_t inner,
                   const void *x, int64_t *y, cudaStream_t stream);
 
-enum { PCU_RSUM, PCU_RMEAN, PCU_RMAX, PCU_RMIN };
+enum { PCU_RSUM, PCU_RMEAN, PCU_RMAX, PCU_RMIN, PCU_RL1, PCU_RL2, PCU_RSUMSQ, PCU_RLOGSUM,
+       PCU_RLOGSUMEXP, PCU_R_COUNT };
 int pcu_reduce(int op, int dtype, const pcu_shape *kept, const pcu_strides *kept_stride,
                const pcu_shape *red, const pcu_strides *red_stride, const void *x, void *y,
                int64_t n_out, int64_t n_red, cudaStream_t stream);

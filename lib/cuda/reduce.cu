@@ -156,13 +156,28 @@ __global__ void k_reduce(int op, pcu_shape kept, pcu_strides ks, pcu_shape red, 
 {
     int64_t o = blockIdx.x;
     int64_t base = pcu_offset(o, kept, ks);
-    bool mx = op == PCU_RMAX, mn = op == PCU_RMIN;
-    float acc = mx ? -INFINITY : mn ? INFINITY : 0.0f;
+    bool mx = op == PCU_RMAX, mn = op == PCU_RMIN, lse = op == PCU_RLOGSUMEXP;
+    float acc = mx ? -INFINITY : mn ? INFINITY : 0.0f, shift = 0.0f;
     bool nan = false;
+    if (lse) { /* exp(v - max): no overflow; an infinite max shifts by 0 */
+        float m = -INFINITY;
+        for (int64_t j = threadIdx.x; j < n_red; j += blockDim.x)
+            m = fmaxf(m, to_f(x[base + pcu_offset(j, red, rs)]));
+        m = block_reduce<true>(m);
+        shift = m > -INFINITY && m < INFINITY ? m : 0.0f;
+    }
     for (int64_t j = threadIdx.x; j < n_red; j += blockDim.x) {
         float v = to_f(x[base + pcu_offset(j, red, rs)]);
         nan |= v != v;
-        acc = mx ? fmaxf(acc, v) : mn ? fminf(acc, v) : acc + v;
+        switch (op) {
+        case PCU_RMAX: acc = fmaxf(acc, v); break;
+        case PCU_RMIN: acc = fminf(acc, v); break;
+        case PCU_RL1: acc += fabsf(v); break;
+        case PCU_RL2:
+        case PCU_RSUMSQ: acc += v * v; break;
+        case PCU_RLOGSUMEXP: acc += expf(v - shift); break;
+        default: acc += v; break;
+        }
     }
     if (mn)
         acc = -block_reduce<true>(-acc);
@@ -177,6 +192,12 @@ __global__ void k_reduce(int op, pcu_shape kept, pcu_strides ks, pcu_shape red, 
             acc = __int_as_float(0x7fc00000);
         if (op == PCU_RMEAN)
             acc /= (float)n_red;
+        else if (op == PCU_RL2)
+            acc = sqrtf(acc);
+        else if (op == PCU_RLOGSUM)
+            acc = logf(acc);
+        else if (lse)
+            acc = logf(acc) + shift;
         y[o] = from_f<T>(acc);
     }
 }

@@ -1119,7 +1119,9 @@ static int go_reduce(const void *args, void *const *y)
                       numel(&p->kept), numel(&p->red), NULL);
 }
 
-static const char *const red_onnx[4] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"};
+static const char *const red_onnx[PCU_R_COUNT] = {
+    "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceL1",
+    "ReduceL2",  "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"};
 
 /* x's dims split into kept and reduced ones, with x's (contiguous) strides;
  * no kept dim: one of 1 */
@@ -1155,11 +1157,11 @@ static void check_reduce(int dtype, int rank, const int64_t *dims, const bool *r
     for (int d = 0; d < rank; d++)
         if (reduced[d])
             axes[na++] = d;
-    for (int op = PCU_RSUM; op <= PCU_RMIN; op++) {
+    for (int op = PCU_RSUM; op < PCU_R_COUNT; op++) {
         pare_tensor *ins[2] = {rnd_tensor(dtype, rank, dims, 0.5f, 1),
                                vec(PARE_DT_INT64, na, axes)};
-        for (size_t i = 0; i < pare_tensor_numel(ins[0]); i++)
-            if (urand(0, 1) < 0.5f)
+        for (size_t i = 0; i < pare_tensor_numel(ins[0]); i++) /* LogSum: positive */
+            if (urand(0, 1) < 0.5f && op != PCU_RLOGSUM)
                 put(ins[0], i, -pare_dtype_get_f64(dtype, ins[0]->data, i));
         if (nan_at >= 0)
             put(ins[0], (size_t)nan_at, NAN);
@@ -1168,7 +1170,9 @@ static void check_reduce(int dtype, int rank, const int64_t *dims, const bool *r
         pare_model *m;
         pare_node *n = one_node(&m, 18, red_onnx[op], ins, 2, 1, NULL);
         set_int(n, "keepdims", 0);
-        tol t = op >= PCU_RMAX ? EXACT : dtype != PARE_DT_FLOAT ? NARROW : (tol){8, 2e-5};
+        tol t = op == PCU_RMAX || op == PCU_RMIN ? EXACT
+                : dtype != PARE_DT_FLOAT        ? NARROW
+                                                : (tol){8, 2e-5};
         check_ref(m, ins, 2, 1, go_reduce, &p, t, "%s %s over %lld of %lld", red_onnx[op],
                   pare_dtype_name(dtype), (long long)numel(&p.red),
                   (long long)pare_tensor_numel(ins[0]));
@@ -1216,15 +1220,15 @@ static void test_reduce_nan(void **state)
     check_reduce(PARE_DT_FLOAT, 2, e, inner, 401);
 }
 
-/* an empty reduced set: 0 (Sum), NaN (Mean), -inf (Max), +inf (Min), as
- * core.c states */
+/* an empty reduced set: 0 (Sum, L1, L2, SumSquare), NaN (Mean), -inf
+ * (Max, LogSum, LogSumExp), +inf (Min), as core.c states and ONNX has it */
 static void test_reduce_empty(void **state)
 {
     (void)state;
     const int64_t three = 3, zero = 0;
-    const double v[4] = {0, NAN, -INFINITY, INFINITY};
+    const double v[PCU_R_COUNT] = {0, NAN, -INFINITY, INFINITY, 0, 0, 0, -INFINITY, -INFINITY};
     float x = 1;
-    for (int op = PCU_RSUM; op <= PCU_RMIN; op++) {
+    for (int op = PCU_RSUM; op < PCU_R_COUNT; op++) {
         pare_tensor *want = tensor(PARE_DT_FLOAT, 1, &three);
         for (size_t i = 0; i < 3; i++)
             put(want, i, v[op]);
