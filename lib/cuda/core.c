@@ -1124,6 +1124,35 @@ static pare_status gather_run(pare_kctx *k, pare_error *err)
     return PARE_OK;
 }
 
+static pare_status gather_el_run(pare_kctx *k, pare_error *err)
+{
+    const cst *c = k->state;
+    const pare_tensor *x = k->in[0], *ix = k->in[1];
+    int ax;
+    pare_status st = pare_axis(c->axis, x->rank, &ax, err);
+    if (st)
+        return st;
+    if (ix->rank != x->rank)
+        return pare_error_set(err, PARE_ERR_INVALID, "indices of rank %d for data of rank %d",
+                              ix->rank, x->rank);
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, x->dtype, ix->rank, ix->dims, &y, err)))
+        return st;
+    pcu_shape sh = {ix->rank, {0}};
+    pcu_strides xs;
+    int64_t s = 1;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        sh.dims[d] = ix->dims[d];
+        xs.s[d] = s;
+        s *= x->dims[d];
+    }
+    LAUNCH(pcu_gather_elements((int)pare_elem_size(x->dtype), &sh, &xs, ax, x->dims[ax], x->data,
+                               ix->data, ix->dtype == PARE_DT_INT64, y->data,
+                               (int64_t)pare_tensor_numel(ix), stream_of(k)),
+           err);
+    return PARE_OK;
+}
+
 static pare_status expand_run(pare_kctx *k, pare_error *err)
 {
     const pare_tensor *x = k->in[0];
@@ -1623,6 +1652,7 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Split", 2, 0, plain_init, split_run, release_state, MOVE " int64"},
     {"", "Slice", 10, 0, NULL, slice_run, NULL, MOVE " int32,int64 =1 =1 =1"},
     {"", "Gather", 1, 0, plain_init, gather_run, release_state, MOVE " int32,int64"},
+    {"", "GatherElements", 11, 0, plain_init, gather_el_run, release_state, MOVE " int32,int64"},
     {"", "Expand", 8, 0, NULL, expand_run, NULL, MOVE " int64"},
     {"", "Pad", 2, 0, pad_init, pad_run, release_state, MOVE " int64 =0 int32,int64"},
     {"", "ReduceSum", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},

@@ -72,6 +72,13 @@ int pcu_copy_nd(int esize, const pcu_shape *shape, const void *x, const pcu_stri
 /* Gather along an axis: x viewed as [outer, axis_len, inner], indices
  * (int32 or int64, negative counted from the end) n_idx of them; y is
  * [outer, n_idx, inner]. An index out of range gives zeros. */
+/* GatherElements: y (sh, contiguous: the indices' shape) from x (strides
+ * xs) with coordinate axis taken from idx (int64 when idx64, else int32;
+ * negative from the end; out of range gives zeros) */
+int pcu_gather_elements(int esize, const pcu_shape *sh, const pcu_strides *xs, int axis,
+                        int64_t axis_len, const void *x, const void *idx, int idx64, void *y,
+                        int64_t n, cudaStream_t stream);
+
 /* Pad: y (a->out, contiguous) from x (a->in, contiguous), axis d read at
  * pcu_pad_src(a->mode, c, a->pb[d], a->in[d]); fill (esize bytes, host
  * memory) where that is -1. esize 1, 2, 4 or 8. */

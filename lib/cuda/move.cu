@@ -1,5 +1,5 @@
 /* Data movement device code: strided n-d copies (Transpose, Expand, Slice,
- * Concat, Split), Pad and Gather. Elements are moved as opaque words of their
+ * Concat, Split), Pad, Gather and GatherElements. Elements are moved as opaque words of their
  * size, so one instantiation serves every dtype of that size. */
 #include <string.h>
 
@@ -121,6 +121,62 @@ extern "C" int pcu_gather(int esize, int64_t outer, int64_t axis_len, int64_t in
     case 2: return gather_t<uint16_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
     case 4: return gather_t<uint32_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
     case 8: return gather_t<uint64_t>(outer, axis_len, inner, x, idx, idx64, n_idx, y, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+/* GatherElements: y[i] = x at i's coordinates with the axis one replaced
+ * by idx[i] (negative: from the end; out of range: zeros, as Gather) */
+template <typename W, typename I>
+__global__ void k_gather_el(pcu_shape sh, pcu_strides xs, int axis, int64_t axis_len, const W *x,
+                            const I *idx, W *y, int64_t n)
+{
+    PCU_GRID_LOOP(i, n)
+    {
+        int64_t rem = i, off = 0;
+        bool ok = true;
+        for (int d = sh.rank - 1; d >= 0; d--) {
+            int64_t q = rem / sh.dims[d], c = rem - q * sh.dims[d];
+            rem = q;
+            if (d == axis) {
+                c = (int64_t)idx[i];
+                if (c < 0)
+                    c += axis_len;
+                ok = c >= 0 && c < axis_len;
+            }
+            off += c * xs.s[d];
+        }
+        y[i] = ok ? x[off] : W(0);
+    }
+}
+
+template <typename W>
+static int gather_el_t(const pcu_shape *sh, const pcu_strides *xs, int axis, int64_t axis_len,
+                       const void *x, const void *idx, int idx64, void *y, int64_t n,
+                       cudaStream_t st)
+{
+    if (idx64)
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_gather_el<W, int64_t>)(
+            *sh, *xs, axis, axis_len, (const W *)x, (const int64_t *)idx, (W *)y, n);
+    else
+        PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_gather_el<W, int32_t>)(
+            *sh, *xs, axis, axis_len, (const W *)x, (const int32_t *)idx, (W *)y, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_gather_elements(int esize, const pcu_shape *sh, const pcu_strides *xs, int axis,
+                                   int64_t axis_len, const void *x, const void *idx, int idx64,
+                                   void *y, int64_t n, cudaStream_t stream)
+{
+    if (n == 0)
+        return 0;
+    if (axis < 0 || axis >= sh->rank)
+        return (int)cudaErrorInvalidValue;
+    switch (esize) {
+    case 1: return gather_el_t<uint8_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
+    case 2: return gather_el_t<uint16_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
+    case 4: return gather_el_t<uint32_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
+    case 8: return gather_el_t<uint64_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }
