@@ -1153,6 +1153,41 @@ static pare_status gather_el_run(pare_kctx *k, pare_error *err)
     return PARE_OK;
 }
 
+static pare_status trilu_init(const pare_node *n, int64_t opset, void **state, pare_error *err)
+{
+    (void)opset;
+    cst *c;
+    pare_status st = new_state(&c, err);
+    if (st)
+        return st;
+    c->f0 = pare_node_attr_int(n, "upper", 1);
+    *state = c;
+    return PARE_OK;
+}
+
+static pare_status trilu_run(pare_kctx *k, pare_error *err)
+{
+    const cst *c = k->state;
+    const pare_tensor *x = k->in[0];
+    int64_t kv[MAX_PARAM] = {0};
+    size_t nk = 0;
+    pare_status st;
+    if (x->rank < 2)
+        return pare_error_set(err, PARE_ERR_INVALID, "Trilu of rank %d (at least 2)", x->rank);
+    if (k->n_in > 1 && (st = pcu_read_ints(k, 1, kv, MAX_PARAM, &nk, err)))
+        return st;
+    if (nk > 1)
+        return pare_error_set(err, PARE_ERR_INVALID, "Trilu's k has %zu values", nk);
+    pare_tensor *y;
+    if ((st = k->alloc_out(k, 0, x->dtype, x->rank, x->dims, &y, err)))
+        return st;
+    LAUNCH(pcu_trilu((int)pare_elem_size(x->dtype), c->f0 != 0, kv[0], x->dims[x->rank - 2],
+                     x->dims[x->rank - 1], x->data, y->data, (int64_t)pare_tensor_numel(x),
+                     stream_of(k)),
+           err);
+    return PARE_OK;
+}
+
 static pare_status expand_run(pare_kctx *k, pare_error *err)
 {
     const pare_tensor *x = k->in[0];
@@ -1653,6 +1688,7 @@ const pare_kernel pare_cuda_kernels_core[] = {
     {"", "Slice", 10, 0, NULL, slice_run, NULL, MOVE " int32,int64 =1 =1 =1"},
     {"", "Gather", 1, 0, plain_init, gather_run, release_state, MOVE " int32,int64"},
     {"", "GatherElements", 11, 0, plain_init, gather_el_run, release_state, MOVE " int32,int64"},
+    {"", "Trilu", 14, 0, trilu_init, trilu_run, release_state, MOVE " int64"},
     {"", "Expand", 8, 0, NULL, expand_run, NULL, MOVE " int64"},
     {"", "Pad", 2, 0, pad_init, pad_run, release_state, MOVE " int64 =0 int32,int64"},
     {"", "ReduceSum", 1, 0, reduce_init, reduce_run, release_state, FP " int64"},

@@ -79,6 +79,11 @@ int pcu_gather_elements(int esize, const pcu_shape *sh, const pcu_strides *xs, i
                         int64_t axis_len, const void *x, const void *idx, int idx64, void *y,
                         int64_t n, cudaStream_t stream);
 
+/* Trilu of n elements, matrices [rows, cols] last: kept where j - i >= k
+ * (upper) or <= k (lower), else zero */
+int pcu_trilu(int esize, int upper, int64_t k, int64_t rows, int64_t cols, const void *x, void *y,
+              int64_t n, cudaStream_t stream);
+
 /* Pad: y (a->out, contiguous) from x (a->in, contiguous), axis d read at
  * pcu_pad_src(a->mode, c, a->pb[d], a->in[d]); fill (esize bytes, host
  * memory) where that is -1. esize 1, 2, 4 or 8. */

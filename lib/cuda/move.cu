@@ -1,6 +1,7 @@
 /* Data movement device code: strided n-d copies (Transpose, Expand, Slice,
- * Concat, Split), Pad, Gather and GatherElements. Elements are moved as opaque words of their
- * size, so one instantiation serves every dtype of that size. */
+ * Concat, Split), Pad, Gather, GatherElements and Trilu. Elements are
+ * moved as opaque words of their size, so one instantiation serves every
+ * dtype of that size. */
 #include <string.h>
 
 #include "ops_shared.h"
@@ -177,6 +178,44 @@ extern "C" int pcu_gather_elements(int esize, const pcu_shape *sh, const pcu_str
     case 2: return gather_el_t<uint16_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
     case 4: return gather_el_t<uint32_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
     case 8: return gather_el_t<uint64_t>(sh, xs, axis, axis_len, x, idx, idx64, y, n, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+/* Trilu over the last two dims [rows, cols]: element (i, j) kept where
+ * j - i >= k (upper) or j - i <= k (lower), else zero */
+template <typename W>
+__global__ void k_trilu(int upper, int64_t k, int64_t rows, int64_t cols, const W *x, W *y,
+                        int64_t n)
+{
+    PCU_GRID_LOOP(e, n)
+    {
+        int64_t j = e % cols, i = e / cols % rows, d = j - i;
+        y[e] = (upper ? d >= k : d <= k) ? x[e] : W(0);
+    }
+}
+
+template <typename W>
+static int trilu_t(int upper, int64_t k, int64_t rows, int64_t cols, const void *x, void *y,
+                   int64_t n, cudaStream_t st)
+{
+    PCU_LAUNCH(pcu_blocks(n, 256), 256, 0, st, k_trilu<W>)(upper, k, rows, cols, (const W *)x,
+                                                            (W *)y, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int pcu_trilu(int esize, int upper, int64_t k, int64_t rows, int64_t cols,
+                         const void *x, void *y, int64_t n, cudaStream_t stream)
+{
+    if (n == 0)
+        return 0;
+    if (rows < 1 || cols < 1)
+        return (int)cudaErrorInvalidValue;
+    switch (esize) {
+    case 1: return trilu_t<uint8_t>(upper, k, rows, cols, x, y, n, stream);
+    case 2: return trilu_t<uint16_t>(upper, k, rows, cols, x, y, n, stream);
+    case 4: return trilu_t<uint32_t>(upper, k, rows, cols, x, y, n, stream);
+    case 8: return trilu_t<uint64_t>(upper, k, rows, cols, x, y, n, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }

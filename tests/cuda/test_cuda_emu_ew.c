@@ -850,6 +850,44 @@ static void test_gather_elements(void **state)
     check_gather_el(PARE_DT_INT64, PARE_DT_INT32, 1);
 }
 
+/* ---- Trilu ---- */
+
+typedef struct trilu_args {
+    int esize, upper;
+    int64_t k, rows, cols, n;
+    const void *x;
+} trilu_args;
+
+static int go_trilu(const void *args, void *const *y)
+{
+    const trilu_args *p = args;
+    return pcu_trilu(p->esize, p->upper, p->k, p->rows, p->cols, p->x, y[0], p->n, NULL);
+}
+
+/* x [2, 5, 7] of dtype, upper and lower, k from below the matrix to past
+ * it, against the CPU's Trilu: exact */
+static void test_trilu(void **state)
+{
+    (void)state;
+    const int64_t dx[3] = {2, 5, 7}, one = 1, ks[4] = {-6, -1, 2, 9};
+    const int types[2] = {PARE_DT_FLOAT16, PARE_DT_INT64};
+    for (int t = 0; t < 2; t++)
+        for (int upper = 0; upper < 2; upper++)
+            for (int i = 0; i < 4; i++) {
+                pare_tensor *ins[2] = {rnd_tensor(types[t], 3, dx, 1, 9),
+                                       tensor(PARE_DT_INT64, 0, &one)};
+                put(ins[1], 0, (double)ks[i]);
+                trilu_args p = {(int)pare_dtype_nbytes(types[t], 1), upper, ks[i], 5, 7, 70,
+                                ins[0]->data};
+                pare_model *m;
+                pare_node *n = one_node(&m, 14, "Trilu", ins, 2, 1, NULL);
+                set_int(n, "upper", upper);
+                check_ref(m, ins, 2, 1, go_trilu, &p, EXACT, "Trilu %s upper %d k %lld",
+                          pare_dtype_name(types[t]), upper, (long long)ks[i]);
+                free_all(ins, 2);
+            }
+}
+
 /* ---- ArgMax, ArgMin ---- */
 
 typedef struct arg_args {
@@ -1357,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_pad),
         cmocka_unit_test(test_argmax_argmin),
         cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_trilu),
         cmocka_unit_test(test_softmax_rows),
         cmocka_unit_test(test_softmax_strided),
         cmocka_unit_test(test_softmax_narrow),
