@@ -1135,6 +1135,10 @@ static pare_status gather_el_run(pare_kctx *k, pare_error *err)
     if (ix->rank != x->rank)
         return pare_error_set(err, PARE_ERR_INVALID, "indices of rank %d for data of rank %d",
                               ix->rank, x->rank);
+    for (int d = 0; d < x->rank; d++) /* else the kernel would read past x */
+        if (d != ax && ix->dims[d] > x->dims[d])
+            return pare_error_set(err, PARE_ERR_INVALID, "indices dim %d is %lld, data's %lld",
+                                  d, (long long)ix->dims[d], (long long)x->dims[d]);
     pare_tensor *y;
     if ((st = k->alloc_out(k, 0, x->dtype, ix->rank, ix->dims, &y, err)))
         return st;
